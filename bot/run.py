@@ -1,0 +1,192 @@
+"""Run the whole assistant with one command: ``python -m bot.run`` (``make run``).
+
+Checks the configuration, connects to ``REDIS_URL`` or starts an embedded Redis under
+``.data/redis``, then starts the action server, the Rasa server (REST channel and HTTP API) and
+the web console, and prints where to talk to them. ``--chat`` adds a terminal chat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+import urllib.request
+import uuid
+from pathlib import Path
+from types import FrameType
+
+from bot.config import check_config, check_endpoints
+from bot.demo import seed
+from bot.errors import CouncilError
+from bot.keys import namespace
+from bot.redis_conn import EmbeddedRedis, connect, masked, start_embedded
+from bot.services import (
+    ROOT,
+    Service,
+    action_server_argv,
+    base_env,
+    rasa_server_argv,
+    start_service,
+)
+
+__all__ = ["main"]
+
+DATA_DIR = ROOT / ".data"
+MODEL = ROOT / "models" / "council.tar.gz"
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot.run", description=__doc__)
+    parser.add_argument("--chat", action="store_true", help="chat with the assistant here")
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        default=ROOT / "credentials.demo.yml",
+        help="channels to open (credentials.yml for the four resident channels)",
+    )
+    parser.add_argument("--rasa-port", type=int, default=5005)
+    parser.add_argument("--actions-port", type=int, default=5055)
+    parser.add_argument("--console-port", type=int, default=8080)
+    parser.add_argument("--no-console", action="store_true", help="do not start the web console")
+    parser.add_argument(
+        "--no-demo",
+        dest="demo",
+        action="store_false",
+        help="do not load the demo council's bin schedules and knowledge base",
+    )
+    return parser.parse_args(argv)
+
+
+def _redis() -> tuple[str, EmbeddedRedis | None]:
+    url = os.environ.get("REDIS_URL", "").strip()
+    if url:
+        connect(url).close()
+        return url, None
+    embedded = start_embedded(DATA_DIR / "redis")
+    return embedded.url, embedded
+
+
+def chat(rasa_url: str) -> None:
+    """A terminal chat over the REST channel until end of input or ``/quit``."""
+    sender = f"terminal-{uuid.uuid4().hex[:8]}"
+    print("Type a message (or /quit).")
+    while True:
+        try:
+            text = input("you> ")
+        except EOFError:
+            return
+        if text.strip() == "/quit":
+            return
+        body = json.dumps({"sender": sender, "message": text}).encode()
+        request = urllib.request.Request(  # noqa: S310 (loopback URL we built)
+            f"{rasa_url}/webhooks/rest/webhook", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            for reply in json.load(response):
+                if "text" in reply:
+                    print(f"bot> {reply['text']}")
+                for number, button in enumerate(reply.get("buttons", []), start=1):
+                    print(f"     {number}. {button.get('title')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start everything; return the exit code."""
+    args = _parse_args(argv)
+    services: list[Service] = []
+    embedded: EmbeddedRedis | None = None
+
+    def stop(signum: int = 0, frame: FrameType | None = None) -> None:
+        for service in reversed(services):
+            service.stop()
+        if embedded is not None:
+            embedded.stop()
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        check_config(ROOT / "config.yml")
+        if not MODEL.exists():
+            print(f"No trained model at {MODEL}: run `make train` first.", file=sys.stderr)
+            return 2
+        redis_url, embedded = _redis()
+        env = base_env(
+            REDIS_URL=redis_url,
+            ACTION_SERVER_URL=f"http://127.0.0.1:{args.actions_port}/webhook",
+            RASA_URL=f"http://127.0.0.1:{args.rasa_port}",
+            RASA_AUTH_TOKEN=os.environ.get("RASA_AUTH_TOKEN") or secrets.token_urlsafe(24),
+            # A per-run random key is safe for the demo: sessions simply end with the run.
+            COUNCIL_SECRET_KEY=os.environ.get("COUNCIL_SECRET_KEY") or secrets.token_urlsafe(32),
+        )
+        os.environ.update(env)  # check_endpoints expands ${...} from this process' environment
+        check_endpoints(ROOT / "endpoints.yml")
+        logs = DATA_DIR / "logs"
+        print(f"Redis: {masked(redis_url)}{' (embedded)' if embedded else ''}")
+        if args.demo:
+            print(seed(redis_url, namespace()))
+        services.append(
+            start_service(
+                "actions",
+                action_server_argv(args.actions_port),
+                ready_url=f"http://127.0.0.1:{args.actions_port}/health",
+                env=env,
+                log_dir=logs,
+            )
+        )
+        services.append(
+            start_service(
+                "rasa",
+                rasa_server_argv(
+                    model=MODEL,
+                    port=args.rasa_port,
+                    credentials=args.credentials,
+                    endpoints=ROOT / "endpoints.yml",
+                    auth_token=env["RASA_AUTH_TOKEN"],
+                ),
+                ready_url=f"http://127.0.0.1:{args.rasa_port}/status?token={env['RASA_AUTH_TOKEN']}",
+                env=env,
+                log_dir=logs,
+                timeout=300,
+            )
+        )
+        if not args.no_console:
+            services.append(
+                start_service(
+                    "console",
+                    [sys.executable, "-m", "bot.web", "--port", str(args.console_port)],
+                    ready_url=f"http://127.0.0.1:{args.console_port}/login",
+                    env=env,
+                    log_dir=logs,
+                )
+            )
+        rasa_url = env["RASA_URL"]
+        print(f"Assistant ready. REST channel: POST {rasa_url}/webhooks/rest/webhook")
+        print(
+            '  e.g. curl -s -XPOST -d \'{"sender":"me","message":"when is my bin day?"}\' '
+            f"{rasa_url}/webhooks/rest/webhook"
+        )
+        if not args.no_console:
+            print(
+                f"Web console: http://127.0.0.1:{args.console_port}/ (create an admin: "
+                f"REDIS_URL={masked(redis_url)} "
+                ".venv/bin/python -m bot.web.users create-admin <name>)"
+            )
+        print(f"Logs: {logs}")
+        if args.chat:
+            chat(rasa_url)
+        else:
+            print("Press Ctrl-C to stop.")
+            services[-1].process.wait()
+        return 0
+    except CouncilError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The console's audit log: who did what, when, to which object, from which address.
+
+Entries are appended to the Redis stream ``{ns}:audit``. Entries older than the retention
+period (``retention_days``) are trimmed whenever a new one is written, because actor names and
+client addresses are personal data.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio
+from aiohttp import web
+
+from bot.keys import key
+from bot.web.accounts import User
+
+__all__ = ["AUDIT", "AuditEntry", "AuditLog", "client_ip", "record"]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit log entry.
+
+    Attributes:
+        entry_id: The stream id.
+        at: When (UTC).
+        actor: Username (or ``"cli"``; the attempted username for failed sign-ins).
+        action: What happened, e.g. ``"login.success"`` or ``"kb.publish"``.
+        object_type: Kind of object acted on, e.g. ``"user"``.
+        object_id: Which object.
+        ip: Client address (empty outside web requests).
+        detail: Extra facts (never passwords or message bodies).
+    """
+
+    entry_id: str
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    ip: str
+    detail: dict[str, Any]
+
+
+class AuditLog:
+    """Append-only audit log in a Redis stream.
+
+    Args:
+        redis: Asyncio client with ``decode_responses=True``.
+        namespace: Key namespace.
+        retention_days: Entries older than this are removed.
+        clock: Returns epoch seconds.
+    """
+
+    def __init__(
+        self,
+        redis: redis.asyncio.Redis,
+        namespace: str = "cr",
+        *,
+        retention_days: int = 365,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._key = key(namespace, "audit")
+        self.retention_days = retention_days
+        self._clock = clock
+
+    async def record(
+        self,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        detail: Mapping[str, Any] | None = None,
+        *,
+        ip: str = "",
+    ) -> str:
+        """Append an entry and return its stream id."""
+        now = self._clock()
+        entry_id: str = await self._redis.xadd(
+            self._key,
+            {
+                "at": repr(now),
+                "actor": actor,
+                "action": action,
+                "object_type": object_type,
+                "object_id": object_id,
+                "ip": ip,
+                "detail": json.dumps(dict(detail or {}), sort_keys=True, default=str),
+            },
+        )
+        # Stream ids carry the Redis server's clock, so the cut-off is measured from the new id.
+        oldest_ms = int(entry_id.split("-")[0]) - self.retention_days * 86_400_000
+        await self._redis.xtrim(self._key, minid=f"{max(oldest_ms, 0)}-0", approximate=False)
+        return entry_id
+
+    async def recent(
+        self,
+        *,
+        limit: int = 100,
+        actor: str = "",
+        object_type: str = "",
+        object_id: str = "",
+        scan: int = 50_000,
+    ) -> list[AuditEntry]:
+        """Return up to ``limit`` entries, newest first, matching every filter given.
+
+        At most the ``scan`` newest entries are examined, so a filter matching nothing stays
+        quick on a year of history.
+        """
+        found: list[AuditEntry] = []
+        end = "+"
+        scanned = 0
+        while len(found) < limit and scanned < scan:
+            count = min(500, scan - scanned)
+            batch = await self._redis.xrevrange(self._key, max=end, count=count)
+            scanned += len(batch)
+            for entry_id, fields in batch:
+                entry = _entry(entry_id, fields)
+                if (
+                    (not actor or entry.actor == actor)
+                    and (not object_type or entry.object_type == object_type)
+                    and (not object_id or entry.object_id == object_id)
+                ):
+                    found.append(entry)
+                    if len(found) == limit:
+                        break
+            if len(batch) < count:
+                break
+            end = f"({batch[-1][0]}"
+        return found
+
+
+AUDIT = web.AppKey("audit", AuditLog)
+"""Application key of the console's :class:`AuditLog`."""
+
+
+def _entry(entry_id: str, fields: Mapping[str, str]) -> AuditEntry:
+    return AuditEntry(
+        entry_id=entry_id,
+        at=datetime.fromtimestamp(float(fields["at"]), UTC),
+        actor=fields["actor"],
+        action=fields["action"],
+        object_type=fields["object_type"],
+        object_id=fields["object_id"],
+        ip=fields.get("ip", ""),
+        detail=json.loads(fields.get("detail", "{}")),
+    )
+
+
+def client_ip(request: web.Request) -> str:
+    """Return the client address of a request (the peer; proxies' headers are not trusted)."""
+    return request.remote or ""
+
+
+async def record(
+    request: web.Request,
+    action: str,
+    object_type: str,
+    object_id: str,
+    detail: Mapping[str, Any] | None = None,
+    *,
+    actor: str | None = None,
+) -> str:
+    """Audit something done through a console request.
+
+    The actor is the signed-in user unless ``actor`` is given; the client IP comes from the
+    request. Outside requests use :meth:`AuditLog.record`.
+    """
+    user: User | None = request.get("user")
+    who = actor if actor is not None else (user.username if user else "anonymous")
+    return await request.app[AUDIT].record(
+        who, action, object_type, object_id, detail, ip=client_ip(request)
+    )

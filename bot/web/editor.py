@@ -1,0 +1,411 @@
+"""The editor console (``/editor/``): knowledge-base entries, from draft to live answer.
+
+Editors list and search entries, edit them with a preview per channel, save drafts, check what
+an edit would change (the regression gate), publish, archive, roll back to any version, compare
+versions, see entries past their review date and try a question. Publishing a change that
+breaks a test conversation needs an admin's override; teams can require a second person's
+approval. Every change is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from bot.errors import EntryInvalidError, EntryNotFoundError, PublishBlockedError
+from bot.knowledge.diff import entry_diff
+from bot.knowledge.gate import GateReport, load_conversations
+from bot.knowledge.model import CHANNELS, STATUSES, Entry, entry_problems
+from bot.knowledge.store import KnowledgeBase
+from bot.web import audit
+from bot.web.accounts import User
+from bot.web.app import NAMESPACE, REDIS, add_nav, current_user, render, require_role
+
+__all__ = ["CONVERSATIONS_ENV", "KB", "setup"]
+
+KB = web.AppKey("editor.kb", KnowledgeBase)
+CONVERSATIONS_ENV = "COUNCIL_TEST_CONVERSATIONS"
+_DEFAULT_CONVERSATIONS = "tests/conversations"
+_Form = MultiDictProxy[str | bytes | web.FileField]
+
+
+def _kb(request: web.Request) -> KnowledgeBase:
+    return request.app[KB]
+
+
+def _me(request: web.Request) -> User:
+    user = current_user(request)
+    assert user is not None  # require_role guarantees it
+    return user
+
+
+def _text(form: _Form, name: str) -> str:
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _entry_from_form(form: _Form, entry_id: str) -> tuple[Entry, list[str]]:
+    """Build an entry from the edit form; the problems list says what cannot be read."""
+    problems = []
+    review = _text(form, "review_by")
+    try:
+        review_by = date.fromisoformat(review)
+    except ValueError:
+        problems.append("review_by: give the review date as YYYY-MM-DD")
+        review_by = date.today()
+    times: dict[str, datetime | None] = {}
+    for name in ("publish_from", "expire_at"):
+        value = _text(form, name)
+        try:
+            times[name] = datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
+        except ValueError:
+            problems.append(f"{name}: give a date and time (UTC)")
+            times[name] = None
+    answers = {c: _text(form, f"answer_{c}") for c in CHANNELS}
+    entry = Entry(
+        id=entry_id,
+        topic=_text(form, "topic"),
+        title=_text(form, "title"),
+        questions=tuple(q.strip() for q in _text(form, "questions").splitlines() if q.strip()),
+        # empty variants are dropped so the default serves them; the default is always kept
+        answers={c: t for c, t in answers.items() if t or c == "default"},
+        owner_team=_text(form, "owner_team"),
+        review_by=review_by,
+        publish_from=times["publish_from"],
+        expire_at=times["expire_at"],
+    )
+    return entry, problems + entry_problems(entry)
+
+
+def _form_values(entry: Entry | None) -> dict[str, str]:
+    if entry is None:
+        return {"review_by": date.today().replace(year=date.today().year + 1).isoformat()}
+    values = {
+        "id": entry.id,
+        "topic": entry.topic,
+        "title": entry.title,
+        "questions": "\n".join(entry.questions),
+        "owner_team": entry.owner_team,
+        "review_by": entry.review_by.isoformat(),
+        "publish_from": entry.publish_from.strftime("%Y-%m-%dT%H:%M") if entry.publish_from else "",
+        "expire_at": entry.expire_at.strftime("%Y-%m-%dT%H:%M") if entry.expire_at else "",
+    }
+    values.update({f"answer_{c}": entry.answers.get(c, "") for c in CHANNELS})
+    return values
+
+
+async def _entry_page(
+    request: web.Request,
+    entry_id: str,
+    *,
+    values: dict[str, str] | None = None,
+    preview: Entry | None = None,
+    errors: list[str] | None = None,
+    report: GateReport | None = None,
+    blocked: list[str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    kb = _kb(request)
+    head = await kb.head(entry_id)
+    live = await kb.live(entry_id)
+    shown = preview or head.entry
+    return render(
+        request,
+        "editor/entry.html",
+        {
+            "head": head,
+            "live": live,
+            "values": values if values is not None else _form_values(head.entry),
+            "preview": {c: shown.answer_for(c) for c in CHANNELS},
+            "channels": CHANNELS,
+            "errors": errors or [],
+            "versions": list(reversed(await kb.versions(entry_id))),
+            "pending": await kb.pending_approval(entry_id),
+            "needs_approval": await kb.approval_required(head.entry.owner_team),
+            "blocked": blocked or [],
+            "done": request.query.get("done", ""),
+            "is_admin": _me(request).has_role("admin"),
+            "me": _me(request).username,
+            "report": report,
+        },
+        status=status,
+    )
+
+
+@require_role("editor")
+async def list_entries(request: web.Request) -> web.StreamResponse:
+    """List and search entries."""
+    query = request.query.get("q", "")
+    status = request.query.get("status", "")
+    found = await _kb(request).search(query, status if status in STATUSES else "")
+    return render(
+        request,
+        "editor/list.html",
+        {"versions": found, "q": query, "status": status, "statuses": STATUSES},
+    )
+
+
+@require_role("editor")
+async def new_entry(request: web.Request) -> web.StreamResponse:
+    """Show the form for a new entry, or save it as a draft."""
+    if request.method == "GET":
+        context = {"values": _form_values(None), "errors": [], "channels": CHANNELS}
+        return render(request, "editor/new.html", context)
+    form = await request.post()
+    entry_id = _text(form, "id").lower()
+    entry, problems = _entry_from_form(form, entry_id)
+    try:
+        await _kb(request).get(entry_id)
+        problems.insert(0, f"id: {entry_id} is already used")
+    except EntryNotFoundError:
+        pass
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    if problems:
+        return render(
+            request,
+            "editor/new.html",
+            {"values": values, "errors": problems, "channels": CHANNELS},
+            status=422,
+        )
+    version = await _kb(request).save_draft(entry, _me(request).username, _text(form, "reason"))
+    await audit.record(request, "kb.create", "kb_entry", entry_id, {"version": version.number})
+    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=saved")
+
+
+async def _existing(request: web.Request) -> str:
+    entry_id = request.match_info["entry_id"]
+    try:
+        await _kb(request).head(entry_id)
+    except EntryNotFoundError:
+        raise web.HTTPNotFound(text="There is no such entry.") from None
+    return entry_id
+
+
+@require_role("editor")
+async def entry_page(request: web.Request) -> web.StreamResponse:
+    """Show an entry: edit form, preview per channel, history and actions."""
+    return await _entry_page(request, await _existing(request))
+
+
+@require_role("editor")
+async def edit_entry(request: web.Request) -> web.StreamResponse:
+    """Preview, check (regression gate) or save an edit as a draft.
+
+    Problems re-show the form with the editor's text, and the stored draft is unchanged.
+    """
+    entry_id = await _existing(request)
+    form = await request.post()
+    action = _text(form, "action") or "save"
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    entry, problems = _entry_from_form(form, entry_id)
+    if problems:
+        return await _entry_page(request, entry_id, values=values, errors=problems, status=422)
+    if action == "preview":
+        return await _entry_page(request, entry_id, values=values, preview=entry)
+    if action == "check":
+        report = await _kb(request).regression(entry)
+        return await _entry_page(request, entry_id, values=values, preview=entry, report=report)
+    reason = _text(form, "reason")
+    version = await _kb(request).save_draft(entry, _me(request).username, reason)
+    detail = {"version": version.number, "fields": list(version.changes)}
+    await audit.record(request, "kb.save", "kb_entry", entry_id, detail)
+    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=saved")
+
+
+@require_role("editor")
+async def publish_entry(request: web.Request) -> web.StreamResponse:
+    """Publish the working copy through the regression gate (admins may override)."""
+    entry_id = await _existing(request)
+    form = await request.post()
+    me = _me(request)
+    override = _text(form, "override") == "1"
+    if override and not me.has_role("admin"):
+        raise web.HTTPForbidden(text="Only an admin can override the regression gate.")
+    kb = _kb(request)
+    author, approver = me.username, ""
+    pending = await kb.pending_approval(entry_id)
+    if _text(form, "approve") == "1":
+        if pending is None:
+            raise web.HTTPBadRequest(text="Nobody has asked for this entry to be approved.")
+        author, approver = pending[0], me.username
+        if author == approver:
+            raise web.HTTPForbidden(text="A second person must approve your change.")
+    try:
+        version = await kb.publish(
+            entry_id,
+            author,
+            _text(form, "reason"),
+            approver=approver,
+            override_by=me.username if override else "",
+        )
+    except EntryInvalidError as exc:
+        return await _entry_page(request, entry_id, errors=exc.problems, status=422)
+    except PublishBlockedError as exc:
+        await audit.record(request, "kb.publish.blocked", "kb_entry", entry_id, {})
+        report = await kb.regression(await kb.get(entry_id))
+        return await _entry_page(request, entry_id, blocked=exc.broken, report=report, status=409)
+    detail: dict[str, Any] = {"version": version.number}
+    if approver:
+        detail["approved_by"] = approver
+    if override:
+        detail["override"] = True
+    await audit.record(request, "kb.publish", "kb_entry", entry_id, detail)
+    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=published")
+
+
+@require_role("editor")
+async def request_approval(request: web.Request) -> web.StreamResponse:
+    """Ask a second person to approve the working copy."""
+    entry_id = await _existing(request)
+    try:
+        head = await _kb(request).request_approval(entry_id, _me(request).username)
+    except EntryInvalidError as exc:
+        return await _entry_page(request, entry_id, errors=exc.problems, status=422)
+    detail = {"version": head.number}
+    await audit.record(request, "kb.approval.request", "kb_entry", entry_id, detail)
+    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=approval-requested")
+
+
+@require_role("editor")
+async def archive_entry(request: web.Request) -> web.StreamResponse:
+    """Withdraw an entry from residents."""
+    entry_id = await _existing(request)
+    form = await request.post()
+    version = await _kb(request).archive(entry_id, _me(request).username, _text(form, "reason"))
+    await audit.record(request, "kb.archive", "kb_entry", entry_id, {"version": version.number})
+    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=archived")
+
+
+@require_role("editor")
+async def rollback_entry(request: web.Request) -> web.StreamResponse:
+    """Restore an earlier version (republished when it was published)."""
+    entry_id = await _existing(request)
+    form = await request.post()
+    me = _me(request)
+    override = _text(form, "override") == "1"
+    if override and not me.has_role("admin"):
+        raise web.HTTPForbidden(text="Only an admin can override the regression gate.")
+    try:
+        number = int(_text(form, "version"))
+        version = await _kb(request).rollback(
+            entry_id,
+            number,
+            me.username,
+            _text(form, "reason"),
+            override_by=me.username if override else "",
+        )
+    except (ValueError, EntryNotFoundError):
+        raise web.HTTPBadRequest(text="Choose a version of this entry.") from None
+    except PublishBlockedError as exc:
+        await audit.record(request, "kb.rollback.blocked", "kb_entry", entry_id, {})
+        return await _entry_page(request, entry_id, blocked=exc.broken, status=409)
+    detail = {"version": version.number, "restored": number, "override": override}
+    await audit.record(request, "kb.rollback", "kb_entry", entry_id, detail)
+    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=rolled-back")
+
+
+@require_role("editor")
+async def diff_page(request: web.Request) -> web.StreamResponse:
+    """Compare two versions of an entry (default: the previous and the latest)."""
+    entry_id = await _existing(request)
+    kb = _kb(request)
+    versions = await kb.versions(entry_id)
+    try:
+        a = int(request.query.get("a", versions[-2].number if len(versions) > 1 else 1))
+        b = int(request.query.get("b", versions[-1].number))
+        before, after = await kb.version(entry_id, a), await kb.version(entry_id, b)
+    except (ValueError, EntryNotFoundError):
+        raise web.HTTPNotFound(text="There is no such version.") from None
+    return render(
+        request,
+        "editor/diff.html",
+        {
+            "entry_id": entry_id,
+            "before": before,
+            "after": after,
+            "versions": versions,
+            "diffs": entry_diff(before.entry, after.entry),
+        },
+    )
+
+
+@require_role("editor")
+async def review_page(request: web.Request) -> web.StreamResponse:
+    """Entries past their review date."""
+    today = datetime.now(UTC).date()
+    due = await _kb(request).due_for_review(today)
+    return render(request, "editor/review.html", {"entries": due, "today": today})
+
+
+@require_role("editor")
+async def try_page(request: web.Request) -> web.StreamResponse:
+    """Try a question: which live entry would answer, how, and with what confidence."""
+    context: dict[str, Any] = {"question": "", "intent": "", "confidence": "", "result": None}
+    if request.method == "POST":
+        form = await request.post()
+        question, intent = _text(form, "question"), _text(form, "intent")
+        try:
+            confidence = float(_text(form, "confidence") or "0")
+        except ValueError:
+            raise web.HTTPBadRequest(text="Confidence is a number from 0 to 1.") from None
+        found = await _kb(request).choose(intent or None, confidence, question, datetime.now(UTC))
+        context.update(
+            question=question,
+            intent=intent,
+            confidence=_text(form, "confidence"),
+            result=found,
+            tried=True,
+        )
+    return render(request, "editor/try.html", context)
+
+
+@require_role("admin")
+async def approval_page(request: web.Request) -> web.StreamResponse:
+    """Choose which teams need a second person to approve publishes (admins)."""
+    kb = _kb(request)
+    teams = sorted({v.entry.owner_team for v in await kb.heads()})
+    if request.method == "POST":
+        form = await request.post()
+        wanted = {v for v in form.getall("teams", []) if isinstance(v, str)}
+        for team in teams:
+            await kb.set_approval_required(team, team in wanted)
+        detail = {"teams": sorted(wanted & set(teams))}
+        await audit.record(request, "kb.approval.teams", "kb_settings", "approval", detail)
+        raise web.HTTPFound("/editor/approval?done=saved")
+    required = {t for t in teams if await kb.approval_required(t)}
+    context = {"teams": teams, "required": required, "done": request.query.get("done", "")}
+    return render(request, "editor/approval.html", context)
+
+
+def _conversations_folder() -> Path:
+    return Path(os.environ.get(CONVERSATIONS_ENV, "").strip() or _DEFAULT_CONVERSATIONS)
+
+
+def setup(app: web.Application) -> None:
+    """Add the editor pages and the knowledge base (with its test conversations) to the app.
+
+    Raises:
+        ConfigError: A test conversation file is malformed.
+    """
+    app[KB] = KnowledgeBase(
+        app[REDIS], app[NAMESPACE], conversations=load_conversations(_conversations_folder())
+    )
+    routes = app.router
+    routes.add_get("/editor/", list_entries)
+    routes.add_route("*", "/editor/new", new_entry)
+    routes.add_get("/editor/review", review_page)
+    routes.add_route("*", "/editor/try", try_page)
+    routes.add_route("*", "/editor/approval", approval_page)
+    routes.add_get("/editor/entry/{entry_id}", entry_page)
+    routes.add_post("/editor/entry/{entry_id}", edit_entry)
+    routes.add_post("/editor/entry/{entry_id}/publish", publish_entry)
+    routes.add_post("/editor/entry/{entry_id}/approval", request_approval)
+    routes.add_post("/editor/entry/{entry_id}/archive", archive_entry)
+    routes.add_post("/editor/entry/{entry_id}/rollback", rollback_entry)
+    routes.add_get("/editor/entry/{entry_id}/diff", diff_page)
+    add_nav(app, "Knowledge base", "/editor/", "editor")

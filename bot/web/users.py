@@ -1,0 +1,92 @@
+"""Console accounts from the command line; the only way to create the first admin.
+
+Usage::
+
+    python -m bot.web.users create-admin <username> [--password-stdin]
+    python -m bot.web.users add-user <username> --role agent [--role ...] [--team customer_services]
+
+The password is asked for twice on the terminal, or read from the first line of standard input
+with ``--password-stdin``. Redis comes from ``REDIS_URL`` (or ``--redis-url``), the namespace from
+``COUNCIL_NAMESPACE`` (default ``cr``). Every change is audited with the actor ``cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from bot.errors import AccountError, CouncilError
+from bot.keys import namespace
+from bot.redis_conn import connect_async, redis_url
+from bot.web.accounts import ROLES, AccountStore
+from bot.web.audit import AuditLog
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot.web.users", description=__doc__)
+    parser.add_argument("--redis-url", help="Redis URL (default: REDIS_URL)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    admin = commands.add_parser("create-admin", help="create a user with the admin role")
+    admin.add_argument("username")
+    admin.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    user = commands.add_parser("add-user", help="create a user with the given roles and teams")
+    user.add_argument("username")
+    user.add_argument("--role", action="append", choices=ROLES, required=True, dest="roles")
+    user.add_argument("--team", action="append", default=[], dest="teams")
+    user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    return parser
+
+
+def _password(username: str, from_stdin: bool, stdin: TextIO) -> str:
+    if from_stdin:
+        return stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"Password for {username}: ")
+    if getpass.getpass("Again: ") != first:
+        raise AccountError(username, "the two passwords differ")
+    return first
+
+
+async def _create(
+    url: str, username: str, password: str, roles: list[str], teams: list[str]
+) -> str:
+    client = await connect_async(url)
+    try:
+        ns = namespace()
+        user = await AccountStore(client, ns).create(username, password, roles, teams)
+        await AuditLog(client, ns).record(
+            "cli",
+            "user.create",
+            "user",
+            user.username,
+            {"roles": sorted(user.roles), "teams": list(user.teams)},
+        )
+        return user.username
+    finally:
+        await client.close()
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
+    """Run the command line; return the exit status (0 on success, 1 on a refused change)."""
+    args = _parser().parse_args(argv)
+    admin = args.command == "create-admin"
+    roles: list[str] = ["admin"] if admin else args.roles
+    teams: list[str] = [] if admin else args.teams
+    try:
+        url = args.redis_url or redis_url()
+        password = _password(args.username, args.password_stdin, stdin or sys.stdin)
+        name = asyncio.run(_create(url, args.username, password, roles, teams))
+    except CouncilError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {name} with role(s) {', '.join(sorted(roles))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

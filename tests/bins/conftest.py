@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+import redis.asyncio
+
+from bot.bins.csv_source import read_schedule
+from bot.bins.demo import DEMO_DIR, DEMO_FILES
+from bot.bins.load import load_files
+from bot.bins.schedule import RoundScheduleSource
+
+DEMO_PATHS = [DEMO_DIR / DEMO_FILES[kind] for kind in ("addresses", "rounds", "holidays")]
+
+
+@pytest.fixture(scope="session")
+def demo_source() -> RoundScheduleSource:
+    source, errors = read_schedule(*DEMO_PATHS)
+    assert errors == []
+    return source
+
+
+@pytest.fixture
+def demo_loaded(redis_client: redis.Redis, namespace: str) -> Iterator[str]:
+    """The demo borough loaded into this test's namespace."""
+    result = load_files(redis_client, namespace, *DEMO_PATHS)
+    assert result.loaded > 2000
+    yield namespace

@@ -1,0 +1,48 @@
+"""Routine questions answered by the real assistant: bin days and knowledge-base answers."""
+
+import time
+
+import pytest
+
+from bot.knowledge.live import publish_answer, wait_for_answer
+from bot.testing.assistant import Assistant, Conversation
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bin_day_asks_for_a_postcode_then_answers(chat: Conversation) -> None:
+    assert "postcode" in chat.texts("when is my bin day?").lower()
+    answer = chat.texts("AV5 1QA")
+    assert "grey bin" in answer
+    assert ".ics" in answer
+
+
+def test_bin_day_offers_numbered_addresses(chat: Conversation) -> None:
+    replies = chat.say("when do the bins go out at AV1 2BX")
+    listing = "\n".join(reply.text for reply in replies)
+    assert "Mill Lane" in listing
+    answer = chat.texts("2")
+    assert "4 Mill Lane" in answer or "bin" in answer
+
+
+def test_malformed_postcode_is_asked_again(chat: Conversation) -> None:
+    chat.say("bin day please")
+    assert "postcode" in chat.texts("ZZ99 9ZZZ").lower()
+
+
+def test_routine_question_answered_from_the_knowledge_base(chat: Conversation) -> None:
+    answer = chat.texts("how do I pay my council tax online")
+    assert "ashvale.gov.uk/council-tax" in answer
+    assert "a person" not in answer.lower()
+
+
+def test_published_edit_is_live_within_five_seconds(assistant: Assistant) -> None:
+    question = "how do I pay my council tax online"
+    marker = f"Updated answer {time.time_ns()}: pay at https://www.ashvale.gov.uk/council-tax/pay"
+    since = publish_answer(
+        assistant.redis_url, assistant.namespace, "council-tax-pay-online", marker
+    )
+    seconds = wait_for_answer(
+        lambda text: assistant.conversation().texts(text), question, marker, since=since
+    )
+    assert seconds <= 5.0

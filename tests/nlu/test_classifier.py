@@ -1,0 +1,124 @@
+from typing import Any
+
+import pytest
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.classifier import FALLBACK_INTENT, CouncilIntentClassifier
+from bot.nlu.featurizer import SentenceEmbeddingFeaturizer
+
+
+def _config(**overrides: Any) -> dict[str, Any]:
+    return {**CouncilIntentClassifier.get_default_config(), **overrides}
+
+
+@pytest.fixture
+def trained(
+    training_data: TrainingData,
+    model_storage: LocalModelStorage,
+    execution_context: ExecutionContext,
+) -> tuple[CouncilIntentClassifier, Resource]:
+    resource = Resource("classifier")
+    classifier = CouncilIntentClassifier.create(
+        _config(), model_storage, resource, execution_context
+    )
+    return classifier, classifier.train(training_data)
+
+
+def _parse(
+    classifier: CouncilIntentClassifier,
+    featurizer: SentenceEmbeddingFeaturizer,
+    tokenizer: WhitespaceTokenizer,
+    text: str,
+) -> Message:
+    message = Message(data={"text": text})
+    tokenizer.process([message])
+    featurizer.process([message])
+    classifier.process([message])
+    return message
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("what day is my bin emptied", "bin_day"),
+        ("i need to pay council tax", "council_tax"),
+        ("there's a big pothole on our road", "pothole"),
+    ],
+)
+def test_in_scope_messages_get_their_intent(
+    trained: tuple[CouncilIntentClassifier, Resource],
+    featurizer: SentenceEmbeddingFeaturizer,
+    tokenizer: WhitespaceTokenizer,
+    text: str,
+    intent: str,
+) -> None:
+    message = _parse(trained[0], featurizer, tokenizer, text)
+    assert message.get("intent")["name"] == intent
+    ranking = message.get("intent_ranking")
+    assert ranking[0]["name"] == intent
+    assert sum(entry["confidence"] for entry in ranking) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "text", ["what's the weather in tokyo", "tell me a funny story", "xq zzv blorp"]
+)
+def test_out_of_scope_messages_fall_back_keeping_the_ranking(
+    trained: tuple[CouncilIntentClassifier, Resource],
+    featurizer: SentenceEmbeddingFeaturizer,
+    tokenizer: WhitespaceTokenizer,
+    text: str,
+) -> None:
+    message = _parse(trained[0], featurizer, tokenizer, text)
+    assert message.get("intent")["name"] == FALLBACK_INTENT
+    names = [entry["name"] for entry in message.get("intent_ranking")]
+    assert names[0] == FALLBACK_INTENT
+    assert {"bin_day", "council_tax", "pothole", "out_of_scope"} <= set(names[1:])
+
+
+def test_threshold_is_a_config_value(
+    trained: tuple[CouncilIntentClassifier, Resource],
+    featurizer: SentenceEmbeddingFeaturizer,
+    tokenizer: WhitespaceTokenizer,
+) -> None:
+    strict = CouncilIntentClassifier(
+        _config(threshold=1.01), trained[0]._storage, trained[1], trained[0].model
+    )
+    message = _parse(strict, featurizer, tokenizer, "when is my bin collected")
+    assert message.get("intent")["name"] == FALLBACK_INTENT
+
+
+def test_persist_and_load_round_trip(
+    trained: tuple[CouncilIntentClassifier, Resource],
+    featurizer: SentenceEmbeddingFeaturizer,
+    tokenizer: WhitespaceTokenizer,
+    model_storage: LocalModelStorage,
+    execution_context: ExecutionContext,
+) -> None:
+    original, resource = trained
+    loaded = CouncilIntentClassifier.load(_config(), model_storage, resource, execution_context)
+    for text in ["report a pothole please", "sing me something", "council tax bill"]:
+        before = _parse(original, featurizer, tokenizer, text)
+        after = _parse(loaded, featurizer, tokenizer, text)
+        assert after.get("intent") == pytest.approx(before.get("intent"))
+        assert after.get("intent_ranking") == before.get("intent_ranking")
+
+
+def test_untrained_classifier_falls_back(
+    model_storage: LocalModelStorage,
+    execution_context: ExecutionContext,
+    featurizer: SentenceEmbeddingFeaturizer,
+    tokenizer: WhitespaceTokenizer,
+) -> None:
+    resource = Resource("empty")
+    classifier = CouncilIntentClassifier.create(
+        _config(), model_storage, resource, execution_context
+    )
+    classifier.train(TrainingData([Message(data={"text": "hi", "intent": "greet"})]))
+    loaded = CouncilIntentClassifier.load(_config(), model_storage, resource, execution_context)
+    message = _parse(loaded, featurizer, tokenizer, "hello")
+    assert message.get("intent")["name"] == FALLBACK_INTENT

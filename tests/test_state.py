@@ -1,0 +1,59 @@
+import pytest
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
+
+from bot.errors import ConfigError, RedisUnavailableError
+from bot.state import RedisUrlLockStore, RedisUrlTrackerStore, redis_params
+
+
+def test_redis_params_from_url() -> None:
+    params = redis_params(
+        "rediss://user:p%40ss@cache.example:6380/3", "endpoints.yml: tracker_store"
+    )
+    assert params == {
+        "host": "cache.example",
+        "port": 6380,
+        "db": 3,
+        "username": "user",
+        "password": "p@ss",
+        "use_ssl": True,
+    }
+
+
+@pytest.mark.parametrize("url", [None, "", "http://x", "redis:///0", "redis://h/zero"])
+def test_bad_url_names_file_and_key(url: str | None) -> None:
+    with pytest.raises(ConfigError) as info:
+        redis_params(url, "endpoints.yml: tracker_store")
+    assert info.value.key == "url"
+
+
+def test_unreachable_redis_stops_start_up() -> None:
+    with pytest.raises(RedisUnavailableError):
+        RedisUrlTrackerStore(Domain.empty(), host="redis://127.0.0.1:1/0")
+    with pytest.raises(RedisUnavailableError):
+        RedisUrlLockStore(EndpointConfig(url="redis://127.0.0.1:1/0"))
+
+
+async def test_tracker_round_trip_in_redis(redis_url: str, redis_client: object) -> None:
+    store = RedisUrlTrackerStore(
+        Domain.empty(), host=redis_url, key_prefix="statetest", record_exp=60
+    )
+    tracker = DialogueStateTracker.from_events("resident-1", [UserUttered("hello")])
+    await store.save(tracker)
+    loaded = await store.retrieve("resident-1")
+    assert loaded is not None
+    assert loaded.latest_message is not None
+    assert loaded.latest_message.text == "hello"
+    ttl = store.red.ttl("statetest:tracker:resident-1")
+    assert 0 < ttl <= 60
+    store.red.delete("statetest:tracker:resident-1")
+
+
+def test_lock_store_uses_redis(redis_url: str) -> None:
+    store = RedisUrlLockStore(EndpointConfig(url=redis_url, key_prefix="locktest"))
+    ticket = store.issue_ticket("resident-2")
+    assert store.get_lock("resident-2") is not None
+    store.finish_serving("resident-2", ticket)
+    store.delete_lock("resident-2")

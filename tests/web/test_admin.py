@@ -1,0 +1,129 @@
+import pytest
+
+from bot.web.app import ACCOUNTS, AUDIT
+
+
+@pytest.fixture
+async def admin(login):
+    return await login("admin", username="root")
+
+
+async def test_add_user(admin, csrf, console_app, client, sign_in) -> None:
+    token = await csrf(admin)
+    response = await admin.post(
+        "/admin/users",
+        data={
+            "username": "Erin",
+            "password": "a long enough password",
+            "roles": ["agent", "editor"],
+            "teams": "customer_services, waste",
+            "csrf_token": token,
+        },
+    )
+    assert response.status == 200
+    assert "Done: created erin" in await response.text()
+    erin = await console_app[ACCOUNTS].get("erin")
+    assert erin.roles == {"agent", "editor"} and erin.teams == ("customer_services", "waste")
+    [entry] = await console_app[AUDIT].recent(actor="root", object_id="erin")
+    assert entry.action == "user.create" and entry.detail["roles"] == ["agent", "editor"]
+    assert "a long enough password" not in str(entry.detail)
+    assert (await sign_in(client, "erin", "a long enough password")).status == 200
+
+
+async def test_add_user_errors_are_shown(admin, csrf, console_app) -> None:
+    response = await admin.post(
+        "/admin/users",
+        data={
+            "username": "erin",
+            "password": "short",
+            "roles": ["agent"],
+            "csrf_token": await csrf(admin),
+        },
+    )
+    assert response.status == 400
+    assert "at least 12 characters" in await response.text()
+    assert await console_app[ACCOUNTS].get("erin") is None
+
+
+async def test_set_roles_and_teams(admin, csrf, make_user, console_app) -> None:
+    await make_user("agent", username="frank")
+    response = await admin.post(
+        "/admin/users/frank/roles",
+        data={"roles": ["supervisor"], "teams": "planning", "csrf_token": await csrf(admin)},
+    )
+    assert response.status == 200
+    frank = await console_app[ACCOUNTS].get("frank")
+    assert frank.roles == {"supervisor"} and frank.teams == ("planning",)
+    [entry] = await console_app[AUDIT].recent(object_id="frank")
+    assert entry.action == "user.roles"
+
+
+async def test_disable_ends_sessions_and_enable(admin, csrf, login, console_app) -> None:
+    grace = await login("agent", username="grace")
+    assert (await grace.get("/", allow_redirects=False)).status == 200
+    token = await csrf(admin)
+    await admin.post("/admin/users/grace/status", data={"disabled": "1", "csrf_token": token})
+    assert (await console_app[ACCOUNTS].get("grace")).disabled
+    assert (await grace.get("/", allow_redirects=False)).status == 302
+    await admin.post("/admin/users/grace/status", data={"disabled": "0", "csrf_token": token})
+    assert not (await console_app[ACCOUNTS].get("grace")).disabled
+    actions = [e.action for e in await console_app[AUDIT].recent(actor="root", object_id="grace")]
+    assert actions == ["user.enable", "user.disable"]
+
+
+async def test_reset_password(admin, csrf, login, console_app, client, sign_in) -> None:
+    heidi = await login("agent", username="heidi")
+    response = await admin.post(
+        "/admin/users/heidi/password",
+        data={"password": "the replacement password", "csrf_token": await csrf(admin)},
+    )
+    assert response.status == 200
+    assert (await heidi.get("/", allow_redirects=False)).status == 302
+    assert (await sign_in(client, "heidi", "the replacement password")).status == 200
+    [entry] = await console_app[AUDIT].recent(actor="root", object_id="heidi")
+    assert entry.action == "user.password_reset" and entry.detail == {"sessions": 1}
+
+
+async def test_admin_cannot_lock_themselves_out(admin, csrf, console_app) -> None:
+    token = await csrf(admin)
+    disable = await admin.post(
+        "/admin/users/root/status", data={"disabled": "1", "csrf_token": token}
+    )
+    assert disable.status == 400 and "cannot disable your own" in await disable.text()
+    demote = await admin.post(
+        "/admin/users/root/roles", data={"roles": ["agent"], "csrf_token": token}
+    )
+    assert demote.status == 400
+    root = await console_app[ACCOUNTS].get("root")
+    assert root.roles == {"admin"} and not root.disabled
+
+
+async def test_unknown_user_is_404(admin, csrf) -> None:
+    assert (await admin.get("/admin/users/nobody")).status == 404
+    response = await admin.post(
+        "/admin/users/nobody/password",
+        data={"password": "the replacement password", "csrf_token": await csrf(admin)},
+    )
+    assert response.status == 404
+
+
+async def test_admin_pages_need_admin_and_csrf(login, csrf, console_app) -> None:
+    editor = await login("editor", "supervisor")
+    assert (await editor.get("/admin/users")).status == 403
+    response = await editor.post(
+        "/admin/users",
+        data={
+            "username": "mallory",
+            "password": "a long enough password",
+            "roles": ["admin"],
+            "csrf_token": await csrf(editor),
+        },
+    )
+    assert response.status == 403
+    admin = await login("admin")
+    forged = await admin.post(
+        "/admin/users",
+        data={"username": "mallory", "password": "a long enough password", "roles": ["admin"]},
+    )
+    assert forged.status == 403
+    assert await console_app[ACCOUNTS].get("mallory") is None

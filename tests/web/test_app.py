@@ -1,0 +1,208 @@
+import sys
+import types
+
+import pytest
+import redis.asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from bot.errors import ConfigError, MissingSecretError
+from bot.web.app import CSP, NAV, Settings, add_nav, create_app, render, require_role
+
+
+@pytest.fixture
+def console_app(console_app: web.Application) -> web.Application:
+    @require_role("editor")
+    async def editor_page(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="editor page")
+
+    @require_role("supervisor", "editor")
+    async def report(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"rows": []})
+
+    async def public(request: web.Request) -> web.StreamResponse:
+        return render(request, "error.html", {"title": "<b>T</b>", "message": "<script>x</script>"})
+
+    console_app.router.add_get("/editor/x", editor_page)
+    console_app.router.add_get("/api/report", report)
+    console_app.router.add_get("/public", public)
+    add_nav(console_app, "Editor", "/editor/x", "editor")
+    add_nav(console_app, "Reports", "/reports/", "supervisor")
+    return console_app
+
+
+async def test_anonymous_page_redirects_to_login(client: TestClient) -> None:
+    response = await client.get("/editor/x?a=1&b=2", allow_redirects=False)
+    assert response.status == 302
+    location = response.headers["Location"]
+    assert location.startswith("/login?next=")
+    page = await client.get(location)
+    assert 'name="next" value="/editor/x?a=1&amp;b=2"' in await page.text()
+
+
+async def test_anonymous_api_gets_401_json(client: TestClient) -> None:
+    response = await client.get("/api/report", allow_redirects=False)
+    assert response.status == 401
+    assert await response.json() == {"error": "Unauthorized", "message": "Sign in first."}
+
+
+async def test_wrong_role_is_403(login) -> None:
+    agent = await login("agent")
+    page = await agent.get("/editor/x", allow_redirects=False)
+    assert page.status == 403
+    assert "does not have access" in await page.text()
+    api = await agent.get("/api/report")
+    assert api.status == 403
+    assert (await api.json())["error"] == "Forbidden"
+    admin_page = await agent.get("/admin/users")
+    assert admin_page.status == 403
+
+
+async def test_right_role_and_admin_pass(login) -> None:
+    editor = await login("editor")
+    assert await (await editor.get("/editor/x")).text() == "editor page"
+    assert (await editor.get("/api/report")).status == 200
+    admin = await login("admin")
+    assert (await admin.get("/editor/x")).status == 200
+    assert (await admin.get("/api/report")).status == 200
+
+
+async def test_nav_shows_only_permitted_sections(login) -> None:
+    editor = await login("editor")
+    html = await (await editor.get("/")).text()
+    assert 'href="/editor/x"' in html and 'href="/reports/"' not in html
+    assert 'href="/admin/users"' not in html
+    admin = await login("admin")
+    html = await (await admin.get("/")).text()
+    assert all(f'href="{p}"' in html for p in ("/editor/x", "/reports/", "/admin/users"))
+
+
+async def test_login_redirects_to_next_but_only_on_this_site(client: TestClient, make_user) -> None:
+    user, password = await make_user("editor")
+    for target, expected in [
+        ("/editor/x", "/editor/x"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+    ]:
+        page = await client.get("/login")
+        token = client.session.cookie_jar.filter_cookies(client.make_url("/"))["cr_login_csrf"]
+        response = await client.post(
+            "/login",
+            data={
+                "username": user.username,
+                "password": password,
+                "next": target,
+                "csrf_token": token.value,
+            },
+            allow_redirects=False,
+        )
+        assert response.status == 302, await page.text()
+        assert response.headers["Location"] == expected
+        client.session.cookie_jar.clear()
+
+
+async def test_security_headers(client: TestClient, login) -> None:
+    for response in (
+        await client.get("/login"),
+        await client.get("/", allow_redirects=False),
+        await client.get("/static/console.css"),
+    ):
+        assert response.headers["Content-Security-Policy"] == CSP
+        assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    signed_in = await login("agent")
+    home = await signed_in.get("/")
+    assert home.headers["Cache-Control"] == "no-store"
+    css = await signed_in.get("/static/console.css")
+    assert css.status == 200 and "no-store" not in css.headers.get("Cache-Control", "")
+
+
+async def test_templates_escape_and_have_no_inline_script(client: TestClient) -> None:
+    html = await (await client.get("/public")).text()
+    assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html
+    assert "&lt;b&gt;T&lt;/b&gt;" in html
+    login_page = await (await client.get("/login")).text()
+    assert "<script" not in login_page and "style=" not in login_page
+
+
+async def test_unknown_page_is_404_page(client: TestClient) -> None:
+    response = await client.get("/nowhere")
+    assert response.status == 404
+    assert "<h1>Not Found</h1>" in await response.text()
+
+
+def test_missing_section_module_is_skipped(
+    async_redis: redis.asyncio.Redis, namespace: str, console_settings: Settings
+) -> None:
+    app = create_app(
+        async_redis,
+        namespace=namespace,
+        settings=console_settings,
+        sections=("bot.web.no_such_section",),
+    )
+    assert app[NAV] == []
+
+
+def test_section_setup_is_called(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    console_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = types.ModuleType("bot.web.fake_section")
+    module.__spec__ = types.SimpleNamespace(name="bot.web.fake_section")  # type: ignore[assignment]
+
+    def setup(app: web.Application) -> None:
+        add_nav(app, "Fake", "/fake/")
+
+    module.setup = setup  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.web.fake_section", module)
+    app = create_app(
+        async_redis,
+        namespace=namespace,
+        settings=console_settings,
+        sections=("bot.web.fake_section",),
+    )
+    assert [item.label for item in app[NAV]] == ["Fake"]
+
+
+def test_section_without_setup_stops_start_up(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    console_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = types.ModuleType("bot.web.broken_section")
+    module.__spec__ = types.SimpleNamespace(name="bot.web.broken_section")  # type: ignore[assignment]
+    monkeypatch.setitem(sys.modules, "bot.web.broken_section", module)
+    with pytest.raises(ConfigError) as info:
+        create_app(
+            async_redis,
+            namespace=namespace,
+            settings=console_settings,
+            sections=("bot.web.broken_section",),
+        )
+    assert info.value.key == "setup"
+
+
+def test_settings_from_env() -> None:
+    with pytest.raises(MissingSecretError) as missing:
+        Settings.from_env({})
+    assert missing.value.variable == "COUNCIL_SECRET_KEY"
+    with pytest.raises(ConfigError) as short:
+        Settings.from_env({"COUNCIL_SECRET_KEY": "short"})
+    assert short.value.key == "COUNCIL_SECRET_KEY"
+    secret = "s" * 40
+    assert Settings.from_env({"COUNCIL_SECRET_KEY": secret}).secure_cookies is True
+    dev = Settings.from_env({"COUNCIL_SECRET_KEY": secret, "COUNCIL_COOKIE_SECURE": "0"})
+    assert dev.secure_cookies is False and dev.secret_key == secret.encode()
+    with pytest.raises(ConfigError) as bad:
+        Settings.from_env({"COUNCIL_SECRET_KEY": secret, "COUNCIL_COOKIE_SECURE": "yes"})
+    assert bad.value.key == "COUNCIL_COOKIE_SECURE"
+    with pytest.raises(ConfigError):
+        Settings.from_env({"COUNCIL_SECRET_KEY": secret, "COUNCIL_AUDIT_RETENTION_DAYS": "0"})
+    days = Settings.from_env({"COUNCIL_SECRET_KEY": secret, "COUNCIL_AUDIT_RETENTION_DAYS": "30"})
+    assert days.audit_retention_days == 30

@@ -1,0 +1,303 @@
+"""Editor console pages over HTTP (real server, real Redis, real model) and in Chromium."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Page, expect
+
+from bot.knowledge.content import load_entries
+from bot.knowledge.embedding import CachingEncoder, default_encoder
+from bot.knowledge.gate import load_conversations
+from bot.knowledge.store import KnowledgeBase
+from bot.web.app import AUDIT, NAMESPACE, REDIS
+from bot.web.editor import KB
+
+ROOT = Path(__file__).resolve().parents[2]
+Login = Callable[..., Awaitable[TestClient]]
+Csrf = Callable[[TestClient], Awaitable[str]]
+ENTRY = "/editor/entry/report-pothole"
+
+
+@pytest.fixture(scope="session")
+def kb_encoder() -> CachingEncoder:
+    return CachingEncoder(default_encoder(str(ROOT / "config.yml")))
+
+
+@pytest.fixture
+def console_sections() -> tuple[str, ...]:
+    return ("bot.web.editor",)
+
+
+@pytest.fixture
+async def console_app(console_app: web.Application, kb_encoder: CachingEncoder) -> web.Application:
+    kb = KnowledgeBase(
+        console_app[REDIS],
+        console_app[NAMESPACE],
+        encoder=kb_encoder,
+        conversations=load_conversations(ROOT / "tests" / "conversations"),
+        refresh_seconds=0,
+    )
+    for entry in load_entries(ROOT / "responses" / "knowledge"):
+        await kb.import_entry(entry, "cli", "demo")
+    console_app[KB] = kb
+    return console_app
+
+
+def _form(values: dict[str, str], **changes: str) -> dict[str, str]:
+    return values | changes
+
+
+async def _edit_form(client: TestClient, path: str = ENTRY) -> dict[str, str]:
+    """The edit form's current values, read from the page like a browser would."""
+    html = await (await client.get(path)).text()
+    form = html[html.index(f'action="{path}"') :]
+    form = form[: form.index("</form>")]
+    values = dict(re.findall(r'<input[^>]*name="(\w+)"[^>]*value="([^"]*)"', form))
+    values |= dict(re.findall(r'<textarea[^>]*name="(\w+)"[^>]*>([^<]*)</textarea>', form))
+    return {k: v.replace("&#39;", "'").replace("&amp;", "&") for k, v in values.items()}
+
+
+async def _audit_actions(app: web.Application) -> list[str]:
+    return [e.action for e in await app[AUDIT].recent(object_type="kb_entry")]
+
+
+async def test_pages_need_the_editor_role(
+    client: TestClient, login: Login, csrf: Csrf, console_server: TestServer
+) -> None:
+    anonymous = await client.get("/editor/", allow_redirects=False)
+    assert anonymous.status == 302 and anonymous.headers["Location"].startswith("/login")
+    agent = await login("agent")
+    assert (await agent.get("/editor/")).status == 403
+    response = await agent.post(f"{ENTRY}/publish", data={"csrf_token": await csrf(agent)})
+    assert response.status == 403
+    editor = await login("editor")
+    page = await editor.get("/editor/?q=pothole")
+    assert page.status == 200
+    html = await page.text()
+    assert "report-pothole" in html and "parking-fine-pay" not in html
+
+
+async def test_posts_without_csrf_token_are_refused(login: Login) -> None:
+    editor = await login("editor")
+    response = await editor.post(f"{ENTRY}/archive", data={"reason": "x"})
+    assert response.status == 403
+    assert (await editor.get(ENTRY)).status == 200
+    assert "Done" not in await (await editor.get(ENTRY)).text()
+
+
+async def test_save_preview_publish_and_audit(
+    login: Login, csrf: Csrf, console_app: web.Application
+) -> None:
+    editor = await login("editor")
+    values = await _edit_form(editor)
+    assert values["topic"] == "report_pothole"
+    new_sms = "Report potholes at https://www.ashvale.gov.uk/report/pothole - fixed fast."
+    token = await csrf(editor)
+    preview = await editor.post(
+        ENTRY,
+        data=_form(values, answer_sms=new_sms, action="preview", csrf_token=token, reason="r"),
+    )
+    assert preview.status == 200 and new_sms in await preview.text()
+    kb = console_app[KB]
+    assert (await kb.get("report-pothole")).answers["sms"] != new_sms  # preview stores nothing
+    saved = await editor.post(
+        ENTRY, data=_form(values, answer_sms=new_sms, action="save", csrf_token=token, reason="r")
+    )
+    assert saved.status == 200 and "Done: saved" in await saved.text()
+    assert (await kb.get("report-pothole")).status == "draft"
+    live = await kb.live("report-pothole")
+    assert live is not None and live.answers["sms"] != new_sms
+    published = await editor.post(
+        f"{ENTRY}/publish", data={"csrf_token": token, "reason": "clearer"}
+    )
+    assert published.status == 200 and "Done: published" in await published.text()
+    live = await kb.live("report-pothole")
+    assert live is not None and live.answers["sms"] == new_sms
+    assert {"kb.save", "kb.publish"} <= set(await _audit_actions(console_app))
+
+
+async def test_bad_edit_shows_problems_and_keeps_text(
+    login: Login, csrf: Csrf, console_app: web.Application
+) -> None:
+    editor = await login("editor")
+    values = await _edit_form(editor)
+    response = await editor.post(
+        ENTRY,
+        data=_form(
+            values,
+            answer_default="",
+            answer_sms="See htps://ashvale.gov.uk/x",
+            action="save",
+            reason="oops",
+            csrf_token=await csrf(editor),
+        ),
+    )
+    assert response.status == 422
+    html = await response.text()
+    assert "the answer must not be empty" in html and "not a valid web address" in html
+    assert "See htps://ashvale.gov.uk/x" in html  # the editor's text is still in the form
+    assert len(await console_app[KB].versions("report-pothole")) == 1
+
+
+async def test_gate_blocks_then_admin_overrides(
+    login: Login, csrf: Csrf, console_app: web.Application
+) -> None:
+    editor = await login("editor")
+    token = await csrf(editor)
+    path = "/editor/entry/report-street-light"
+    values = await _edit_form(editor, path)
+    greedy = values["questions"] + "\nsomeone dumped a load of rubbish by the canal"
+    checked = await editor.post(
+        path, data=_form(values, questions=greedy, action="check", csrf_token=token, reason="r")
+    )
+    html = await checked.text()
+    assert "would get a different answer" in html and "by the canal" in html
+    await editor.post(
+        path, data=_form(values, questions=greedy, action="save", csrf_token=token, reason="r")
+    )
+    blocked = await editor.post(f"{path}/publish", data={"csrf_token": token, "reason": "go"})
+    assert blocked.status == 409
+    assert "expects report-fly-tipping, would get report-street-light" in await blocked.text()
+    refused = await editor.post(
+        f"{path}/publish", data={"csrf_token": token, "reason": "go", "override": "1"}
+    )
+    assert refused.status == 403
+    admin = await login("admin")
+    done = await admin.post(
+        f"{path}/publish",
+        data={"csrf_token": await csrf(admin), "reason": "accepted", "override": "1"},
+    )
+    assert done.status == 200
+    versions = await console_app[KB].versions("report-street-light")
+    assert versions[-1].override_by and versions[-1].action == "publish"
+    actions = await _audit_actions(console_app)
+    assert "kb.publish.blocked" in actions and "kb.publish" in actions
+
+
+async def test_rollback_diff_review_and_try(
+    login: Login, csrf: Csrf, console_app: web.Application
+) -> None:
+    editor = await login("editor")
+    token = await csrf(editor)
+    values = await _edit_form(editor)
+    changed = values["answer_default"].replace("5 working days", "2 working days")
+    await editor.post(
+        ENTRY,
+        data=_form(values, answer_default=changed, action="save", csrf_token=token, reason="r"),
+    )
+    await editor.post(f"{ENTRY}/publish", data={"csrf_token": token, "reason": "faster"})
+    diff = await (await editor.get(f"{ENTRY}/diff?a=1&b=3")).text()
+    assert "answers.default" in diff and "2 working days" in diff and "5 working days" in diff
+    rolled = await editor.post(
+        f"{ENTRY}/rollback", data={"csrf_token": token, "version": "1", "reason": "undo"}
+    )
+    assert rolled.status == 200
+    live = await console_app[KB].live("report-pothole")
+    assert live is not None and "5 working days" in live.answers["default"]
+    assert (await editor.get(f"{ENTRY}/diff?a=1&b=99")).status == 404
+    review = await (await editor.get("/editor/review")).text()
+    assert "housing-repair-emergency" in review and "report-pothole" not in review
+    tried = await editor.post(
+        "/editor/try", data={"csrf_token": token, "question": "a pothole outside my school"}
+    )
+    text = await tried.text()
+    assert "report-pothole" in text and "by similarity" in text
+    nothing = await editor.post(
+        "/editor/try", data={"csrf_token": token, "question": "who won the football"}
+    )
+    assert "handed to a person" in await nothing.text()
+
+
+async def test_new_entry_and_second_person_approval(
+    login: Login, csrf: Csrf, console_app: web.Application
+) -> None:
+    kb = console_app[KB]
+    await kb.set_approval_required("Libraries", True)
+    alice = await login("editor", username="alice")
+    token = await csrf(alice)
+    form = {
+        "csrf_token": token,
+        "id": "library-hours",
+        "topic": "library_hours",
+        "questions": "When is the library open?\nLibrary opening times",
+        "answer_default": "Ashvale Library is open 9am to 7pm: https://www.ashvale.gov.uk/libraries",
+        "owner_team": "Libraries",
+        "review_by": "2027-06-30",
+        "reason": "new service",
+    }
+    created = await alice.post("/editor/new", data=form)
+    assert created.status == 200 and "Done: saved" in await created.text()
+    again = await alice.post("/editor/new", data=form)
+    assert again.status == 422 and "already used" in await again.text()
+    path = "/editor/entry/library-hours"
+    page = await (await alice.get(path)).text()
+    assert 'id="publish"' not in page and "Ask for approval" in page
+    await alice.post(f"{path}/approval", data={"csrf_token": token})
+    self_approve = await alice.post(
+        f"{path}/publish", data={"csrf_token": token, "reason": "x", "approve": "1"}
+    )
+    assert self_approve.status == 403
+    bob = await login("editor", username="bob")
+    approved = await bob.post(
+        f"{path}/publish", data={"csrf_token": await csrf(bob), "reason": "ok", "approve": "1"}
+    )
+    assert approved.status == 200
+    version = (await kb.versions("library-hours"))[-1]
+    assert version.author == "alice" and "approved by bob" in version.reason
+    assert await kb.live("library-hours") is not None
+
+
+@pytest.mark.browser
+async def test_browser_edit_preview_publish_rollback(
+    page: Page,
+    console_server: TestServer,
+    make_user: Callable[..., Awaitable[tuple]],
+    console_app: web.Application,
+) -> None:
+    user, password = await make_user("editor")
+    base = str(console_server.make_url("/")).rstrip("/")
+    await page.set_viewport_size({"width": 820, "height": 1180})  # a tablet
+    await page.goto(f"{base}/editor/")
+    await page.fill("#username", user.username)
+    await page.fill("#password", password)
+    await page.click("button[type=submit]")
+    await page.goto(f"{base}/editor/?q=pothole")
+    await page.click("text=Report a pothole")
+    new_whatsapp = "Report a pothole at https://www.ashvale.gov.uk/report/pothole (new text)."
+    await page.fill("#answer_whatsapp", new_whatsapp)
+    await page.fill("#reason", "shorter")
+    await page.click("button[value=preview]")
+    await expect(page.locator('.preview[data-channel="whatsapp"]')).to_have_text(new_whatsapp)
+    await page.click("button[value=save]")
+    await expect(page.locator("#done")).to_contain_text("saved")
+    await page.fill("#publish_reason", "clearer")
+    await page.click("#publish")
+    await expect(page.locator("#done")).to_contain_text("published")
+    live = await console_app[KB].live("report-pothole")
+    assert live is not None and live.answers["whatsapp"] == new_whatsapp
+    await page.click('[data-rollback="1"]')
+    await expect(page.locator("#done")).to_contain_text("rolled back")
+    live = await console_app[KB].live("report-pothole")
+    assert live is not None and live.answers["whatsapp"] != new_whatsapp
+
+
+async def test_admin_sets_teams_needing_approval(
+    login: Login, csrf: Csrf, console_app: web.Application
+) -> None:
+    editor = await login("editor")
+    assert (await editor.get("/editor/approval")).status == 403
+    admin = await login("admin")
+    page = await (await admin.get("/editor/approval")).text()
+    assert "Highways" in page and "Housing" in page
+    token = await csrf(admin)
+    saved = await admin.post("/editor/approval", data={"csrf_token": token, "teams": "Housing"})
+    assert saved.status == 200
+    kb = console_app[KB]
+    assert await kb.approval_required("Housing") and not await kb.approval_required("Highways")
+    assert "kb.approval.teams" in [e.action for e in await console_app[AUDIT].recent()]

@@ -1,0 +1,94 @@
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import redis
+from argon2 import PasswordHasher
+
+from bot.web.users import main
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, namespace: str) -> str:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("COUNCIL_NAMESPACE", namespace)
+    return namespace
+
+
+def test_create_admin_from_stdin(env: str, redis_client: redis.Redis, capsys) -> None:
+    status = main(
+        ["create-admin", "Root", "--password-stdin"], stdin=io.StringIO("a long admin password\n")
+    )
+    assert status == 0
+    assert "created root" in capsys.readouterr().out
+    stored = redis_client.hgetall(f"{env}:user:root")
+    assert stored["roles"] == "admin" and stored["disabled"] == "0"
+    assert PasswordHasher().verify(stored["password_hash"], "a long admin password")
+    [(_, entry)] = redis_client.xrange(f"{env}:audit")
+    assert (entry["actor"], entry["action"], entry["object_id"]) == ("cli", "user.create", "root")
+    assert json.loads(entry["detail"]) == {"roles": ["admin"], "teams": []}
+
+
+def test_add_user_with_roles_and_teams(env: str, redis_client: redis.Redis) -> None:
+    status = main(
+        [
+            "add-user",
+            "ivan",
+            "--role",
+            "agent",
+            "--role",
+            "supervisor",
+            "--team",
+            "customer_services",
+            "--password-stdin",
+        ],
+        stdin=io.StringIO("ivan's long password\n"),
+    )
+    assert status == 0
+    stored = redis_client.hgetall(f"{env}:user:ivan")
+    assert stored["roles"] == "agent,supervisor" and stored["teams"] == "customer_services"
+
+
+def test_refusals_exit_1(env: str, redis_client: redis.Redis, capsys) -> None:
+    assert main(["create-admin", "root", "--password-stdin"], stdin=io.StringIO("short\n")) == 1
+    assert "at least 12 characters" in capsys.readouterr().err
+    assert not redis_client.exists(f"{env}:user:root")
+    main(["create-admin", "root", "--password-stdin"], stdin=io.StringIO("a long admin password\n"))
+    assert (
+        main(
+            ["create-admin", "root", "--password-stdin"],
+            stdin=io.StringIO("another long password\n"),
+        )
+        == 1
+    )
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_prompt_passwords_must_match(env: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    answers = iter(["first long password", "second long password"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    assert main(["create-admin", "root"]) == 1
+    assert "differ" in capsys.readouterr().err
+
+
+def test_unknown_role_is_a_usage_error(env: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["add-user", "ivan", "--role", "root", "--password-stdin"], stdin=io.StringIO("x\n"))
+    assert info.value.code == 2
+
+
+def test_runs_as_a_module(env: str, redis_client: redis.Redis) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.web.users", "create-admin", "judy", "--password-stdin"],
+        input="judy's long password\n",
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert redis_client.hget(f"{env}:user:judy", "roles") == "admin"
