@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             RASA_AUTH_TOKEN=os.environ.get("RASA_AUTH_TOKEN") or secrets.token_urlsafe(24),
             # A per-run random key is safe for the demo: sessions simply end with the run.
             COUNCIL_SECRET_KEY=os.environ.get("COUNCIL_SECRET_KEY") or secrets.token_urlsafe(32),
+            # The bot's calendar links point at this console unless a public URL is configured.
+            COUNCIL_PUBLIC_URL=os.environ.get("COUNCIL_PUBLIC_URL")
+            or f"http://127.0.0.1:{args.console_port}",
         )
         os.environ.update(env)  # check_endpoints expands ${...} from this process' environment
         check_endpoints(ROOT / "endpoints.yml")

@@ -7,6 +7,7 @@ else with a :class:`~bot.errors.ConfigError` naming the line, rather than guessi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -17,7 +18,8 @@ from bot.bins.schedule import ScheduleSource
 from bot.errors import ConfigError
 
 __all__ = [
-    "CALENDAR_URL",
+    "CALENDAR_PATH",
+    "DEFAULT_PUBLIC_URL",
     "IcsEvent",
     "IcsScheduleSource",
     "calendar_url",
@@ -25,7 +27,9 @@ __all__ = [
     "parse_calendar",
 ]
 
-CALENDAR_URL = "https://www.ashvale.gov.uk/bins/calendar/{uprn}.ics"
+CALENDAR_PATH = "/bins/calendar/{uprn}.ics"
+"""Where the web console (``bot.web.calendar``) serves each address's calendar."""
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 
@@ -251,9 +255,16 @@ class IcsScheduleSource(ScheduleSource):
         return sorted(found, key=lambda c: (c.on, order.index(c.bin_type)))
 
 
-def calendar_url(uprn: str) -> str:
-    """Where residents subscribe to an address's collection calendar."""
-    return CALENDAR_URL.format(uprn=uprn)
+def calendar_url(uprn: str, public_url: str | None = None) -> str:
+    """Where residents subscribe to an address's collection calendar.
+
+    Args:
+        uprn: The address's UPRN.
+        public_url: The console's public base URL; default ``COUNCIL_PUBLIC_URL`` from the
+            environment, else :data:`DEFAULT_PUBLIC_URL` (a local demo).
+    """
+    base = public_url or os.environ.get("COUNCIL_PUBLIC_URL", "").strip() or DEFAULT_PUBLIC_URL
+    return base.rstrip("/") + CALENDAR_PATH.format(uprn=uprn)
 
 
 def _fold(line: str) -> str:

@@ -68,6 +68,7 @@ SECTION_MODULES: tuple[str, ...] = (
     "bot.web.editor",
     "bot.web.agent",
     "bot.web.reports",
+    "bot.web.calendar",
 )
 """Modules whose ``setup(app)`` is called by :func:`create_app`, in this order.
 
@@ -318,8 +319,9 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     if request.app[SETTINGS].secure_cookies:
         headers["Strict-Transport-Security"] = "max-age=31536000"
     if not request.path.startswith("/static/"):
-        # Console pages carry residents' data: never keep them in a browser or proxy cache.
-        headers["Cache-Control"] = "no-store"
+        # Console pages carry residents' data: never keep them in a browser or proxy cache
+        # (a public route, such as a bin calendar, sets its own policy).
+        headers.setdefault("Cache-Control", "no-store")
 
 
 def _safe_next(value: object) -> str:

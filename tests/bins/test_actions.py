@@ -22,6 +22,7 @@ from actions.bins import (
     choose_address,
     spoken_date,
 )
+from bot.bins.ics import calendar_url
 from bot.bins.missed import MissedReports
 from bot.bins.model import Address
 from bot.bins.schedule import RoundScheduleSource
@@ -202,7 +203,7 @@ async def test_bin_day_answer_in_words_with_calendar_link(
         "Monday 23 November: food waste (caddy)",
         "Monday 30 November: general waste (grey bin)",
     ]
-    assert link.endswith(f"https://www.ashvale.gov.uk/bins/calendar/{address.uprn}.ics")
+    assert link.endswith(calendar_url(address.uprn))
 
 
 async def test_bin_day_answer_across_the_year_end(

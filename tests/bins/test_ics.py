@@ -116,7 +116,15 @@ def test_export_is_valid_and_round_trips(demo_source: RoundScheduleSource) -> No
     exported = IcsScheduleSource.from_documents([address], {uprn: text})
     end = date(2027, 1, 29)
     assert exported.collections(uprn, start, end) == demo_source.collections(uprn, start, end)
-    assert calendar_url(uprn) == f"https://www.ashvale.gov.uk/bins/calendar/{uprn}.ics"
+
+
+
+def test_calendar_url_uses_the_public_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COUNCIL_PUBLIC_URL", raising=False)
+    assert calendar_url("100") == "http://127.0.0.1:8080/bins/calendar/100.ics"
+    monkeypatch.setenv("COUNCIL_PUBLIC_URL", "https://bins.ashvale.gov.uk/")
+    assert calendar_url("100") == "https://bins.ashvale.gov.uk/bins/calendar/100.ics"
+    assert calendar_url("100", "https://x.example") == "https://x.example/bins/calendar/100.ics"
 
 
 def test_export_of_unknown_address(demo_source: RoundScheduleSource) -> None:
