@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "PRIORITIES",
+    "TEAMS",
     "HandoffRecord",
     "build_record",
     "priority_for",
@@ -43,6 +44,8 @@ _TEAM_BY_TOPIC = {
     "report_fly_tipping": "environment",
 }
 DEFAULT_TEAM = "customer_services"
+TEAMS = tuple(sorted({*_TEAM_BY_TOPIC.values(), DEFAULT_TEAM, "communications"}))
+"""Every team a case can be routed or reassigned to."""
 _INTENT_HISTORY = 5
 
 

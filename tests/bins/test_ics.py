@@ -118,7 +118,6 @@ def test_export_is_valid_and_round_trips(demo_source: RoundScheduleSource) -> No
     assert exported.collections(uprn, start, end) == demo_source.collections(uprn, start, end)
 
 
-
 def test_calendar_url_uses_the_public_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COUNCIL_PUBLIC_URL", raising=False)
     assert calendar_url("100") == "http://127.0.0.1:8080/bins/calendar/100.ics"

@@ -1,0 +1,166 @@
+"""Agents' replies: what may be sent on the resident's channel, and handing it to the sender.
+
+Channels with a messaging window (WhatsApp 24 hours, Messenger 24 hours plus 7 days with the
+``HUMAN_AGENT`` tag) refuse free text once it closes. :func:`reply_options` reads the window
+state stored in the handoff record and says whether a reply can go as it is, only with an
+alternative (an approved WhatsApp template, Messenger's ``HUMAN_AGENT`` tag), or not at all.
+
+:class:`OutboxSender` hands replies to the channel workers through the Redis stream
+``{ns}:outbox`` (consumed by ``bot.channels``; this module does not import it).
+
+Window state (``record.window``), as written by ``bot.channels.window.window_state``:
+``{"open": bool, "closes_at": ISO time or None, "human_agent_until": ISO time or None}``;
+``None`` means the channel has no window. A ``closes_at`` in the past counts as closed even if
+``open`` was still true when the record was written.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio
+
+from bot.handoff.record import HandoffRecord
+
+__all__ = [
+    "HUMAN_AGENT_TAG",
+    "WHATSAPP_TEMPLATE",
+    "OutboundReply",
+    "OutboxSender",
+    "ReplyOptions",
+    "ReplySender",
+    "reply_options",
+]
+
+HUMAN_AGENT_TAG = "HUMAN_AGENT"
+WHATSAPP_TEMPLATE = "template:council_reply_waiting"
+"""The approved WhatsApp template that asks the resident to reply to reopen the window."""
+
+
+@dataclass(frozen=True)
+class ReplyOptions:
+    """What an agent may send now.
+
+    Attributes:
+        free_text: The agent's own text can be sent as it is.
+        tag: Send with this tag or template instead (``HUMAN_AGENT``, ``template:...``).
+        explanation: Plain words for the agent (empty when free text is fine).
+        closes_at: When the window closes (None: no window or already closed).
+    """
+
+    free_text: bool
+    tag: str | None
+    explanation: str
+    closes_at: datetime | None = None
+
+    @property
+    def can_send(self) -> bool:
+        """Something can be sent: free text or the alternative."""
+        return self.free_text or self.tag is not None
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def reply_options(channel: str, window: Mapping[str, Any] | None, now: datetime) -> ReplyOptions:
+    """Decide how a reply can reach the resident on ``channel`` given its window state."""
+    if window is None:
+        return ReplyOptions(True, None, "")
+    closes_at = _time(window.get("closes_at"))
+    is_open = bool(window.get("open", closes_at is not None)) and (
+        closes_at is None or closes_at > now
+    )
+    if is_open:
+        return ReplyOptions(True, None, "", closes_at)
+    if channel == "messenger":
+        until = _time(window.get("human_agent_until"))
+        if until is not None and until > now:
+            return ReplyOptions(
+                False,
+                HUMAN_AGENT_TAG,
+                "The 24-hour Messenger window has closed. Your reply will be sent with the "
+                f"HUMAN_AGENT tag (allowed until {until:%d %b %H:%M} UTC).",
+            )
+        return ReplyOptions(
+            False,
+            None,
+            "This reply cannot be sent: Messenger allows replies only within 7 days of the "
+            "resident's last message. Contact the resident another way.",
+        )
+    if channel == "whatsapp":
+        return ReplyOptions(
+            False,
+            WHATSAPP_TEMPLATE,
+            "The 24-hour WhatsApp window has closed: free text cannot be sent. You can send the "
+            "approved template asking the resident to reply; your text is kept in the case and "
+            "can be sent once they do.",
+        )
+    return ReplyOptions(
+        False, None, f"This reply cannot be sent: the {channel} messaging window has closed."
+    )
+
+
+@dataclass(frozen=True)
+class OutboundReply:
+    """A reply for a channel worker to send.
+
+    Attributes:
+        conversation_id: The Rasa conversation.
+        channel: Channel name.
+        account: The council's account the resident wrote to.
+        recipient: The resident's id on the channel.
+        text: What to send.
+        tag: Messenger tag or WhatsApp template (None: plain text).
+    """
+
+    conversation_id: str
+    channel: str
+    account: str
+    recipient: str
+    text: str
+    tag: str | None = None
+
+    @classmethod
+    def for_record(cls, record: HandoffRecord, text: str, tag: str | None = None) -> OutboundReply:
+        """A reply to the resident of ``record``."""
+        return cls(record.conversation_id, record.channel, record.account, record.sender, text, tag)
+
+
+class ReplySender(abc.ABC):
+    """Sends agents' replies on the resident's channel."""
+
+    @abc.abstractmethod
+    async def send(self, reply: OutboundReply) -> str:
+        """Queue or send ``reply``; return an id for the audit log."""
+
+
+class OutboxSender(ReplySender):
+    """Adds replies to the ``{ns}:outbox`` stream that the channel workers send from.
+
+    Args:
+        client: Asyncio Redis client (decoded strings).
+        namespace: Key namespace.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis, namespace: str = "cr") -> None:
+        self.redis = client
+        self.key = f"{namespace}:outbox"
+
+    async def send(self, reply: OutboundReply) -> str:
+        """Append ``reply`` to the outbox stream; return the stream id."""
+        fields = {
+            "conversation_id": reply.conversation_id,
+            "channel": reply.channel,
+            "account": reply.account,
+            "recipient": reply.recipient,
+            "text": reply.text,
+        }
+        if reply.tag:
+            fields["tag"] = reply.tag
+        entry_id: str = await self.redis.xadd(self.key, fields)
+        return entry_id

@@ -1,0 +1,336 @@
+"""Service levels: first-response and resolution targets counted in business hours.
+
+Targets are set per priority, optionally overridden per team, and counted only while the
+contact centre is open (:class:`~bot.handoff.hours.OpeningHours`, bank holidays included), so a
+case opened on Friday evening is not late on Saturday. :class:`SlaMonitor` checks the open
+cases, notifies each breach once (the notice is recorded in Redis, so several console processes
+never repeat it) and alerts the safeguarding hook about safeguarding cases opened while nobody
+is on duty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from bot.handoff.hours import OpeningHours
+from bot.handoff.queue import HandoffQueue
+from bot.handoff.record import HandoffRecord
+
+__all__ = [
+    "DEFAULT_TARGETS",
+    "Breach",
+    "Notifier",
+    "SlaMonitor",
+    "SlaPolicy",
+    "SlaStatus",
+    "Target",
+    "WebhookNotifier",
+    "add_business_time",
+    "business_seconds",
+    "evaluate",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """How long a case may wait, in business hours.
+
+    Attributes:
+        first_response: Until an agent's first reply.
+        resolution: Until the case is closed.
+    """
+
+    first_response: timedelta
+    resolution: timedelta
+
+
+DEFAULT_TARGETS: Mapping[str, Target] = {
+    "P1": Target(timedelta(minutes=30), timedelta(hours=4)),
+    "P2": Target(timedelta(hours=2), timedelta(hours=16)),
+    "P3": Target(timedelta(hours=8), timedelta(hours=40)),
+}
+
+
+def business_seconds(hours: OpeningHours, start: datetime, end: datetime) -> float:
+    """Seconds between ``start`` and ``end`` during which the contact centre is open."""
+    if end <= start:
+        return 0.0
+    total = 0.0
+    day = start.astimezone(hours.zone).date()
+    last = end.astimezone(hours.zone).date()
+    while day <= last:
+        if hours.is_working_day(day):
+            opens = datetime.combine(day, hours.open_at, hours.zone)
+            closes = datetime.combine(day, hours.close_at, hours.zone)
+            overlap = (min(closes, end) - max(opens, start)).total_seconds()
+            total += max(overlap, 0.0)
+        day += timedelta(days=1)
+    return total
+
+
+def add_business_time(hours: OpeningHours, start: datetime, seconds: float) -> datetime:
+    """The moment ``seconds`` of opening hours after ``start`` (UTC)."""
+    moment = hours.next_opening(start)
+    remaining = seconds
+    while True:
+        local = moment.astimezone(hours.zone)
+        closes = datetime.combine(local.date(), hours.close_at, hours.zone)
+        available = (closes - local).total_seconds()
+        if remaining <= available:
+            return (local + timedelta(seconds=remaining)).astimezone(UTC)
+        remaining -= available
+        moment = hours.next_opening(closes)
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    """Targets per priority (and per team) and the hours they are counted in.
+
+    Attributes:
+        targets: Target per priority.
+        team_targets: Overrides per ``(team, priority)``.
+        hours: Opening hours and bank holidays.
+    """
+
+    targets: Mapping[str, Target] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    team_targets: Mapping[tuple[str, str], Target] = field(default_factory=dict)
+    hours: OpeningHours = field(default_factory=OpeningHours)
+
+    def target(self, priority: str, team: str) -> Target:
+        """The target for a case of ``priority`` in ``team``."""
+        return self.team_targets.get((team, priority)) or self.targets.get(
+            priority, DEFAULT_TARGETS["P3"]
+        )
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], hours: OpeningHours | None = None) -> SlaPolicy:
+        """Read a policy from configuration (minutes of business time).
+
+        ``{"P1": {"first_response": 30, "resolution": 240}, ..., "teams": {"housing":
+        {"P2": {"first_response": 60, "resolution": 480}}}}``; priorities left out keep the
+        defaults.
+        """
+
+        def target(values: Mapping[str, Any]) -> Target:
+            return Target(
+                timedelta(minutes=float(values["first_response"])),
+                timedelta(minutes=float(values["resolution"])),
+            )
+
+        targets = dict(DEFAULT_TARGETS)
+        targets.update({p: target(v) for p, v in data.items() if p != "teams"})
+        team_targets = {
+            (team, priority): target(values)
+            for team, by_priority in (data.get("teams") or {}).items()
+            for priority, values in by_priority.items()
+        }
+        return cls(targets, team_targets, hours or OpeningHours())
+
+
+@dataclass(frozen=True)
+class SlaStatus:
+    """Where a case stands against one target.
+
+    Attributes:
+        kind: ``first_response`` or ``resolution``.
+        due: When the target runs out.
+        met_at: When it was met (None: not yet).
+        left_seconds: Business seconds left (negative: how far over).
+        breached: The target was or is missed.
+    """
+
+    kind: str
+    due: datetime
+    met_at: datetime | None
+    left_seconds: float
+    breached: bool
+
+    @property
+    def left_text(self) -> str:
+        """Time left (or over) in words, e.g. ``"1h 20m left"``, ``"35m over"``."""
+        if self.met_at is not None:
+            return "met" if not self.breached else "met late"
+        minutes = int(abs(self.left_seconds) // 60)
+        words = f"{minutes // 60}h {minutes % 60}m" if minutes >= 60 else f"{minutes}m"
+        return f"{words} {'over' if self.left_seconds < 0 else 'left'}"
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def evaluate(
+    policy: SlaPolicy, record: HandoffRecord, meta: Mapping[str, str], now: datetime
+) -> list[SlaStatus]:
+    """Both targets of a case, given its timings (:meth:`HandoffQueue.meta`)."""
+    opened = datetime.fromisoformat(record.created_at)
+    target = policy.target(record.priority, record.team)
+    found = []
+    for kind, allowed, met_at in (
+        ("first_response", target.first_response, _parse(meta.get("first_response_at"))),
+        ("resolution", target.resolution, _parse(meta.get("closed_at"))),
+    ):
+        due = add_business_time(policy.hours, opened, allowed.total_seconds())
+        until = met_at or now
+        if until <= due:
+            left = business_seconds(policy.hours, until, due)
+        else:
+            left = -business_seconds(policy.hours, due, until)
+        found.append(SlaStatus(kind, due, met_at, left, breached=until > due))
+    return found
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A missed target, as sent to the team's hook.
+
+    Attributes:
+        case_id: The case.
+        team: Its team.
+        priority: Its priority.
+        kind: ``first_response`` or ``resolution``; ``safeguarding_out_of_hours`` for alerts.
+        due: When the target ran out (the case's opening time for alerts).
+    """
+
+    case_id: str
+    team: str
+    priority: str
+    kind: str
+    due: datetime
+
+    def to_json(self) -> dict[str, str]:
+        """The webhook body."""
+        body = asdict(self)
+        body["due"] = self.due.isoformat()
+        return body
+
+
+Notifier = Callable[[Breach], Awaitable[None]]
+"""A hook told about a breach or an alert (a webhook, an email sender, a test's list)."""
+
+
+class WebhookNotifier:
+    """POSTs a breach as JSON to a URL.
+
+    Args:
+        url: Where to post.
+        timeout_seconds: Give up after this long (the next check does not repeat the notice).
+    """
+
+    def __init__(self, url: str, timeout_seconds: float = 10) -> None:
+        self.url = url
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+
+    async def __call__(self, breach: Breach) -> None:
+        """Post ``breach``.
+
+        Raises:
+            aiohttp.ClientError: The hook did not answer with a 2xx status.
+        """
+        async with (
+            aiohttp.ClientSession(timeout=self.timeout) as session,
+            session.post(self.url, json=breach.to_json()) as response,
+        ):
+            response.raise_for_status()
+
+
+class SlaMonitor:
+    """Finds breaches among open cases and tells the hooks, each breach once.
+
+    Args:
+        queue: The handoff queue.
+        policy: Targets and hours.
+        notify: Told about each breach once.
+        alert: Told about each safeguarding case opened while the centre is closed (optional).
+        clock: Returns the current time.
+    """
+
+    def __init__(
+        self,
+        queue: HandoffQueue,
+        policy: SlaPolicy,
+        *,
+        notify: Notifier,
+        alert: Notifier | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.queue = queue
+        self.policy = policy
+        self.notify = notify
+        self.alert = alert
+        self.clock = clock
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.queue.prefix, "sla", *parts))
+
+    @property
+    def breaches_key(self) -> str:
+        """Sorted set of notified breaches (``{case_id}:{kind}``, scored by due time in ms)."""
+        return self._key("breaches")
+
+    async def status(self, record: HandoffRecord) -> list[SlaStatus]:
+        """Both targets of a case, now."""
+        return evaluate(self.policy, record, await self.queue.meta(record.case_id), self.clock())
+
+    async def check(self, batch: int = 500) -> list[Breach]:
+        """Notify new breaches and out-of-hours safeguarding cases; return what was notified."""
+        notified: list[Breach] = []
+        offset = 0
+        while records := await self.queue.list_open(offset=offset, limit=batch):
+            offset += batch
+            for record in records:
+                if record.priority == "P1":
+                    alerted = await self.safeguarding_alert(record)
+                    if alerted is not None:
+                        notified.append(alerted)
+                for state in await self.status(record):
+                    if state.breached:
+                        breach = Breach(
+                            record.case_id, record.team, record.priority, state.kind, state.due
+                        )
+                        if await self._once(breach, self.notify):
+                            notified.append(breach)
+        return notified
+
+    async def safeguarding_alert(self, record: HandoffRecord) -> Breach | None:
+        """Alert the hook (once) about a safeguarding case opened out of hours."""
+        opened = datetime.fromisoformat(record.created_at)
+        if self.alert is None or record.priority != "P1" or self.policy.hours.is_open(opened):
+            return None
+        alert = Breach(
+            record.case_id, record.team, record.priority, "safeguarding_out_of_hours", opened
+        )
+        return alert if await self._once(alert, self.alert) else None
+
+    async def _once(self, breach: Breach, hook: Notifier) -> bool:
+        member = f"{breach.case_id}:{breach.kind}"
+        # ZADD NX is the "only once" guard: only the process that adds the member notifies.
+        added = await self.queue.redis.zadd(
+            self.breaches_key, {member: breach.due.timestamp() * 1000}, nx=True
+        )
+        if not added:
+            return False
+        try:
+            await hook(breach)
+        except Exception:
+            # A failed hook must not stop the checks; the breach stays recorded for reports.
+            logger.exception("could not notify %s for case %s", breach.kind, breach.case_id)
+        return True
+
+    async def run(self, interval_seconds: float = 60) -> None:
+        """Check every ``interval_seconds`` until cancelled."""
+        while True:
+            try:
+                await self.check()
+            except Exception:
+                logger.exception("service level check failed")
+            await asyncio.sleep(interval_seconds)

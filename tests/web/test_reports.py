@@ -1,0 +1,122 @@
+"""Supervisor reports: figures, exports, role checks."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from bot.handoff.queue import HandoffQueue
+from bot.handoff.record import HandoffRecord, priority_for, team_for
+from bot.handoff.sla import SlaPolicy
+from bot.web.agent import QUEUE
+from bot.web.app import AUDIT, NAMESPACE, REDIS
+from bot.web.reports import bar_chart, build_report, percentile
+
+Login = Callable[..., Awaitable[TestClient]]
+
+
+def record(sender: str, *, minutes_ago: float, **fields: Any) -> HandoffRecord:
+    reason = fields.pop("reason", "asked_for_person")
+    topic = fields.pop("topic", "bin_day")
+    channel = fields.pop("channel", "whatsapp")
+    text = fields.pop("text", "talk to a person")
+    created = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return HandoffRecord(
+        conversation_id=f"{channel}:acc:{sender}",
+        channel=channel,
+        account="acc",
+        sender=sender,
+        reason=reason,
+        topic=topic,
+        priority=priority_for(reason),
+        team=team_for(topic, reason),
+        created_at=created.isoformat(),
+        transcript=[{"role": "resident", "text": text, "at": created.isoformat()}],
+        **fields,
+    )
+
+
+@pytest.fixture
+def console_sections() -> tuple[str, ...]:
+    return ("bot.web.agent", "bot.web.reports")
+
+
+async def seed(app: web.Application) -> HandoffQueue:
+    queue = app[QUEUE]
+    base = datetime.now(UTC)
+    answered = record("1", minutes_ago=120)
+    await queue.open(answered)
+    queue.clock = lambda: base - timedelta(minutes=110)
+    await queue.append_message(answered.conversation_id, "agent", "hello")
+    queue.clock = lambda: base - timedelta(minutes=60)
+    await queue.resolve(answered.case_id)
+    queue.clock = lambda: datetime.now(UTC)
+    for n in range(3):
+        await queue.open(
+            record(f"q{n}", minutes_ago=30, reason="low_confidence", text="=Where's the TIP?!")
+        )
+    await queue.open(record("t", minutes_ago=5, channel="telegram", topic="council_tax_pay"))
+    today = datetime.now(UTC).date().isoformat()
+    await app[REDIS].set(f"{app[NAMESPACE]}:stats:conversations:{today}", 50)
+    return queue
+
+
+def test_percentile_and_chart() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([5, 1, 3, 2, 4], 0.5) == 3
+    assert percentile([float(n) for n in range(1, 11)], 0.9) == 9
+    chart = bar_chart("t", {"a": 10, "b": 5, "c": 0})
+    assert [b["width"] for b in chart["bars"]] == [400, 200, 0]
+
+
+async def test_build_report(console_app: web.Application) -> None:
+    queue = await seed(console_app)
+    end = datetime.now(UTC) + timedelta(seconds=1)
+    report = await build_report(
+        queue, SlaPolicy(), console_app[NAMESPACE], end - timedelta(days=1), end
+    )
+    assert report.handoffs == 5
+    assert report.by_channel == {"whatsapp": 4, "telegram": 1}
+    assert report.by_topic == {"bin_day": 4, "council_tax_pay": 1}
+    assert report.containment == 0.9  # 5 of 50 conversations needed a person
+    assert report.first_response_minutes == {"p50": 10.0, "p90": 10.0}
+    assert report.resolution_minutes == {"p50": 60.0, "p90": 60.0}
+    assert report.unanswered == [("where's the tip", 3)]
+
+
+async def test_pages_and_exports(console_app: web.Application, login: Login) -> None:
+    await seed(console_app)
+    agent = await login("agent", teams=("customer_services",))
+    assert (await agent.get("/reports/")).status == 403
+    assert (await agent.get("/reports/export.json")).status == 403
+    supervisor = await login("supervisor")
+    page = await supervisor.get("/reports/")
+    html = await page.text()
+    assert page.status == 200 and "<svg" in html and "style=" not in html
+    assert 'class="bar"' in html and "90.0%" in html
+    data = await (await supervisor.get("/reports/export.json?days=7")).json()
+    assert data["handoffs"] == 5 and data["volume"]["channel"]["telegram"] == 1
+    assert data["top_unanswered"] == [{"question": "where's the tip", "count": 3}]
+    response = await supervisor.get("/reports/export.csv")
+    assert response.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(await response.text())))
+    assert ["totals", "handoffs", "5"] in rows and ["channel", "telegram", "1"] in rows
+    assert (await supervisor.get("/reports/?days=0")).status == 400
+    exports = await console_app[AUDIT].recent(object_type="report")
+    assert [e.detail["format"] for e in exports] == ["csv", "json"]
+
+
+async def test_csv_cells_never_start_a_formula(console_app: web.Application, login: Login) -> None:
+    queue = console_app[QUEUE]
+    await queue.open(record("x", minutes_ago=1, reason="out_of_scope", text="hi"))
+    await queue.open(record("y", minutes_ago=1, reason="out_of_scope", topic="=cmd|x"))
+    supervisor = await login("supervisor")
+    text = await (await supervisor.get("/reports/export.csv")).text()
+    assert "'=cmd|x" in text and "\n=cmd" not in text.replace(",", "\n")
