@@ -1,16 +1,19 @@
 """Rasa component: intent classification with an out-of-scope decision.
 
-The classifier is multinomial logistic regression on the sentence embeddings. Whether to trust
-its answer is decided on a score that blends the winning probability with how close the message
-is to the training examples of the winning intent (mean cosine of its ``k`` nearest): a message
-unlike anything seen in training is doubted even when the regression is confident. Below
-``threshold``, or when the winner is the trained ``out_of_scope`` intent, the message gets
-``nlu_fallback`` (so the ``nlu_fallback`` rules fire), with the regression's ranking kept.
+The classifier is a small neural network (or, configured so, multinomial logistic regression) on
+the featurizer's output: the per-layer features when the featurizer has ``layers``, else the
+sentence embedding. Whether to trust its answer is decided on a score that blends the winning
+probability with how close the message's sentence embedding is to the training examples of the
+winning intent (mean cosine of its ``k`` nearest): a message unlike anything seen in training is
+doubted even when the network is confident. Below ``threshold``, or when the winner is the
+trained ``out_of_scope`` intent, the message gets ``nlu_fallback`` (so the ``nlu_fallback``
+rules fire), with the network's ranking kept. Inference is plain numpy on persisted arrays.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,46 +28,149 @@ from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KE
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.errors import ConfigError
 from bot.nlu.embedder import FloatArray
-from bot.nlu.featurizer import SentenceEmbeddingFeaturizer, sentence_embedding
+from bot.nlu.featurizer import SentenceEmbeddingFeaturizer, layer_features, sentence_embedding
 
-__all__ = ["FALLBACK_INTENT", "OUT_OF_SCOPE_INTENT", "CouncilIntentClassifier", "IntentModel"]
+__all__ = [
+    "FALLBACK_INTENT",
+    "HEADS",
+    "OUT_OF_SCOPE_INTENT",
+    "CouncilIntentClassifier",
+    "IntentModel",
+    "NetworkSettings",
+]
 
 FALLBACK_INTENT = "nlu_fallback"
 OUT_OF_SCOPE_INTENT = "out_of_scope"
+HEADS = ("mlp", "logistic")
 _RANKING_LENGTH = 10
+
+
+def _gelu(x: FloatArray) -> FloatArray:
+    # The tanh form, as trained (torch.nn.GELU(approximate="tanh")).
+    result: FloatArray = 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return result
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """How the one-hidden-layer network is trained (see docs/nlu.md for why these values)."""
+
+    hidden: int = 1024
+    epochs: int = 20
+    min_steps: int = 400  # small data sets (a council's) get more epochs, not fewer updates
+    batch_size: int = 256
+    learning_rate: float = 0.003
+    label_smoothing: float = 0.1
+    dropout: float = 0.3
+    input_dropout: float = 0.1
+    noise: float = 0.02
+    out_of_scope_weight: float = 3.0
+    seed: int = 0
 
 
 @dataclass
 class IntentModel:
-    """The fitted weights and the training embeddings used for the closeness score."""
+    """Fitted layers and the training embeddings used for the closeness score."""
 
     classes: list[str]
-    coef: FloatArray  # (n_classes, dim)
-    intercept: FloatArray  # (n_classes,)
-    examples: FloatArray  # (n_examples, dim), normalised
+    weights: list[FloatArray]  # per layer, (inputs, outputs); GELU between layers
+    biases: list[FloatArray]
+    examples: FloatArray  # (n_examples, dim) normalised sentence embeddings
     example_labels: npt.NDArray[np.int64]  # (n_examples,) class index of each example
 
-    @classmethod
-    def fit(cls, vectors: FloatArray, labels: list[str], c: float) -> IntentModel:
-        """Fit the regression on normalised ``vectors``."""
-        from sklearn.linear_model import LogisticRegression
-
+    @staticmethod
+    def _targets(labels: list[str]) -> tuple[list[str], npt.NDArray[np.int64]]:
         classes = sorted(set(labels))
         index = {name: i for i, name in enumerate(classes)}
-        y = np.array([index[label] for label in labels])
+        return classes, np.array([index[label] for label in labels], dtype=np.int64)
+
+    @classmethod
+    def fit_logistic(
+        cls, inputs: FloatArray, examples: FloatArray, labels: list[str], c: float
+    ) -> IntentModel:
+        """Fit multinomial logistic regression on ``inputs``."""
+        from sklearn.linear_model import LogisticRegression
+
+        classes, y = cls._targets(labels)
         regression = LogisticRegression(C=c, max_iter=2000)
-        regression.fit(vectors, y)
+        regression.fit(inputs, y)
         coef, intercept = regression.coef_, regression.intercept_
         if len(classes) == 2:  # sklearn keeps one row for two classes
             coef = np.vstack([-coef[0], coef[0]])
             intercept = np.array([-intercept[0], intercept[0]])
-        return cls(classes, coef.astype(np.float32), intercept.astype(np.float32), vectors, y)
+        weights = [coef.T.astype(np.float32)]
+        return cls(classes, weights, [intercept.astype(np.float32)], examples, y)
 
-    def probabilities(self, vectors: FloatArray) -> FloatArray:
-        """Return class probabilities, one row per vector."""
-        logits = vectors @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
+    @classmethod
+    def fit_network(
+        cls,
+        inputs: FloatArray,
+        examples: FloatArray,
+        labels: list[str],
+        settings: NetworkSettings,
+    ) -> IntentModel:
+        """Fit a one-hidden-layer network with label smoothing and input noise.
+
+        Smoothing and noise keep the network from being certain far from its training data,
+        which is what lets the probability separate out-of-scope messages.
+        """
+        import torch
+
+        classes, y = cls._targets(labels)
+        torch.manual_seed(settings.seed)
+        layers = [
+            torch.nn.Linear(inputs.shape[1], settings.hidden),
+            torch.nn.Linear(settings.hidden, len(classes)),
+        ]
+        network = torch.nn.Sequential(
+            torch.nn.Dropout(settings.input_dropout),
+            layers[0],
+            torch.nn.GELU(approximate="tanh"),
+            torch.nn.Dropout(settings.dropout),
+            layers[1],
+        )
+        class_weights = torch.ones(len(classes))
+        if OUT_OF_SCOPE_INTENT in classes:
+            class_weights[classes.index(OUT_OF_SCOPE_INTENT)] = settings.out_of_scope_weight
+        loss_of = torch.nn.CrossEntropyLoss(
+            weight=class_weights, label_smoothing=settings.label_smoothing
+        )
+        batches = math.ceil(len(y) / settings.batch_size)
+        epochs = max(settings.epochs, math.ceil(settings.min_steps / batches))
+        optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=settings.learning_rate, total_steps=epochs * batches
+        )
+        x, target = torch.from_numpy(np.ascontiguousarray(inputs)), torch.from_numpy(y)
+        network.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(y))
+            for start in range(0, len(y), settings.batch_size):
+                batch = order[start : start + settings.batch_size]
+                noisy = x[batch] + settings.noise * torch.randn(len(batch), x.shape[1])
+                loss = loss_of(network(noisy), target[batch])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+        return cls(
+            classes,
+            [layer.weight.detach().numpy().T.copy() for layer in layers],
+            [layer.bias.detach().numpy().copy() for layer in layers],
+            examples,
+            y,
+        )
+
+    def probabilities(self, inputs: FloatArray) -> FloatArray:
+        """Return class probabilities, one row per input row."""
+        values = inputs
+        for depth, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            values = values @ weight + bias
+            if depth < len(self.weights) - 1:
+                values = _gelu(values)
+        logits = values - values.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         result: FloatArray = exp / exp.sum(axis=1, keepdims=True)
         return result
@@ -90,7 +196,9 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
     """Intent classifier with an out-of-scope decision (see the module docstring).
 
     Config:
-        C: Inverse regularisation strength of the regression.
+        head: ``mlp`` (a one-hidden-layer network) or ``logistic`` (logistic regression).
+        C: Inverse regularisation strength of the logistic regression.
+        network: Overrides of :class:`NetworkSettings` for the ``mlp`` head.
         k: Neighbours in the closeness score.
         closeness_weight: Weight of the closeness in the score (the rest is the probability).
         threshold: Below this score the intent is ``nlu_fallback``.
@@ -104,7 +212,14 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def get_default_config() -> dict[str, Any]:
         """Return the defaults, chosen on the demo data and CLINC150 (see docs/nlu.md)."""
-        return {"C": 20.0, "k": 5, "closeness_weight": 0.5, "threshold": 0.55}
+        return {
+            "head": "mlp",
+            "C": 20.0,
+            "network": {},
+            "k": 5,
+            "closeness_weight": 0.5,
+            "threshold": 0.55,
+        }
 
     def __init__(
         self,
@@ -113,6 +228,18 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
         resource: Resource,
         model: IntentModel | None = None,
     ) -> None:
+        if config["head"] not in HEADS:
+            raise ConfigError(
+                "config.yml",
+                "pipeline.CouncilIntentClassifier.head",
+                f"{config['head']!r} is not one of {', '.join(HEADS)}",
+            )
+        try:
+            self.network = NetworkSettings(**(config.get("network") or {}))
+        except TypeError as error:
+            raise ConfigError(
+                "config.yml", "pipeline.CouncilIntentClassifier.network", str(error)
+            ) from None
         self.config = config
         self._storage = model_storage
         self._resource = resource
@@ -131,28 +258,37 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fit on every intent example that has an embedding, and persist."""
-        vectors, labels = [], []
+        inputs, vectors, labels = [], [], []
         for message in training_data.intent_examples:
             vector = sentence_embedding(message)
             if vector is not None:
+                inputs.append(_inputs(message, vector))
                 vectors.append(vector)
                 labels.append(str(message.get(INTENT)))
         if len(set(labels)) < 2:
             # Nothing to tell apart: stay untrained, every message becomes nlu_fallback.
             return self._resource
-        self.model = IntentModel.fit(np.vstack(vectors), labels, float(self.config["C"]))
+        if self.config["head"] == "logistic":
+            self.model = IntentModel.fit_logistic(
+                np.vstack(inputs), np.vstack(vectors), labels, float(self.config["C"])
+            )
+        else:
+            self.model = IntentModel.fit_network(
+                np.vstack(inputs), np.vstack(vectors), labels, self.network
+            )
         self._persist()
         return self._resource
 
     def _persist(self) -> None:
         assert self.model is not None
+        layers = {f"weight{i}": weight for i, weight in enumerate(self.model.weights)}
+        layers |= {f"bias{i}": bias for i, bias in enumerate(self.model.biases)}
         with self._storage.write_to(self._resource) as folder:
             np.savez_compressed(
                 folder / "model.npz",
-                coef=self.model.coef,
-                intercept=self.model.intercept,
                 examples=self.model.examples,
                 example_labels=self.model.example_labels,
+                **layers,
             )
             (folder / "classes.json").write_text(json.dumps(self.model.classes))
 
@@ -165,15 +301,16 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> CouncilIntentClassifier:
-        """Load the persisted weights (plain arrays: nothing is unpickled)."""
+        """Load the persisted arrays (plain arrays: nothing is unpickled)."""
         try:
             with model_storage.read_from(resource) as folder:
                 arrays = np.load(folder / "model.npz", allow_pickle=False)
                 classes = json.loads((folder / "classes.json").read_text())
+                depth = sum(1 for name in arrays.files if name.startswith("weight"))
                 model = IntentModel(
                     classes,
-                    arrays["coef"],
-                    arrays["intercept"],
+                    [arrays[f"weight{i}"] for i in range(depth)],
+                    [arrays[f"bias{i}"] for i in range(depth)],
                     arrays["examples"],
                     arrays["example_labels"],
                 )
@@ -181,10 +318,10 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
             model = None
         return cls(config, model_storage, resource, model)
 
-    def scores(self, vectors: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Return (probabilities, trust score) for normalised ``vectors``."""
+    def scores(self, inputs: FloatArray, vectors: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Return (probabilities, trust score) for classifier inputs and sentence embeddings."""
         assert self.model is not None
-        probabilities = self.model.probabilities(vectors)
+        probabilities = self.model.probabilities(inputs)
         predicted = probabilities.argmax(axis=1)
         closeness = self.model.closeness(vectors, predicted, int(self.config["k"]))
         weight = float(self.config["closeness_weight"])
@@ -203,7 +340,9 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
                 )
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
                 continue
-            probabilities, trust = self.scores(vector[np.newaxis, :])
+            probabilities, trust = self.scores(
+                _inputs(message, vector)[np.newaxis, :], vector[np.newaxis, :]
+            )
             order = np.argsort(-probabilities[0])[:_RANKING_LENGTH]
             ranking = [
                 {INTENT_NAME_KEY: self.model.classes[i], "confidence": float(probabilities[0, i])}
@@ -221,3 +360,9 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
+
+
+def _inputs(message: Message, vector: FloatArray) -> FloatArray:
+    # The per-layer features when the featurizer makes them, else the sentence embedding.
+    layered = layer_features(message)
+    return vector if layered is None else layered

@@ -113,6 +113,52 @@ class Embedder:
             )
         return np.asarray(vectors, dtype=np.float32)
 
+    def encode_layers(self, texts: list[str], layers: list[int]) -> tuple[FloatArray, FloatArray]:
+        """Return sentence embeddings and per-layer features, from one pass of the model.
+
+        The layer features concatenate, for each transformer layer in ``layers`` (0 is the
+        token embeddings), the normalised mean of its token vectors. Lower layers keep wording
+        that the final sentence embedding averages away, which helps tell near intents apart.
+
+        Returns:
+            ``(embeddings, layer_features)``: the same rows :meth:`encode` gives, and one row
+            of ``len(layers) * dimension`` per text.
+        """
+        dimension = self.dimension
+        if not texts:
+            empty = np.zeros((0, dimension), dtype=np.float32)
+            return empty, np.zeros((0, len(layers) * dimension), dtype=np.float32)
+        import torch
+        from sentence_transformers.models import Transformer
+
+        transformer = self._model[0]
+        assert isinstance(transformer, Transformer)  # modules.json: Transformer, Pooling, ...
+        # Sorting by length keeps padding (wasted work) low within each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        embeddings = np.empty((len(texts), dimension), dtype=np.float32)
+        features = np.empty((len(texts), len(layers) * dimension), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            torch.set_num_threads(self.threads if len(texts) > 1 else 1)
+            for start in range(0, len(texts), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                batch = transformer.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=transformer.max_seq_length,
+                    return_tensors="pt",
+                )
+                hidden = transformer.auto_model(**batch, output_hidden_states=True).hidden_states
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden[0].dtype)
+                counts = mask.sum(dim=1).clamp(min=1.0)
+                pooled = [
+                    torch.nn.functional.normalize((states * mask).sum(dim=1) / counts, dim=1)
+                    for states in hidden
+                ]
+                embeddings[rows] = pooled[-1].numpy()
+                features[rows] = np.hstack([pooled[layer].numpy() for layer in layers])
+        return embeddings, features
+
 
 @functools.lru_cache(maxsize=4)
 def _load(folder: str) -> SentenceTransformer:

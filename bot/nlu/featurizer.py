@@ -16,7 +16,15 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.nlu.embedder import Embedder, FloatArray
 
-__all__ = ["SentenceEmbeddingFeaturizer", "sentence_embedding"]
+__all__ = [
+    "LAYERS_ORIGIN_SUFFIX",
+    "SentenceEmbeddingFeaturizer",
+    "layer_features",
+    "sentence_embedding",
+]
+
+LAYERS_ORIGIN_SUFFIX = ".layers"
+"""Ends the ``origin`` of the per-layer feature, telling it apart from the sentence embedding."""
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
@@ -28,6 +36,9 @@ class SentenceEmbeddingFeaturizer(GraphComponent):
         model_sha256: The sha256 its ``model.safetensors`` must have.
         batch_size: Texts encoded per batch while featurizing training data.
         threads: CPU threads for those batches (single messages always use one).
+        layers: Transformer layers whose mean-pooled token vectors are added as a second
+            sentence feature (:func:`layer_features`); empty adds none. Both come from one
+            pass of the model.
     """
 
     @staticmethod
@@ -38,10 +49,12 @@ class SentenceEmbeddingFeaturizer(GraphComponent):
             "model_sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
             "batch_size": 64,
             "threads": 2,
+            "layers": [],
         }
 
     def __init__(self, config: dict[str, Any], name: str) -> None:
         self._name = name
+        self.layers = [int(layer) for layer in config.get("layers") or []]
         self.embedder = Embedder(
             config["model"], config["model_sha256"], config["batch_size"], config["threads"]
         )
@@ -59,10 +72,21 @@ class SentenceEmbeddingFeaturizer(GraphComponent):
 
     def _featurize(self, messages: list[Message]) -> None:
         with_text = [message for message in messages if message.get(TEXT) is not None]
-        vectors = self.embedder.encode([str(message.get(TEXT)) for message in with_text])
-        for message, vector in zip(with_text, vectors, strict=True):
+        texts = [str(message.get(TEXT)) for message in with_text]
+        if not self.layers:
+            for message, vector in zip(with_text, self.embedder.encode(texts), strict=True):
+                message.add_features(
+                    Features(vector[np.newaxis, :], FEATURE_TYPE_SENTENCE, TEXT, self._name)
+                )
+            return
+        vectors, per_layer = self.embedder.encode_layers(texts, self.layers)
+        origin = self._name + LAYERS_ORIGIN_SUFFIX
+        for message, vector, layered in zip(with_text, vectors, per_layer, strict=True):
             message.add_features(
                 Features(vector[np.newaxis, :], FEATURE_TYPE_SENTENCE, TEXT, self._name)
+            )
+            message.add_features(
+                Features(layered[np.newaxis, :], FEATURE_TYPE_SENTENCE, TEXT, origin)
             )
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
@@ -76,9 +100,20 @@ class SentenceEmbeddingFeaturizer(GraphComponent):
         return messages
 
 
-def sentence_embedding(message: Message) -> FloatArray | None:
-    """Return the message's sentence embedding (1-D), or None when it has none."""
+def _sentence_feature(message: Message, *, layers: bool) -> FloatArray | None:
     for feature in message.features:
-        if feature.attribute == TEXT and feature.type == FEATURE_TYPE_SENTENCE:
+        if feature.attribute != TEXT or feature.type != FEATURE_TYPE_SENTENCE:
+            continue
+        if str(feature.origin).endswith(LAYERS_ORIGIN_SUFFIX) == layers:
             return np.asarray(feature.features, dtype=np.float32).reshape(-1)
     return None
+
+
+def sentence_embedding(message: Message) -> FloatArray | None:
+    """Return the message's sentence embedding (1-D), or None when it has none."""
+    return _sentence_feature(message, layers=False)
+
+
+def layer_features(message: Message) -> FloatArray | None:
+    """Return the message's per-layer feature (1-D), or None when none was configured."""
+    return _sentence_feature(message, layers=True)

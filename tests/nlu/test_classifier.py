@@ -8,6 +8,7 @@ from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.errors import ConfigError
 from bot.nlu.classifier import FALLBACK_INTENT, CouncilIntentClassifier
 from bot.nlu.featurizer import SentenceEmbeddingFeaturizer
 
@@ -122,3 +123,40 @@ def test_untrained_classifier_falls_back(
     loaded = CouncilIntentClassifier.load(_config(), model_storage, resource, execution_context)
     message = _parse(loaded, featurizer, tokenizer, "hello")
     assert message.get("intent")["name"] == FALLBACK_INTENT
+
+
+def test_logistic_head_classifies_and_round_trips(
+    training_data: TrainingData,
+    model_storage: LocalModelStorage,
+    execution_context: ExecutionContext,
+    featurizer: SentenceEmbeddingFeaturizer,
+    tokenizer: WhitespaceTokenizer,
+) -> None:
+    resource = Resource("logistic")
+    config = _config(head="logistic")
+    classifier = CouncilIntentClassifier.create(config, model_storage, resource, execution_context)
+    classifier.train(training_data)
+    assert classifier.model is not None and len(classifier.model.weights) == 1
+    loaded = CouncilIntentClassifier.load(config, model_storage, resource, execution_context)
+    message = _parse(loaded, featurizer, tokenizer, "there's a big pothole on our road")
+    assert message.get("intent")["name"] == "pothole"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"head": "forest"}, "pipeline.CouncilIntentClassifier.head"),
+        ({"network": {"hiden": 10}}, "pipeline.CouncilIntentClassifier.network"),
+    ],
+)
+def test_bad_classifier_config_names_the_key(
+    model_storage: LocalModelStorage,
+    execution_context: ExecutionContext,
+    overrides: dict[str, Any],
+    key: str,
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        CouncilIntentClassifier.create(
+            _config(**overrides), model_storage, Resource("bad"), execution_context
+        )
+    assert raised.value.path == "config.yml" and raised.value.key == key
