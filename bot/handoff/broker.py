@@ -3,7 +3,8 @@
 While a person has a conversation, the bot is paused, but Rasa still reads and stores what the
 resident writes. This broker sees every stored event; a resident's message in a conversation
 with an open case is added to that case (and a message Rasa recognises as a safeguarding worry
-raises the case to the top priority), so the agent sees it at once.
+raises the case to the top priority), so the agent sees it at once. It also counts each day's
+conversations (residents who wrote that day) for the containment figure of the reports.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from bot.redis_conn import connect_async
 __all__ = ["HandoffEventBroker"]
 
 logger = logging.getLogger(__name__)
+
+# The "seen today" markers hold a sender id, so they live only until the day is over; the
+# daily counts are anonymous and kept for year-on-year reporting.
+_SEEN_SECONDS = 2 * 24 * 3600
+_COUNT_SECONDS = 800 * 24 * 3600
 
 
 class HandoffEventBroker(EventBroker):
@@ -58,19 +64,34 @@ class HandoffEventBroker(EventBroker):
             logger.error("could not add a message to its handoff case", exc_info=task.exception())
 
     async def handle_user_message(self, event: dict[str, Any]) -> None:
-        """Add a resident's message to the conversation's open case, if it has one."""
+        """Count the conversation, and add the message to its open case, if it has one."""
         conversation_id = str(event.get("sender_id"))
+        sent_at = datetime.fromtimestamp(float(event.get("timestamp") or 0), UTC)
+        await self.count_conversation(conversation_id, sent_at)
         case_id = await self.queue.case_for(conversation_id)
         if case_id is None:
             return
         record = await self.queue.get(case_id)
-        sent_at = datetime.fromtimestamp(float(event.get("timestamp") or 0), UTC)
         if record is None or sent_at <= datetime.fromisoformat(record.created_at):
             return  # the message that caused the handoff is already in its transcript
         await self.queue.append_message(conversation_id, "resident", str(event.get("text") or ""))
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
         if intent == "safeguarding":
             await self.queue.escalate(case_id, "safeguarding")
+
+    async def count_conversation(self, conversation_id: str, sent_at: datetime) -> None:
+        """Add one to ``{ns}:stats:conversations:{day}`` on a resident's first message that day."""
+        day = sent_at.date().isoformat()
+        prefix = f"{self.queue.namespace}:stats"
+        first = await self.queue.redis.set(
+            f"{prefix}:seen:{day}:{conversation_id}", 1, nx=True, ex=_SEEN_SECONDS
+        )
+        if first:
+            counter = f"{prefix}:conversations:{day}"
+            pipe = self.queue.redis.pipeline(transaction=False)
+            pipe.incr(counter)
+            pipe.expire(counter, _COUNT_SECONDS)
+            await pipe.execute()
 
     async def close(self) -> None:
         """Wait for messages still being added, then close the connection."""

@@ -120,6 +120,7 @@ class HandoffQueue:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.redis = client
+        self.namespace = namespace
         self.prefix = f"{namespace}:handoff"
         self.clock = clock
         self._open = client.register_script(_OPEN)

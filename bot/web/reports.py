@@ -5,9 +5,10 @@ Figures cover the cases opened in a period (default: the last 30 days, ``?days=N
 
 * volume by channel, topic and day;
 * containment: the share of conversations the bot finished without a person,
-  ``1 - conversations with a handoff / conversations``. Conversations are counted by whatever
-  handles residents' messages into ``{ns}:stats:conversations:{YYYY-MM-DD}`` (one ``INCR`` per
-  new conversation); without those counters containment is reported as unknown (``null``);
+  ``1 - conversations with a handoff / conversations``. The Rasa server's event broker
+  (:mod:`bot.handoff.broker`) counts conversations into ``{ns}:stats:conversations:{YYYY-MM-DD}``
+  (a resident writing on a day is one conversation that day); days without a count make
+  containment unknown (``null``);
 * first-response and resolution times (wall-clock minutes from opening to the first agent
   reply / to closing), p50 and p90, nearest-rank;
 * service-level breaches per target, against the targets of the agent console;
