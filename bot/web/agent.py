@@ -29,6 +29,7 @@ import aiohttp
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from bot.errors import ConfigError
 from bot.handoff.canned import CannedResponses
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import TEAMS, HandoffRecord
@@ -320,7 +321,18 @@ async def canned_delete(request: web.Request) -> web.StreamResponse:
 
 def _policy() -> SlaPolicy:
     path = os.environ.get("COUNCIL_SLA_FILE", "").strip()
-    return SlaPolicy.from_mapping(json.loads(Path(path).read_text())) if path else SlaPolicy()
+    if not path:
+        return SlaPolicy()
+    try:
+        return SlaPolicy.from_mapping(json.loads(Path(path).read_text()))
+    except OSError as error:
+        raise ConfigError(path, "COUNCIL_SLA_FILE", f"cannot be read: {error}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(path, f"line {error.lineno}", f"not JSON: {error.msg}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ConfigError(
+            path, "targets", f"each target needs first_response and resolution minutes ({error})"
+        ) from None
 
 
 async def _sla_monitor(app: web.Application) -> AsyncIterator[None]:
