@@ -16,7 +16,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.resources import handoff_queue
+from actions.resources import handoff_queue, shared_redis
+from bot.channels.window import window_state
 from bot.handoff.hours import holding_reply
 from bot.handoff.record import build_record, split_conversation_id
 
@@ -69,6 +70,13 @@ class ActionHandoff(Action):
         channel = tracker.get_latest_input_channel() or "rest"
         metadata = tracker.latest_message.get("metadata") or {}
         account, sender = split_conversation_id(tracker.sender_id, channel)
+        queue = await handoff_queue()
+        window = await window_state(
+            await shared_redis(),
+            tracker.sender_id,
+            namespace=queue.namespace,
+            now=now.timestamp(),
+        )
         record = build_record(
             tracker.sender_id,
             list(tracker.events),
@@ -78,9 +86,9 @@ class ActionHandoff(Action):
             account=metadata.get("account", account),
             sender=sender,
             display_name=metadata.get("display_name", ""),
+            window=window,
             now=now,
         )
-        queue = await handoff_queue()
         await queue.open(record)
         dispatcher.utter_message(text=holding_reply(record.priority, now))
         return [ConversationPaused()]

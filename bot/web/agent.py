@@ -29,6 +29,7 @@ import aiohttp
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from bot.channels.window import window_state
 from bot.errors import ConfigError
 from bot.handoff.canned import CannedResponses
 from bot.handoff.queue import HandoffQueue
@@ -82,6 +83,19 @@ def _text(form: _Form, name: str) -> str:
 
 def _now(request: web.Request) -> datetime:
     return request.app[QUEUE].clock()
+
+
+async def _window(request: web.Request, record: HandoffRecord) -> dict[str, Any] | None:
+    """The messaging window now: live from the channel's last inbound time when known."""
+    live = await window_state(
+        request.app[REDIS],
+        record.conversation_id,
+        namespace=request.app[NAMESPACE],
+        now=_now(request).timestamp(),
+    )
+    if live is not None and live["last_inbound_at"] is not None:
+        return live
+    return record.window  # the state written with the handoff (no inbound recorded since)
 
 
 async def _case(request: web.Request) -> HandoffRecord:
@@ -155,6 +169,7 @@ async def _case_page(
     meta = await queue.meta(record.case_id)
     earlier = await queue.earlier_cases(record)
     me = _me(request)
+    window = await _window(request, record)
     return render(
         request,
         "agent/case.html",
@@ -165,7 +180,8 @@ async def _case_page(
             "holder": await queue.holder(record.case_id),
             "me": me.username,
             "sla": evaluate(request.app[SLA_POLICY], record, meta, now),
-            "options": reply_options(record.channel, record.window, now),
+            "window": window,
+            "options": reply_options(record.channel, window, now),
             "earlier": [r for r in earlier if r.team in _teams(me)],
             "earlier_hidden": sum(1 for r in earlier if r.team not in _teams(me)),
             "canned": await request.app[CANNED].all(),
@@ -226,7 +242,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
     if not text:
         return await _case_page(request, record, error="Write a reply first.", status=422)
     await _hold(request, record)
-    options = reply_options(record.channel, record.window, _now(request))
+    options = reply_options(record.channel, await _window(request, record), _now(request))
     alternative = _text(form, "send_as") == "alternative"
     if not options.free_text and not (alternative and options.tag):
         return await _case_page(request, record, error=options.explanation, status=409)

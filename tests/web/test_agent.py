@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Page, expect
 
+from bot.channels.window import touch
 from bot.handoff.canned import CannedResponses
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
@@ -292,6 +293,32 @@ async def test_closed_windows_offer_the_alternative_or_refuse(
     )
     assert refused.status == 409
     assert [e["tag"] for e in await outbox(console_app)] == ["template:council_reply_waiting"]
+
+
+async def test_window_is_read_live_when_the_resident_writes_again(
+    console_app: web.Application, login: Login, csrf: Csrf, queue: HandoffQueue
+) -> None:
+    past = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    case = record("3", window={"open": False, "closes_at": past})
+    await queue.open(case)
+    agent = await login("agent", teams=("customer_services",))
+    token = await csrf(agent)
+    page = await (await agent.get(f"/agent/cases/{case.case_id}")).text()
+    assert "24-hour WhatsApp window has closed" in page
+    # the resident writes again: the channel inbox records the time, the window reopens
+    await touch(
+        console_app[REDIS],
+        case.conversation_id,
+        datetime.now(UTC).timestamp(),
+        console_app[NAMESPACE],
+    )
+    page = await (await agent.get(f"/agent/cases/{case.case_id}")).text()
+    assert "window-warning" not in page and 'id="window">open until' in page
+    sent = await agent.post(
+        f"/agent/cases/{case.case_id}/reply", data={"csrf_token": token, "text": "hello"}
+    )
+    assert sent.status == 200
+    assert [e.get("tag", "") for e in await outbox(console_app)] == [""]
 
 
 async def test_return_to_bot_calls_rasa(

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import pytest
+import redis.asyncio
+
+from bot.channels.base import InboundMessage, OutboundMessage
+from bot.channels.inbox import GROUP, Inbox, InboxWorker
+from bot.channels.window import window_state
+
+
+def message(message_id: str = "m1", *, account: str = "+441234567890") -> InboundMessage:
+    return InboundMessage(
+        channel="whatsapp",
+        account=account,
+        sender="+447700900123",
+        message_id=message_id,
+        text=f"text of {message_id}",
+        received_at=time.time(),
+    )
+
+
+class Bot:
+    """A handler standing in for Rasa: one reply per message, optionally failing or hanging."""
+
+    def __init__(self, fail: int = 0, hang: bool = False) -> None:
+        self.seen: list[str] = []
+        self.fail = fail
+        self.hang = hang
+        self.started = asyncio.Event()
+
+    async def __call__(self, incoming: InboundMessage) -> Sequence[OutboundMessage]:
+        self.started.set()
+        if self.hang:
+            await asyncio.Event().wait()
+        self.seen.append(incoming.message_id)
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("rasa blew up")
+        return [OutboundMessage(f"reply to {incoming.text}")]
+
+
+async def outbox_texts(client: redis.asyncio.Redis, namespace: str) -> list[str]:
+    rows = await client.xrange(f"{namespace}:outbox")
+    return [fields["text"] for _, fields in rows]
+
+
+async def test_accept_dedupes_replayed_ids(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    inbox = Inbox(async_redis, namespace)
+    await inbox.ensure_group()
+    assert len(await inbox.accept([message("m1"), message("m2")])) == 2
+    assert await inbox.accept([message("m1")]) == []  # provider retry
+    # the same id on another account is another message (Telegram update ids are per bot)
+    assert len(await inbox.accept([message("m1", account="+441234567891")])) == 1
+    assert await async_redis.xlen(f"{namespace}:inbox") == 3
+    assert await async_redis.ttl(inbox.seen_key(message("m1"))) > 6 * 24 * 3600
+    state = await window_state(
+        async_redis, message().conversation_id, namespace=namespace, now=time.time() + 60
+    )
+    assert state is not None and state["open"]
+
+
+async def test_worker_processes_acks_and_queues_replies(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    inbox = Inbox(async_redis, namespace)
+    await inbox.ensure_group()
+    await inbox.accept([message("m1"), message("m2")])
+    bot = Bot()
+    worker = InboxWorker(async_redis, bot, namespace, consumer="w1", block_ms=10)
+    assert await worker.run_once() == 2
+    assert bot.seen == ["m1", "m2"]
+    assert await outbox_texts(async_redis, namespace) == [
+        "reply to text of m1",
+        "reply to text of m2",
+    ]
+    assert await inbox.pending_count() == 0
+    assert await async_redis.xlen(f"{namespace}:inbox") == 0
+    [_, fields] = (await async_redis.xrange(f"{namespace}:outbox"))[0]
+    assert fields["conversation_id"] == "whatsapp:+441234567890:+447700900123"
+    assert fields["recipient"] == "+447700900123"
+    assert await worker.run_once(block=False) == 0
+
+
+async def test_worker_killed_before_processing_loses_nothing(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    inbox = Inbox(async_redis, namespace)
+    await inbox.ensure_group()
+    await inbox.accept([message("m1")])  # the provider already has its 200
+    hanging = Bot(hang=True)
+    first = InboxWorker(async_redis, hanging, namespace, consumer="rasa-1", block_ms=10)
+    task = asyncio.create_task(first.run(asyncio.Event()))
+    await asyncio.wait_for(hanging.started.wait(), 5)
+    task.cancel()  # the server dies mid-message
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await inbox.pending_count() == 1
+    assert await outbox_texts(async_redis, namespace) == []
+
+    # restarted under the same name: its own pending entry comes first
+    bot = Bot()
+    restarted = InboxWorker(async_redis, bot, namespace, consumer="rasa-1", block_ms=10)
+    assert await restarted.run_once() == 1
+    assert bot.seen == ["m1"]
+    assert await outbox_texts(async_redis, namespace) == ["reply to text of m1"]
+    assert await inbox.pending_count() == 0
+
+
+async def test_another_worker_claims_stale_entries(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    inbox = Inbox(async_redis, namespace)
+    await inbox.ensure_group()
+    await inbox.accept([message("m1")])
+    # a consumer that read the entry and vanished for good
+    await async_redis.xreadgroup(GROUP, "gone", {inbox.stream: ">"}, count=1)
+    bot = Bot()
+    other = InboxWorker(
+        async_redis, bot, namespace, consumer="rasa-2", claim_idle_ms=0, block_ms=10
+    )
+    assert await other.run_once() == 1
+    assert bot.seen == ["m1"]
+    assert await inbox.pending_count() == 0
+
+
+async def test_a_replayed_id_after_processing_gets_no_second_reply(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    inbox = Inbox(async_redis, namespace)
+    await inbox.ensure_group()
+    bot = Bot()
+    worker = InboxWorker(async_redis, bot, namespace, block_ms=10)
+    await inbox.accept([message("m1")])
+    await worker.run_once()
+    await inbox.accept([message("m1")])  # Twilio retried after a slow 200
+    assert await worker.run_once(block=False) == 0
+    assert await outbox_texts(async_redis, namespace) == ["reply to text of m1"]
+
+
+async def test_failing_handler_retries_then_dead_letters(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    inbox = Inbox(async_redis, namespace)
+    await inbox.ensure_group()
+    await inbox.accept([message("m1")])
+    bot = Bot(fail=1)
+    worker = InboxWorker(async_redis, bot, namespace, claim_idle_ms=0, block_ms=10, max_failures=3)
+    assert await worker.run_once() == 0  # failed once: stays pending
+    assert await inbox.pending_count() == 1
+    assert await worker.run_once() == 1  # reclaimed and succeeds
+    assert await outbox_texts(async_redis, namespace) == ["reply to text of m1"]
+
+    await inbox.accept([message("m2")])
+    always = Bot(fail=99)
+    stubborn = InboxWorker(
+        async_redis, always, namespace, claim_idle_ms=0, block_ms=10, max_failures=3
+    )
+    for _ in range(3):
+        await stubborn.run_once()
+    assert await inbox.pending_count() == 0
+    dead = await async_redis.xrange(f"{namespace}:inbox:dead")
+    assert len(dead) == 1 and "m2" in dead[0][1]["message"]
+
+
+async def test_conversations_run_concurrently_but_each_stays_in_order(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    inbox = Inbox(async_redis, namespace)
+    await inbox.ensure_group()
+    await inbox.accept([message("a1"), message("a2"), message("b1", account="+441234567891")])
+    bot = Bot(fail=1)  # the first message of conversation a fails
+    worker = InboxWorker(async_redis, bot, namespace, claim_idle_ms=60_000, block_ms=10)
+    assert await worker.run_once() == 1
+    assert "a2" not in bot.seen  # not overtaken by its successor
+    assert await outbox_texts(async_redis, namespace) == ["reply to text of b1"]
+    assert await inbox.pending_count() == 2
+    later = InboxWorker(async_redis, bot, namespace, consumer="w2", claim_idle_ms=0, block_ms=10)
+    assert await later.run_once() == 2
+    assert (await outbox_texts(async_redis, namespace))[1:] == [
+        "reply to text of a1",
+        "reply to text of a2",
+    ]

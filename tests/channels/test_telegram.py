@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.channels.base import Button, OutboundMessage
+from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
+from bot.errors import ConfigError, PayloadError, SignatureError
+
+from .conftest import load
+from .fakes import Answer, FakeProvider
+
+BOTS = [
+    TelegramBotAccount("councilbot", "123456:AAE-test-token", "secret_one"),
+    TelegramBotAccount("librarybot", "654321:AAE-other-token", "secret-two"),
+]
+HEADERS = {"X-Telegram-Bot-Api-Secret-Token": "secret_one"}
+
+
+@pytest.fixture
+async def adapter(provider: FakeProvider) -> AsyncIterator[TelegramAdapter]:
+    made = TelegramAdapter(BOTS, api_base_url=provider.url, timeout=1.0)
+    yield made
+    await made.aclose()
+
+
+def test_secret_token(adapter: TelegramAdapter) -> None:
+    body = load("telegram", "text.json")
+    adapter.verify(HEADERS, body, "")
+    adapter.verify({"x-telegram-bot-api-secret-token": "secret-two"}, body, "")
+    with pytest.raises(SignatureError):
+        adapter.verify({"X-Telegram-Bot-Api-Secret-Token": "secret_on"}, body, "")
+    with pytest.raises(SignatureError):
+        adapter.verify({}, body, "")
+
+
+def test_parse_routes_by_secret(adapter: TelegramAdapter) -> None:
+    [message] = adapter.parse(HEADERS, load("telegram", "text.json"))
+    assert message.conversation_id == "telegram:councilbot:123456789"
+    assert message.message_id == "815000001"
+    assert message.text == "How do I pay council tax?"
+    assert message.display_name == "Priya Shah"
+    assert message.received_at == 1732352400.0
+    [other] = adapter.parse(
+        {"X-Telegram-Bot-Api-Secret-Token": "secret-two"}, load("telegram", "text.json")
+    )
+    assert other.account == "librarybot"
+
+
+def test_location_photo_and_callback(adapter: TelegramAdapter) -> None:
+    [pin] = adapter.parse(HEADERS, load("telegram", "location.json"))
+    assert pin.location is not None and pin.location.latitude == pytest.approx(51.5072)
+    [photo] = adapter.parse(HEADERS, load("telegram", "photo.json"))
+    assert photo.text == "Broken street light"
+    assert photo.attachments[0].url == "tg-file:AgACAgQAAxkBAAMlarge"
+    [tap] = adapter.parse(HEADERS, load("telegram", "callback.json"))
+    assert (tap.quick_reply_payload, tap.sender) == ("/bin_day", "123456789")
+
+
+@pytest.mark.parametrize(
+    "body", [b"{", b"{}", b'{"update_id":"x"}', b'{"update_id":1,"message":{"chat":5}}']
+)
+def test_malformed(adapter: TelegramAdapter, body: bytes) -> None:
+    with pytest.raises(PayloadError):
+        adapter.parse(HEADERS, body)
+
+
+def test_config_refuses_shared_or_invalid_secrets() -> None:
+    with pytest.raises(ConfigError):
+        TelegramAdapter([BOTS[0], TelegramBotAccount("x", "1:a", "secret_one")])
+    with pytest.raises(ConfigError):
+        TelegramAdapter([TelegramBotAccount("x", "1:a", "has space")])
+
+
+async def test_send_through_the_real_bot(adapter: TelegramAdapter, provider: FakeProvider) -> None:
+    message = OutboundMessage("Which service?", (Button("Bins", "/bin_day"), Button("Tax")))
+    result = await adapter.send("councilbot", "123456789", message)
+    assert result.ok and result.provider_id
+    [request] = provider.requests
+    assert request.path == "/bot123456:AAE-test-token/sendMessage"
+    sent = request.json() if request.body.startswith(b"{") else request.form()
+    assert str(sent["chat_id"]) == "123456789"
+    assert "/bin_day" in str(sent["reply_markup"])
+
+
+async def test_send_failures(adapter: TelegramAdapter, provider: FakeProvider) -> None:
+    provider.script(
+        Answer(
+            429,
+            {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 7",
+                "parameters": {"retry_after": 7},
+            },
+        ),
+        Answer(
+            403,
+            {
+                "ok": False,
+                "error_code": 403,
+                "description": "Forbidden: bot was blocked by the user",
+            },
+        ),
+        Answer(500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}),
+        Answer(200, {"ok": True, "result": {}}, delay=2.0),
+    )
+    send = lambda: adapter.send("councilbot", "1", OutboundMessage("x"))  # noqa: E731
+    limited = await send()
+    assert (limited.outcome, limited.retry_after) == ("retry", 7.0)
+    blocked = await send()
+    assert blocked.outcome == "failed" and "blocked" in blocked.error
+    assert (await send()).outcome == "retry"
+    assert (await send()).outcome == "retry"  # timed out
+    assert (await adapter.send("nobot", "1", OutboundMessage("x"))).outcome == "failed"

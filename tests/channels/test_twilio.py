@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from bot.channels.base import Button, OutboundMessage, Template
+from bot.channels.twilio import TwilioAccount, TwilioAdapter
+from bot.errors import PayloadError, SignatureError
+
+from .conftest import load
+from .fakes import Answer, FakeProvider
+
+URL = "https://council.example.gov.uk/webhooks/whatsapp/webhook"
+TOKEN_1 = "0123456789abcdef0123456789abcdef"
+TOKEN_2 = "fedcba9876543210fedcba9876543210"
+ACCOUNTS = [
+    TwilioAccount(
+        "+441234567890",
+        "AC00000000000000000000000000000001",
+        TOKEN_1,
+        {"council_reply_waiting": "HX0000000000000000000000000000000a"},
+    ),
+    TwilioAccount("+441234567891", "AC00000000000000000000000000000002", TOKEN_2),
+]
+
+
+def sign(body: bytes, token: str = TOKEN_1, url: str = URL) -> dict[str, str]:
+    params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    signature = RequestValidator(token).compute_signature(url, params)
+    return {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+async def adapter(provider: FakeProvider) -> AsyncIterator[TwilioAdapter]:
+    made = TwilioAdapter(ACCOUNTS, api_base_url=provider.url, timeout=1.0, clock=lambda: 1000.0)
+    yield made
+    await made.aclose()
+
+
+def test_good_signature_passes_and_parses(adapter: TwilioAdapter) -> None:
+    body = load("twilio", "whatsapp_text.txt")
+    adapter.verify(sign(body), body, URL)
+    [message] = adapter.parse({}, body)
+    assert message.channel == "whatsapp"
+    assert message.account == "+441234567890"
+    assert message.sender == "+447700900123"
+    assert message.message_id == "SM1f0e8ae6ade43cb3c0ce4525424e404f"
+    assert message.text == "When is my bin day?"
+    assert message.display_name == "Alex Jones"
+    assert message.received_at == 1000.0
+
+
+def test_sms_on_a_second_account(adapter: TwilioAdapter) -> None:
+    body = load("twilio", "sms_text.txt")
+    adapter.verify(sign(body, TOKEN_2), body, URL)
+    [message] = adapter.parse({}, body)
+    assert (message.channel, message.account, message.sender) == (
+        "sms",
+        "+441234567891",
+        "+447700900456",
+    )
+
+
+def test_signature_of_another_account_fails(adapter: TwilioAdapter) -> None:
+    body = load("twilio", "sms_text.txt")
+    with pytest.raises(SignatureError):
+        adapter.verify(sign(body, TOKEN_1), body, URL)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda body: body.replace(b"bin+day", b"bin+night"),
+        lambda body: body + b"&Extra=1",
+    ],
+)
+def test_tampered_body_fails(adapter: TwilioAdapter, tamper: object) -> None:
+    body = load("twilio", "whatsapp_text.txt")
+    headers = sign(body)
+    with pytest.raises(SignatureError):
+        adapter.verify(headers, tamper(body), URL)  # type: ignore[operator]
+
+
+def test_missing_signature_and_wrong_url_fail(adapter: TwilioAdapter) -> None:
+    body = load("twilio", "whatsapp_text.txt")
+    with pytest.raises(SignatureError, match="no X-Twilio-Signature"):
+        adapter.verify({}, body, URL)
+    with pytest.raises(SignatureError):
+        adapter.verify(sign(body), body, "https://evil.example/webhooks/whatsapp/webhook")
+
+
+def test_unknown_number_is_refused(adapter: TwilioAdapter) -> None:
+    body = load("twilio", "whatsapp_text.txt").replace(b"%2B441234567890", b"%2B449999999999")
+    with pytest.raises(SignatureError, match="unknown account"):
+        adapter.verify(sign(body), body, URL)
+
+
+def test_account_sid_must_own_the_number(adapter: TwilioAdapter) -> None:
+    body = load("twilio", "whatsapp_text.txt").replace(b"0000000001&", b"0000000002&")
+    with pytest.raises(SignatureError, match="AccountSid"):
+        adapter.verify(sign(body), body, URL)
+
+
+def test_proxy_headers_only_when_trusted(adapter: TwilioAdapter) -> None:
+    body = load("twilio", "whatsapp_text.txt")
+    internal = "http://10.0.0.5:5005/webhooks/whatsapp/webhook"
+    headers = {
+        **sign(body),
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "council.example.gov.uk",
+    }
+    with pytest.raises(SignatureError):
+        adapter.verify(headers, body, internal)
+    trusting = TwilioAdapter(ACCOUNTS, trust_proxy=True)
+    trusting.verify(headers, body, internal)
+    assert trusting.public_url(headers, internal) == URL
+
+
+def test_media_and_location(adapter: TwilioAdapter) -> None:
+    [media] = adapter.parse({}, load("twilio", "whatsapp_media.txt"))
+    assert media.attachments[0].kind == "image"
+    assert media.attachments[0].content_type == "image/jpeg"
+    assert media.attachments[0].url.startswith("https://api.twilio.com/")
+    [pin] = adapter.parse({}, load("twilio", "whatsapp_location.txt"))
+    assert pin.location is not None
+    assert (pin.location.latitude, pin.location.longitude) == (51.5072, -0.1276)
+    assert pin.location.label == "Town Hall, High Street"
+    assert pin.text == ""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff\xfe\x00garbage",
+        b"From=whatsapp%3A%2B447700900123&To=whatsapp%3A%2B441234567890",
+        b"not a form at all",
+        load("twilio", "whatsapp_text.txt").replace(b"NumMedia=0", b"NumMedia=two"),
+        load("twilio", "whatsapp_location.txt").replace(b"Latitude=51.5072", b"Latitude=north"),
+    ],
+)
+def test_malformed_form_bodies(adapter: TwilioAdapter, body: bytes) -> None:
+    with pytest.raises(PayloadError):
+        adapter.parse({}, body)
+
+
+def test_malformed_body_fails_verification_without_parsing(adapter: TwilioAdapter) -> None:
+    with pytest.raises(SignatureError):
+        adapter.verify({"X-Twilio-Signature": "x"}, b"\xff\xfe", URL)
+
+
+async def test_send_whatsapp_through_the_real_client(
+    adapter: TwilioAdapter, provider: FakeProvider
+) -> None:
+    result = await adapter.send(
+        "+441234567890",
+        "+447700900123",
+        OutboundMessage("Which bin?", (Button("Black"), Button("Green"))),
+    )
+    assert result.ok and result.provider_id.startswith("SM")
+    [request] = provider.requests
+    assert request.path == "/2010-04-01/Accounts/AC00000000000000000000000000000001/Messages.json"
+    form = request.form()
+    assert form["From"] == "whatsapp:+441234567890"
+    assert form["To"] == "whatsapp:+447700900123"
+    assert "1. Black" in form["Body"] and "2. Green" in form["Body"]
+    assert request.headers["Authorization"].startswith("Basic ")
+
+
+async def test_send_sms_and_template(adapter: TwilioAdapter, provider: FakeProvider) -> None:
+    assert (
+        await adapter.send("+441234567891", "+447700900456", OutboundMessage("hi"), channel="sms")
+    ).ok
+    assert provider.requests[0].form()["From"] == "+441234567891"
+    template = OutboundMessage("", template=Template("council_reply_waiting", {"1": "Alex"}))
+    assert (await adapter.send("+441234567890", "+447700900123", template)).ok
+    form = provider.requests[1].form()
+    assert form["ContentSid"] == "HX0000000000000000000000000000000a"
+    assert "Body" not in form
+    missing = await adapter.send("+441234567891", "+447700900456", template, channel="sms")
+    assert missing.outcome == "failed"
+
+
+async def test_send_failures_are_classified(adapter: TwilioAdapter, provider: FakeProvider) -> None:
+    provider.script(
+        Answer(500, {"code": 20500, "message": "Internal Server Error", "status": 500}),
+        Answer(429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
+        Answer(400, {"code": 63016, "message": "Outside the allowed window", "status": 400}),
+        Answer(400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient"}),
+        Answer(201, {"sid": "SMlate"}, delay=2.0),
+    )
+    send = lambda: adapter.send("+441234567890", "+447700900123", OutboundMessage("hi"))  # noqa: E731
+    assert (await send()).outcome == "retry"
+    assert (await send()).outcome == "retry"
+    closed = await send()
+    assert (closed.outcome, closed.code) == ("failed", "63016")
+    blocked = await send()
+    assert (blocked.outcome, blocked.code) == ("failed", "21610")
+    timed_out = await send()
+    assert timed_out.outcome == "retry" and "network" in timed_out.error
+
+
+async def test_send_to_unknown_account_fails(adapter: TwilioAdapter) -> None:
+    assert (
+        await adapter.send("+440000000000", "+447700900123", OutboundMessage("x"))
+    ).outcome == "failed"
+
+
+def test_form_encoding_helper_matches_twilio() -> None:
+    # our signer must agree with Twilio's own URL encoding of the same parameters
+    body = urlencode({"Body": "a b&c", "To": "+441234567890", "From": "+447700900123"}).encode()
+    assert dict(parse_qsl(body.decode()))["Body"] == "a b&c"

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
+
+import pytest
+import redis.asyncio
+from twilio.request_validator import RequestValidator
+
+from bot.channels.inbox import Inbox
+from bot.channels.messenger import MessengerAdapter, MessengerPage
+from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
+from bot.channels.twilio import TwilioAccount, TwilioAdapter
+from bot.channels.twitter import TwitterAccount, TwitterAdapter
+from bot.channels.webhook import Webhook
+
+from .conftest import load
+
+URL = "https://council.example.gov.uk/webhooks/whatsapp/webhook"
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+async def inbox(async_redis: redis.asyncio.Redis, namespace: str) -> AsyncIterator[Inbox]:
+    made = Inbox(async_redis, namespace)
+    await made.ensure_group()
+    yield made
+
+
+def twilio_hook(inbox: Inbox, max_body: int = 65536) -> Webhook:
+    account = TwilioAccount("+441234567890", "AC00000000000000000000000000000001", TOKEN)
+    return Webhook(TwilioAdapter([account]), inbox, max_body_bytes=max_body)
+
+
+def twilio_headers(body: bytes) -> dict[str, str]:
+    signature = RequestValidator(TOKEN).compute_signature(URL, dict(parse_qsl(body.decode())))
+    return {"X-Twilio-Signature": signature}
+
+
+async def test_signed_message_is_queued_once(
+    inbox: Inbox, async_redis: redis.asyncio.Redis
+) -> None:
+    hook = twilio_hook(inbox)
+    body = load("twilio", "whatsapp_text.txt")
+    answer = await hook.receive(URL, twilio_headers(body), body)
+    assert (answer.status, answer.content_type) == (200, "text/xml")
+    assert "<Response>" in answer.body
+    replay = await hook.receive(URL, twilio_headers(body), body)
+    assert replay.status == 200  # the provider must stop retrying...
+    assert await async_redis.xlen(inbox.stream) == 1  # ...but nothing is queued twice
+
+
+async def test_bad_signature_is_refused_before_parsing(
+    inbox: Inbox, async_redis: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = twilio_hook(inbox)
+    body = load("twilio", "whatsapp_text.txt")
+    answer = await hook.receive(URL, {"X-Twilio-Signature": "AAAA"}, body)
+    assert answer.status == 403
+    assert await async_redis.xlen(inbox.stream) == 0
+    assert "bin+day" not in caplog.text and "bin day" not in caplog.text  # body never logged
+
+
+async def test_oversized_body_is_refused(inbox: Inbox) -> None:
+    hook = twilio_hook(inbox, max_body=100)
+    body = load("twilio", "whatsapp_text.txt")
+    assert (await hook.receive(URL, twilio_headers(body), body)).status == 413
+    assert (await hook.receive(URL, {"Content-Length": "5000000"}, b"")).status == 413
+
+
+async def test_malformed_but_signed_body_is_a_400(inbox: Inbox) -> None:
+    secret = "app-secret"
+    hook = Webhook(
+        MessengerAdapter([MessengerPage("1", "t")], app_secret=secret, verify_token="v"), inbox
+    )
+    body = b'{"object":"page","entry":"nope"}'
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    answer = await hook.receive("", {"X-Hub-Signature-256": f"sha256={digest}"}, body)
+    assert answer.status == 400
+
+
+async def test_redis_down_means_no_200(redis_url: str, namespace: str) -> None:
+    dead = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    try:
+        hook = twilio_hook(Inbox(dead, namespace))
+        body = load("twilio", "whatsapp_text.txt")
+        assert (await hook.receive(URL, twilio_headers(body), body)).status == 503
+    finally:
+        await dead.close()
+        await dead.connection_pool.disconnect()
+
+
+async def test_get_challenges(inbox: Inbox) -> None:
+    messenger = Webhook(
+        MessengerAdapter([MessengerPage("1", "t")], app_secret="s", verify_token="v"), inbox
+    )
+    ok = messenger.challenge(
+        {"hub.mode": "subscribe", "hub.verify_token": "v", "hub.challenge": "42"}
+    )
+    assert (ok.status, ok.body) == (200, "42")
+    assert messenger.challenge({"hub.mode": "subscribe", "hub.verify_token": "x"}).status == 403
+    twitter = Webhook(TwitterAdapter([TwitterAccount("1", "t")], consumer_secret="c"), inbox)
+    crc = twitter.challenge({"crc_token": "abc"})
+    assert crc.status == 200 and json.loads(crc.body)["response_token"].startswith("sha256=")
+    assert twitter.challenge({}).status == 400
+    telegram = Webhook(TelegramAdapter([TelegramBotAccount("b", "1:a", "s")]), inbox)
+    assert telegram.challenge({}).status == 405
+
+
+async def test_telegram_update_queued(inbox: Inbox, async_redis: redis.asyncio.Redis) -> None:
+    hook = Webhook(TelegramAdapter([TelegramBotAccount("councilbot", "1:a", "sekret")]), inbox)
+    body = load("telegram", "text.json")
+    assert (
+        await hook.receive("", {"X-Telegram-Bot-Api-Secret-Token": "wrong"}, body)
+    ).status == 403
+    assert (
+        await hook.receive("", {"X-Telegram-Bot-Api-Secret-Token": "sekret"}, body)
+    ).status == 200
+    [(_, fields)] = await async_redis.xrange(inbox.stream)
+    assert json.loads(fields["message"])["account"] == "councilbot"
