@@ -41,6 +41,9 @@ from bot.errors import ConfigError, PayloadError, SignatureError
 __all__ = ["PERMANENT_ERRORS", "TwilioAccount", "TwilioAdapter"]
 
 _log = logging.getLogger(__name__)
+_TRANSPORT_LOG = logging.getLogger(f"{__name__}.http")
+# the twilio client logs a dozen INFO lines per request (URLs carry residents' numbers)
+_TRANSPORT_LOG.setLevel(logging.WARNING)
 
 PERMANENT_ERRORS = {
     63016: "WhatsApp 24-hour window closed: only a template may be sent",
@@ -244,7 +247,7 @@ class TwilioAdapter(ChannelAdapter):
     def _client(self, account: TwilioAccount) -> Any:
         found = self._clients.get(account.number)
         if found is None:
-            transport = AsyncTwilioHttpClient()
+            transport = AsyncTwilioHttpClient(logger=_TRANSPORT_LOG)
             client = Client(account.account_sid, account.auth_token, http_client=transport)
             if self.api_base_url:
                 client.api.base_url = self.api_base_url

@@ -1,7 +1,9 @@
 """Giving a conversation back to the bot through the Rasa HTTP API.
 
 The bot was paused (``ConversationPaused``) when the case opened; appending a ``resume`` event
-to the tracker lets it answer the resident's next message.
+to the tracker lets it answer the resident's next message. An ``action_listen`` follows it:
+a paused bot never ran one, and without it the rules (which expect the resident's message to
+follow ``action_listen``) would not match the next message.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ from urllib.parse import quote
 
 import aiohttp
 
-__all__ = ["RasaResumer", "Resumer"]
+__all__ = ["RESUME_EVENTS", "RasaResumer", "Resumer"]
 
 Resumer = Callable[[str], Awaitable[None]]
 """Resumes the bot for a conversation id (tests inject a fake)."""
 
 
+RESUME_EVENTS = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+"""The events appended to the tracker."""
+_PATH_SAFE = ":@!$&'()*+,;="
+"""RFC 3986 ``pchar`` characters besides unreserved ones (``quote`` keeps those anyway)."""
+
+
 class RasaResumer:
-    """POSTs ``{"event": "resume"}`` to ``{RASA_URL}/conversations/{id}/tracker/events``.
+    """POSTs :data:`RESUME_EVENTS` to ``{RASA_URL}/conversations/{id}/tracker/events``.
 
     Args:
         url: The Rasa server (default ``RASA_URL`` or ``http://127.0.0.1:5005``).
@@ -40,10 +48,12 @@ class RasaResumer:
         Raises:
             aiohttp.ClientError: Rasa did not answer with a 2xx status.
         """
-        url = f"{self.url}/conversations/{quote(conversation_id, safe='')}/tracker/events"
+        # Rasa's Sanic routes do not percent-decode path parameters: keep every character
+        # that is legal in a path segment (':' and '+' of channel ids) as it is
+        url = f"{self.url}/conversations/{quote(conversation_id, safe=_PATH_SAFE)}/tracker/events"
         params = {"token": self.token} if self.token else {}
         async with (
             aiohttp.ClientSession(timeout=self.timeout) as session,
-            session.post(url, params=params, json={"event": "resume"}) as response,
+            session.post(url, params=params, json=RESUME_EVENTS) as response,
         ):
             response.raise_for_status()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from bot.demo import seed
 from bot.services import (
     ROOT,
+    Service,
     action_server_argv,
     base_env,
     free_port,
@@ -45,6 +47,27 @@ class Assistant:
     namespace: str
     redis_url: str
     tracker_prefix: str
+    services: dict[str, Service] = field(default_factory=dict, repr=False)
+    launchers: dict[str, Callable[[], Service]] = field(default_factory=dict, repr=False)
+
+    def kill(self, name: str) -> None:
+        """Kill a server (``rasa`` or ``actions``) at once, as a crash would (SIGKILL)."""
+        process = self.services[name].process
+        process.kill()
+        process.wait()
+
+    def pause(self, name: str) -> None:
+        """Freeze a server (SIGSTOP): it accepts connections but answers nothing."""
+        self.services[name].process.send_signal(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        self.services[name].process.send_signal(signal.SIGCONT)
+
+    def restart(self, name: str) -> None:
+        """Start a killed or stopped server again, as before, and wait until it is ready."""
+        self.services[name].stop()
+        self.services[name] = self.launchers[name]()
 
     def post(self, path: str, payload: Any) -> Any:
         """POST JSON to the Rasa server and return the decoded answer."""
@@ -98,13 +121,22 @@ class Conversation:
 
 
 @contextmanager
-def running_assistant(redis_url: str, namespace: str, log_dir: Path) -> Iterator[Assistant]:
+def running_assistant(
+    redis_url: str,
+    namespace: str,
+    log_dir: Path,
+    *,
+    credentials: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Assistant]:
     """Train if needed, then run the action server and Rasa server on free loopback ports.
 
     Args:
         redis_url: The Redis every process uses.
         namespace: The key namespace (``COUNCIL_NAMESPACE``) of this run.
         log_dir: Where the servers' output goes (shown when they fail).
+        credentials: The channels to open (default: ``credentials.demo.yml``, REST only).
+        env: More environment for both servers (channel secrets, for example).
     """
     model = train()
     seed(redis_url, namespace)
@@ -115,27 +147,30 @@ def running_assistant(redis_url: str, namespace: str, log_dir: Path) -> Iterator
     log_dir.mkdir(parents=True, exist_ok=True)
     endpoints_path = log_dir / "endpoints.yml"
     endpoints_path.write_text(yaml.safe_dump(endpoints))
-    credentials_path = ROOT / "credentials.demo.yml"
+    credentials_path = credentials or ROOT / "credentials.demo.yml"
 
     actions_port, rasa_port = free_port(), free_port()
     token = secrets.token_urlsafe(16)
-    env = base_env(
-        REDIS_URL=redis_url,
-        COUNCIL_NAMESPACE=namespace,
-        ACTION_SERVER_URL=f"http://127.0.0.1:{actions_port}/webhook",
-        RASA_URL=f"http://127.0.0.1:{rasa_port}",
-        RASA_AUTH_TOKEN=token,
-        COUNCIL_TODAY="2026-11-23",
+    server_env = base_env(
+        **{
+            **(env or {}),
+            "REDIS_URL": redis_url,
+            "COUNCIL_NAMESPACE": namespace,
+            "ACTION_SERVER_URL": f"http://127.0.0.1:{actions_port}/webhook",
+            "RASA_URL": f"http://127.0.0.1:{rasa_port}",
+            "RASA_AUTH_TOKEN": token,
+            "COUNCIL_TODAY": "2026-11-23",
+        }
     )
-    actions = start_service(
-        "actions",
-        action_server_argv(actions_port),
-        ready_url=f"http://127.0.0.1:{actions_port}/health",
-        env=env,
-        log_dir=log_dir,
-    )
-    try:
-        rasa = start_service(
+    launchers: dict[str, Callable[[], Service]] = {
+        "actions": lambda: start_service(
+            "actions",
+            action_server_argv(actions_port),
+            ready_url=f"http://127.0.0.1:{actions_port}/health",
+            env=server_env,
+            log_dir=log_dir,
+        ),
+        "rasa": lambda: start_service(
             "rasa",
             rasa_server_argv(
                 model=model,
@@ -145,13 +180,18 @@ def running_assistant(redis_url: str, namespace: str, log_dir: Path) -> Iterator
                 auth_token=token,
             ),
             ready_url=f"http://127.0.0.1:{rasa_port}/status?token={token}",
-            env=env,
+            env=server_env,
             log_dir=log_dir,
             timeout=300,
-        )
-        try:
-            yield Assistant(env["RASA_URL"], token, namespace, redis_url, tracker_prefix)
-        finally:
-            rasa.stop()
+        ),
+    }
+    assistant = Assistant(
+        server_env["RASA_URL"], token, namespace, redis_url, tracker_prefix, launchers=launchers
+    )
+    try:
+        for name, launch in launchers.items():  # the actions first: Rasa calls them
+            assistant.services[name] = launch()
+        yield assistant
     finally:
-        actions.stop()
+        for service in reversed(assistant.services.values()):
+            service.stop()

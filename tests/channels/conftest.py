@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .fakes import FakeProvider
+from bot.testing.providers import FakeProvider
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"
 

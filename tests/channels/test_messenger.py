@@ -10,9 +10,9 @@ import pytest
 from bot.channels.base import Button, OutboundMessage
 from bot.channels.messenger import MessengerAdapter, MessengerPage
 from bot.errors import PayloadError, SignatureError
+from bot.testing.providers import Answer, FakeProvider
 
 from .conftest import load
-from .fakes import Answer, FakeProvider
 
 SECRET = "app-secret-for-tests"
 PAGES = [MessengerPage("104857600000001", "TOKEN-1"), MessengerPage("104857600000002", "TOKEN-2")]

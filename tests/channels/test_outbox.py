@@ -12,9 +12,9 @@ from bot.channels.outbox import GROUP, OutboxWorker, failed_sends, queue_reply
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.window import touch
+from bot.testing.providers import Answer, FakeProvider
 
 from .conftest import Sleeps
-from .fakes import Answer, FakeProvider
 
 NUMBER = "+441234567890"
 RESIDENT = "+447700900123"

@@ -19,9 +19,9 @@ from bot.channels.rasa import (
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.webhook import Webhook
+from bot.testing.providers import FakeProvider
 
 from .conftest import load
-from .fakes import FakeProvider
 
 URL = "https://council.example.gov.uk/webhooks/whatsapp/webhook"
 TOKEN = "0123456789abcdef0123456789abcdef"

@@ -20,9 +20,9 @@ import bot.channels.rasa as rasa_channels
 from bot.channels.messenger import MessengerAdapter, MessengerPage
 from bot.channels.rasa import ChannelRuntime, MessengerInput, WhatsAppInput
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
+from bot.testing.providers import FakeProvider
 
 from .conftest import load
-from .fakes import FakeProvider
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 

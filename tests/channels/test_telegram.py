@@ -7,9 +7,9 @@ import pytest
 from bot.channels.base import Button, OutboundMessage
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.errors import ConfigError, PayloadError, SignatureError
+from bot.testing.providers import Answer, FakeProvider
 
 from .conftest import load
-from .fakes import Answer, FakeProvider
 
 BOTS = [
     TelegramBotAccount("councilbot", "123456:AAE-test-token", "secret_one"),

@@ -9,9 +9,9 @@ from twilio.request_validator import RequestValidator
 from bot.channels.base import Button, OutboundMessage, Template
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.errors import PayloadError, SignatureError
+from bot.testing.providers import Answer, FakeProvider
 
 from .conftest import load
-from .fakes import Answer, FakeProvider
 
 URL = "https://council.example.gov.uk/webhooks/whatsapp/webhook"
 TOKEN_1 = "0123456789abcdef0123456789abcdef"

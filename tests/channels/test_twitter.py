@@ -10,9 +10,9 @@ import pytest
 from bot.channels.base import Button, OutboundMessage
 from bot.channels.twitter import TwitterAccount, TwitterAdapter, crc_response
 from bot.errors import PayloadError, SignatureError
+from bot.testing.providers import Answer, FakeProvider
 
 from .conftest import load
-from .fakes import Answer, FakeProvider
 
 SECRET = "consumer-secret-for-tests"
 ACCOUNT = "1422000000000000001"

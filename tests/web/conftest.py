@@ -26,19 +26,12 @@ import redis.asyncio
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
+from bot.testing.browser import chromium
 from bot.web.accounts import User
 from bot.web.app import ACCOUNTS, Settings, create_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Cheap argon2 parameters keep the suite fast; production uses PasswordHasher() defaults.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 _TOKEN = re.compile(r'name="(?:csrf_token|csrf-token)" (?:value|content)="([^"]+)"')
@@ -182,10 +175,8 @@ async def login(
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -1,7 +1,11 @@
-"""Local stand-ins for the providers' APIs: aiohttp servers on 127.0.0.1 ephemeral ports.
+"""Local stand-ins for the providers' APIs (Twilio, Telegram, Messenger, X) on loopback.
 
-Each records every request and answers from a script (status, JSON, headers, delay) or, when
-the script is empty, with the provider's normal success answer.
+:class:`FakeProvider` is an aiohttp server on an ephemeral 127.0.0.1 port that records every
+request and answers from a script (status, JSON, headers, delay) or, when the script is
+empty, with the provider's normal success answer. Point the real clients at it (Twilio
+``Client`` through ``api_base_url``, python-telegram-bot ``Bot(base_url=...)``).
+:class:`ProviderThread` runs one on a loop of its own, for tests whose servers are other
+processes.
 """
 
 from __future__ import annotations
@@ -9,15 +13,30 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
+__all__ = ["Answer", "FakeProvider", "ProviderThread", "Recorded", "default_answer"]
+
 
 @dataclass
 class Recorded:
+    """One request the fake provider received.
+
+    Attributes:
+        method: HTTP method.
+        path: URL path.
+        query: Query parameters.
+        headers: Request headers.
+        body: Raw body.
+    """
+
     method: str
     path: str
     query: dict[str, str]
@@ -25,14 +44,29 @@ class Recorded:
     body: bytes
 
     def json(self) -> Any:
+        """The body as JSON."""
         return json.loads(self.body)
 
     def form(self) -> dict[str, str]:
+        """The body as a form (first value of each field)."""
         return {k: v[0] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
+
+    def fields(self) -> dict[str, Any]:
+        """The body as JSON or form, whichever it is."""
+        return dict(self.json()) if self.body.startswith(b"{") else self.form()
 
 
 @dataclass
 class Answer:
+    """A scripted answer.
+
+    Attributes:
+        status: HTTP status.
+        body: JSON body.
+        headers: Response headers (``Retry-After``...).
+        delay: Seconds to wait before answering (simulates a timeout).
+    """
+
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -58,7 +92,7 @@ def default_answer(request: Recorded) -> Answer:
             },
         )
     if request.path.endswith("/sendMessage"):  # Telegram
-        data = request.form() if not request.body.startswith(b"{") else request.json()
+        data = request.fields()
         return Answer(
             200,
             {
@@ -106,16 +140,62 @@ class FakeProvider:
         return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
     async def start(self) -> FakeProvider:
+        """Serve on an ephemeral loopback port (``url``)."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
         return self
 
     async def stop(self) -> None:
+        """Stop serving."""
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class ProviderThread:
+    """A :class:`FakeProvider` on an event loop of its own thread (for synchronous tests)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.fake = FakeProvider()
+
+    @property
+    def url(self) -> str:
+        """The fake's base URL."""
+        return self.fake.url
+
+    def start(self) -> ProviderThread:
+        """Start the loop and the server."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and the loop."""
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def wait_for(
+        self, matches: Callable[[Recorded], bool], count: int = 1, timeout: float = 60.0
+    ) -> list[Recorded]:
+        """Wait until ``count`` recorded requests match; return the matching ones.
+
+        Raises:
+            AssertionError: Fewer arrived within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [request for request in list(self.fake.requests) if matches(request)]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} of {count} requests arrived in {timeout} s")
+            time.sleep(0.1)
