@@ -217,15 +217,21 @@ async def edit_entry(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(f"/editor/entry/{entry_id}?done=saved")
 
 
+def _gate_override(form: _Form, me: User) -> bool:
+    """Whether the form overrides the regression gate (403 unless ``me`` is an admin)."""
+    override = _text(form, "override") == "1"
+    if override and not me.has_role("admin"):
+        raise web.HTTPForbidden(text="Only an admin can override the regression gate.")
+    return override
+
+
 @require_role("editor")
 async def publish_entry(request: web.Request) -> web.StreamResponse:
     """Publish the working copy through the regression gate (admins may override)."""
     entry_id = await _existing(request)
     form = await request.post()
     me = _me(request)
-    override = _text(form, "override") == "1"
-    if override and not me.has_role("admin"):
-        raise web.HTTPForbidden(text="Only an admin can override the regression gate.")
+    override = _gate_override(form, me)
     kb = _kb(request)
     author, approver = me.username, ""
     pending = await kb.pending_approval(entry_id)
@@ -287,9 +293,7 @@ async def rollback_entry(request: web.Request) -> web.StreamResponse:
     entry_id = await _existing(request)
     form = await request.post()
     me = _me(request)
-    override = _text(form, "override") == "1"
-    if override and not me.has_role("admin"):
-        raise web.HTTPForbidden(text="Only an admin can override the regression gate.")
+    override = _gate_override(form, me)
     try:
         number = int(_text(form, "version"))
         version = await _kb(request).rollback(
