@@ -4,7 +4,8 @@ Each bad row is reported as a :class:`~bot.errors.ConfigError` naming its file a
 rest are kept, so one typo in a 2,000-row export does not stop a council's bin lookups.
 
 ``addresses.csv``: ``uprn,address,postcode,rounds`` (rounds separated by ``;``; empty when the
-council does not collect there, e.g. a business). ``rounds.csv``:
+council does not collect there, e.g. a business, or when an iCalendar feed serves the address;
+the column may be left out altogether). ``rounds.csv``:
 ``round,bin_types,weekday,frequency,reference_date`` (bin types ``general;food``, weekday
 ``Monday``, frequency ``weekly`` or ``fortnightly``). ``holidays.csv``:
 ``date,kind,moved_to,name`` with kind ``bank_holiday`` (rule-based shifts) or ``change``
@@ -55,25 +56,33 @@ class _BadRow(ValueError):
 
 
 def _rows(
-    path: Path, columns: tuple[str, ...], parse: Callable[[Row], T], errors: list[ConfigError]
+    path: Path,
+    columns: tuple[str, ...],
+    parse: Callable[[Row], T],
+    errors: list[ConfigError],
+    optional: tuple[str, ...] = (),
 ) -> Iterator[T]:
-    """Parse each data row of ``path``; bad rows go to ``errors`` with their line number."""
+    """Parse each data row of ``path``; bad rows go to ``errors`` with their line number.
+
+    Columns named in ``optional`` may be absent from the file; they then read as empty.
+    """
     try:
         handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from exc
     with handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        present = [c for c in columns if c in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in present and c not in optional]
         if missing:
             raise ConfigError(str(path), "line 1", f"missing columns: {', '.join(missing)}")
         for row in reader:
             where = f"line {reader.line_num}"
-            if None in row or any(row[c] is None for c in columns):
+            if None in row or any(row[c] is None for c in present):
                 errors.append(ConfigError(str(path), where, "wrong number of fields"))
                 continue
             try:
-                yield parse({c: row[c].strip() for c in columns})
+                yield parse({c: row[c].strip() if c in present else "" for c in columns})
             except _BadRow as bad:
                 errors.append(ConfigError(str(path), f"{where}: {bad.column}", bad.reason))
 
@@ -124,7 +133,10 @@ def read_rounds(path: Path, errors: list[ConfigError]) -> dict[str, Round]:
 def read_addresses(
     path: Path, rounds: dict[str, Round], errors: list[ConfigError]
 ) -> list[Address]:
-    """Read ``addresses.csv`` against known ``rounds``; bad rows are appended to ``errors``."""
+    """Read ``addresses.csv`` against known ``rounds``; bad rows are appended to ``errors``.
+
+    The ``rounds`` column may be left out (a council whose schedules are iCalendar feeds).
+    """
     seen: set[str] = set()
 
     def parse(row: Row) -> Address:
@@ -145,7 +157,7 @@ def read_addresses(
         seen.add(uprn)
         return Address(uprn, " ".join(row["address"].split()), postcode, round_ids)
 
-    return list(_rows(path, ADDRESS_COLUMNS, parse, errors))
+    return list(_rows(path, ADDRESS_COLUMNS, parse, errors, optional=("rounds",)))
 
 
 def read_holidays(path: Path, errors: list[ConfigError]) -> HolidayTable:

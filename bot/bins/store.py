@@ -2,14 +2,17 @@
 
 Keys (all under ``{ns}:bins:``): ``pc:{postcode}`` JSON list of addresses, ``uprn:{uprn}`` JSON
 address, ``rounds`` hash of JSON rounds, ``holidays`` JSON table, ``outcodes`` set of the
-borough's outcodes (to tell "outside the borough" from "unknown postcode").
+borough's outcodes (to tell "outside the borough" from "unknown postcode"), ``ics:{uprn}`` JSON
+list of the parsed events of an address's iCalendar feed (such an address's JSON has
+``"ics": true``, and its feed, not its rounds, gives its collections). Missed-bin reports
+(``missed:*``, :mod:`bot.bins.missed`) share the prefix but are not part of the schedule.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -18,8 +21,9 @@ import redis
 import redis.asyncio
 
 from bot.bins.holidays import HolidayTable
+from bot.bins.ics import IcsEvent, IcsScheduleSource
 from bot.bins.model import Address, BinType, Round
-from bot.bins.schedule import RoundScheduleSource
+from bot.bins.schedule import RoundScheduleSource, ScheduleSource
 from bot.keys import key
 from bot.nlu.postcodes import find_postcodes
 
@@ -56,13 +60,16 @@ def _prefix(namespace: str) -> str:
     return key(namespace, "bins")
 
 
-def _address_json(address: Address) -> dict[str, Any]:
-    return {
+def _address_json(address: Address, has_feed: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "uprn": address.uprn,
         "line": address.line,
         "pc": address.postcode,
         "rounds": list(address.rounds),
     }
+    if has_feed:
+        data["ics"] = True
+    return data
 
 
 def _address(data: dict[str, Any]) -> Address:
@@ -84,6 +91,38 @@ def _round(round_id: str, raw: str) -> Round:
     data = json.loads(raw)
     bins = tuple(BinType(b) for b in data["bins"])
     return Round(round_id, bins, data["weekday"], data["interval"], date.fromisoformat(data["ref"]))
+
+
+def _events_json(events: Sequence[IcsEvent]) -> str:
+    return json.dumps(
+        [
+            {
+                "bins": [b.value for b in event.bin_types],
+                "start": event.start.isoformat(),
+                "interval": event.interval_weeks,
+                "count": event.count,
+                "until": event.until.isoformat() if event.until else None,
+                "ex": sorted(d.isoformat() for d in event.exdates),
+                "r": sorted(d.isoformat() for d in event.rdates),
+            }
+            for event in events
+        ]
+    )
+
+
+def _events(raw: str) -> list[IcsEvent]:
+    return [
+        IcsEvent(
+            tuple(BinType(b) for b in data["bins"]),
+            date.fromisoformat(data["start"]),
+            data["interval"],
+            data["count"],
+            date.fromisoformat(data["until"]) if data["until"] else None,
+            frozenset(map(date.fromisoformat, data["ex"])),
+            frozenset(map(date.fromisoformat, data["r"])),
+        )
+        for data in json.loads(raw)
+    ]
 
 
 def _holidays_json(table: HolidayTable) -> str:
@@ -109,22 +148,44 @@ def write_schedule(
     addresses: Iterable[Address],
     rounds: Iterable[Round],
     holidays: HolidayTable,
+    *,
+    feeds: Mapping[str, Sequence[IcsEvent]] | None = None,
 ) -> int:
     """Replace the stored schedule with these rows in one transaction; return addresses written.
 
-    Loading the same files twice leaves Redis exactly as after the first load.
+    Loading the same files twice leaves Redis exactly as after the first load. Missed-bin
+    reports are kept.
+
+    Args:
+        client: A Redis client.
+        namespace: Key namespace (``"cr"`` in production).
+        addresses: Every address (those without rounds or feed are not collected from).
+        rounds: The rounds the addresses name.
+        holidays: Bank holidays and collection changes.
+        feeds: Parsed iCalendar events by UPRN; an address with a feed is answered from it
+            instead of its rounds. Feeds of UPRNs not in ``addresses`` are not stored.
     """
     prefix = _prefix(namespace)
+    feeds = feeds or {}
     by_postcode: dict[str, list[dict[str, Any]]] = {}
     pipe = client.pipeline(transaction=True)
-    old = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    # Missed-bin reports share the prefix and must survive a reload.
+    reports = f"{prefix}:missed:"
+    old = [
+        k
+        for k in client.scan_iter(match=f"{prefix}:*", count=1000)
+        if not (k.decode() if isinstance(k, bytes) else k).startswith(reports)
+    ]
     if old:
         pipe.delete(*old)
     count = 0
     for address in addresses:
-        data = _address_json(address)
+        feed = feeds.get(address.uprn)
+        data = _address_json(address, has_feed=feed is not None)
         by_postcode.setdefault(address.postcode, []).append(data)
         pipe.set(f"{prefix}:uprn:{address.uprn}", json.dumps(data))
+        if feed is not None:
+            pipe.set(f"{prefix}:ics:{address.uprn}", _events_json(feed))
         count += 1
     for postcode, rows in by_postcode.items():
         pipe.set(f"{prefix}:pc:{postcode}", json.dumps(rows))
@@ -164,20 +225,28 @@ class BinStore:
             inside = await self.client.sismember(f"{self.prefix}:outcodes", postcode.split()[0])
             status = PostcodeStatus.UNKNOWN if inside else PostcodeStatus.OUTSIDE
             return PostcodeLookup(status, postcode)
-        addresses = tuple(a for a in map(_address, json.loads(raw)) if a.rounds)
+        rows = json.loads(raw)
+        addresses = tuple(_address(row) for row in rows if row["rounds"] or row.get("ics"))
         if not addresses:
             return PostcodeLookup(PostcodeStatus.NO_ADDRESSES, postcode)
         return PostcodeLookup(PostcodeStatus.FOUND, postcode, addresses)
 
-    async def schedule(self, uprn: str) -> RoundScheduleSource | None:
-        """The schedule source for one address (one Redis round trip), or None if unknown."""
+    async def schedule(self, uprn: str) -> ScheduleSource | None:
+        """The schedule source for one address (one Redis round trip), or None if unknown.
+
+        An address loaded with an iCalendar feed gets an :class:`IcsScheduleSource` of its
+        feed; any other a :class:`RoundScheduleSource` of its rounds.
+        """
         pipe = self.client.pipeline(transaction=False)
         pipe.get(f"{self.prefix}:uprn:{uprn}")
+        pipe.get(f"{self.prefix}:ics:{uprn}")
         pipe.hgetall(f"{self.prefix}:rounds")
         pipe.get(f"{self.prefix}:holidays")
-        raw_address, raw_rounds, raw_holidays = await pipe.execute()
+        raw_address, raw_feed, raw_rounds, raw_holidays = await pipe.execute()
         if raw_address is None:
             return None
         address = _address(json.loads(raw_address))
+        if raw_feed is not None:
+            return IcsScheduleSource([address], {uprn: _events(raw_feed)}, _holidays(raw_holidays))
         rounds = {r: _round(r, raw_rounds[r]) for r in address.rounds if r in raw_rounds}
         return RoundScheduleSource([address], rounds, _holidays(raw_holidays))

@@ -70,3 +70,13 @@ def test_cli_needs_files(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--addresses", "a.csv"])
     assert "--demo" in capsys.readouterr().err
+
+
+def test_reload_keeps_missed_bin_reports(redis_client: redis.Redis, namespace: str) -> None:
+    load_files(redis_client, namespace, *DEMO_PATHS)
+    report = f"{namespace}:bins:missed:MB-2026-000001"
+    redis_client.hset(report, mapping={"uprn": "1"})
+    redis_client.set(f"{namespace}:bins:missed:seq:2026", 1)
+    load_files(redis_client, namespace, *DEMO_PATHS)
+    assert redis_client.hgetall(report) == {"uprn": "1"}
+    assert redis_client.get(f"{namespace}:bins:missed:seq:2026") == "1"
