@@ -4,11 +4,21 @@ It writes a complete handoff record (channel, resident, transcript, intents with
 entities, reason, priority, messaging window) to the Redis queue, sends the resident a holding
 reply that says when a person will answer, and pauses the bot for that conversation until an
 agent gives it back.
+
+A safeguarding case opened while no agent is on duty also alerts the out-of-hours hook
+``COUNCIL_SAFEGUARDING_WEBHOOK`` at once (:class:`~bot.handoff.alerts.SafeguardingAlerts`:
+case id, team, priority, channel and time, none of the resident's words). The resident's reply
+never waits on it for more than :data:`ALERT_TIMEOUT_SECONDS` and never fails because of it: a
+failed alert is logged and recorded, and the agent console's monitor retries it; the same
+records stop the monitor alerting the case a second time.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,12 +26,20 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.resources import handoff_queue, shared_redis
+from actions.resources import handoff_queue
 from bot.channels.window import window_state
-from bot.handoff.hours import holding_reply
-from bot.handoff.record import build_record, split_conversation_id
+from bot.handoff.alerts import AlertOutcome, SafeguardingAlert, SafeguardingAlerts
+from bot.handoff.hours import OpeningHours, holding_reply
+from bot.handoff.notify import WebhookNotifier
+from bot.handoff.queue import HandoffQueue
+from bot.handoff.record import HandoffRecord, build_record, split_conversation_id
 
-__all__ = ["ActionHandoff", "handoff_reason"]
+__all__ = ["ALERT_TIMEOUT_SECONDS", "ActionHandoff", "alert_out_of_hours", "handoff_reason"]
+
+logger = logging.getLogger(__name__)
+
+ALERT_TIMEOUT_SECONDS = 3.0
+"""How long the handoff waits for the safeguarding hook before recording a failed alert."""
 
 _WORD = re.compile(r"\w")
 REPHRASE = (
@@ -42,8 +60,57 @@ def handoff_reason(intent: str | None) -> str:
     return _REASONS.get(intent or "", "low_confidence")
 
 
+async def alert_out_of_hours(
+    queue: HandoffQueue, case_id: str, record: HandoffRecord
+) -> AlertOutcome | None:
+    """Alert ``COUNCIL_SAFEGUARDING_WEBHOOK`` about the safeguarding case ``case_id`` now.
+
+    ``record`` is what the handoff wrote; when the conversation joined an open case (escalated
+    to safeguarding), the alert describes that case as stored.
+
+    Returns:
+        What :meth:`SafeguardingAlerts.send` did; None when no hook is configured (logged).
+
+    Raises:
+        redis.RedisError: Redis failed, so the alert could not be recorded.
+    """
+    url = os.environ.get("COUNCIL_SAFEGUARDING_WEBHOOK", "").strip()
+    if not url:
+        logger.warning(
+            "safeguarding case %s opened out of hours, but COUNCIL_SAFEGUARDING_WEBHOOK is not "
+            "set: no alert sent",
+            case_id,
+        )
+        return None
+    stored = await queue.get(case_id)
+    alert = SafeguardingAlert.for_record(stored if stored is not None else record)
+    alerts = SafeguardingAlerts(
+        queue.redis,
+        queue.namespace,
+        hook=WebhookNotifier(url, timeout_seconds=ALERT_TIMEOUT_SECONDS),
+        clock=queue.clock,
+    )
+    return await alerts.send(alert)
+
+
 class ActionHandoff(Action):
-    """Open (or join) a handoff case, tell the resident, pause the bot."""
+    """Open (or join) a handoff case, tell the resident, pause the bot.
+
+    Args:
+        queue: The handoff queue (default: this deployment's, from :mod:`actions.resources`).
+        hours: The contact centre's opening hours (default: weekdays 9am to 5pm, London).
+        clock: Returns the current time.
+    """
+
+    def __init__(
+        self,
+        queue: HandoffQueue | None = None,
+        hours: OpeningHours | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._queue = queue
+        self._hours = hours or OpeningHours()
+        self._clock = clock
 
     def name(self) -> str:
         """Return the action's name in the domain."""
@@ -52,8 +119,8 @@ class ActionHandoff(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        """Write the handoff record and send the holding reply."""
-        now = datetime.now(UTC)
+        """Write the handoff record, alert out of hours, and send the holding reply."""
+        now = self._clock()
         intent = tracker.get_intent_of_latest_message(skip_fallback_intent=False)
         text = tracker.latest_message.get("text") or ""
         if intent == "nlu_fallback" and not _WORD.search(text):
@@ -70,9 +137,9 @@ class ActionHandoff(Action):
         channel = tracker.get_latest_input_channel() or "rest"
         metadata = tracker.latest_message.get("metadata") or {}
         account, sender = split_conversation_id(tracker.sender_id, channel)
-        queue = await handoff_queue()
+        queue = self._queue or await handoff_queue()
         window = await window_state(
-            await shared_redis(),
+            queue.redis,
             tracker.sender_id,
             namespace=queue.namespace,
             now=now.timestamp(),
@@ -89,6 +156,13 @@ class ActionHandoff(Action):
             window=window,
             now=now,
         )
-        await queue.open(record)
-        dispatcher.utter_message(text=holding_reply(record.priority, now))
+        case_id = await queue.open(record)
+        if record.priority == "P1" and not self._hours.is_open(now):
+            try:
+                await alert_out_of_hours(queue, case_id, record)
+            except Exception:
+                # Redis failed after the case was opened: the resident still gets the emergency
+                # numbers; the console's monitor alerts out-of-hours cases that have no alert.
+                logger.exception("could not record the safeguarding alert for case %s", case_id)
+        dispatcher.utter_message(text=holding_reply(record.priority, now, self._hours))
         return [ConversationPaused()]

@@ -1,9 +1,13 @@
+import time
 from pathlib import Path
 
 import pytest
+import redis
+import redis.asyncio.retry
+from redis.backoff import ConstantBackoff
 
 from bot.errors import ConfigError, RedisUnavailableError
-from bot.redis_conn import connect, masked, redis_url, start_embedded
+from bot.redis_conn import connect, connect_async, masked, redis_url, start_embedded
 from bot.services import free_port
 
 
@@ -14,9 +18,11 @@ def test_connect_pings(redis_url: str, namespace: str) -> None:
 
 
 def test_unreachable_redis_is_a_clear_error() -> None:
+    started = time.monotonic()
     with pytest.raises(RedisUnavailableError, match=r"127\.0\.0\.1:1") as info:
         connect("redis://:hunter2@127.0.0.1:1/0")
     assert "hunter2" not in str(info.value)
+    assert time.monotonic() - started < 1  # start-up does not retry: it fails at once
 
 
 def test_masked_hides_password() -> None:
@@ -45,3 +51,55 @@ def test_embedded_redis_keeps_data_across_restarts(tmp_path: Path) -> None:
         assert connect(second.url).get("resident") == "kept"
     finally:
         second.stop()
+
+
+async def test_clients_carry_on_across_a_redis_restart(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_embedded(tmp_path, port=port)
+    sync_client = connect(server.url)
+    async_client = await connect_async(server.url)
+    try:
+        sync_client.set("before", "1")
+        await async_client.set("before-async", "1")
+        server.stop()
+        server = start_embedded(tmp_path, port=port)
+        # the same clients: their connections died with the old server
+        assert sync_client.get("before") == "1"
+        assert await async_client.get("before-async") == "1"
+        assert await async_client.incr("after") == 1
+    finally:
+        sync_client.close()
+        await async_client.close()
+        server.stop()
+
+
+def test_after_the_retries_the_error_surfaces(tmp_path: Path) -> None:
+    server = start_embedded(tmp_path, port=free_port())
+    client = connect(server.url)
+    try:
+        client.set("k", "v")
+        server.stop()
+        started = time.monotonic()
+        with pytest.raises(redis.ConnectionError):
+            client.get("k")
+        waited = time.monotonic() - started
+        assert 2 <= waited < 10  # backed off 0.1 + 0.2 + 0.4 + 0.8 + 1 s, then gave up
+    finally:
+        client.close()
+        server.stop()
+
+
+async def test_async_retry_policy_can_be_replaced(tmp_path: Path) -> None:
+    server = start_embedded(tmp_path, port=free_port())
+    quick = redis.asyncio.retry.Retry(ConstantBackoff(0.01), 2)
+    client = await connect_async(server.url, retry=quick)
+    try:
+        assert client.get_retry() is quick
+        server.stop()
+        started = time.monotonic()
+        with pytest.raises(redis.ConnectionError):
+            await client.get("k")
+        assert time.monotonic() - started < 2
+    finally:
+        await client.close()
+        server.stop()

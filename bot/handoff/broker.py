@@ -29,6 +29,14 @@ logger = logging.getLogger(__name__)
 # daily counts are anonymous and kept for year-on-year reporting.
 _SEEN_SECONDS = 2 * 24 * 3600
 _COUNT_SECONDS = 800 * 24 * 3600
+# Marker and count in one step, so a repeated run (the Redis client repeats a command whose
+# reply was lost) finds the marker and does not count the resident twice.
+_COUNT_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
 
 
 class HandoffEventBroker(EventBroker):
@@ -41,6 +49,7 @@ class HandoffEventBroker(EventBroker):
     def __init__(self, queue: HandoffQueue) -> None:
         self.queue = queue
         self._pending: set[asyncio.Task[None]] = set()
+        self._count_once = queue.redis.register_script(_COUNT_ONCE)
 
     @classmethod
     async def from_endpoint_config(
@@ -83,15 +92,10 @@ class HandoffEventBroker(EventBroker):
         """Add one to ``{ns}:stats:conversations:{day}`` on a resident's first message that day."""
         day = sent_at.date().isoformat()
         prefix = f"{self.queue.namespace}:stats"
-        first = await self.queue.redis.set(
-            f"{prefix}:seen:{day}:{conversation_id}", 1, nx=True, ex=_SEEN_SECONDS
+        await self._count_once(
+            keys=[f"{prefix}:seen:{day}:{conversation_id}", f"{prefix}:conversations:{day}"],
+            args=[_SEEN_SECONDS, _COUNT_SECONDS],
         )
-        if first:
-            counter = f"{prefix}:conversations:{day}"
-            pipe = self.queue.redis.pipeline(transaction=False)
-            pipe.incr(counter)
-            pipe.expire(counter, _COUNT_SECONDS)
-            await pipe.execute()
 
     async def close(self) -> None:
         """Wait for messages still being added, then close the connection."""

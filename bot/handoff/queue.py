@@ -15,33 +15,49 @@ Layout under ``{ns}:handoff:``:
 * ``lease:{id}``: who is working on a case; set atomically (Lua) with an expiry, so two agents
   can never hold the same case and a case whose agent went away comes back to the queue.
 * ``events``: a capped stream of queue changes for live consoles.
+* ``op:{random id}``: marks a write as done for an hour (see below).
 
 While a case is claimed its record keeps ``status == "open"``: the lease says who holds it.
+
+Every change is one atomic step (a Lua script, or a ``WATCH``/``MULTI`` transaction) that is
+safe to repeat, because the Redis client repeats commands after a connection error (a Redis
+restart, see :mod:`bot.redis_conn`), and a command whose reply was lost may already have run.
+Opening is guarded by the conversation's open case, claiming by the lease (the same agent only
+renews it); other writes carry a random operation id and write ``op:{id}`` in the same step, so
+running them again finds the marker and does nothing more, but still reports what the first run
+did. Transactions are repeated whole (:meth:`HandoffQueue._update`) after a connection error.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio
 from redis.exceptions import WatchError
 
 from bot.handoff.record import PRIORITIES, HandoffRecord
 
-__all__ = ["CLOSED_STATUSES", "Claim", "HandoffQueue", "contact_keys"]
+__all__ = ["CLOSED_STATUSES", "OP_SECONDS", "Claim", "HandoffQueue", "contact_keys", "op_key"]
+
+T = TypeVar("T")
 
 CLOSED_STATUSES = ("resolved", "returned_to_bot")
 _PRIORITY_STEP = 10**13  # larger than any millisecond timestamp of this millennium
 _EVENTS_MAXLEN = 10_000
 _PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
 _NOT_DIGIT = re.compile(r"\D")
+OP_SECONDS = 3600
+"""How long an operation marker (``op:{id}``) is kept: far longer than any retry takes."""
 
 # Opening is one atomic step so two processes handling the same resident cannot open two cases.
+# Run again (a retry after a lost reply), it finds the conversation's case, which is this very
+# case, and changes nothing. KEYS[7..] are the resident's contact indexes.
 _OPEN = """
 local existing = redis.call('GET', KEYS[1])
 if existing then return existing end
@@ -52,9 +68,28 @@ redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*',
   'kind', 'opened', 'case_id', ARGV[1], 'detail', ARGV[4], 'at', ARGV[7])
+for i = 7, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[5], ARGV[1])
+end
 return ARGV[1]
 """
-# Check-and-set in one step: renewing a lease must never extend another agent's lease.
+# A message and its side effects once per operation id (KEYS[4]), however often it is sent.
+_APPEND = """
+if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+if ARGV[2] == 'agent' then redis.call('HSETNX', KEYS[2], 'first_response_at', ARGV[3]) end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
+  'kind', 'message', 'case_id', ARGV[4], 'detail', ARGV[2], 'at', ARGV[3])
+return 1
+"""
+_PUSH_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[1], ARGV[1])
+end
+return 1
+"""
+# Check-and-set in one step: renewing a lease must never extend another agent's lease. Safe to
+# run again: the second run finds the agent's own lease and only renews it (no second event).
 _CLAIM = """
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 local holder = redis.call('GET', KEYS[2])
@@ -66,9 +101,13 @@ if not holder then
 end
 return 1
 """
+# The operation marker (KEYS[3]) tells a repeated run that the first one released the lease:
+# without it the repeat would find no lease and report a failure that did not happen.
 _RELEASE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
 if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
   'kind', 'released', 'case_id', ARGV[1], 'detail', ARGV[2], 'at', ARGV[4])
 return 1
@@ -82,6 +121,15 @@ class Claim:
     case_id: str
     agent: str
     expires_at: datetime
+
+
+def op_key(namespace: str) -> str:
+    """A new operation marker key (``{ns}:handoff:op:{random id}``) for a write done once."""
+    return f"{namespace}:handoff:op:{uuid.uuid4().hex}"
+
+
+async def _ignore(error: Exception) -> None:
+    return None
 
 
 def contact_keys(record: HandoffRecord) -> list[str]:
@@ -126,9 +174,24 @@ class HandoffQueue:
         self._open = client.register_script(_OPEN)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._append = client.register_script(_APPEND)
+        self._push_once = client.register_script(_PUSH_ONCE)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
+
+    async def repeatable(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation``, again after a connection error, under the client's retry policy.
+
+        For operations that are safe to run twice (reads, guarded writes): redis-py repeats
+        single commands itself, but not a pipeline or a transaction that lost its connection.
+        With no retry policy on the client, the operation runs once. The last error surfaces.
+        """
+        policy = self.redis.get_retry()
+        if policy is None:
+            return await operation()
+        result: T = await policy.call_with_retry(operation, _ignore)
+        return result
 
     @property
     def events_key(self) -> str:
@@ -157,6 +220,7 @@ class HandoffQueue:
                     self._key("open", record.team),
                     self._key("cases"),
                     self.events_key,
+                    *(self._key("contact", contact) for contact in contact_keys(record)),
                 ],
                 args=[
                     record.case_id,
@@ -170,10 +234,6 @@ class HandoffQueue:
             )
         )
         if case_id == record.case_id:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for contact in contact_keys(record):
-                    pipe.zadd(self._key("contact", contact), {case_id: opened_ms})
-                await pipe.execute()
             return case_id
         if record.transcript:
             await self.append_message(
@@ -203,12 +263,22 @@ class HandoffQueue:
             return None
         now = self.clock().isoformat()
         entry = {"role": role, "text": text, "at": now}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(self._key("messages", case_id), json.dumps(entry, ensure_ascii=False))
-            if role == "agent":
-                pipe.hsetnx(self._key("meta", case_id), "first_response_at", now)
-            pipe.xadd(self.events_key, self._event("message", case_id, role), **self._cap())
-            await pipe.execute()
+        await self._append(
+            keys=[
+                self._key("messages", case_id),
+                self._key("meta", case_id),
+                self.events_key,
+                op_key(self.namespace),
+            ],
+            args=[
+                json.dumps(entry, ensure_ascii=False),
+                role,
+                now,
+                case_id,
+                _EVENTS_MAXLEN,
+                OP_SECONDS,
+            ],
+        )
         return case_id
 
     async def messages(self, case_id: str) -> list[dict[str, Any]]:
@@ -229,11 +299,15 @@ class HandoffQueue:
 
     async def metas(self, case_ids: list[str]) -> list[dict[str, str]]:
         """Timings of several cases, in the order given."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for case_id in case_ids:
-                pipe.hgetall(self._key("meta", case_id))
-            found: list[dict[str, str]] = await pipe.execute()
-        return found
+
+        async def read() -> list[dict[str, str]]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for case_id in case_ids:
+                    pipe.hgetall(self._key("meta", case_id))
+                found: list[dict[str, str]] = await pipe.execute()
+            return found
+
+        return await self.repeatable(read)
 
     async def _update(
         self,
@@ -245,25 +319,41 @@ class HandoffQueue:
 
         ``change`` edits the record in place and returns False to leave it alone; ``extra``
         queues more commands on the transaction given the old and the new record.
+
+        Returns:
+            The changed record; None when ``change`` declined or there is no such case.
         """
         key = self._key("case", case_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    text = await pipe.get(key)
-                    if not text:
-                        return None
-                    before, record = HandoffRecord.from_json(text), HandoffRecord.from_json(text)
-                    if not change(record):
-                        return None
-                    pipe.multi()
-                    pipe.set(key, record.to_json())
-                    extra(pipe, before, record)
-                    await pipe.execute()
-                    return record
-                except WatchError:
-                    continue
+        # The transaction also writes this operation's marker. A connection lost during EXEC
+        # leaves us not knowing whether it ran (redis-py raises WatchError, or ConnectionError
+        # before WATCH took hold); the next attempt reads the marker with the record, so a
+        # change that did run is reported as done instead of being made (or refused) again.
+        done = op_key(self.namespace)
+
+        async def attempt() -> HandoffRecord | None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(key, done)
+                        text, applied = await pipe.mget(key, done)
+                        if not text:
+                            return None
+                        if applied:
+                            return HandoffRecord.from_json(text)
+                        before = HandoffRecord.from_json(text)
+                        record = HandoffRecord.from_json(text)
+                        if not change(record):
+                            return None
+                        pipe.multi()
+                        pipe.set(key, record.to_json())
+                        pipe.set(done, "1", ex=OP_SECONDS)
+                        extra(pipe, before, record)
+                        await pipe.execute()
+                        return record
+                    except WatchError:
+                        continue
+
+        return await self.repeatable(attempt)
 
     async def escalate(self, case_id: str, reason: str) -> None:
         """Raise a case to P1 and the safeguarding team (a risk came up after the handoff)."""
@@ -315,8 +405,8 @@ class HandoffQueue:
     async def release(self, case_id: str, agent: str) -> bool:
         """Give a held case back to the queue (only its holder can)."""
         released = await self._release(
-            keys=[self._key("lease", case_id), self.events_key],
-            args=[case_id, agent, _EVENTS_MAXLEN, self.clock().isoformat()],
+            keys=[self._key("lease", case_id), self.events_key, op_key(self.namespace)],
+            args=[case_id, agent, _EVENTS_MAXLEN, self.clock().isoformat(), OP_SECONDS],
         )
         return bool(released)
 
@@ -344,7 +434,10 @@ class HandoffQueue:
     async def add_note(self, case_id: str, agent: str, text: str) -> None:
         """Add an internal note (never sent to the resident)."""
         note = {"agent": agent, "text": text, "at": self.clock().isoformat()}
-        await self.redis.rpush(self._key("notes", case_id), json.dumps(note, ensure_ascii=False))
+        await self._push_once(
+            keys=[self._key("notes", case_id), op_key(self.namespace)],
+            args=[json.dumps(note, ensure_ascii=False), OP_SECONDS],
+        )
 
     async def notes(self, case_id: str) -> list[dict[str, Any]]:
         """Return a case's internal notes."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis.asyncio
 
+from bot.handoff.queue import OP_SECONDS, op_key
 from bot.handoff.record import HandoffRecord
 
 __all__ = [
@@ -35,6 +36,17 @@ __all__ = [
     "ReplySender",
     "reply_options",
 ]
+
+# One stream entry per send, however often the command runs: the Redis client repeats a command
+# whose reply was lost (bot.redis_conn), and a repeated XADD would send the resident the reply
+# twice. The call's marker (KEYS[2]) keeps the entry id, so a repeat returns the same id.
+_SEND_ONCE = """
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+local entry_id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[2], entry_id, 'EX', ARGV[1])
+return entry_id
+"""
 
 HUMAN_AGENT_TAG = "HUMAN_AGENT"
 WHATSAPP_TEMPLATE = "template:council_reply_waiting"
@@ -149,7 +161,9 @@ class OutboxSender(ReplySender):
 
     def __init__(self, client: redis.asyncio.Redis, namespace: str = "cr") -> None:
         self.redis = client
+        self.namespace = namespace
         self.key = f"{namespace}:outbox"
+        self._send_once = client.register_script(_SEND_ONCE)
 
     async def send(self, reply: OutboundReply) -> str:
         """Append ``reply`` to the outbox stream; return the stream id."""
@@ -162,5 +176,8 @@ class OutboxSender(ReplySender):
         }
         if reply.tag:
             fields["tag"] = reply.tag
-        entry_id: str = await self.redis.xadd(self.key, fields)
-        return entry_id
+        pairs = [item for field_value in fields.items() for item in field_value]
+        entry_id = await self._send_once(
+            keys=[self.key, op_key(self.namespace)], args=[OP_SECONDS, *pairs]
+        )
+        return str(entry_id)

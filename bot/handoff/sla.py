@@ -5,22 +5,26 @@ contact centre is open (:class:`~bot.handoff.hours.OpeningHours`, bank holidays 
 case opened on Friday evening is not late on Saturday. :class:`SlaMonitor` checks the open
 cases, notifies each breach once (the notice is recorded in Redis, so several console processes
 never repeat it) and alerts the safeguarding hook about safeguarding cases opened while nobody
-is on duty.
+is on duty (through :class:`~bot.handoff.alerts.SafeguardingAlerts`, which the handoff action
+uses too: a case is alerted once, and failed alerts are retried here).
+
+:class:`Breach`, :data:`Notifier` and :class:`WebhookNotifier` live in :mod:`bot.handoff.notify`
+and are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
-
+from bot.handoff.alerts import SafeguardingAlert, SafeguardingAlerts
 from bot.handoff.hours import OpeningHours
-from bot.handoff.queue import HandoffQueue
+from bot.handoff.notify import Breach, Notifier, WebhookNotifier
+from bot.handoff.queue import OP_SECONDS, HandoffQueue, op_key
 from bot.handoff.record import HandoffRecord
 
 __all__ = [
@@ -189,58 +193,15 @@ def evaluate(
     return found
 
 
-@dataclass(frozen=True)
-class Breach:
-    """A missed target, as sent to the team's hook.
-
-    Attributes:
-        case_id: The case.
-        team: Its team.
-        priority: Its priority.
-        kind: ``first_response`` or ``resolution``; ``safeguarding_out_of_hours`` for alerts.
-        due: When the target ran out (the case's opening time for alerts).
-    """
-
-    case_id: str
-    team: str
-    priority: str
-    kind: str
-    due: datetime
-
-    def to_json(self) -> dict[str, str]:
-        """The webhook body."""
-        body = asdict(self)
-        body["due"] = self.due.isoformat()
-        return body
-
-
-Notifier = Callable[[Breach], Awaitable[None]]
-"""A hook told about a breach or an alert (a webhook, an email sender, a test's list)."""
-
-
-class WebhookNotifier:
-    """POSTs a breach as JSON to a URL.
-
-    Args:
-        url: Where to post.
-        timeout_seconds: Give up after this long (the next check does not repeat the notice).
-    """
-
-    def __init__(self, url: str, timeout_seconds: float = 10) -> None:
-        self.url = url
-        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-
-    async def __call__(self, breach: Breach) -> None:
-        """Post ``breach``.
-
-        Raises:
-            aiohttp.ClientError: The hook did not answer with a 2xx status.
-        """
-        async with (
-            aiohttp.ClientSession(timeout=self.timeout) as session,
-            session.post(self.url, json=breach.to_json()) as response,
-        ):
-            response.raise_for_status()
+# Notify once: only the call that adds the breach notifies. The call's marker (KEYS[2]) lets a
+# repeated run of this script (the client repeats a command whose reply was lost) know that the
+# breach was added by its own first run, rather than by another process, so it is not skipped.
+_ONCE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+return 1
+"""
 
 
 class SlaMonitor:
@@ -250,7 +211,8 @@ class SlaMonitor:
         queue: The handoff queue.
         policy: Targets and hours.
         notify: Told about each breach once.
-        alert: Told about each safeguarding case opened while the centre is closed (optional).
+        alert: Told about each safeguarding case opened while the centre is closed (optional):
+            once per case, shared with the handoff action's alerts; failures are retried.
         clock: Returns the current time.
     """
 
@@ -268,6 +230,12 @@ class SlaMonitor:
         self.notify = notify
         self.alert = alert
         self.clock = clock
+        self.alerts = (
+            SafeguardingAlerts(queue.redis, queue.namespace, hook=alert, clock=clock)
+            if alert is not None
+            else None
+        )
+        self._once_script = queue.redis.register_script(_ONCE)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.queue.prefix, "sla", *parts))
@@ -282,8 +250,16 @@ class SlaMonitor:
         return evaluate(self.policy, record, await self.queue.meta(record.case_id), self.clock())
 
     async def check(self, batch: int = 500) -> list[Breach]:
-        """Notify new breaches and out-of-hours safeguarding cases; return what was notified."""
+        """Notify new breaches and out-of-hours safeguarding cases; return what was notified.
+
+        Alerts that failed before and are due again are retried first. Returned: the breaches
+        and alerts posted in this check, whether the hook accepted them or not.
+        """
         notified: list[Breach] = []
+        if self.alerts is not None:
+            for alert, outcome in await self.alerts.retry_due():
+                if outcome in ("sent", "failed"):
+                    notified.append(alert)
         offset = 0
         while records := await self.queue.list_open(offset=offset, limit=batch):
             offset += batch
@@ -301,21 +277,23 @@ class SlaMonitor:
                             notified.append(breach)
         return notified
 
-    async def safeguarding_alert(self, record: HandoffRecord) -> Breach | None:
-        """Alert the hook (once) about a safeguarding case opened out of hours."""
+    async def safeguarding_alert(self, record: HandoffRecord) -> SafeguardingAlert | None:
+        """Alert the hook (once per case) about a safeguarding case opened out of hours.
+
+        Returns:
+            The alert when this call posted it (whether the hook accepted it or not).
+        """
         opened = datetime.fromisoformat(record.created_at)
-        if self.alert is None or record.priority != "P1" or self.policy.hours.is_open(opened):
+        if self.alerts is None or record.priority != "P1" or self.policy.hours.is_open(opened):
             return None
-        alert = Breach(
-            record.case_id, record.team, record.priority, "safeguarding_out_of_hours", opened
-        )
-        return alert if await self._once(alert, self.alert) else None
+        alert = SafeguardingAlert.for_record(record)
+        return alert if await self.alerts.send(alert) in ("sent", "failed") else None
 
     async def _once(self, breach: Breach, hook: Notifier) -> bool:
         member = f"{breach.case_id}:{breach.kind}"
-        # ZADD NX is the "only once" guard: only the process that adds the member notifies.
-        added = await self.queue.redis.zadd(
-            self.breaches_key, {member: breach.due.timestamp() * 1000}, nx=True
+        added = await self._once_script(
+            keys=[self.breaches_key, op_key(self.queue.namespace)],
+            args=[breach.due.timestamp() * 1000, member, OP_SECONDS],
         )
         if not added:
             return False
