@@ -33,6 +33,7 @@ from bot.handoff.hours import OpeningHours, holding_reply
 from bot.handoff.notify import WebhookNotifier
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, build_record, split_conversation_id
+from bot.handoff.sla import SlaPolicy
 
 __all__ = ["ALERT_TIMEOUT_SECONDS", "ActionHandoff", "alert_out_of_hours", "handoff_reason"]
 
@@ -98,7 +99,8 @@ class ActionHandoff(Action):
 
     Args:
         queue: The handoff queue (default: this deployment's, from :mod:`actions.resources`).
-        hours: The contact centre's opening hours (default: weekdays 9am to 5pm, London).
+        hours: The contact centre's opening hours (default: the ``hours`` of
+            ``COUNCIL_SLA_FILE``, else weekdays 9am to 5pm London time without bank holidays).
         clock: Returns the current time.
     """
 
@@ -109,7 +111,7 @@ class ActionHandoff(Action):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._queue = queue
-        self._hours = hours or OpeningHours()
+        self._hours = hours or SlaPolicy.from_env().hours
         self._clock = clock
 
     def name(self) -> str:

@@ -15,12 +15,16 @@ and are re-exported here.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from bot.errors import ConfigError
 from bot.handoff.alerts import SafeguardingAlert, SafeguardingAlerts
 from bot.handoff.hours import OpeningHours
 from bot.handoff.notify import Breach, Notifier, WebhookNotifier
@@ -116,28 +120,68 @@ class SlaPolicy:
         )
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], hours: OpeningHours | None = None) -> SlaPolicy:
+    def from_mapping(cls, data: Mapping[str, Any]) -> SlaPolicy:
         """Read a policy from configuration (minutes of business time).
 
         ``{"P1": {"first_response": 30, "resolution": 240}, ..., "teams": {"housing":
-        {"P2": {"first_response": 60, "resolution": 480}}}}``; priorities left out keep the
-        defaults.
+        {"P2": {"first_response": 60, "resolution": 480}}}, "hours": {...}}``; priorities left
+        out keep the defaults; ``hours`` is read by :meth:`OpeningHours.from_mapping`.
+
+        Raises:
+            ConfigError: A target or the hours are wrong (``path`` is left empty for the
+                caller to fill in; ``key`` names the setting).
         """
 
-        def target(values: Mapping[str, Any]) -> Target:
-            return Target(
-                timedelta(minutes=float(values["first_response"])),
-                timedelta(minutes=float(values["resolution"])),
-            )
+        def target(where: str, values: Any) -> Target:
+            try:
+                return Target(
+                    timedelta(minutes=float(values["first_response"])),
+                    timedelta(minutes=float(values["resolution"])),
+                )
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(
+                    "", where, "needs first_response and resolution in minutes"
+                ) from None
 
         targets = dict(DEFAULT_TARGETS)
-        targets.update({p: target(v) for p, v in data.items() if p != "teams"})
+        targets.update({p: target(p, v) for p, v in data.items() if p not in ("teams", "hours")})
+        teams = data.get("teams") or {}
+        if not isinstance(teams, Mapping):
+            raise ConfigError("", "teams", "must map team names to targets per priority")
         team_targets = {
-            (team, priority): target(values)
-            for team, by_priority in (data.get("teams") or {}).items()
-            for priority, values in by_priority.items()
+            (team, priority): target(f"teams.{team}.{priority}", values)
+            for team, by_priority in teams.items()
+            for priority, values in (by_priority or {}).items()
         }
-        return cls(targets, team_targets, hours or OpeningHours())
+        try:
+            hours = OpeningHours.from_mapping(data.get("hours") or {})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError("", "hours", str(exc).strip("'\"")) from None
+        return cls(targets, team_targets, hours)
+
+    @classmethod
+    def from_env(cls) -> SlaPolicy:
+        """The policy in the JSON file named by ``COUNCIL_SLA_FILE`` (unset: the defaults).
+
+        Raises:
+            ConfigError: The file cannot be read, is not JSON, or a setting is wrong; the
+                error names the file and the key.
+        """
+        path = os.environ.get("COUNCIL_SLA_FILE", "").strip()
+        if not path:
+            return cls()
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(path, "COUNCIL_SLA_FILE", f"cannot be read: {error}") from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(path, f"line {error.lineno}", f"not JSON: {error.msg}") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(path, "", "must be a JSON object of targets")
+        try:
+            return cls.from_mapping(data)
+        except ConfigError as error:
+            raise ConfigError(path, error.key, error.reason) from None
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,7 +28,6 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from bot.channels.window import window_state
-from bot.errors import ConfigError
 from bot.handoff.canned import CannedResponses
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import TEAMS, HandoffRecord
@@ -335,22 +332,6 @@ async def canned_delete(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/agent/canned?done=deleted")
 
 
-def _policy() -> SlaPolicy:
-    path = os.environ.get("COUNCIL_SLA_FILE", "").strip()
-    if not path:
-        return SlaPolicy()
-    try:
-        return SlaPolicy.from_mapping(json.loads(Path(path).read_text()))
-    except OSError as error:
-        raise ConfigError(path, "COUNCIL_SLA_FILE", f"cannot be read: {error}") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(path, f"line {error.lineno}", f"not JSON: {error.msg}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ConfigError(
-            path, "targets", f"each target needs first_response and resolution minutes ({error})"
-        ) from None
-
-
 async def _sla_monitor(app: web.Application) -> AsyncIterator[None]:
     # Only with a hook configured: without one there is nobody to notify.
     breach_url = os.environ.get("COUNCIL_SLA_WEBHOOK", "").strip()
@@ -388,7 +369,7 @@ def setup(app: web.Application) -> None:
     app[SENDER] = OutboxSender(app[REDIS], app[NAMESPACE])
     resumer: Resumer = RasaResumer()
     app[RESUME] = resumer
-    app[SLA_POLICY] = _policy()
+    app[SLA_POLICY] = SlaPolicy.from_env()
     app[CANNED] = CannedResponses(app[REDIS], app[NAMESPACE])
     app.cleanup_ctx.append(_sla_monitor)
     routes = app.router

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot.errors import ConfigError
 from bot.handoff.hours import OpeningHours
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.sla import (
@@ -44,8 +49,7 @@ def test_policy_reads_targets_per_priority_and_team() -> None:
         {
             "P2": {"first_response": 60, "resolution": 480},
             "teams": {"housing": {"P2": {"first_response": 15, "resolution": 120}}},
-        },
-        HOURS,
+        }
     )
     assert policy.target("P2", "revenues").first_response == timedelta(minutes=60)
     assert policy.target("P2", "housing").first_response == timedelta(minutes=15)
@@ -53,7 +57,9 @@ def test_policy_reads_targets_per_priority_and_team() -> None:
 
 
 def test_time_left_and_breach() -> None:
-    policy = SlaPolicy.from_mapping({"P2": {"first_response": 60, "resolution": 480}}, HOURS)
+    policy = replace(
+        SlaPolicy.from_mapping({"P2": {"first_response": 60, "resolution": 480}}), hours=HOURS
+    )
     record = make_record("1", created_at=utc(2027, 3, 3, 16, 30).isoformat())
     first, resolution = evaluate(policy, record, {}, utc(2027, 3, 3, 16, 50))
     assert first.due == utc(2027, 3, 4, 9, 30)  # 30 minutes today, 30 tomorrow
@@ -73,7 +79,9 @@ async def test_each_breach_is_notified_once(queue: HandoffQueue, handoff_clock: 
     async def notify(breach: Breach) -> None:
         sent.append(breach)
 
-    policy = SlaPolicy.from_mapping({"P2": {"first_response": 60, "resolution": 120}}, HOURS)
+    policy = replace(
+        SlaPolicy.from_mapping({"P2": {"first_response": 60, "resolution": 120}}), hours=HOURS
+    )
     record = make_record("1")  # opened Wednesday 10:00
     await queue.open(record)
     monitors = [
@@ -158,3 +166,59 @@ async def test_webhook_notifier_posts_json() -> None:
             "due": "2027-03-03T11:00:00+00:00",
         }
     ]
+
+
+def test_opening_hours_and_bank_holidays_are_configurable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "sla.json"
+    hours = {
+        "open": "08:30",
+        "close": "18:00",
+        "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat"],
+        "holidays": ["2028-01-03"],
+    }
+    path.write_text(json.dumps({"hours": hours}))
+    monkeypatch.setenv("COUNCIL_SLA_FILE", str(path))
+    policy = SlaPolicy.from_env()
+    london = ZoneInfo("Europe/London")
+    assert policy.hours.is_open(datetime(2028, 1, 8, 8, 45, tzinfo=london))  # a Saturday
+    assert not policy.hours.is_open(datetime(2028, 1, 3, 10, 0, tzinfo=london))  # the holiday
+    assert not policy.hours.is_open(datetime(2028, 1, 4, 18, 0, tzinfo=london))
+
+
+def test_default_hours_close_on_england_and_wales_bank_holidays() -> None:
+    london = ZoneInfo("Europe/London")
+    assert not OpeningHours().is_open(datetime(2026, 12, 28, 10, 0, tzinfo=london))
+    assert OpeningHours().is_open(datetime(2026, 12, 29, 10, 0, tzinfo=london))
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        ("{not json", "line 1"),
+        ('{"P1": {"first_response": 30}}', "P1"),
+        ('{"teams": {"housing": {"P2": {"resolution": 1}}}}', "teams.housing.P2"),
+        ('{"hours": {"open": "9am"}}', "hours"),
+        ('{"hours": {"weekdays": ["funday"]}}', "hours"),
+        ('{"hours": {"zone": "Mars/Olympus"}}', "hours"),
+        ('{"hours": {"open": "17:00", "close": "09:00"}}', "hours"),
+        ('{"hours": {"lunch": "12:00"}}', "hours"),
+        ("[1, 2]", ""),
+    ],
+)
+def test_a_bad_sla_file_names_the_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, key: str
+) -> None:
+    path = tmp_path / "sla.json"
+    path.write_text(content)
+    monkeypatch.setenv("COUNCIL_SLA_FILE", str(path))
+    with pytest.raises(ConfigError) as raised:
+        SlaPolicy.from_env()
+    assert raised.value.path == str(path) and raised.value.key == key
+
+
+def test_a_missing_sla_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COUNCIL_SLA_FILE", str(tmp_path / "nope.json"))
+    with pytest.raises(ConfigError, match=r"nope\.json: COUNCIL_SLA_FILE: cannot be read"):
+        SlaPolicy.from_env()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -424,21 +423,3 @@ async def test_live_queue_claim_reply_and_return_in_chromium(
     await expect(page.locator("#case-status")).to_contain_text("returned to bot")
     assert rasa.resumed == [case.conversation_id]
     assert problems == []
-
-
-@pytest.mark.parametrize(
-    ("content", "key"),
-    [("{not json", "line 1"), ('{"P1": {"first_response": 30}}', "targets")],
-)
-def test_a_bad_sla_file_names_the_file_and_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, key: str
-) -> None:
-    from bot.errors import ConfigError
-    from bot.web.agent import _policy
-
-    path = tmp_path / "sla.json"
-    path.write_text(content)
-    monkeypatch.setenv("COUNCIL_SLA_FILE", str(path))
-    with pytest.raises(ConfigError) as raised:
-        _policy()
-    assert raised.value.path == str(path) and raised.value.key == key
