@@ -6,18 +6,36 @@ answers every message at once with ``ack:<id>``: a trained model is not loaded (
 many minutes on this shared machine), so the figures measure the channel path (verification,
 durable queueing, workers, outbound sending), not NLU. The JSON says so (``agent``).
 
-Load: ``--messages`` signed inbound messages spread over the four channels and ``--residents``
-residents, sent by ``--concurrency`` clients as fast as the server takes them (or at ``--rate``
-messages per second, to measure latency at a rate the server sustains), with 1% replays
-of an earlier message and 1% bad signatures mixed in. Our replies go out through the outbox to a
-local fake provider API, which records their arrival; Rasa REST answers in the HTTP response
+Processes: the load generator (this process), the server, and the fake provider API (a process
+of its own, so recording our replies never delays the generator's own timing; it stamps
+arrivals with the same system-wide monotonic clock). Every process runs on uvloop, as Sanic does.
+
+Each side runs two phases against one server:
+
+* ``probe``: ``--probe`` messages sent by ``--concurrency`` clients as fast as the server
+  answers, to find the highest rate it takes in a burst (``burst_msgs_per_s``: messages over the
+  time to the last reply at the provider, so a webhook that only queues still has to get the
+  replies out).
+* the measured run: ``--messages`` messages sent open-loop at the fixed ``--rate`` (message
+  ``n`` leaves at ``n / rate`` s), the rate both sides must sustain (default 500 msgs/s: about
+  half the burst rate, which this 2-core machine sustains with the generator, the provider and
+  Redis on it too). ``sustained`` says whether
+  they did: replies kept up with the offered rate (within 3%), none lost, and the generator kept
+  its schedule (``client_lag_p99_ms``: how late requests left, so a stalled server cannot hide
+  its latency by holding the clients back).
+
+Load: signed inbound messages spread over the four channels and ``--residents`` residents, with
+1% replays of an earlier message and 1% bad signatures mixed in. Our replies go out through the
+outbox to the fake provider, which records their arrival; Rasa REST answers in the HTTP response
 (its replies arrive when the response does, and it has no signatures or de-duplication, so its
 replays produce duplicate replies and its bad-signature requests are answered).
 
-Reports per side: messages, msgs_per_s, ack_p50_ms/ack_p99_ms (webhook answer), e2e_p50_ms/
-e2e_p99_ms (webhook in to reply at the provider), lost (good messages never answered),
-duplicates (replies beyond one per message), peak_rss_mb (server process).
-Writes bench/results/channels.json. Needs REDIS_URL or TEST_REDIS_URL; not part of CI.
+Reports per side (the measured run): messages, msgs_per_s (messages / time from the first send
+to the last reply), ack_p50_ms/ack_p99_ms (webhook answer), e2e_p50_ms/e2e_p99_ms (webhook in
+to reply at the provider), lost (good messages never answered), duplicates (replies beyond one
+per message), peak_rss_mb (server process, both phases), and the server's event-loop lag and
+garbage-collection pauses (``server``). Prints both sides side by side and writes
+bench/results/channels.json. Needs REDIS_URL or TEST_REDIS_URL; not part of CI.
 """
 
 from __future__ import annotations
@@ -25,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import hashlib
 import hmac
 import json
@@ -46,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import psutil  # noqa: E402
+import uvloop  # noqa: E402
 from aiohttp import web  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
@@ -59,6 +79,15 @@ CONSUMER_SECRET = "bench-consumer-secret"
 X_ACCOUNT = "1422000000000000001"
 TG_SECRET = "bench_secret_token"
 ACK = re.compile(r"ack:([A-Za-z0-9_.-]+)")
+STATS_PATH = "/_bench/stats"
+REPLIES_PATH = "/_bench/replies"
+TARGETS = {
+    "msgs_per_s": ">= 100",
+    "ack_p99_ms": "<= 50",
+    "e2e_p99_ms": "<= 1000",
+    "lost": "0",
+    "duplicates": "0",
+}
 
 
 def _pct(values: list[float], share: float) -> float:
@@ -85,10 +114,55 @@ class EchoAgent:
         )
 
 
+class ServerStats:
+    """Event-loop lag and GC pauses of the server process (the same probe on both sides)."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.handler_ms: list[float] = []  # webhook POSTs, parsed request to response
+        self.gc_pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def reset(self) -> None:
+        self.lags = []
+        self.handler_ms = []
+        self.gc_pauses = {0: [], 1: [], 2: []}
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses[info["generation"]].append(
+                (time.perf_counter() - self._gc_started) * 1000
+            )
+
+    async def watch_loop(self) -> None:
+        # how late a 10 ms timer fires: what any request waiting on the loop waits too
+        while True:
+            begun = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.lags.append((time.perf_counter() - begun - 0.01) * 1000)
+
+    def summary(self) -> dict[str, Any]:
+        full = self.gc_pauses[2]
+        return {
+            "handler_p50_ms": _pct(self.handler_ms, 0.5),
+            "handler_p99_ms": _pct(self.handler_ms, 0.99),
+            "loop_lag_p99_ms": _pct(self.lags, 0.99),
+            "loop_lag_max_ms": round(max(self.lags, default=0.0), 1),
+            "gc_full_collections": len(full),
+            "gc_full_max_ms": round(max(full, default=0.0), 1),
+            "gc_young_max_ms": round(max(self.gc_pauses[0] + self.gc_pauses[1], default=0.0), 1),
+        }
+
+
 def serve(side: str, port: int, provider: str) -> None:
     from rasa.core.channels.channel import register
     from rasa.core.channels.rest import RestInput
-    from sanic import Sanic
+    from sanic import Sanic, response
+    from sanic.request import Request
+    from sanic.response import HTTPResponse
 
     from bot.channels.messenger import MessengerAdapter, MessengerPage
     from bot.channels.rasa import MessengerInput, TelegramInput, TwitterInput, WhatsAppInput
@@ -98,6 +172,7 @@ def serve(side: str, port: int, provider: str) -> None:
 
     app = Sanic(f"bench_{side}")
     app.ctx.agent = EchoAgent()
+    stats = ServerStats()
     channels: list[Any]
     if side == "ours":
         channels = [
@@ -130,20 +205,39 @@ def serve(side: str, port: int, provider: str) -> None:
     else:
         channels = [RestInput()]
     register(channels, app, route="/webhooks/")
+
+    @app.get(STATS_PATH)
+    async def server_stats(request: Request) -> HTTPResponse:
+        summary = stats.summary()
+        if request.args.get("reset"):  # the measured run starts: forget start-up and probe
+            stats.reset()
+        return response.json(summary)
+
+    @app.middleware("request")
+    async def handler_started(request: Request) -> None:
+        request.ctx.started = time.perf_counter()
+
+    @app.middleware("response")
+    async def handler_done(request: Request, answer: HTTPResponse) -> None:
+        if request.method == "POST":
+            stats.handler_ms.append((time.perf_counter() - request.ctx.started) * 1000)
+
+    @app.listener("after_server_start")
+    async def start_watch(app: Any, loop: Any) -> None:
+        app.ctx.watch = asyncio.create_task(stats.watch_loop())
+
     app.run(host="127.0.0.1", port=port, access_log=False, workers=1)
 
 
-# --- the fake provider ----------------------------------------------------------------------
+# --- the fake provider process --------------------------------------------------------------
 
 
 class Provider:
-    """Records the arrival time of each ``ack:<id>`` reply."""
+    """Records the arrival time (``time.perf_counter``) and count of each ``ack:<id>`` reply."""
 
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
         self.counts: Counter[str] = Counter()
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = (await request.read()).decode(errors="replace")
@@ -162,18 +256,16 @@ class Provider:
             return web.json_response({"recipient_id": "1", "message_id": f"m_{n}"})
         return web.json_response({"data": {"dm_event_id": str(n)}}, status=201)
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        port = _free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}"
+    async def _replies(self, request: web.Request) -> web.Response:
+        if request.query.get("full"):
+            return web.json_response({"arrivals": self.arrivals, "counts": self.counts})
+        return web.json_response({"distinct": len(self.arrivals)})
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def run(self, port: int) -> None:
+        app = web.Application()
+        app.router.add_get(REPLIES_PATH, self._replies)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
 # --- the load -------------------------------------------------------------------------------
@@ -264,107 +356,212 @@ async def _wait_up(url: str, seconds: float = 60) -> None:
     raise RuntimeError(f"server at {url} did not start")
 
 
-async def run_side(side: str, args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
-    provider = Provider()
-    await provider.start()
-    port = _free_port()
-    namespace = f"bench:{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "REDIS_URL": redis_url, "COUNCIL_NAMESPACE": namespace}
-    server = subprocess.Popen(
-        [sys.executable, __file__, "serve", side, str(port), provider.url],
+async def _get_json(url: str) -> Any:
+    async with aiohttp.ClientSession() as session, session.get(url) as answer:
+        return await answer.json()
+
+
+def _spawn(*argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, __file__, *argv],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    process = psutil.Process(server.pid)
-    peak = 0.0
-    base = f"http://127.0.0.1:{port}"
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
     try:
-        await _wait_up(f"{base}/webhooks/{'rest' if side == 'rest' else 'telegram'}/")
-        rng = random.Random(3)
-        plan: list[tuple[str, bool, bool]] = []  # (id, replay, bad)
-        requests: list[tuple[str, str, bytes, dict[str, str]]] = []
-        for n in range(args.messages):
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def _redis_cpu_seconds(redis_url: str) -> float:
+    from bot.redis_conn import connect
+
+    client = connect(redis_url)
+    try:
+        info: dict[str, Any] = client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        client.close()
+
+
+class Phase:
+    """One batch of requests: its plan, what the clients saw, and its figures."""
+
+    def __init__(
+        self, side: str, base: str, first: int, count: int, residents: int, seed: int
+    ) -> None:
+        self.side = side
+        rng = random.Random(seed)
+        self.plan: list[tuple[str, bool, bool]] = []  # (id, replay, bad)
+        self.requests: list[tuple[str, str, bytes, dict[str, str]]] = []
+        for n in range(first, first + count):
             roll = rng.random()
-            if roll < 0.01 and requests:
-                requests.append(rng.choice(requests))  # a provider retry
-                plan.append((requests[-1][0], True, False))
+            if roll < 0.01 and self.requests:
+                self.requests.append(rng.choice(self.requests))  # a provider retry
+                self.plan.append((self.requests[-1][0], True, False))
                 continue
             bad = roll < 0.02
-            requests.append(_request(side, base, n, rng.randrange(args.residents), bad))
-            plan.append((requests[-1][0], False, bad))
-        sent_at: dict[str, float] = {}
-        acks: list[float] = []
-        rest_replies: Counter[str] = Counter()
+            self.requests.append(_request(side, base, n, rng.randrange(residents), bad))
+            self.plan.append((self.requests[-1][0], False, bad))
+        self.good = {ident for ident, replay, bad in self.plan if not replay and not bad}
+        self.sent_at: dict[str, float] = {}
+        self.acks: list[float] = []
+        self.lags: list[float] = []
+        self.rest_replies: Counter[str] = Counter()
+        self.rest_arrivals: dict[str, float] = {}
+        self.started = 0.0
+        self.sent_for = 0.0
+        self.earlier = 0  # distinct replies at the provider before this phase
+
+    async def send(self, rate: float, concurrency: int) -> None:
+        """Send every request: open-loop at ``rate`` msgs/s, or as fast as answered (0)."""
         queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in range(len(requests)):
+        for index in range(len(self.requests)):
             queue.put_nowait(index)
 
         async def client(session: aiohttp.ClientSession) -> None:
             while not queue.empty():
                 index = queue.get_nowait()
-                if args.rate:  # open loop: request n leaves at n / rate seconds
-                    await asyncio.sleep(max(0.0, started + index / args.rate - time.perf_counter()))
-                ident, url, body, headers = requests[index]
+                if rate:  # open loop: request n leaves at n / rate seconds
+                    due = self.started + index / rate
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                ident, url, body, headers = self.requests[index]
                 begun = time.perf_counter()
-                sent_at.setdefault(ident, begun)
+                if rate:
+                    self.lags.append((begun - due) * 1000)
+                self.sent_at.setdefault(ident, begun)
                 async with session.post(url, data=body, headers=headers) as answer:
                     text = await answer.text()
                 done = time.perf_counter()
-                acks.append((done - begun) * 1000)
-                if side == "rest" and answer.status == 200:
+                self.acks.append((done - begun) * 1000)
+                if self.side == "rest" and answer.status == 200:
                     for reply in json.loads(text):
                         found = ACK.search(reply.get("text", ""))
                         if found:
-                            rest_replies[found.group(1)] += 1
-                            provider.arrivals.setdefault(found.group(1), done)
+                            self.rest_replies[found.group(1)] += 1
+                            self.rest_arrivals.setdefault(found.group(1), done)
 
-        async def sample() -> None:
-            nonlocal peak
-            while True:
-                try:
-                    peak = max(peak, process.memory_info().rss / 2**20)
-                except psutil.Error:
-                    return
-                await asyncio.sleep(0.25)
-
-        sampler = asyncio.create_task(sample())
-        started = time.perf_counter()
-        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        self.started = time.perf_counter()
+        connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
-            await asyncio.gather(*(client(session) for _ in range(args.concurrency)))
-        good = {ident for ident, replay, bad in plan if not replay and not bad}
-        deadline = time.perf_counter() + args.drain
-        while time.perf_counter() < deadline and not good <= provider.arrivals.keys():
-            await asyncio.sleep(0.1)
-        elapsed = max(provider.arrivals.values(), default=time.perf_counter()) - started
-        sampler.cancel()
-        counts = rest_replies if side == "rest" else provider.counts
-        e2e = [(provider.arrivals[i] - sent_at[i]) * 1000 for i in good if i in provider.arrivals]
+            await asyncio.gather(*(client(session) for _ in range(concurrency)))
+        self.sent_for = time.perf_counter() - self.started
+
+    async def replies(self, provider: str, drain: float) -> tuple[dict[str, float], Counter[str]]:
+        """Arrival times and counts of the replies, once all came or ``drain`` s passed."""
+        if self.side == "rest":
+            return self.rest_arrivals, self.rest_replies
+        deadline = time.perf_counter() + drain
+        while time.perf_counter() < deadline:
+            # the provider also holds earlier phases' replies: compare the whole count
+            answer = await _get_json(f"{provider}{REPLIES_PATH}")
+            if answer["distinct"] >= len(self.good) + self.earlier:
+                full = await _get_json(f"{provider}{REPLIES_PATH}?full=1")
+                if self.good <= full["arrivals"].keys():
+                    break
+            await asyncio.sleep(0.5)
+        full = await _get_json(f"{provider}{REPLIES_PATH}?full=1")
+        return full["arrivals"], Counter(full["counts"])
+
+    def figures(self, arrivals: dict[str, float], counts: Counter[str]) -> dict[str, Any]:
+        mine = {ident for ident, _, _ in self.plan}
+        arrived = [arrivals[i] for i in mine if i in arrivals]
+        elapsed = max(arrived, default=time.perf_counter()) - self.started
+        e2e = [(arrivals[i] - self.sent_at[i]) * 1000 for i in self.good if i in arrivals]
         return {
-            "messages": len(requests),
-            "good_messages": len(good),
-            "replays": sum(1 for _, replay, _ in plan if replay),
-            "bad_signatures": sum(1 for _, _, bad in plan if bad),
-            "msgs_per_s": round(len(requests) / elapsed, 1),
-            "ack_p50_ms": _pct(acks, 0.5),
-            "ack_p99_ms": _pct(acks, 0.99),
+            "messages": len(self.requests),
+            "good_messages": len(self.good),
+            "replays": sum(1 for _, replay, _ in self.plan if replay),
+            "bad_signatures": sum(1 for _, _, bad in self.plan if bad),
+            "msgs_per_s": round(len(self.requests) / elapsed, 1),
+            "sent_per_s": round(len(self.requests) / self.sent_for, 1),
+            "ack_p50_ms": _pct(self.acks, 0.5),
+            "ack_p99_ms": _pct(self.acks, 0.99),
+            "ack_max_ms": round(max(self.acks, default=0.0), 1),
             "e2e_p50_ms": _pct(e2e, 0.5),
             "e2e_p99_ms": _pct(e2e, 0.99),
-            "lost": len(good - provider.arrivals.keys()),
-            "duplicates": sum(count - 1 for count in counts.values() if count > 1),
+            "lost": len(self.good - arrivals.keys()),
+            "duplicates": sum(counts[i] - 1 for i in mine if counts.get(i, 0) > 1),
             "bad_signatures_answered": sum(
-                1 for ident, _, bad in plan if bad and counts.get(ident)
+                1 for ident, _, bad in self.plan if bad and counts.get(ident)
             ),
-            "peak_rss_mb": round(peak, 1),
+            "client_lag_p99_ms": _pct(self.lags, 0.99),
         }
+
+
+async def run_side(side: str, args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
+    provider_port = _free_port()
+    provider = f"http://127.0.0.1:{provider_port}"
+    provider_process = _spawn("provider", str(provider_port))
+    port = _free_port()
+    namespace = f"bench:{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "REDIS_URL": redis_url, "COUNCIL_NAMESPACE": namespace}
+    server = _spawn("serve", side, str(port), provider, env=env)
+    process = psutil.Process(server.pid)
+    peak = 0.0
+    base = f"http://127.0.0.1:{port}"
+
+    async def sample() -> None:
+        nonlocal peak
+        while True:
+            try:
+                peak = max(peak, process.memory_info().rss / 2**20)
+            except psutil.Error:
+                return
+            await asyncio.sleep(0.25)
+
+    sampler: asyncio.Task[None] | None = None
+    try:
+        await _wait_up(f"{provider}{REPLIES_PATH}")
+        await _wait_up(f"{base}/webhooks/{'rest' if side == 'rest' else 'telegram'}/")
+        sampler = asyncio.create_task(sample())
+        result: dict[str, Any] = {}
+        if args.probe:
+            # ids after the measured run's, so the two phases never share a message id
+            probe = Phase(side, base, args.messages, args.probe, args.residents, seed=4)
+            await probe.send(0.0, args.concurrency)
+            found = probe.figures(*await probe.replies(provider, args.drain))
+            result["burst_msgs_per_s"] = found["msgs_per_s"]
+            result["probe"] = found
+            print(f"  {side} probe: {json.dumps(found)}", flush=True)
+        measured = Phase(side, base, 0, args.messages, args.residents, seed=3)
+        if side != "rest":
+            answer = await _get_json(f"{provider}{REPLIES_PATH}")
+            measured.earlier = int(answer["distinct"])
+        await _get_json(f"{base}{STATS_PATH}?reset=1")
+        cpu_before, redis_before = _cpu_seconds(process), _redis_cpu_seconds(redis_url)
+        await measured.send(args.rate, args.concurrency)
+        found = measured.figures(*await measured.replies(provider, args.drain))
+        # CPU per message: what the 2 cores are shared out for (Redis serves the server only)
+        found["server_cpu_ms_per_msg"] = round(
+            (_cpu_seconds(process) - cpu_before) * 1000 / found["messages"], 2
+        )
+        found["redis_cpu_ms_per_msg"] = round(
+            (_redis_cpu_seconds(redis_url) - redis_before) * 1000 / found["messages"], 2
+        )
+        found["sustained"] = bool(
+            found["msgs_per_s"] >= 0.97 * args.rate
+            and found["lost"] == 0
+            and found["client_lag_p99_ms"] <= 100
+        )
+        found["peak_rss_mb"] = round(peak, 1)
+        found["server"] = await _get_json(f"{base}{STATS_PATH}")
+        return {**found, **result}
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        await provider.stop()
+        if sampler is not None:
+            sampler.cancel()
+        _end(server)
+        _end(provider_process)
         from bot.redis_conn import connect
 
         client = connect(redis_url)
@@ -372,6 +569,41 @@ async def run_side(side: str, args: argparse.Namespace, redis_url: str) -> dict[
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def _table(results: dict[str, Any]) -> str:
+    rows = [
+        "messages",
+        "msgs_per_s",
+        "burst_msgs_per_s",
+        "sustained",
+        "ack_p50_ms",
+        "ack_p99_ms",
+        "e2e_p50_ms",
+        "e2e_p99_ms",
+        "lost",
+        "duplicates",
+        "bad_signatures_answered",
+        "peak_rss_mb",
+        "server_cpu_ms_per_msg",
+        "redis_cpu_ms_per_msg",
+        "client_lag_p99_ms",
+    ]
+    lines = [f"{'':<24}{'ours':>14}{'rasa_rest':>14}   target (ours)"]
+    for row in rows:
+        cells = [str(results[side].get(row, "-")) for side in ("ours", "rasa_rest")]
+        lines.append(f"{row:<24}{cells[0]:>14}{cells[1]:>14}   {TARGETS.get(row, '')}")
+    for row in (
+        "handler_p50_ms",
+        "handler_p99_ms",
+        "loop_lag_p99_ms",
+        "loop_lag_max_ms",
+        "gc_full_collections",
+        "gc_full_max_ms",
+    ):
+        cells = [str(results[side]["server"].get(row, "-")) for side in ("ours", "rasa_rest")]
+        lines.append(f"{'server ' + row:<24}{cells[0]:>14}{cells[1]:>14}")
+    return "\n".join(lines)
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -382,28 +614,49 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "agent": "echo stand-in for Rasa's agent (no NLU): measures the channel path only",
         "residents": args.residents,
         "concurrency": args.concurrency,
-        "rate": args.rate or "max",
+        "rate": args.rate,
+        "rate_note": (
+            f"measured run sent open-loop at a fixed {args.rate:g} msgs/s on both sides; "
+            f"burst_msgs_per_s is a {args.probe}-message burst sent as fast as answered"
+        ),
+        "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
     }
-    for side in ("ours", "rasa_rest"):
+    for side in args.only or ("ours", "rasa_rest"):
         results[side] = await run_side("rest" if side == "rasa_rest" else "ours", args, redis_url)
         print(side, json.dumps(results[side]), flush=True)
     return results
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    if len(sys.argv) > 1 and sys.argv[1] in ("serve", "provider"):
+        uvloop.install()
+        if sys.argv[1] == "serve":
+            serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        else:
+            Provider().run(int(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--residents", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rate", type=float, default=0.0, help="msgs/s; 0: as fast as taken")
+    parser.add_argument("--rate", type=float, default=500.0, help="msgs/s of the measured run")
+    parser.add_argument("--probe", type=int, default=5_000, help="messages sent at full speed")
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for replies")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only", choices=("ours", "rasa_rest"), action="append", help="one side (not saved)"
+    )
     args = parser.parse_args()
+    if args.rate <= 0:
+        parser.error("--rate must be positive (the probe measures the maximum)")
+    uvloop.install()
     results = asyncio.run(bench(args))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    if args.only:  # a partial run is for investigating: never replaces the side-by-side file
+        return
+    print(_table(results), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"saved {args.out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -309,5 +309,12 @@ class ChannelAdapter(abc.ABC):
         """The approved template to send when the messaging window has closed, if any."""
         return None
 
+    async def warm_up(self) -> None:  # noqa: B027 - optional hook, most adapters need nothing
+        """Build the network clients now (the server calls this before taking traffic).
+
+        A client built on the first send stalls the event loop, and every webhook waiting on
+        it, while it loads its TLS context and lazily imported modules.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release network clients."""

@@ -126,7 +126,9 @@ class InboxWorker:
         namespace: Key namespace.
         consumer: This worker's name; keep it stable across restarts so the worker picks up
             its own unacknowledged entries first.
-        claim_idle_ms: Entries another consumer left unacknowledged this long are taken over.
+        claim_idle_ms: Entries another consumer left unacknowledged this long are taken over
+            (looked for every ``claim_idle_ms / 4``, not on every read: one Redis round trip
+            fewer per batch).
         block_ms: How long one read waits for new entries.
         batch: Entries read at a time.
         max_failures: A message whose handler fails this often goes to ``{ns}:inbox:dead``.
@@ -156,6 +158,8 @@ class InboxWorker:
         self.outbox = key(namespace, "outbox")
         self._failures = key(namespace, "inbox", "failures")
         self._own_pending_done = False
+        self._next_claim = 0.0  # time.monotonic() of the next look for stale entries
+        self._claim_from = "0-0"  # where the look goes on while more remain
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process until ``stop`` is set; Redis errors are logged and retried."""
@@ -174,13 +178,27 @@ class InboxWorker:
             # entries this consumer read before a crash or restart
             done += await self._process(await self._read("0", block=False))
             self._own_pending_done = True
-        claimed: Any = await self.redis.xautoclaim(
-            self.inbox.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=self.batch
-        )
-        done += await self._process(claimed[1])
+        done += await self._process(await self._claim())
         if done:
             return done
         return await self._process(await self._read(">", block=block))
+
+    async def _claim(self) -> list[tuple[str, dict[str, str] | None]]:
+        # stale entries are rare: look now and then, and again at once while more remain
+        if time.monotonic() < self._next_claim:
+            return []
+        claimed: Any = await self.redis.xautoclaim(
+            self.inbox.stream,
+            GROUP,
+            self.consumer,
+            self.claim_idle_ms,
+            self._claim_from,
+            count=self.batch,
+        )
+        self._claim_from = str(claimed[0])
+        if self._claim_from == "0-0":  # the whole pending list was looked through
+            self._next_claim = time.monotonic() + self.claim_idle_ms / 4000
+        return list(claimed[1])
 
     async def _read(self, start: str, block: bool) -> list[tuple[str, dict[str, str]]]:
         answer: Any = await self.redis.xreadgroup(

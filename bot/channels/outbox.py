@@ -100,7 +100,8 @@ class OutboxWorker:
         max_attempts: Sends tried before giving up and surfacing the failure.
         base_delay: First backoff in seconds (doubles each attempt, with jitter).
         max_delay: Longest wait between attempts.
-        claim_idle_ms: Entries another consumer left unacknowledged this long are taken over.
+        claim_idle_ms: Entries another consumer left unacknowledged this long are taken over
+            (looked for every ``claim_idle_ms / 4``, not on every read).
         block_ms: How long one read waits for new entries.
         batch: Entries read at a time (their conversations are sent concurrently).
         sleep: Waits between attempts (tests pass a fake).
@@ -138,6 +139,8 @@ class OutboxWorker:
         self.stream = key(namespace, "outbox")
         self.failed = key(namespace, "outbox", "failed")
         self._own_pending_done = False
+        self._next_claim = 0.0  # time.monotonic() of the next look for stale entries
+        self._claim_from = "0-0"  # where the look goes on while more remain
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if they do not exist."""
@@ -163,10 +166,7 @@ class OutboxWorker:
         if not self._own_pending_done:
             entries += await self._read("0", block=False)
             self._own_pending_done = True
-        claimed: Any = await self.redis.xautoclaim(
-            self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=self.batch
-        )
-        entries += list(claimed[1])
+        entries += await self._claim()
         if not entries:
             entries = await self._read(">", block=block)
         # conversations are sent concurrently; one conversation's replies stay in order
@@ -184,6 +184,23 @@ class OutboxWorker:
     async def _lane(self, lane: list[tuple[str, dict[str, str]]]) -> None:
         for entry_id, fields in lane:
             await self.deliver(entry_id, fields)
+
+    async def _claim(self) -> list[tuple[str, dict[str, str]]]:
+        # stale entries are rare: look now and then, and again at once while more remain
+        if time.monotonic() < self._next_claim:
+            return []
+        claimed: Any = await self.redis.xautoclaim(
+            self.stream,
+            GROUP,
+            self.consumer,
+            self.claim_idle_ms,
+            self._claim_from,
+            count=self.batch,
+        )
+        self._claim_from = str(claimed[0])
+        if self._claim_from == "0-0":  # the whole pending list was looked through
+            self._next_claim = time.monotonic() + self.claim_idle_ms / 4000
+        return list(claimed[1])
 
     async def _read(self, start: str, block: bool) -> list[tuple[str, dict[str, str]]]:
         answer: Any = await self.redis.xreadgroup(
