@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio
-from redis.exceptions import ResponseError
 
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.channels.outbox import outbox_fields
+from bot.channels.stream import Entry, GroupReader, ensure_group, lanes
 from bot.channels.window import KEEP_SECONDS, window_key
 from bot.keys import key
 
@@ -80,11 +80,7 @@ class Inbox:
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if they do not exist."""
-        try:
-            await self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.stream, GROUP)
 
     async def accept(self, messages: Iterable[InboundMessage]) -> list[str]:
         """Queue every message not seen before; return the new stream ids.
@@ -147,19 +143,21 @@ class InboxWorker:
         max_failures: int = 5,
     ) -> None:
         self.inbox = Inbox(client, namespace)
+        self.reader = GroupReader(
+            client,
+            self.inbox.stream,
+            GROUP,
+            consumer,
+            claim_idle_ms=claim_idle_ms,
+            block_ms=block_ms,
+            batch=batch,
+        )
         self.redis = client
         self.handler = handler
         self.namespace = namespace
-        self.consumer = consumer
-        self.claim_idle_ms = claim_idle_ms
-        self.block_ms = block_ms
-        self.batch = batch
         self.max_failures = max_failures
         self.outbox = key(namespace, "outbox")
         self._failures = key(namespace, "inbox", "failures")
-        self._own_pending_done = False
-        self._next_claim = 0.0  # time.monotonic() of the next look for stale entries
-        self._claim_from = "0-0"  # where the look goes on while more remain
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process until ``stop`` is set; Redis errors are logged and retried."""
@@ -173,52 +171,16 @@ class InboxWorker:
 
     async def run_once(self, block: bool = True) -> int:
         """Process own pending entries (first call), stale ones of others, then new ones."""
-        done = 0
-        if not self._own_pending_done:
-            # entries this consumer read before a crash or restart
-            done += await self._process(await self._read("0", block=False))
-            self._own_pending_done = True
-        done += await self._process(await self._claim())
+        done = await self._process(await self.reader.backlog())
         if done:
             return done
-        return await self._process(await self._read(">", block=block))
+        return await self._process(await self.reader.new(block))
 
-    async def _claim(self) -> list[tuple[str, dict[str, str] | None]]:
-        # stale entries are rare: look now and then, and again at once while more remain
-        if time.monotonic() < self._next_claim:
-            return []
-        claimed: Any = await self.redis.xautoclaim(
-            self.inbox.stream,
-            GROUP,
-            self.consumer,
-            self.claim_idle_ms,
-            self._claim_from,
-            count=self.batch,
-        )
-        self._claim_from = str(claimed[0])
-        if self._claim_from == "0-0":  # the whole pending list was looked through
-            self._next_claim = time.monotonic() + self.claim_idle_ms / 4000
-        return list(claimed[1])
-
-    async def _read(self, start: str, block: bool) -> list[tuple[str, dict[str, str]]]:
-        answer: Any = await self.redis.xreadgroup(
-            GROUP,
-            self.consumer,
-            {self.inbox.stream: start},
-            count=self.batch,
-            block=self.block_ms if block else None,
-        )
-        return list(answer[0][1]) if answer else []
-
-    async def _process(self, entries: Sequence[tuple[str, dict[str, str] | None]]) -> int:
+    async def _process(self, entries: Sequence[Entry]) -> int:
         # conversations run concurrently; one conversation's messages stay in order
-        lanes: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for entry_id, fields in entries:
-            if not fields:  # deleted while pending: nothing left to do
-                await self.redis.xack(self.inbox.stream, GROUP, entry_id)
-                continue
-            lanes.setdefault(fields.get("conversation") or entry_id, []).append((entry_id, fields))
-        done = await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+        by_conversation, deleted = lanes(entries, "conversation")
+        await self.reader.ack(deleted)  # deleted while pending: nothing left to do
+        done = await asyncio.gather(*(self._lane(lane) for lane in by_conversation.values()))
         return sum(done)
 
     async def _lane(self, lane: list[tuple[str, dict[str, str]]]) -> int:

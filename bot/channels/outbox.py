@@ -22,9 +22,9 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio
-from redis.exceptions import ResponseError
 
 from bot.channels.base import ChannelAdapter, OutboundMessage, SendResult, Template
+from bot.channels.stream import GroupReader, lanes
 from bot.channels.window import window_state
 from bot.keys import key
 
@@ -131,24 +131,23 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self.claim_idle_ms = claim_idle_ms
-        self.block_ms = block_ms
-        self.batch = batch
         self.sleep = sleep
         self.clock = clock
         self.stream = key(namespace, "outbox")
         self.failed = key(namespace, "outbox", "failed")
-        self._own_pending_done = False
-        self._next_claim = 0.0  # time.monotonic() of the next look for stale entries
-        self._claim_from = "0-0"  # where the look goes on while more remain
+        self.reader = GroupReader(
+            client,
+            self.stream,
+            GROUP,
+            consumer,
+            claim_idle_ms=claim_idle_ms,
+            block_ms=block_ms,
+            batch=batch,
+        )
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if they do not exist."""
-        try:
-            await self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self.reader.ensure_group()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set; Redis errors are logged and retried."""
@@ -162,55 +161,16 @@ class OutboxWorker:
 
     async def run_once(self, block: bool = True) -> int:
         """Send own pending entries (first call), stale ones of others, then new ones."""
-        entries: list[tuple[str, dict[str, str]]] = []
-        if not self._own_pending_done:
-            entries += await self._read("0", block=False)
-            self._own_pending_done = True
-        entries += await self._claim()
-        if not entries:
-            entries = await self._read(">", block=block)
+        entries = await self.reader.backlog() or await self.reader.new(block)
         # conversations are sent concurrently; one conversation's replies stay in order
-        lanes: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for entry_id, fields in entries:
-            if fields:
-                lanes.setdefault(fields.get("conversation_id", entry_id), []).append(
-                    (entry_id, fields)
-                )
-            else:
-                await self.redis.xack(self.stream, GROUP, entry_id)
-        await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+        by_conversation, deleted = lanes(entries, "conversation_id")
+        await self.reader.ack(deleted)
+        await asyncio.gather(*(self._lane(lane) for lane in by_conversation.values()))
         return len(entries)
 
     async def _lane(self, lane: list[tuple[str, dict[str, str]]]) -> None:
         for entry_id, fields in lane:
             await self.deliver(entry_id, fields)
-
-    async def _claim(self) -> list[tuple[str, dict[str, str]]]:
-        # stale entries are rare: look now and then, and again at once while more remain
-        if time.monotonic() < self._next_claim:
-            return []
-        claimed: Any = await self.redis.xautoclaim(
-            self.stream,
-            GROUP,
-            self.consumer,
-            self.claim_idle_ms,
-            self._claim_from,
-            count=self.batch,
-        )
-        self._claim_from = str(claimed[0])
-        if self._claim_from == "0-0":  # the whole pending list was looked through
-            self._next_claim = time.monotonic() + self.claim_idle_ms / 4000
-        return list(claimed[1])
-
-    async def _read(self, start: str, block: bool) -> list[tuple[str, dict[str, str]]]:
-        answer: Any = await self.redis.xreadgroup(
-            GROUP,
-            self.consumer,
-            {self.stream: start},
-            count=self.batch,
-            block=self.block_ms if block else None,
-        )
-        return list(answer[0][1]) if answer else []
 
     def backoff(self, attempt: int, result: SendResult) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
