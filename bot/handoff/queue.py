@@ -487,14 +487,44 @@ class HandoffQueue:
         ids = await self.redis.zrange(index, offset, offset + limit - 1)
         return await self.get_many(ids)
 
-    async def list_open_for(self, teams: list[str], limit: int = 50) -> list[HandoffRecord]:
-        """Open cases of several teams merged in queue order (most urgent first)."""
-        scored: list[tuple[float, str]] = []
-        for team in teams:
-            found = await self.redis.zrange(self._key("open", team), 0, limit - 1, withscores=True)
-            scored += [(score, case_id) for case_id, score in found]
-        scored.sort()
-        return await self.get_many([case_id for _, case_id in scored[:limit]])
+    async def list_open_for(
+        self, teams: list[str], offset: int = 0, limit: int = 50
+    ) -> list[HandoffRecord]:
+        """Open cases of several teams merged in queue order (most urgent first), one page.
+
+        ``offset`` skips that many of the most urgent cases; :meth:`count_open_for` gives the
+        total to page through.
+        """
+        teams, start = list(dict.fromkeys(teams)), max(offset, 0)
+        end = start + limit
+        if not teams or limit <= 0:
+            return []
+
+        async def read() -> list[list[tuple[str, float]]]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for team in teams:
+                    pipe.zrange(self._key("open", team), 0, end - 1, withscores=True)
+                found: list[list[tuple[str, float]]] = await pipe.execute()
+            return found
+
+        scored = sorted(
+            (score, case_id) for found in await self.repeatable(read) for case_id, score in found
+        )
+        return await self.get_many([case_id for _, case_id in scored[start:end]])
+
+    async def count_open_for(self, teams: list[str]) -> int:
+        """How many cases the teams have open between them (the queue page's true total)."""
+        if not teams:
+            return 0
+
+        async def read() -> list[int]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for team in dict.fromkeys(teams):
+                    pipe.zcard(self._key("open", team))
+                counts: list[int] = await pipe.execute()
+            return counts
+
+        return sum(await self.repeatable(read))
 
     async def get_many(self, case_ids: list[str]) -> list[HandoffRecord]:
         """Records of several cases, in the order given (missing ones left out)."""

@@ -36,6 +36,30 @@ async def test_routed_to_teams_by_topic(queue: HandoffQueue) -> None:
     assert [r.case_id for r in both] == [risk.case_id, tax.case_id]
 
 
+async def test_more_than_a_page_of_open_cases_is_counted_and_paged(queue: HandoffQueue) -> None:
+    # Issue 9: the queue showed at most 50 cases and said "50 open cases" when there were more.
+    bins = [make_record(f"b{n}", topic="bin_day", minutes=n) for n in range(60)]
+    tax = [make_record(f"t{n}", topic="council_tax_pay", minutes=n + 0.5) for n in range(15)]
+    risk = make_record("r", reason="safeguarding", topic="bin_day", minutes=90)
+    for record in (*bins, *tax, risk):
+        await queue.open(record)
+    teams = ["customer_services", "revenues", "safeguarding"]
+    assert await queue.count_open_for(teams) == 76
+    assert await queue.count_open_for(["revenues", "revenues"]) == 15  # a team counted once
+    assert await queue.count_open_for([]) == 0
+    pages = [await queue.list_open_for(teams, offset, 50) for offset in (0, 50, 100)]
+    assert [len(page) for page in pages] == [50, 26, 0]
+    seen = [r.case_id for page in pages for r in page]
+    everything = await queue.list_open_for(teams, 0, 1000)
+    assert seen == [r.case_id for r in everything] and len(set(seen)) == 76
+    assert seen[0] == risk.case_id  # the most urgent case leads the first page
+    # bins and council tax interleave by age on every page, not team after team
+    assert [r.topic for r in pages[0][1:5]] == ["bin_day", "council_tax_pay"] * 2
+    assert await queue.list_open_for(["revenues"], offset=10, limit=50) == (
+        await queue.list_open("revenues", offset=10, limit=50)
+    )
+
+
 async def test_writing_again_joins_the_open_case(queue: HandoffQueue) -> None:
     first = make_record("1")
     again = make_record("1", minutes=3, text="hello? still there?")
