@@ -14,12 +14,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "DELIVERY_STATUSES",
     "Attachment",
     "Button",
+    "Challenge",
     "ChannelAdapter",
+    "DeliveryStatus",
     "InboundMessage",
     "Location",
     "OutboundMessage",
+    "Parsed",
+    "Receipt",
+    "Rejected",
     "SendResult",
     "Template",
     "constant_time_equal",
@@ -206,6 +212,89 @@ class OutboundMessage:
             else None,
             tag=data.get("tag"),
         )
+
+
+DeliveryStatus = Literal["queued", "sent", "delivered", "read", "failed"]
+"""The state of one of our outbound messages, in the order it normally moves."""
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("queued", "sent", "delivered", "read", "failed")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A provider's report on messages we sent (Twilio status callback, Messenger read...).
+
+    Attributes:
+        channel: Channel name.
+        account: The council's account that sent the messages.
+        recipient: The resident they were sent to.
+        status: What happened to them.
+        at: When the provider says it happened (Unix seconds).
+        provider_ids: The provider's ids of the messages concerned.
+        watermark: Every message sent up to this time (Unix seconds) is concerned too
+            (Messenger's ``read`` and ``delivery`` events say so instead of naming ids).
+        error: Why it failed, for ``failed``.
+        code: The provider's error code, for ``failed``.
+    """
+
+    channel: str
+    account: str
+    recipient: str
+    status: DeliveryStatus
+    at: float
+    provider_ids: tuple[str, ...] = ()
+    watermark: float | None = None
+    error: str = ""
+    code: str = ""
+
+    @property
+    def conversation_id(self) -> str:
+        """The conversation the messages belong to."""
+        return conversation_id(self.channel, self.account, self.recipient)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One event of a verified payload that could not be understood (the rest still count).
+
+    Attributes:
+        ref: Where it is in the payload (``entry[1].messaging[0]``).
+        reason: What is wrong with it.
+    """
+
+    ref: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Everything one verified webhook request carried.
+
+    Attributes:
+        messages: Residents' messages, for the inbox.
+        receipts: Delivery reports on our own messages.
+        ignored: Events deliberately not acted on (``ref: kind``), for the log.
+        rejected: Malformed events, dead-lettered with their reason.
+    """
+
+    messages: list[InboundMessage] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A provider's GET check and our answer (Messenger's ``hub.challenge``, X's CRC).
+
+    Attributes:
+        status: HTTP status.
+        body: Response body.
+        content_type: Its MIME type.
+    """
+
+    status: int
+    body: str
+    content_type: str = "text/plain"
 
 
 Outcome = Literal["sent", "retry", "failed"]
