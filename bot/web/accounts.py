@@ -5,14 +5,17 @@ Redis layout (``ns`` is the namespace):
 - ``{ns}:user:{username}``: hash with ``password_hash``, ``roles`` and ``teams`` (comma-separated),
   ``disabled`` (``"0"``/``"1"``), ``created_at`` (epoch seconds).
 - ``{ns}:users``: set of usernames.
-- ``{ns}:login_failures:user:{username}`` / ``{ns}:login_failures:ip:{ip}``: failure counters that
-  expire at the end of the throttling window.
+- ``{ns}:login_failures:user:{username}``: hash of failed sign-ins for the username: ``first``,
+  ``n``, ``last`` (from anywhere) and ``n:{ip}``, ``last:{ip}`` (from one address);
+  ``{ns}:login_failures:ip:{ip}``: ``first``, ``n``, ``last`` for one address. Both expire
+  after the throttling window.
 
 Only what sign-in needs is kept: no names, e-mail addresses or other personal data.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import time
@@ -33,6 +36,7 @@ __all__ = [
     "AccountStore",
     "LoginThrottle",
     "User",
+    "backoff_seconds",
     "normalise_username",
 ]
 
@@ -253,18 +257,67 @@ class AccountStore:
         await self._redis.hset(self._key(name), "password_hash", self._hasher.hash(password))
 
 
-class LoginThrottle:
-    """Counts failed sign-ins per username and per client IP address.
+def backoff_seconds(failures: int, free: int, cap: int) -> int:
+    """Return the delay in seconds after ``failures`` failed sign-ins.
 
-    A fixed window starts at the first failure; when either counter reaches its limit, sign-in
-    is refused (even with the right password) until the window ends.
+    None before the ``free``-th failure, then 1 s doubling with each failure, at most ``cap``.
+    """
+    if failures < free:
+        return 0
+    return min(1 << min(failures - free, 30), cap)
+
+
+# One script, no command newer than Redis 2.6 (EXPIRE NX, Redis 7 only, made every failure an
+# error on the embedded Redis 6.2). A username's failures are forgotten after a window without
+# any (so delays keep growing while guessing goes on); an address's after a fixed window from
+# its first failure. KEYS[1] per-username hash, KEYS[2] per-address hash; ARGV: now, window,
+# address.
+_COUNT_FAILURE = """
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function count(counter, since)
+  local start = tonumber(redis.call('HGET', counter, since))
+  if start == nil or now - start >= window then
+    redis.call('DEL', counter)
+    redis.call('HSET', counter, 'first', ARGV[1])
+  end
+  redis.call('EXPIRE', counter, math.ceil(window + 1))
+  redis.call('HINCRBY', counter, 'n', 1)
+  redis.call('HSET', counter, 'last', ARGV[1])
+end
+count(KEYS[1], 'last')
+count(KEYS[2], 'first')
+redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[3], 1)
+redis.call('HSET', KEYS[1], 'last:' .. ARGV[3], ARGV[1])
+return 1
+"""
+
+
+class LoginThrottle:
+    """Slows down password guessing without letting anyone lock a user out.
+
+    Three counters of failed sign-ins:
+
+    - per username, from anywhere: after ``max_per_user`` failures each further attempt waits
+      a delay that doubles per failure up to ``max_user_delay`` seconds (a minute by default),
+      so a user can always sign in after a short wait, whoever else is guessing;
+    - per username and address: the same from one address, up to ``max_pair_delay`` (the
+      guesser's own address waits up to 15 minutes);
+    - per address: ``max_per_ip`` failures (whatever the usernames) refuse that address until
+      the window ends. The address is the real client's (see :mod:`bot.web.proxies`).
+
+    Attempts refused while waiting are not verified and not counted, so they do not make the
+    wait longer. An administrator can :meth:`unlock` a user.
 
     Args:
         redis: Asyncio client with ``decode_responses=True``.
         namespace: Key namespace.
-        max_per_user: Failures allowed per username within the window.
-        max_per_ip: Failures allowed per client IP (higher: council offices share one address).
-        window_seconds: Length of the window.
+        max_per_user: Failures per username (and per username and address) before delays start.
+        max_per_ip: Failures per client address before that address is refused.
+        window_seconds: A username's failures are forgotten after this long without one; an
+            address's this long after its first.
+        max_user_delay: Longest wait for a username, from any address.
+        max_pair_delay: Longest wait for a username from one address.
+        clock: Returns epoch seconds.
     """
 
     def __init__(
@@ -275,35 +328,69 @@ class LoginThrottle:
         max_per_user: int = 5,
         max_per_ip: int = 20,
         window_seconds: int = 15 * 60,
+        max_user_delay: int = 60,
+        max_pair_delay: int = 15 * 60,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
         self._ns = namespace
         self._max_user = max_per_user
         self._max_ip = max_per_ip
         self.window_seconds = window_seconds
+        self._user_cap = max_user_delay
+        self._pair_cap = max_pair_delay
+        self._clock = clock
+        self._count = redis.register_script(_COUNT_FAILURE)
 
-    def _keys(self, username: str, ip: str) -> tuple[str, str]:
-        name = normalise_username(username)[:64]
-        return (
-            key(self._ns, "login_failures", "user", name),
-            key(self._ns, "login_failures", "ip", ip),
-        )
+    def _user_key(self, username: str) -> str:
+        return key(self._ns, "login_failures", "user", normalise_username(username)[:64])
+
+    def _ip_key(self, ip: str) -> str:
+        return key(self._ns, "login_failures", "ip", ip)
+
+    async def wait_seconds(self, username: str, ip: str) -> int:
+        """Return how many seconds this username must wait before trying from ``ip`` (0: go)."""
+        now = self._clock()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._user_key(username), ["n", "last", f"n:{ip}", f"last:{ip}"])
+            pipe.hmget(self._ip_key(ip), ["first", "n"])
+            (n, last, pair_n, pair_last), (ip_first, ip_n) = await pipe.execute()
+        waits = [0.0]
+        if last is not None and now - float(last) < self.window_seconds:
+            user_delay = backoff_seconds(int(n or 0), self._max_user, self._user_cap)
+            pair_delay = backoff_seconds(int(pair_n or 0), self._max_user, self._pair_cap)
+            waits.append(float(last or 0) + user_delay - now)
+            waits.append(float(pair_last or 0) + pair_delay - now)
+        if ip_first is not None and int(ip_n or 0) >= self._max_ip:
+            waits.append(float(ip_first) + self.window_seconds - now)
+        return math.ceil(max(waits))
 
     async def locked(self, username: str, ip: str) -> bool:
-        """Return whether sign-in is currently refused for this username or IP."""
-        user_key, ip_key = self._keys(username, ip)
-        user_count, ip_count = await self._redis.mget(user_key, ip_key)
-        return int(user_count or 0) >= self._max_user or int(ip_count or 0) >= self._max_ip
+        """Return whether sign-in is refused right now for this username from ``ip``."""
+        return await self.wait_seconds(username, ip) > 0
 
     async def failure(self, username: str, ip: str) -> None:
-        """Count a failed sign-in."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for counter in self._keys(username, ip):
-                pipe.incr(counter)
-                pipe.expire(counter, self.window_seconds, nx=True)
-            await pipe.execute()
+        """Count a failed sign-in (one atomic script, on any Redis from 2.6 or Valkey)."""
+        await self._count(
+            keys=[self._user_key(username), self._ip_key(ip)],
+            args=[repr(self._clock()), self.window_seconds, ip],
+        )
 
-    async def success(self, username: str) -> None:
-        """Forget the username's failures after a successful sign-in."""
-        user_key, _ = self._keys(username, "")
-        await self._redis.delete(user_key)
+    async def success(self, username: str, ip: str = "") -> None:
+        """Forget the username's failures, and those from ``ip``, after a successful sign-in.
+
+        Failures from other addresses are kept: a guesser's delay does not start again because
+        the real user signed in.
+        """
+        await self._redis.hdel(self._user_key(username), "n", f"n:{ip}", f"last:{ip}")
+
+    async def unlock(self, username: str) -> bool:
+        """Forget the username's failures (an administrator's unlock); True if there were any."""
+        return bool(await self._redis.delete(self._user_key(username)))
+
+    async def failures(self, username: str) -> int:
+        """Return the username's failures in the current window (for the admin page)."""
+        n, last = await self._redis.hmget(self._user_key(username), ["n", "last"])
+        if last is None or self._clock() - float(last) >= self.window_seconds:
+            return 0
+        return int(n or 0)

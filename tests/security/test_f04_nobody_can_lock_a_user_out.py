@@ -1,0 +1,137 @@
+"""Finding 4: anyone could lock anyone out.
+
+The tester's report: five wrong passwords from any address locked a user everywhere for 15
+minutes; the per-address limit used the TCP peer, so behind a reverse proxy the whole contact
+centre shared one counter; an administrator's password reset did not lift the lock.
+
+Now a username gets a delay that doubles per failure but never exceeds a minute from anywhere,
+the guesser's own address waits up to 15 minutes, an address is refused after 20 failures,
+the address is the real client's when the request came through a configured trusted proxy,
+and an administrator can unlock a user.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio
+
+from bot.errors import ConfigError
+from bot.web.accounts import LoginThrottle, backoff_seconds
+from bot.web.proxies import client_address, parse_trusted_proxies
+
+ATTACKER = "203.0.113.66"
+OFFICE = "198.51.100.10"
+
+
+class Clock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def throttle(async_redis: redis.asyncio.Redis, namespace: str, clock: Clock) -> LoginThrottle:
+    return LoginThrottle(async_redis, namespace, clock=clock)
+
+
+async def _guess(throttle: LoginThrottle, clock: Clock, times: int, ip: str) -> None:
+    """Fail ``times`` sign-ins as fast as the throttle allows (waiting out each delay)."""
+    for _ in range(times):
+        clock.now += await throttle.wait_seconds("alice", ip)
+        await throttle.failure("alice", ip)
+
+
+def test_delays_double_and_are_capped() -> None:
+    assert [backoff_seconds(n, 5, 60) for n in range(4, 13)] == [0, 1, 2, 4, 8, 16, 32, 60, 60]
+
+
+async def test_guessing_from_elsewhere_delays_alice_by_at_most_a_minute(
+    throttle: LoginThrottle, clock: Clock
+) -> None:
+    await _guess(throttle, clock, 15, ATTACKER)
+    # the guesser's own address now waits long...
+    assert await throttle.wait_seconds("alice", ATTACKER) > 5 * 60
+    # ...but Alice at her desk waits at most a minute, then may try
+    wait = await throttle.wait_seconds("alice", OFFICE)
+    assert 0 < wait <= 60
+    clock.now += wait
+    assert await throttle.wait_seconds("alice", OFFICE) == 0
+
+
+async def test_a_distributed_guesser_gets_one_guess_a_minute(
+    throttle: LoginThrottle, clock: Clock
+) -> None:
+    start = clock.now
+    for n in range(30):
+        ip = f"203.0.113.{n}"  # a new address every time: no per-address limit applies
+        clock.now += await throttle.wait_seconds("alice", ip)
+        await throttle.failure("alice", ip)
+    assert clock.now - start >= 60 * 15  # the last ~18 guesses each waited a minute
+
+
+async def test_alice_signing_in_does_not_reset_the_guesser(
+    throttle: LoginThrottle, clock: Clock
+) -> None:
+    await _guess(throttle, clock, 12, ATTACKER)
+    clock.now += await throttle.wait_seconds("alice", OFFICE)
+    await throttle.success("alice", OFFICE)
+    assert await throttle.wait_seconds("alice", OFFICE) == 0
+    assert await throttle.wait_seconds("alice", ATTACKER) > 60
+
+
+async def test_an_address_is_refused_after_twenty_failures(
+    throttle: LoginThrottle, clock: Clock
+) -> None:
+    for n in range(20):
+        await throttle.failure(f"user{n}", ATTACKER)
+    assert await throttle.wait_seconds("someone", ATTACKER) > 14 * 60
+    assert await throttle.wait_seconds("someone", OFFICE) == 0
+    clock.now += 15 * 60
+    assert await throttle.wait_seconds("someone", ATTACKER) == 0
+
+
+async def test_an_admin_can_unlock(throttle: LoginThrottle, clock: Clock) -> None:
+    await _guess(throttle, clock, 12, ATTACKER)
+    assert await throttle.locked("alice", OFFICE)
+    assert await throttle.unlock("Alice")
+    assert await throttle.failures("alice") == 0
+    assert not await throttle.locked("alice", OFFICE)
+    assert not await throttle.unlock("alice")  # nothing left to lift
+
+
+# X-Forwarded-For behind a trusted proxy (the contact centre no longer shares one counter)
+
+PROXIES = parse_trusted_proxies("10.0.0.0/8, 192.0.2.1")
+
+
+def test_client_address_from_a_trusted_proxy() -> None:
+    assert client_address("10.1.2.3", ["198.51.100.10"], PROXIES) == "198.51.100.10"
+    # two trusted hops: the load balancer and the proxy
+    assert client_address("192.0.2.1", ["198.51.100.10, 10.1.2.3"], PROXIES) == "198.51.100.10"
+
+
+def test_forged_forwarded_for_is_not_believed() -> None:
+    # a client talking to the console directly cannot choose its address
+    assert client_address(ATTACKER, ["198.51.100.10"], PROXIES) == ATTACKER
+    # a client prepending a fake hop gets its own address, as seen by the proxy
+    assert client_address("10.1.2.3", ["1.1.1.1, " + ATTACKER], PROXIES) == ATTACKER
+    # garbage in the header stops the walk at the last good hop
+    assert client_address("10.1.2.3", ["not-an-ip"], PROXIES) == "10.1.2.3"
+    # no trusted proxies configured: the header is ignored
+    assert client_address("10.1.2.3", ["198.51.100.10"], ()) == "10.1.2.3"
+
+
+def test_bad_trusted_proxy_setting_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"COUNCIL_TRUSTED_PROXIES.*'proxy\.local'"):
+        parse_trusted_proxies("10.0.0.0/8 proxy.local")
+    assert parse_trusted_proxies("") == ()
+    assert [str(n) for n in parse_trusted_proxies("2001:db8::/32")] == ["2001:db8::/32"]
