@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install train run chat test lint typecheck pytest bench bench-channels bench-knowledge bench-handoff clean
+.PHONY: install train run chat test test-fast test-setup lint typecheck pytest pytest-fast bench bench-channels bench-knowledge bench-handoff clean
 
 install:
 	@bash scripts/install.sh
@@ -29,10 +29,27 @@ lint: install
 typecheck: install
 	@$(VENV)/bin/mypy
 
-pytest: install
-	@$(PY) -m pytest $(PYTEST_ARGS)
+# Chromium for the browser tests (installed with apt-get when root). Redis needs no setup: with
+# TEST_REDIS_URL unset the test session starts the product's embedded server and stops it.
+test-setup: install
+	@bash scripts/test-setup.sh
+
+# pytest exits 5 when it collected no tests: that fails too, with a clear message.
+define run_pytest
+	@status=0; $(PY) -m pytest $(1) || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest: no tests were collected" >&2; fi; exit $$status
+endef
+
+pytest: install test-setup
+	$(call run_pytest,$(PYTEST_ARGS))
+
+# Everything but the end-to-end (real Rasa) and browser tests: no Chromium needed.
+pytest-fast: install
+	$(call run_pytest,-m "not e2e and not browser" $(PYTEST_ARGS))
 
 test: lint typecheck pytest
+
+test-fast: lint typecheck pytest-fast
 
 bench: install
 	@$(PY) bench/nlu_clinc150.py
