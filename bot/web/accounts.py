@@ -3,7 +3,8 @@
 Redis layout (``ns`` is the namespace):
 
 - ``{ns}:user:{username}``: hash with ``password_hash``, ``roles`` and ``teams`` (comma-separated),
-  ``disabled`` (``"0"``/``"1"``), ``created_at`` (epoch seconds).
+  ``disabled`` (``"0"``/``"1"``), ``created_at`` (epoch seconds), ``must_change`` (``"1"``
+  after an administrator's reset, until the user has chosen a new password).
 - ``{ns}:users``: set of usernames.
 - ``{ns}:login_failures:user:{username}``: hash of failed sign-ins for the username: ``first``,
   ``n``, ``last`` (from anywhere) and ``n:{ip}``, ``last:{ip}`` (from one address);
@@ -28,6 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from bot.errors import AccountError
 from bot.keys import key
+from bot.web import passwords
 
 __all__ = [
     "MAX_PASSWORD_LENGTH",
@@ -41,8 +43,8 @@ __all__ = [
 ]
 
 ROLES: tuple[str, ...] = ("agent", "editor", "supervisor", "admin")
-MIN_PASSWORD_LENGTH = 12
-MAX_PASSWORD_LENGTH = 1024
+MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
+MAX_PASSWORD_LENGTH = passwords.MAX_LENGTH
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _TEAM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -62,6 +64,8 @@ class User:
         teams: Team names (the agent console shows only these teams' cases).
         disabled: A disabled user cannot sign in and loses open sessions.
         created_at: Epoch seconds.
+        must_change_password: Set by an administrator's reset: the user can do nothing but
+            choose a new password until they have.
     """
 
     username: str
@@ -69,6 +73,7 @@ class User:
     teams: tuple[str, ...]
     disabled: bool = False
     created_at: float = 0.0
+    must_change_password: bool = False
 
     def has_role(self, *roles: str) -> bool:
         """Return whether the user holds any of ``roles``; admins hold every role."""
@@ -93,17 +98,6 @@ def _check_teams(username: str, teams: Iterable[str]) -> tuple[str, ...]:
     if bad:
         raise AccountError(username, f"bad team name(s) {', '.join(bad)}: use a-z, 0-9, _ and -")
     return chosen
-
-
-def _check_password(username: str, password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(
-            username, f"password must have at least {MIN_PASSWORD_LENGTH} characters"
-        )
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise AccountError(username, f"password must have at most {MAX_PASSWORD_LENGTH} characters")
-    if normalise_username(password) == username:
-        raise AccountError(username, "password must not be the username")
 
 
 class AccountStore:
@@ -147,7 +141,7 @@ class AccountStore:
             raise AccountError(name, "usernames are 2-64 characters: a-z, 0-9, '.', '_' and '-'")
         chosen_roles = _check_roles(name, roles)
         chosen_teams = _check_teams(name, teams)
-        _check_password(name, password)
+        passwords.check_password(name, password)
         user = User(name, chosen_roles, chosen_teams, created_at=self._clock())
         fields = {
             "password_hash": self._hasher.hash(password),
@@ -175,6 +169,7 @@ class AccountStore:
             teams=tuple(filter(None, data.get("teams", "").split(","))),
             disabled=data.get("disabled") == "1",
             created_at=float(data.get("created_at", "0")),
+            must_change_password=data.get("must_change") == "1",
         )
 
     async def all(self) -> list[User]:
@@ -246,15 +241,41 @@ class AccountStore:
         name = await self._require(username)
         await self._redis.hset(self._key(name), "disabled", "1" if disabled else "0")
 
-    async def set_password(self, username: str, password: str) -> None:
-        """Set a new password.
+    async def set_password(
+        self, username: str, password: str, *, must_change: bool = False
+    ) -> None:
+        """Set a new password (an administrator's reset passes ``must_change=True``).
 
         Raises:
-            AccountError: No such user, or the password is too weak.
+            AccountError: No such user, or the password breaks the policy
+                (:mod:`bot.web.passwords`).
         """
         name = await self._require(username)
-        _check_password(name, password)
-        await self._redis.hset(self._key(name), "password_hash", self._hasher.hash(password))
+        passwords.check_password(name, password)
+        await self._redis.hset(
+            self._key(name),
+            mapping={
+                "password_hash": self._hasher.hash(password),
+                "must_change": "1" if must_change else "0",
+            },
+        )
+
+    async def change_password(self, username: str, current: str, new: str) -> User:
+        """Let a user replace their own password; this ends a forced change.
+
+        Raises:
+            AccountError: The current password is not right (or the account is disabled),
+                the new one is the same, or it breaks the policy.
+        """
+        name = normalise_username(username)
+        if await self.authenticate(name, current) is None:
+            raise AccountError(name, "the current password is not right")
+        if new == current:
+            raise AccountError(name, "the new password must differ from the current one")
+        await self.set_password(name, new)
+        user = await self.get(name)
+        assert user is not None  # just written
+        return user
 
 
 def backoff_seconds(failures: int, free: int, cap: int) -> int:
