@@ -130,9 +130,13 @@ class Version:
         author: Who saved it.
         at: When (UTC).
         reason: Why, in the editor's words.
-        action: ``save``, ``publish``, ``archive``, ``rollback`` or ``import``.
+        action: ``save``, ``publish``, ``approve``, ``archive``, ``rollback`` or ``import``.
         changes: The fields that differ from the previous version.
         override_by: The admin who overrode the regression gate, if anyone did.
+        approved_by: The second person who approved this version's content (teams that need
+            approval); ``author`` is then the author of the approved content.
+        requested_by: Who asked for this version to be approved (a rollback on a team that
+            needs approval asks at once).
     """
 
     number: int
@@ -143,6 +147,8 @@ class Version:
     action: str
     changes: tuple[str, ...] = ()
     override_by: str = ""
+    approved_by: str = ""
+    requested_by: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -155,6 +161,8 @@ class Version:
             "action": self.action,
             "changes": list(self.changes),
             "override_by": self.override_by,
+            "approved_by": self.approved_by,
+            "requested_by": self.requested_by,
         }
 
     @classmethod
@@ -169,6 +177,8 @@ class Version:
             action=str(data["action"]),
             changes=tuple(data.get("changes") or ()),
             override_by=str(data.get("override_by") or ""),
+            approved_by=str(data.get("approved_by") or ""),
+            requested_by=str(data.get("requested_by") or ""),
         )
 
 

@@ -9,7 +9,9 @@ Keys (under ``{ns}:kb:``):
   it last loaded (at most every ``refresh_seconds``) and then re-embeds only changed entries,
   so a publish reaches every running server within seconds and without ``rasa train``;
 - ``approval`` set: teams whose publishes need a second person; ``pending`` hash: entry id ->
-  who asked for approval of which version.
+  who asked for approval of which version. Any new version of the entry ends the request, and
+  :meth:`KnowledgeBase.approve` publishes exactly the requested version, by someone who
+  neither wrote nor requested it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
+import redis
 import redis.asyncio
 
 from bot.errors import EntryInvalidError, EntryNotFoundError, PublishBlockedError
@@ -169,39 +172,70 @@ class KnowledgeBase:
         *,
         live: bool | None = None,
         override_by: str = "",
+        approved_by: str = "",
+        requested_by: str = "",
+        expect: int | None = None,
     ) -> Version:
-        """Store a new version; ``live`` True publishes it, False withdraws the live copy."""
-        try:
-            previous: Entry | None = await self.get(entry.id)
-        except EntryNotFoundError:
-            previous = None
-        number = int(await self.redis.incr(self._key("seq", entry.id)))
-        version = Version(
-            number=number,
-            entry=entry,
-            author=author,
-            at=self._now(),
-            reason=reason,
-            action=action,
-            changes=changed_fields(previous, entry),
-            override_by=override_by,
-        )
-        payload = json.dumps(version.to_dict())
+        """Store a new version; ``live`` True publishes it, False withdraws the live copy.
+
+        Every new version ends a pending approval request (the request was for the content
+        of an earlier version), unless it asks for approval itself (``requested_by``). With
+        ``expect``, the version is stored only while the latest version is still number
+        ``expect`` (raises :class:`PublishBlockedError` otherwise).
+        """
+        seq = self._key("seq", entry.id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(self._key("versions", entry.id), payload)
-            pipe.hset(self._key("head"), entry.id, payload)
-            if live is True:
-                pipe.hset(self._key("live"), entry.id, json.dumps(entry.to_dict()))
-            elif live is False:
-                pipe.hdel(self._key("live"), entry.id)
-            if live is not None:
-                pipe.hdel(self._key("pending"), entry.id)
-                pipe.incr(self._key("rev"))
-            await pipe.execute()
-        return version
+            while True:
+                try:
+                    await pipe.watch(seq)  # a concurrent save makes the transaction retry
+                    latest = int(await pipe.get(seq) or 0)
+                    if expect is not None and latest != expect:
+                        raise PublishBlockedError(
+                            entry.id,
+                            [
+                                f"version {expect} was changed (now version {latest}) after "
+                                "approval was asked for; ask for approval again"
+                            ],
+                        )
+                    previous = await pipe.hget(self._key("head"), entry.id)
+                    before = Version.from_dict(json.loads(previous)).entry if previous else None
+                    version = Version(
+                        number=latest + 1,
+                        entry=entry,
+                        author=author,
+                        at=self._now(),
+                        reason=reason,
+                        action=action,
+                        changes=changed_fields(before, entry),
+                        override_by=override_by,
+                        approved_by=approved_by,
+                        requested_by=requested_by,
+                    )
+                    payload = json.dumps(version.to_dict())
+                    pipe.multi()
+                    pipe.set(seq, version.number)
+                    pipe.rpush(self._key("versions", entry.id), payload)
+                    pipe.hset(self._key("head"), entry.id, payload)
+                    if live is True:
+                        pipe.hset(self._key("live"), entry.id, json.dumps(entry.to_dict()))
+                    elif live is False:
+                        pipe.hdel(self._key("live"), entry.id)
+                    if live is not None:
+                        pipe.incr(self._key("rev"))
+                    if requested_by:
+                        request = {"requested_by": requested_by, "version": version.number}
+                        pipe.hset(self._key("pending"), entry.id, json.dumps(request))
+                    else:
+                        pipe.hdel(self._key("pending"), entry.id)
+                    await pipe.execute()
+                    return version
+                except redis.WatchError:
+                    continue
 
     async def save_draft(self, entry: Entry, author: str, reason: str) -> Version:
         """Save an edit as a draft; residents keep the published copy until it is published.
+
+        A save ends any pending approval request: the approver must see what goes live.
 
         Raises:
             EntryInvalidError: The entry has problems (nothing is stored).
@@ -212,47 +246,86 @@ class KnowledgeBase:
             raise EntryInvalidError(entry.id, problems)
         return await self._append(draft, author, reason, "save")
 
+    async def _gate(self, entry: Entry, override_by: str) -> None:
+        if self.conversations and not override_by:
+            report = await self.regression(entry)
+            if report.broken:
+                raise PublishBlockedError(entry.id, list(report.broken))
+
     async def publish(
-        self,
-        entry_id: str,
-        author: str,
-        reason: str,
-        *,
-        approver: str = "",
-        override_by: str = "",
+        self, entry_id: str, author: str, reason: str, *, override_by: str = ""
     ) -> Version:
         """Publish the working copy of an entry: residents get it within seconds.
 
+        Teams that need a second person publish only through :meth:`approve`.
+
         Args:
             entry_id: The entry.
-            author: Who publishes (or who asked for approval, when ``approver`` is given).
+            author: Who publishes.
             reason: Why.
-            approver: The second person, required for teams that need approval.
             override_by: An admin who accepts that test conversations break (the caller
                 checks the role; the version records the name).
 
         Raises:
             EntryNotFoundError: No such entry.
             EntryInvalidError: The working copy has problems.
-            PublishBlockedError: It needs approval, or breaks test conversations and no
-                admin overrode the gate.
+            PublishBlockedError: The team needs approval, or the entry breaks test
+                conversations and no admin overrode the gate.
         """
         entry = (await self.get(entry_id)).with_status("published")
         problems = entry_problems(entry)
         if problems:
             raise EntryInvalidError(entry_id, problems)
-        needs_second = await self.approval_required(entry.owner_team)
-        if needs_second and (not approver or approver == author):
+        if await self.approval_required(entry.owner_team):
             raise PublishBlockedError(
-                entry_id, [f"team {entry.owner_team} needs a second person to approve"]
+                entry_id,
+                [f"team {entry.owner_team} needs a second person: ask for approval instead"],
             )
-        if self.conversations and not override_by:
-            report = await self.regression(entry)
-            if report.broken:
-                raise PublishBlockedError(entry_id, list(report.broken))
-        note = f"{reason} (approved by {approver})" if approver else reason
+        await self._gate(entry, override_by)
         return await self._append(
-            entry, author, note, "publish", live=True, override_by=override_by
+            entry, author, reason, "publish", live=True, override_by=override_by
+        )
+
+    async def approve(
+        self, entry_id: str, number: int, approver: str, reason: str, *, override_by: str = ""
+    ) -> Version:
+        """Publish version ``number`` as a second person; it must be the version requested.
+
+        The new version names the author of the approved content as its author and
+        ``approver`` as ``approved_by``.
+
+        Raises:
+            EntryNotFoundError: No such entry or version.
+            EntryInvalidError: The version has problems.
+            PublishBlockedError: Nobody asked for approval of version ``number``, it was
+                edited since, the approver wrote or requested it, or it breaks test
+                conversations and no admin overrode the gate.
+        """
+        pending = await self.pending_approval(entry_id)
+        if pending is None or pending[1] != number:
+            raise PublishBlockedError(
+                entry_id, [f"nobody is waiting for approval of version {number}"]
+            )
+        requested = await self.version(entry_id, number)
+        if approver in {requested.author, pending[0]}:
+            raise PublishBlockedError(
+                entry_id, ["a second person must approve: you wrote or asked for this version"]
+            )
+        entry = requested.entry.with_status("published")
+        problems = entry_problems(entry)
+        if problems:
+            raise EntryInvalidError(entry_id, problems)
+        await self._gate(entry, override_by)
+        note = f"{reason} (approved by {approver})" if reason else f"approved by {approver}"
+        return await self._append(
+            entry,
+            requested.author,
+            note,
+            "approve",
+            live=True,
+            override_by=override_by,
+            approved_by=approver,
+            expect=number,
         )
 
     async def archive(self, entry_id: str, author: str, reason: str) -> Version:
@@ -269,8 +342,9 @@ class KnowledgeBase:
     ) -> Version:
         """Restore the content of version ``number`` as a new version.
 
-        A version that was published is published again (through the regression gate);
-        a draft or archived one becomes the working copy / withdraws the entry.
+        A version that was published is published again (through the regression gate); on a
+        team that needs a second person, it becomes the working copy waiting for approval
+        instead. A draft or archived one becomes the working copy / withdraws the entry.
 
         Raises:
             EntryNotFoundError: No such entry or version.
@@ -279,10 +353,11 @@ class KnowledgeBase:
         old = (await self.version(entry_id, number)).entry
         why = f"{reason} (rollback to version {number})"
         if old.status == "published":
-            if self.conversations and not override_by:
-                report = await self.regression(old)
-                if report.broken:
-                    raise PublishBlockedError(entry_id, list(report.broken))
+            if await self.approval_required(old.owner_team):
+                return await self._append(
+                    old.with_status("draft"), author, why, "rollback", requested_by=author
+                )
+            await self._gate(old, override_by)
             return await self._append(
                 old, author, why, "rollback", live=True, override_by=override_by
             )
@@ -326,13 +401,27 @@ class KnowledgeBase:
         Raises:
             EntryNotFoundError: No such entry.
             EntryInvalidError: The working copy has problems.
+            PublishBlockedError: The entry changed while asking.
         """
         head = await self.head(entry_id)
         problems = entry_problems(head.entry)
         if problems:
             raise EntryInvalidError(entry_id, problems)
         request = {"requested_by": author, "version": head.number}
-        await self.redis.hset(self._key("pending"), entry_id, json.dumps(request))
+        # only while that version is still the latest: a save in between would be approved
+        # unseen otherwise
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(self._key("seq", entry_id))
+            if int(await pipe.get(self._key("seq", entry_id)) or 0) != head.number:
+                raise PublishBlockedError(entry_id, ["the entry changed: reload and ask again"])
+            pipe.multi()
+            pipe.hset(self._key("pending"), entry_id, json.dumps(request))
+            try:
+                await pipe.execute()
+            except redis.WatchError:
+                raise PublishBlockedError(
+                    entry_id, ["the entry changed: reload and ask again"]
+                ) from None
         return head
 
     async def pending_approval(self, entry_id: str) -> tuple[str, int] | None:

@@ -109,9 +109,10 @@ async def test_second_person_approval(kb: KnowledgeBase) -> None:
     await kb.request_approval("test-entry", "alice")
     assert await kb.pending_approval("test-entry") == ("alice", 1)
     with pytest.raises(PublishBlockedError):
-        await kb.publish("test-entry", "alice", "approve own", approver="alice")
-    version = await kb.publish("test-entry", "alice", "ok", approver="bob")
+        await kb.approve("test-entry", 1, "alice", "approve own")
+    version = await kb.approve("test-entry", 1, "bob", "ok")
     assert "approved by bob" in version.reason
+    assert (version.author, version.approved_by, version.action) == ("alice", "bob", "approve")
     assert await kb.pending_approval("test-entry") is None
 
 
