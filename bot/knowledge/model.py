@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
+    "ALLOWED_SCHEMES",
     "CHANNELS",
     "SHORT_CHANNELS",
     "STATUSES",
@@ -22,6 +23,7 @@ __all__ = [
     "Version",
     "changed_fields",
     "entry_problems",
+    "plain_text",
 ]
 
 STATUSES = ("draft", "published", "archived")
@@ -32,6 +34,26 @@ SHORT_CHANNELS = {"sms": 320, "whatsapp": 700}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
 _URL = re.compile(r"https?://\S*")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# Answers are plain text sent to residents' phones and browsers: no markup, and links only
+# to web pages, phone numbers and e-mail addresses.
+_TAG = re.compile(r"<\s*/?\s*[a-z!?][^<>]*>", re.IGNORECASE)
+_ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z]+\d*);", re.IGNORECASE)
+_SCHEME = re.compile(r"(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{1,30}):(?=\S)", re.IGNORECASE)
+ALLOWED_SCHEMES = ("https", "http", "tel", "mailto")
+# Schemes a browser or app would act on (any other "word:" is ordinary text, like "Note:").
+# Browsers ignore tabs and line breaks inside a link, so "java<newline>script:" counts too.
+_ACTIVE_SCHEMES = (
+    "javascript", "vbscript", "livescript", "view-source", "intent", "mhtml", "ms-its",
+    "about", "blob", "data", "file", "ftp", "jar", "res", "wss", "ws",
+)  # fmt: skip
+_ACTIVE = re.compile(
+    r"(?<![a-z0-9+.-])(?:"
+    + "|".join("[\t\r\n]*".join(map(re.escape, scheme)) for scheme in _ACTIVE_SCHEMES)
+    + r")[\t\r\n]*:(?=\S)",
+    re.IGNORECASE,
+)
+_TEL = re.compile(r"tel:\+?[0-9][0-9 ()-]{2,20}[0-9]")
+_MAILTO = re.compile(r"mailto:[^\s@<>\"]+@[^\s@<>\"]+\.[a-z]{2,63}\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,8 +85,12 @@ class Entry:
     title: str = ""
 
     def answer_for(self, channel: str | None) -> str:
-        """Return the variant for ``channel``, or the default text."""
-        return self.answers.get(channel or "", "") or self.answers["default"]
+        """Return the variant for ``channel``, or the default text, as safe plain text.
+
+        Saving refuses markup and unsafe links already (:func:`entry_problems`); entries
+        stored before that rule are cleaned here too (:func:`plain_text`).
+        """
+        return plain_text(self.answers.get(channel or "", "") or self.answers["default"])
 
     def live_at(self, now: datetime) -> bool:
         """Return whether a published entry is inside its publication window at ``now``."""
@@ -207,6 +233,45 @@ def _link_problems(channel: str, text: str) -> list[str]:
     return problems
 
 
+def _markup_problems(channel: str, text: str) -> list[str]:
+    problems = []
+    for tag in dict.fromkeys(m.group(0) for m in _TAG.finditer(text)):
+        problems.append(f"{channel}: remove the HTML {tag[:40]}: answers are plain text")
+    for code in dict.fromkeys(m.group(0) for m in _ENTITY.finditer(text)):
+        problems.append(f"{channel}: write the character instead of the HTML code {code}")
+    schemes = [re.sub(r"\s", "", m.group(0)).lower() for m in _ACTIVE.finditer(text)]
+    schemes += [
+        f"{m.group(1).lower()}:"
+        for m in _SCHEME.finditer(text)
+        if m.group(1).lower() not in ALLOWED_SCHEMES and text.startswith("//", m.end())
+    ]
+    for scheme in dict.fromkeys(schemes):
+        problems.append(
+            f"{channel}: link {scheme} is not allowed; use https://, tel: or mailto: links only"
+        )
+    for match in re.finditer(r"\b(tel|mailto):\S*", text, re.IGNORECASE):
+        link = match.group(0).rstrip(".,;:!?)")
+        valid = _TEL if match.group(1).lower() == "tel" else _MAILTO
+        if not valid.fullmatch(link):
+            problems.append(f"{channel}: link {link[:60]} is not a valid phone or e-mail link")
+    return problems
+
+
+def plain_text(text: str) -> str:
+    """Return ``text`` without HTML tags and without unsafe link schemes.
+
+    Defence in depth for what residents are sent: entries pass :func:`entry_problems` when
+    saved, but one stored before that check, or written to Redis by other means, must not
+    reach a resident as markup or a script link.
+    """
+    cleaned = text
+    while True:  # until stable: removing one tag must not leave another behind
+        stripped = _ACTIVE.sub("", _TAG.sub("", cleaned))
+        if stripped == cleaned:
+            return cleaned
+        cleaned = stripped
+
+
 def entry_problems(entry: Entry) -> list[str]:
     """Return what is wrong with ``entry`` (empty when it can be saved).
 
@@ -233,6 +298,7 @@ def entry_problems(entry: Entry) -> list[str]:
         if limit is not None and len(text) > limit:
             problems.append(f"answers.{channel}: {len(text)} characters, at most {limit}")
         problems.extend(f"answers.{p}" for p in _link_problems(channel, text))
+        problems.extend(f"answers.{p}" for p in _markup_problems(channel, text))
     if entry.publish_from and entry.expire_at and entry.expire_at <= entry.publish_from:
         problems.append("expire_at: must be after publish_from")
     return problems
