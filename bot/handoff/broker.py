@@ -3,8 +3,10 @@
 While a person has a conversation, the bot is paused, but Rasa still reads and stores what the
 resident writes. This broker sees every stored event; a resident's message in a conversation
 with an open case is added to that case (and a message Rasa recognises as a safeguarding worry
-raises the case to the top priority), so the agent sees it at once. It also counts each day's
-conversations (residents who wrote that day) for the containment figure of the reports.
+raises the case to the top priority), so the agent sees it at once. What the bot said after the
+case was opened (its holding reply) is added too, so the agent reads what the resident was told.
+It also counts each day's conversations (residents who wrote that day) for the containment
+figure of the reports.
 """
 
 from __future__ import annotations
@@ -61,9 +63,11 @@ class HandoffEventBroker(EventBroker):
 
     def publish(self, event: dict[str, Any]) -> None:
         """Handle one stored event (called by Rasa's tracker store)."""
-        if event.get("event") != "user":
+        handlers = {"user": self.handle_user_message, "bot": self.handle_bot_message}
+        handler = handlers.get(str(event.get("event")))
+        if handler is None:
             return
-        task = asyncio.get_running_loop().create_task(self.handle_user_message(event))
+        task = asyncio.get_running_loop().create_task(handler(event))
         self._pending.add(task)
         task.add_done_callback(self._finished)
 
@@ -77,16 +81,34 @@ class HandoffEventBroker(EventBroker):
         conversation_id = str(event.get("sender_id"))
         sent_at = datetime.fromtimestamp(float(event.get("timestamp") or 0), UTC)
         await self.count_conversation(conversation_id, sent_at)
-        case_id = await self.queue.case_for(conversation_id)
+        case_id = await self._case_opened_before(conversation_id, sent_at)
         if case_id is None:
             return
-        record = await self.queue.get(case_id)
-        if record is None or sent_at <= datetime.fromisoformat(record.created_at):
-            return  # the message that caused the handoff is already in its transcript
         await self.queue.append_message(conversation_id, "resident", str(event.get("text") or ""))
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
         if intent == "safeguarding":
             await self.queue.escalate(case_id, "safeguarding")
+
+    async def handle_bot_message(self, event: dict[str, Any]) -> None:
+        """Add what the bot said to the conversation's open case (the holding reply)."""
+        conversation_id = str(event.get("sender_id"))
+        sent_at = datetime.fromtimestamp(float(event.get("timestamp") or 0), UTC)
+        text = str(event.get("text") or "")
+        if text and await self._case_opened_before(conversation_id, sent_at) is not None:
+            await self.queue.append_message(conversation_id, "bot", text)
+
+    async def _case_opened_before(self, conversation_id: str, sent_at: datetime) -> str | None:
+        """The conversation's open case, if it was opened before ``sent_at``.
+
+        Messages from before the handoff are already in the case's transcript.
+        """
+        case_id = await self.queue.case_for(conversation_id)
+        if case_id is None:
+            return None
+        record = await self.queue.get(case_id)
+        if record is None or sent_at <= datetime.fromisoformat(record.created_at):
+            return None
+        return case_id
 
     async def count_conversation(self, conversation_id: str, sent_at: datetime) -> None:
         """Add one to ``{ns}:stats:conversations:{day}`` on a resident's first message that day."""
@@ -97,8 +119,12 @@ class HandoffEventBroker(EventBroker):
             args=[_SEEN_SECONDS, _COUNT_SECONDS],
         )
 
-    async def close(self) -> None:
-        """Wait for messages still being added, then close the connection."""
+    async def flush(self) -> None:
+        """Wait until the events published so far have been handled."""
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Wait for messages still being added, then close the connection."""
+        await self.flush()
         await self.queue.redis.close()
