@@ -2,7 +2,8 @@
 
 Both forms ask for a postcode, then (when several addresses share it) which address; the
 missed-bin form then asks which bin. The validation actions look everything up in Redis through
-:class:`bot.bins.store.BinStore`; the submit actions answer or record a report.
+:class:`bot.bins.store.BinStore`; the submit actions answer or record a report. What residents
+read is in ``responses/bins.yml``; the actions pass the values (postcode, address, dates...).
 """
 
 from __future__ import annotations
@@ -53,23 +54,13 @@ _NUMBER = re.compile(r"^(?:(?:it s|its|number|no|option|the)\s+)*(\d{1,3})(?:\s+
 _NOT_WORD = re.compile(r"[^a-z0-9 ]+")
 
 _POSTCODE_PROBLEMS = {
-    PostcodeStatus.MISSING: "I need your postcode to look that up.",
-    PostcodeStatus.MALFORMED: (
-        '"{postcode}" isn\'t a valid UK postcode. Please check it and send it again.'
-    ),
-    PostcodeStatus.OUTSIDE: (
-        "{postcode} isn't in Ashvale, so another council collects bins there. You can find "
-        "your council at https://www.gov.uk/find-local-council"
-    ),
-    PostcodeStatus.UNKNOWN: (
-        "I can't find {postcode} in Ashvale. Please check the postcode and send it again."
-    ),
-    PostcodeStatus.NO_ADDRESSES: (
-        "The council doesn't collect household bins at {postcode}: it only has business "
-        "addresses, which arrange their own waste collection. If you live there, please "
-        "check your postcode and send it again."
-    ),
+    PostcodeStatus.MISSING: "utter_bin_postcode_missing",
+    PostcodeStatus.MALFORMED: "utter_bin_postcode_malformed",
+    PostcodeStatus.OUTSIDE: "utter_bin_postcode_outside",
+    PostcodeStatus.UNKNOWN: "utter_bin_postcode_unknown",
+    PostcodeStatus.NO_ADDRESSES: "utter_bin_postcode_no_addresses",
 }
+"""The response (``responses/bins.yml``) that explains each postcode problem."""
 
 
 def spoken_date(day: date, today: date) -> str:
@@ -144,7 +135,7 @@ class ValidateBinDayForm(_BinsDependencies, FormValidationAction):
         found = await (await self.bin_store()).lookup(str(value or ""))
         if found.status is not PostcodeStatus.FOUND:
             dispatcher.utter_message(
-                text=_POSTCODE_PROBLEMS[found.status].format(postcode=found.postcode)
+                response=_POSTCODE_PROBLEMS[found.status], postcode=found.postcode
             )
             return {"bin_postcode": None, "bin_address_choice": None, "bin_uprn": None}
         chosen = found.addresses[0] if len(found.addresses) == 1 else None
@@ -167,10 +158,7 @@ class ValidateBinDayForm(_BinsDependencies, FormValidationAction):
         found = await (await self.bin_store()).lookup(postcode)
         chosen = choose_address(str(value or ""), found.addresses)
         if chosen is None:
-            dispatcher.utter_message(
-                text=f"Sorry, I couldn't match that to one address at {postcode}. "
-                "Please reply with the number from the list."
-            )
+            dispatcher.utter_message(response="utter_bin_address_not_matched", postcode=postcode)
             return {"bin_address_choice": None, "bin_uprn": None}
         return {"bin_address_choice": chosen.line, "bin_uprn": chosen.uprn}
 
@@ -186,14 +174,13 @@ class ValidateMissedBinForm(ValidateBinDayForm):
     ) -> dict[str, Any]:
         bin_type = BinType.parse(str(value or ""))
         if bin_type is None:
-            dispatcher.utter_message(text="Sorry, which bin was it? Please pick one of the bins.")
+            dispatcher.utter_message(response="utter_bin_type_unknown")
             return {"bin_type": None}
         uprn = tracker.get_slot("bin_uprn")
         source = await (await self.bin_store()).schedule(str(uprn)) if uprn else None
         if source is not None and source.next_collection(str(uprn), bin_type, self.today()) is None:
             dispatcher.utter_message(
-                text=f"The council doesn't collect {bin_type.label} at this address. "
-                "Garden waste needs a subscription. Which bin was missed?"
+                response="utter_bin_type_not_collected", bin_label=bin_type.label
             )
             return {"bin_type": None}
         return {"bin_type": bin_type.value}
@@ -211,16 +198,19 @@ class ActionAskBinAddressChoice(_BinsDependencies, Action):
         postcode = tracker.get_slot("bin_postcode") or ""
         addresses = (await (await self.bin_store()).lookup(postcode)).addresses
         lines = [f"{n}. {address.line}" for n, address in enumerate(addresses, start=1)]
-        text = f"There are {len(addresses)} addresses at {postcode}. Which is yours? "
-        text += "Reply with its number, or type your house number and street.\n"
-        text += "\n".join(lines)
         # Long lists stay text only: no channel shows dozens of buttons.
         buttons = (
             [{"title": a.line, "payload": str(n)} for n, a in enumerate(addresses, start=1)]
             if len(addresses) <= MAX_BUTTONS
             else []
         )
-        dispatcher.utter_message(text=text, buttons=buttons)
+        dispatcher.utter_message(
+            response="utter_bin_address_choices",
+            buttons=buttons,
+            count=len(addresses),
+            postcode=postcode,
+            addresses="\n".join(lines),
+        )
         return []
 
 
@@ -242,14 +232,13 @@ class ActionBinCollectionDay(_BinsDependencies, Action):
         today = self.today()
         upcoming = source.next_collections(uprn, today)
         lines = [f"{spoken_date(c.on, today)}: {c.bin_type.label}" for c in upcoming]
-        if not lines:
-            lines = ["No collections are scheduled in the next 6 weeks."]
         dispatcher.utter_message(
-            text=f"Next collections at {address.line}, {address.postcode}:\n" + "\n".join(lines)
+            response="utter_bin_collections" if lines else "utter_bin_no_collections",
+            address=address.line,
+            postcode=address.postcode,
+            collections="\n".join(lines),
         )
-        dispatcher.utter_message(
-            text=f"Add them to your calendar: {calendar_url(uprn)}",
-        )
+        dispatcher.utter_message(response="utter_bin_calendar", calendar_url=calendar_url(uprn))
         return []
 
 
@@ -270,28 +259,25 @@ class ActionMissedBinReport(_BinsDependencies, Action):
             return [SlotSet("bin_type", None)]
         today = self.today()
         check = check_missed(source, uprn, bin_type, today)
-        upcoming = spoken_date(check.next, today) if check.next else "not yet scheduled"
+        dates = {
+            "bin_label": bin_type.label,
+            "last_collection": spoken_date(check.last, today) if check.last else "",
+            "next_collection": spoken_date(check.next, today) if check.next else "",
+        }
         if check.status is MissedStatus.REPORTABLE and check.last is not None:
             channel = tracker.get_latest_input_channel() or "unknown"
             reports = await self.missed_reports()
             now = datetime.combine(today, datetime.now(UTC).time(), UTC)
             reference = await reports.record(uprn, bin_type, check.last, channel, now)
             dispatcher.utter_message(
-                text=f"Sorry your {bin_type.label} wasn't emptied on "
-                f"{spoken_date(check.last, today)}. I've reported it to the crew; your "
-                f"reference is {reference}. We aim to collect it within 2 working days."
+                response="utter_bin_missed_reported", reference=reference, **dates
             )
         elif check.status is MissedStatus.DUE_TODAY:
-            dispatcher.utter_message(
-                text=f"Your {bin_type.label} is due today. Crews work until 6pm: if it hasn't "
-                "been emptied by then, please report it tomorrow."
-            )
+            dispatcher.utter_message(response="utter_bin_missed_due_today", **dates)
         else:
-            last = (
-                f" The last collection was {spoken_date(check.last, today)}." if check.last else ""
-            )
+            # The variations say what is known: the last collection, the next, both or neither.
+            known = [name for name in ("last", "next") if getattr(check, name)]
             dispatcher.utter_message(
-                text=f"Your {bin_type.label} wasn't due in the last 2 working days, so I can't "
-                f"report it as missed.{last} The next collection is {upcoming}."
+                response="utter_bin_missed_not_due", known="_".join(known) or "none", **dates
             )
         return [SlotSet("bin_type", None)]

@@ -2,15 +2,17 @@
 
 It writes a complete handoff record (channel, resident, transcript, intents with confidences,
 entities, reason, priority, messaging window) to the Redis queue, sends the resident a holding
-reply that says when a person will answer, and pauses the bot for that conversation until an
-agent gives it back.
+reply that says when a person will answer (``utter_handoff_holding``, or
+``utter_handoff_safeguarding`` with the safeguarding contacts first: ``responses/handoff.yml``),
+and pauses the bot for that conversation until an agent gives it back.
 
 A safeguarding case opened while no agent is on duty also alerts the out-of-hours hook
 ``COUNCIL_SAFEGUARDING_WEBHOOK`` at once (:class:`~bot.handoff.alerts.SafeguardingAlerts`:
 case id, team, priority, channel and time, none of the resident's words). The resident's reply
 never waits on it for more than :data:`ALERT_TIMEOUT_SECONDS` and never fails because of it: a
 failed alert is logged and recorded, and the agent console's monitor retries it; the same
-records stop the monitor alerting the case a second time.
+records stop the monitor alerting the case a second time. The safeguarding reply says an alert
+was sent only when the hook accepted it (``alert``: ``in_hours``, ``sent`` or ``not_sent``).
 """
 
 from __future__ import annotations
@@ -29,13 +31,19 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.resources import handoff_queue
 from bot.channels.window import window_state
 from bot.handoff.alerts import AlertOutcome, SafeguardingAlert, SafeguardingAlerts
-from bot.handoff.hours import OpeningHours, holding_reply
+from bot.handoff.hours import OpeningHours, reply_time
 from bot.handoff.notify import WebhookNotifier
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, build_record, split_conversation_id
 from bot.handoff.sla import SlaPolicy
 
-__all__ = ["ALERT_TIMEOUT_SECONDS", "ActionHandoff", "alert_out_of_hours", "handoff_reason"]
+__all__ = [
+    "ALERT_TIMEOUT_SECONDS",
+    "ActionHandoff",
+    "alert_out_of_hours",
+    "alert_state",
+    "handoff_reason",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +51,6 @@ ALERT_TIMEOUT_SECONDS = 3.0
 """How long the handoff waits for the safeguarding hook before recording a failed alert."""
 
 _WORD = re.compile(r"\w")
-REPHRASE = (
-    "Sorry, I couldn't read that. Could you tell me in words what you need? "
-    "You can also say 'talk to a person'."
-)
 
 _REASONS = {
     "safeguarding": "safeguarding",
@@ -59,6 +63,17 @@ _REASONS = {
 def handoff_reason(intent: str | None) -> str:
     """Map the intent that led to the handoff to the record's reason."""
     return _REASONS.get(intent or "", "low_confidence")
+
+
+def alert_state(open_now: bool, outcome: AlertOutcome | None) -> str:
+    """What the safeguarding reply may say about alerting: ``in_hours``, ``sent``, ``not_sent``.
+
+    ``sent`` only when the hook accepted this case's alert (now or before); no hook, a failed
+    or an unfinished alert is ``not_sent``.
+    """
+    if open_now:
+        return "in_hours"
+    return "sent" if outcome in ("sent", "already_sent") else "not_sent"
 
 
 async def alert_out_of_hours(
@@ -99,8 +114,8 @@ class ActionHandoff(Action):
 
     Args:
         queue: The handoff queue (default: this deployment's, from :mod:`actions.resources`).
-        hours: The contact centre's opening hours (default: the ``hours`` of
-            ``COUNCIL_SLA_FILE``, else weekdays 9am to 5pm London time without bank holidays).
+        hours: The contact centre's opening hours (default: the council profile's, with its
+            closed days).
         clock: Returns the current time.
     """
 
@@ -127,7 +142,7 @@ class ActionHandoff(Action):
         text = tracker.latest_message.get("text") or ""
         if intent == "nlu_fallback" and not _WORD.search(text):
             # empty, emoji-only or control characters: nothing a person could act on either
-            dispatcher.utter_message(text=REPHRASE)
+            dispatcher.utter_message(response="utter_handoff_rephrase")
             return []
         # nlu_fallback keeps the classifier's best guess as the topic, so routing still works
         ranking = tracker.latest_message.get("intent_ranking") or []
@@ -159,12 +174,20 @@ class ActionHandoff(Action):
             now=now,
         )
         case_id = await queue.open(record)
-        if record.priority == "P1" and not self._hours.is_open(now):
+        when = reply_time(self._hours, now).variables()
+        if record.priority != "P1":
+            dispatcher.utter_message(response="utter_handoff_holding", **when)
+            return [ConversationPaused()]
+        open_now = self._hours.is_open(now)
+        outcome: AlertOutcome | None = None
+        if not open_now:
             try:
-                await alert_out_of_hours(queue, case_id, record)
+                outcome = await alert_out_of_hours(queue, case_id, record)
             except Exception:
                 # Redis failed after the case was opened: the resident still gets the emergency
                 # numbers; the console's monitor alerts out-of-hours cases that have no alert.
                 logger.exception("could not record the safeguarding alert for case %s", case_id)
-        dispatcher.utter_message(text=holding_reply(record.priority, now, self._hours))
+        dispatcher.utter_message(
+            response="utter_handoff_safeguarding", alert=alert_state(open_now, outcome), **when
+        )
         return [ConversationPaused()]

@@ -1,44 +1,21 @@
-"""Opening hours and the holding reply a resident gets when a person takes over.
+"""Opening hours, and when a person will answer a conversation handed over now.
 
-The reply says roughly when a person will answer, which depends on whether the contact centre
-is open. Safeguarding replies always carry the emergency numbers first.
+The hours and closed days are the council's (``opening_hours`` and ``closed_days`` in the
+council profile, :mod:`bot.profile`); the words residents read are responses in the domain
+(``responses/handoff.yml``), which :func:`reply_time` gives the values they vary on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = [
-    "EMERGENCY_NUMBERS",
-    "ENGLAND_AND_WALES_BANK_HOLIDAYS",
-    "OpeningHours",
-    "holding_reply",
-]
+__all__ = ["OpeningHours", "ReplyTime", "reply_time", "spoken_time"]
 
-ENGLAND_AND_WALES_BANK_HOLIDAYS = frozenset(
-    date.fromisoformat(day)
-    for day in (
-        "2025-01-01", "2025-04-18", "2025-04-21", "2025-05-05", "2025-05-26", "2025-08-25",
-        "2025-12-25", "2025-12-26",
-        "2026-01-01", "2026-04-03", "2026-04-06", "2026-05-04", "2026-05-25", "2026-08-31",
-        "2026-12-25", "2026-12-28",
-        "2027-01-01", "2027-03-26", "2027-03-29", "2027-05-03", "2027-05-31", "2027-08-30",
-        "2027-12-27", "2027-12-28",
-    )
-)  # fmt: skip
-"""The default closed days (GOV.UK's list); councils set ``holidays`` for later years."""
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-EMERGENCY_NUMBERS = (
-    "If anyone is in immediate danger, call 999. "
-    "Samaritans: 116 123 (free, any time). "
-    "National Domestic Abuse Helpline: 0808 2000 247 (free, any time). "
-    "Ashvale children's and adults' social care out of hours: 01632 960 999."
-)
 
 
 @dataclass(frozen=True)
@@ -56,16 +33,18 @@ class OpeningHours:
     open_at: time = time(9, 0)
     close_at: time = time(17, 0)
     weekdays: frozenset[int] = frozenset(range(5))
-    holidays: frozenset[date] = ENGLAND_AND_WALES_BANK_HOLIDAYS
+    holidays: frozenset[date] = frozenset()
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/London"))
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> OpeningHours:
-        """Read hours from configuration; keys left out keep the defaults.
+    def from_mapping(
+        cls, data: Mapping[str, Any], base: OpeningHours | None = None
+    ) -> OpeningHours:
+        """Read hours from configuration; keys left out keep ``base``'s values.
 
         ``{"open": "08:30", "close": "17:30", "weekdays": ["mon", "tue", "wed", "thu", "fri"],
-        "zone": "Europe/London", "holidays": ["2028-01-03", ...]}``. ``holidays`` replaces the
-        built-in England and Wales list.
+        "zone": "Europe/London", "holidays": ["2028-01-03", ...]}``. ``holidays`` replaces
+        ``base``'s closed days.
 
         Raises:
             KeyError: A key is unknown (the message names it).
@@ -97,7 +76,7 @@ class OpeningHours:
                 values["holidays"] = frozenset(date.fromisoformat(d) for d in data["holidays"])
             except (TypeError, ValueError):
                 raise ValueError('holidays are dates such as "2028-01-03"') from None
-        hours = cls(**values)
+        hours = replace(base or cls(), **values)
         if hours.close_at <= hours.open_at:
             raise ValueError("close must be after open")
         return hours
@@ -125,38 +104,42 @@ class OpeningHours:
         return datetime.combine(day, self.open_at, self.zone)
 
 
-def _when(hours: OpeningHours, now: datetime) -> str:
-    if hours.is_open(now):
-        return "within the next few working hours"
-    opening = hours.next_opening(now)
-    local_now = now.astimezone(hours.zone)
-    day = (
-        "tomorrow"
-        if opening.date() == local_now.date() + timedelta(days=1)
-        else opening.strftime("%A")
-    )
-    if opening.date() == local_now.date():
-        day = "today"
-    return f"after we open at {opening.strftime('%-I%p').lower()} {day}"
+def spoken_time(moment: time) -> str:
+    """A clock time as residents read it: ``"9am"``, ``"8.30am"``, ``"12pm"``."""
+    hour = moment.hour % 12 or 12
+    minutes = f".{moment.minute:02d}" if moment.minute else ""
+    return f"{hour}{minutes}{'am' if moment.hour < 12 else 'pm'}"
 
 
-def holding_reply(priority: str, now: datetime, hours: OpeningHours | None = None) -> str:
-    """The message a resident gets when their conversation goes to a person.
+@dataclass(frozen=True)
+class ReplyTime:
+    """When a person can reply to a conversation handed over now.
 
-    Args:
-        priority: The case's priority (``P1`` is safeguarding).
-        now: The time of the handoff.
-        hours: The contact centre's hours (default: weekdays 9am to 5pm, London time).
+    Attributes:
+        opens: ``open`` (agents on duty now), ``today`` (opens later today), ``tomorrow``,
+            or ``later`` (another day: see ``opens_day``).
+        opens_at: Opening time in words (``"9am"``); empty while open.
+        opens_day: The weekday it opens (``"Monday"``); empty while open.
     """
-    hours = hours or OpeningHours()
-    when = _when(hours, now)
-    if priority == "P1":
-        return (
-            f"Thank you for telling us. {EMERGENCY_NUMBERS} "
-            "A member of our safeguarding team has been alerted and a person will reply to you "
-            f"{when}."
-        )
-    return (
-        "Thanks, I've passed this to a person in our team, with our conversation so far. "
-        f"A person will reply here {when}."
-    )
+
+    opens: Literal["open", "today", "tomorrow", "later"]
+    opens_at: str = ""
+    opens_day: str = ""
+
+    def variables(self) -> dict[str, str]:
+        """The values the holding responses vary on and show."""
+        return {"opens": self.opens, "opens_at": self.opens_at, "opens_day": self.opens_day}
+
+
+def reply_time(hours: OpeningHours, now: datetime) -> ReplyTime:
+    """When a person will be there to reply, seen from ``now``."""
+    if hours.is_open(now):
+        return ReplyTime("open")
+    opening = hours.next_opening(now)
+    today = now.astimezone(hours.zone).date()
+    opens: Literal["today", "tomorrow", "later"] = "later"
+    if opening.date() == today:
+        opens = "today"
+    elif opening.date() == today + timedelta(days=1):
+        opens = "tomorrow"
+    return ReplyTime(opens, spoken_time(opening.time()), opening.strftime("%A"))

@@ -3,6 +3,9 @@
 Built from the Rasa tracker's events (in the dict form rasa-sdk gives actions), so the agent sees
 the whole transcript with the bot's replies, the intents and confidences that led here, the
 entities found, the reason and the priority.
+
+The teams (:func:`teams`; ``TEAMS`` still works, read when asked for) and the routing of topics
+to teams are the council's, from its profile (:mod:`bot.profile`).
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.profile import CouncilProfile
+from bot.profile import current as council_profile
+
 __all__ = [
     "PRIORITIES",
-    "TEAMS",
     "HandoffRecord",
     "build_record",
     "priority_for",
     "split_conversation_id",
     "team_for",
+    "teams",
 ]
 
 PRIORITIES = ("P1", "P2", "P3")
@@ -31,22 +37,19 @@ _PRIORITY_BY_REASON = {
     "low_confidence": "P3",
     "out_of_scope": "P3",
 }
-_TEAM_BY_TOPIC = {
-    "safeguarding": "safeguarding",
-    "complaint": "complaints",
-    "council_tax_pay": "revenues",
-    "council_tax_discount": "revenues",
-    "council_tax_move": "revenues",
-    "housing_repair": "housing",
-    "planning_application": "planning",
-    "report_pothole": "highways",
-    "report_street_light": "highways",
-    "report_fly_tipping": "environment",
-}
-DEFAULT_TEAM = "customer_services"
-TEAMS = tuple(sorted({*_TEAM_BY_TOPIC.values(), DEFAULT_TEAM, "communications"}))
-"""Every team a case can be routed or reassigned to."""
 _INTENT_HISTORY = 5
+
+
+def teams() -> tuple[str, ...]:
+    """Every team a case can be routed or reassigned to (the profile's ``teams``)."""
+    return council_profile().team_ids
+
+
+def __getattr__(name: str) -> Any:
+    # The former constant TEAMS, now the council's: read from the profile when asked for.
+    if name == "TEAMS":
+        return teams()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def priority_for(reason: str) -> str:
@@ -54,11 +57,12 @@ def priority_for(reason: str) -> str:
     return _PRIORITY_BY_REASON.get(reason, "P3")
 
 
-def team_for(topic: str, reason: str) -> str:
-    """Return the team that handles a topic; safeguarding always goes to its own team."""
-    if reason == "safeguarding":
-        return "safeguarding"
-    return _TEAM_BY_TOPIC.get(topic, DEFAULT_TEAM)
+def team_for(topic: str, reason: str, profile: CouncilProfile | None = None) -> str:
+    """Return the team that handles a topic (the profile's ``routing``).
+
+    Safeguarding cases always go to the profile's safeguarding team.
+    """
+    return (profile or council_profile()).routing.team_for(topic, reason)
 
 
 def split_conversation_id(conversation_id: str, channel: str) -> tuple[str, str]:

@@ -30,6 +30,7 @@ from bot.handoff.hours import OpeningHours
 from bot.handoff.notify import Breach, Notifier, WebhookNotifier
 from bot.handoff.queue import OP_SECONDS, HandoffQueue, op_key
 from bot.handoff.record import HandoffRecord
+from bot.profile import current as council_profile
 
 __all__ = [
     "DEFAULT_TARGETS",
@@ -120,12 +121,13 @@ class SlaPolicy:
         )
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> SlaPolicy:
+    def from_mapping(cls, data: Mapping[str, Any], hours: OpeningHours | None = None) -> SlaPolicy:
         """Read a policy from configuration (minutes of business time).
 
         ``{"P1": {"first_response": 30, "resolution": 240}, ..., "teams": {"housing":
         {"P2": {"first_response": 60, "resolution": 480}}}, "hours": {...}}``; priorities left
-        out keep the defaults; ``hours`` is read by :meth:`OpeningHours.from_mapping`.
+        out keep the defaults; ``hours`` (optional) is read by :meth:`OpeningHours.from_mapping`
+        on top of ``hours`` given here (default: weekdays 9am to 5pm, no closed days).
 
         Raises:
             ConfigError: A target or the hours are wrong (``path`` is left empty for the
@@ -153,23 +155,32 @@ class SlaPolicy:
             for team, by_priority in teams.items()
             for priority, values in (by_priority or {}).items()
         }
+        base = hours or OpeningHours()
         try:
-            hours = OpeningHours.from_mapping(data.get("hours") or {})
+            counted = OpeningHours.from_mapping(data["hours"], base) if "hours" in data else base
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError("", "hours", str(exc).strip("'\"")) from None
-        return cls(targets, team_targets, hours)
+            raise ConfigError("", "hours", str(exc.args[0])) from None
+        return cls(targets, team_targets, counted)
 
     @classmethod
     def from_env(cls) -> SlaPolicy:
-        """The policy in the JSON file named by ``COUNCIL_SLA_FILE`` (unset: the defaults).
+        """This deployment's policy: ``service_levels`` of the council profile.
+
+        ``COUNCIL_SLA_FILE`` (deprecated: a warning is logged) still names a JSON file of
+        targets and ``hours`` that replaces them; its hours start from the profile's.
 
         Raises:
-            ConfigError: The file cannot be read, is not JSON, or a setting is wrong; the
-                error names the file and the key.
+            ConfigError: The profile or the file is wrong; the error names the file and key.
         """
+        profile = council_profile()
         path = os.environ.get("COUNCIL_SLA_FILE", "").strip()
         if not path:
-            return cls()
+            return profile.service_levels
+        logger.warning(
+            "COUNCIL_SLA_FILE is deprecated: move its targets to service_levels and its hours "
+            "to opening_hours in the council profile (%s), then unset it",
+            profile.path,
+        )
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as error:
@@ -179,7 +190,7 @@ class SlaPolicy:
         if not isinstance(data, Mapping):
             raise ConfigError(path, "", "must be a JSON object of targets")
         try:
-            return cls.from_mapping(data)
+            return cls.from_mapping(data, hours=profile.hours)
         except ConfigError as error:
             raise ConfigError(path, error.key, error.reason) from None
 

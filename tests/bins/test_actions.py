@@ -27,6 +27,7 @@ from bot.bins.missed import MissedReports
 from bot.bins.model import Address
 from bot.bins.schedule import RoundScheduleSource
 from bot.bins.store import BinStore
+from bot.testing.responses import rendered, rendered_messages
 
 DOMAIN = yaml.safe_load((Path(__file__).parents[2] / "responses" / "bins.yml").read_text())
 MILL_LANE = [Address(str(n), f"{2 * n} Mill Lane", "AV1 2BX", ("R",)) for n in range(1, 5)]
@@ -58,7 +59,8 @@ def tracker(
 
 
 def texts(dispatcher: CollectingDispatcher) -> list[str]:
-    return [m.get("text") or m.get("response") or "" for m in dispatcher.messages]
+    """What the resident reads (the named responses filled in as the Rasa server would)."""
+    return rendered(dispatcher.messages)
 
 
 @pytest.fixture
@@ -128,7 +130,8 @@ async def test_address_choices_are_numbered_with_buttons(store: BinStore) -> Non
     await ActionAskBinAddressChoice(store=store).run(
         dispatcher, tracker({"bin_postcode": "AV1 2BX"}), DOMAIN
     )
-    [message] = dispatcher.messages
+    [message] = rendered_messages(dispatcher.messages, "whatsapp")
+    assert message["text"].startswith("There are 4 addresses at AV1 2BX. Which is yours?")
     assert "1. 2 Mill Lane\n2. 4 Mill Lane\n3. 6 Mill Lane\n4. 8 Mill Lane" in message["text"]
     assert [(b["title"], b["payload"]) for b in message["buttons"]] == [
         ("2 Mill Lane", "1"),
@@ -143,7 +146,7 @@ async def test_long_address_lists_are_text_only(store: BinStore) -> None:
     await ActionAskBinAddressChoice(store=store).run(
         dispatcher, tracker({"bin_postcode": "AV3 4DT"}), DOMAIN
     )
-    [message] = dispatcher.messages
+    [message] = rendered_messages(dispatcher.messages, "whatsapp")
     assert message["buttons"] == [] and "\n12. " in message["text"]
 
 

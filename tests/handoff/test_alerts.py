@@ -25,10 +25,12 @@ from rasa_sdk.executor import CollectingDispatcher
 import actions.handoff
 from actions.handoff import ActionHandoff
 from bot.handoff.alerts import SafeguardingAlert, SafeguardingAlerts
-from bot.handoff.hours import EMERGENCY_NUMBERS, OpeningHours
+from bot.handoff.hours import OpeningHours
 from bot.handoff.notify import Breach, WebhookNotifier
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.sla import SlaMonitor, SlaPolicy
+from bot.profile import current
+from bot.testing.responses import rendered
 
 from .conftest import Clock, make_record
 
@@ -36,6 +38,8 @@ NIGHT = datetime(2027, 3, 3, 23, 0, tzinfo=UTC)  # a Wednesday, contact centre c
 DAY = datetime(2027, 3, 3, 11, 0, tzinfo=UTC)
 CONVERSATION = "whatsapp:441632960000:447700900123"
 WORRY = "my neighbour's child has bruises and I'm scared for her"
+EMERGENCY_NUMBERS = current().safeguarding.contacts_text()
+ALERTED = "we have alerted our out-of-hours safeguarding contact"
 
 
 @dataclass
@@ -103,7 +107,7 @@ async def hand_off(
     dispatcher = CollectingDispatcher()
     action = ActionHandoff(queue, clock=lambda: now)
     events = await action.run(dispatcher, tracker(intent), {})
-    return [m["text"] for m in dispatcher.messages], events
+    return rendered(dispatcher.messages), events
 
 
 def monitor(queue: HandoffQueue, clock: Clock, url: str) -> SlaMonitor:
@@ -126,7 +130,8 @@ async def test_out_of_hours_safeguarding_handoff_alerts_at_once(
     handoff_clock.now = NIGHT
     texts, events = await hand_off(queue, NIGHT)
     assert events == [ConversationPaused()]
-    assert EMERGENCY_NUMBERS in texts[0]
+    assert texts[0].startswith(f"Thank you for telling us. {EMERGENCY_NUMBERS} ")
+    assert ALERTED in texts[0] and texts[0].endswith("after we open at 9am tomorrow.")
     case_id = await queue.case_for(CONVERSATION)
     assert case_id is not None
     assert hook.received == [
@@ -157,7 +162,9 @@ async def test_no_alert_in_hours_or_for_other_handoffs(
 ) -> None:
     monkeypatch.setenv("COUNCIL_SAFEGUARDING_WEBHOOK", hook.url("/hook"))
     handoff_clock.now = DAY
-    await hand_off(queue, DAY)
+    texts, _ = await hand_off(queue, DAY)
+    assert EMERGENCY_NUMBERS in texts[0] and "alerted" not in texts[0]
+    assert "at the top of our safeguarding team's queue" in texts[0]
     case_id = await queue.case_for(CONVERSATION)
     assert case_id is not None
     await queue.resolve(case_id)
@@ -178,6 +185,7 @@ async def test_a_failed_alert_is_recorded_and_retried_by_the_monitor(
     with caplog.at_level(logging.WARNING, logger="bot.handoff.alerts"):
         texts, events = await hand_off(queue, NIGHT)
     assert events == [ConversationPaused()] and EMERGENCY_NUMBERS in texts[0]  # reply unharmed
+    assert "alerted" not in texts[0]  # the hook refused it: nobody was alerted yet
     case_id = await queue.case_for(CONVERSATION)
     assert case_id is not None
     assert len(hook.refused) == 1
@@ -229,7 +237,7 @@ async def test_a_slow_hook_does_not_hold_up_the_reply(
     started = time.monotonic()
     texts, _ = await hand_off(queue, NIGHT)
     assert time.monotonic() - started < 2
-    assert EMERGENCY_NUMBERS in texts[0]
+    assert EMERGENCY_NUMBERS in texts[0] and "alerted" not in texts[0]
     case_id = await queue.case_for(CONVERSATION)
     assert case_id is not None
     alerts = SafeguardingAlerts(queue.redis, queue.namespace, hook=WebhookNotifier("unused"))
@@ -245,9 +253,11 @@ async def test_without_a_webhook_the_handoff_says_so(
     monkeypatch.delenv("COUNCIL_SAFEGUARDING_WEBHOOK", raising=False)
     handoff_clock.now = NIGHT
     with caplog.at_level(logging.WARNING, logger="actions.handoff"):
-        _, events = await hand_off(queue, NIGHT)
+        texts, events = await hand_off(queue, NIGHT)
     assert events == [ConversationPaused()]
     assert "COUNCIL_SAFEGUARDING_WEBHOOK is not set" in caplog.text
+    assert EMERGENCY_NUMBERS in texts[0] and "alerted" not in texts[0]
+    assert "if you need help before we open, please use the numbers above" in texts[0]
 
 
 async def test_two_processes_alerting_at_once_post_once(queue: HandoffQueue, hook: Hook) -> None:

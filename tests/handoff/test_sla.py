@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from bot.handoff.sla import (
     business_seconds,
     evaluate,
 )
+from bot.profile import current
 
 from .conftest import Clock, make_record
 
@@ -187,10 +189,37 @@ def test_opening_hours_and_bank_holidays_are_configurable(
     assert not policy.hours.is_open(datetime(2028, 1, 4, 18, 0, tzinfo=london))
 
 
-def test_default_hours_close_on_england_and_wales_bank_holidays() -> None:
+def test_the_profile_hours_close_on_its_bank_holidays() -> None:
     london = ZoneInfo("Europe/London")
-    assert not OpeningHours().is_open(datetime(2026, 12, 28, 10, 0, tzinfo=london))
-    assert OpeningHours().is_open(datetime(2026, 12, 29, 10, 0, tzinfo=london))
+    hours = SlaPolicy.from_env().hours  # the demo profile's, England and Wales bank holidays
+    assert not hours.is_open(datetime(2026, 12, 28, 10, 0, tzinfo=london))  # Boxing Day moved
+    assert hours.is_open(datetime(2026, 12, 29, 10, 0, tzinfo=london))
+    assert not hours.is_open(datetime(2028, 1, 3, 10, 0, tzinfo=london))  # from the 2028 table
+    assert OpeningHours().is_open(datetime(2026, 12, 28, 10, 0, tzinfo=london))  # no closed days
+
+
+def test_the_sla_file_is_deprecated_but_still_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "sla.json"
+    path.write_text(json.dumps({"P1": {"first_response": 10, "resolution": 60}}))
+    monkeypatch.setenv("COUNCIL_SLA_FILE", str(path))
+    with caplog.at_level(logging.WARNING, logger="bot.handoff.sla"):
+        policy = SlaPolicy.from_env()
+    assert "COUNCIL_SLA_FILE is deprecated" in caplog.text and "service_levels" in caplog.text
+    assert policy.targets["P1"].first_response == timedelta(minutes=10)
+    # its hours are the profile's, bank holidays included
+    london = ZoneInfo("Europe/London")
+    assert not policy.hours.is_open(datetime(2026, 12, 28, 10, 0, tzinfo=london))
+
+
+def test_without_the_sla_file_the_profile_service_levels_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("COUNCIL_SLA_FILE", raising=False)
+    policy = SlaPolicy.from_env()
+    assert policy is current().service_levels
+    assert policy.target("P2", "housing").first_response == timedelta(hours=2)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,102 @@
+"""Every sentence a resident reads, rendered from the domain's responses (``responses/*.yml``).
+
+:class:`CouncilResponses` is the Rasa server's natural language generator (``nlg: type:
+bot.responses.CouncilResponses`` in ``endpoints.yml``). It is Rasa's templated generator with
+three additions:
+
+- Every response may use the council profile's values (``{council_name}``, ``{borough}``,
+  ``{contact_phone}``, ``{safeguarding_contacts}``...: :meth:`CouncilProfile.response_variables
+  <bot.profile.CouncilProfile.response_variables>`), so the wording is the editors' and the
+  facts are the profile's.
+- A variation's ``condition`` may name a value the action passed (``dispatcher.utter_message(
+  response="utter_handoff_holding", opens="tomorrow", ...)``) as well as a slot, so one response
+  holds all its cases, each in words editors can change.
+- ``channel:`` variations are picked by the channel the resident wrote on (the tracker's latest
+  input channel: ``whatsapp``, ``sms``, ``telegram``...), not by Rasa's output channel, which is
+  the same collecting channel for all of ours.
+
+Values take precedence in this order: the action's, then slots, then the profile's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
+
+from bot.profile import CouncilProfile
+from bot.profile import current as council_profile
+
+__all__ = ["RESPONSES_DIR", "CouncilResponses", "load_responses"]
+
+RESPONSES_DIR = Path(__file__).resolve().parent.parent / "responses"
+"""The domain files of this project."""
+
+# Passed by Rasa's utter actions for its own use; not a value for responses.
+_RASA_ONLY = ("domain_responses",)
+
+
+def load_responses(folder: Path = RESPONSES_DIR) -> dict[str, list[dict[str, Any]]]:
+    """The ``responses`` of every domain file under ``folder`` (as Rasa merges them)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(folder.rglob("*.yml")):
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if isinstance(content, Mapping):
+            found.update(content.get("responses") or {})
+    return found
+
+
+class CouncilResponses(TemplatedNaturalLanguageGenerator):
+    """Rasa's templated responses with the profile's values (see the module docstring).
+
+    Args:
+        endpoint_config: The ``nlg`` section of ``endpoints.yml`` (unused: nothing to set).
+        domain: The trained domain (its responses are used).
+        responses: Responses to use instead of the domain's (tests, console previews).
+        profile: The council profile (default: this process' :func:`bot.profile.current`).
+    """
+
+    def __init__(
+        self,
+        endpoint_config: EndpointConfig | None = None,
+        domain: Domain | None = None,
+        *,
+        responses: Mapping[str, list[dict[str, Any]]] | None = None,
+        profile: CouncilProfile | None = None,
+    ) -> None:
+        if responses is None:
+            responses = domain.responses if domain is not None else {}
+        super().__init__(dict(responses))
+        # Load (and validate) the profile as the Rasa server starts, not at the first reply.
+        self.profile = profile or council_profile()
+
+    async def generate(
+        self,
+        utter_action: str,
+        tracker: DialogueStateTracker,
+        output_channel: str,
+        **kwargs: Any,
+    ) -> dict[str, Any] | None:
+        """The response ``utter_action`` for this conversation, filled in."""
+        channel = tracker.get_latest_input_channel() or output_channel
+        return self.render(utter_action, channel, tracker.current_slot_values(), **kwargs)
+
+    def render(
+        self,
+        utter_action: str,
+        channel: str,
+        slots: Mapping[str, Any] | None = None,
+        **values: Any,
+    ) -> dict[str, Any] | None:
+        """The response for ``channel`` with ``values`` filled in (None: no such response)."""
+        for name in _RASA_ONLY:
+            values.pop(name, None)
+        filled = {**self.profile.response_variables(), **(slots or {}), **values}
+        response: dict[str, Any] | None = self.generate_from_slots(utter_action, filled, channel)
+        return response
