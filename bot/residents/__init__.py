@@ -1,0 +1,9 @@
+"""Residents' rights under UK GDPR: export and erase what is held about a resident.
+
+``python -m bot.residents export|erase <conversation id, phone, email or case id>``; the
+functions live in :mod:`bot.residents.rights` so the console can call them too.
+"""
+
+from bot.residents.rights import Erasure, Layout, Resident, erase, export, find, leftovers
+
+__all__ = ["Erasure", "Layout", "Resident", "erase", "export", "find", "leftovers"]

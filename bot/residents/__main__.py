@@ -1,0 +1,95 @@
+"""``python -m bot.residents export|erase <who>``: a resident's data, for UK GDPR requests.
+
+``<who>`` is a conversation id (``whatsapp:+441234567890:+447700900123``), a phone number, an
+email address or a handoff case id. ``export`` writes everything held as JSON (to ``--out``,
+readable by its owner only, or standard output); ``erase`` removes it, records the erasure in
+the audit log and then checks every key for anything left. Redis comes from ``REDIS_URL``, the
+namespace from ``COUNCIL_NAMESPACE``, the Rasa stores' key prefixes from ``endpoints.yml``.
+Exit codes: 0 done (also when nothing is held), 1 something was left after an erasure,
+2 configuration or Redis error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from bot.errors import ConfigError, RedisUnavailableError
+from bot.keys import namespace as default_namespace
+from bot.redis_conn import connect_async, redis_url
+from bot.residents.rights import Layout, erase, export, find, leftovers
+from bot.services import ROOT
+from bot.web.audit import AuditLog
+
+__all__ = ["main"]
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot.residents", description=__doc__)
+    parser.add_argument("--redis-url", help="default: REDIS_URL")
+    parser.add_argument("--namespace", help="default: COUNCIL_NAMESPACE or cr")
+    parser.add_argument("--endpoints", type=Path, default=ROOT / "endpoints.yml")
+    commands = parser.add_subparsers(dest="command", required=True)
+    exporting = commands.add_parser("export", help="write everything held about a resident")
+    exporting.add_argument("who")
+    exporting.add_argument("--out", type=Path, help="JSON file (default: standard output)")
+    erasing = commands.add_parser("erase", help="remove everything held about a resident")
+    erasing.add_argument("who")
+    erasing.add_argument("--actor", default=os.environ.get("USER") or "cli")
+    erasing.add_argument("--request", default="", help="the council's reference of the request")
+    return parser.parse_args(argv)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    layout = Layout.from_endpoints(args.endpoints, args.namespace or default_namespace())
+    client = await connect_async(args.redis_url or redis_url())
+    try:
+        resident = await find(client, layout, args.who)
+        if not resident.found:
+            print(f"Nothing held about {args.who!r} in namespace {layout.namespace!r}.")
+            return 0
+        if args.command == "export":
+            text = json.dumps(await export(client, layout, resident), indent=2, ensure_ascii=False)
+            if args.out:
+                _write_private(args.out, text + "\n")
+                print(f"Exported to {args.out}.", file=sys.stderr)
+            else:
+                print(text)
+            return 0
+        audit = AuditLog(client, layout.namespace)
+        done = await erase(client, layout, resident, audit, actor=args.actor, request=args.request)
+        counts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in done.summary().items())
+        print(f"Erased ({counts}); audit reference {done.reference}.")
+        left = await leftovers(client, layout, resident, skip=[layout.key("audit")])
+        if left:
+            print("Still mentioning the resident:", *left, sep="\n  ", file=sys.stderr)
+            return 1
+        print("Checked every key: nothing about the resident is left.")
+        return 0
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return the exit code."""
+    args = _parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except (ConfigError, RedisUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
