@@ -8,8 +8,11 @@ Telegram's ``update_id`` is only unique per bot.
 :class:`InboxWorker` reads the stream through the consumer group ``workers``, hands each
 message to a handler that returns the replies, then queues the replies in the outbox and
 acknowledges the entry in one transaction: a crash before that point leaves the entry pending
-and it is processed again (by the same consumer on restart, or by another one after
-``claim_idle_ms``); a crash after it cannot produce the replies twice.
+and it is processed again (by another consumer once this one's heartbeat stops, see
+:mod:`bot.channels.stream`); a crash after it cannot produce the replies twice. Each
+conversation has a lane of its own, so a slow or failing handler for one resident never
+delays another; a message the handler keeps failing on (or that cannot be read) goes to
+``{ns}:inbox:dead`` with the reason.
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ import redis.asyncio
 
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.channels.outbox import outbox_fields
-from bot.channels.stream import Entry, GroupReader, ensure_group, lanes
+from bot.channels.stream import (
+    Fields,
+    GroupReader,
+    Retries,
+    RetryPolicy,
+    StreamWorker,
+    ensure_group,
+    until_saved,
+)
 from bot.channels.window import KEEP_SECONDS, window_key
 from bot.keys import key
 
@@ -113,22 +124,28 @@ class Inbox:
         return int(summary["pending"])
 
 
-class InboxWorker:
-    """Processes the inbox stream as one consumer of the group.
+class InboxWorker(StreamWorker):
+    """Processes the inbox stream as one consumer of the group, each conversation in a lane.
 
     Args:
         client: Asyncio Redis client (decoded strings).
         handler: Turns a message into replies (Rasa's ``on_new_message`` in the server).
         namespace: Key namespace.
-        consumer: This worker's name; keep it stable across restarts so the worker picks up
-            its own unacknowledged entries first.
-        claim_idle_ms: Entries another consumer left unacknowledged this long are taken over
-            (looked for every ``claim_idle_ms / 4``, not on every read: one Redis round trip
-            fewer per batch).
+        consumer: This worker's name (:func:`bot.channels.stream.consumer_name`).
+        max_failures: A message the handler fails on this often goes to ``{ns}:inbox:dead``.
+        give_up_after: Seconds after the first failure after which it goes there anyway.
+        base_delay: First wait before the handler is tried again (doubles each time).
+        max_delay: Longest wait between tries.
+        claim_idle_ms: Entries any consumer left unacknowledged this long are taken over.
         block_ms: How long one read waits for new entries.
         batch: Entries read at a time.
-        max_failures: A message whose handler fails this often goes to ``{ns}:inbox:dead``.
+        dead_after: Seconds without a heartbeat after which a consumer is taken over.
+        max_in_flight: Entries held at most.
+        sleep: Waits between tries (tests pass a fake).
+        clock: Unix seconds (for the retry budget).
     """
+
+    role = "inbox"
 
     def __init__(
         self,
@@ -137,13 +154,34 @@ class InboxWorker:
         namespace: str = "cr",
         *,
         consumer: str = "worker",
+        max_failures: int = 5,
+        give_up_after: float = 300.0,
+        base_delay: float = 1.0,
+        max_delay: float = 30.0,
         claim_idle_ms: int = 60_000,
         block_ms: int = 1000,
         batch: int = 16,
-        max_failures: int = 5,
+        dead_after: float = 30.0,
+        max_in_flight: int = 1000,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.inbox = Inbox(client, namespace)
-        self.reader = GroupReader(
+        self.redis = client
+        self.handler = handler
+        self.namespace = namespace
+        self.policy = RetryPolicy(
+            base_delay=base_delay,
+            max_delay=max_delay,
+            give_up_after=give_up_after,
+            max_attempts=max_failures,
+            max_errors=max_failures,
+        )
+        self.sleep = sleep
+        self.clock = clock
+        self.outbox = key(namespace, "outbox")
+        self.retries = Retries(client, self.inbox.stream)
+        reader = GroupReader(
             client,
             self.inbox.stream,
             GROUP,
@@ -151,74 +189,57 @@ class InboxWorker:
             claim_idle_ms=claim_idle_ms,
             block_ms=block_ms,
             batch=batch,
+            dead_after=dead_after,
         )
-        self.redis = client
-        self.handler = handler
-        self.namespace = namespace
-        self.max_failures = max_failures
-        self.outbox = key(namespace, "outbox")
-        self._failures = key(namespace, "inbox", "failures")
+        super().__init__(reader, "conversation", max_in_flight=max_in_flight)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Process until ``stop`` is set; Redis errors are logged and retried."""
-        await self.inbox.ensure_group()
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except redis.RedisError:
-                _log.exception("inbox worker: Redis error; retrying in 1 s")
-                await asyncio.sleep(1)
-
-    async def run_once(self, block: bool = True) -> int:
-        """Process own pending entries (first call), stale ones of others, then new ones."""
-        done = await self._process(await self.reader.backlog())
-        if done:
-            return done
-        return await self._process(await self.reader.new(block))
-
-    async def _process(self, entries: Sequence[Entry]) -> int:
-        # conversations run concurrently; one conversation's messages stay in order
-        by_conversation, deleted = lanes(entries, "conversation")
-        await self.reader.ack(deleted)  # deleted while pending: nothing left to do
-        done = await asyncio.gather(*(self._lane(lane) for lane in by_conversation.values()))
-        return sum(done)
-
-    async def _lane(self, lane: list[tuple[str, dict[str, str]]]) -> int:
-        done = 0
-        for entry_id, fields in lane:
-            if not await self._handle(entry_id, fields):
-                # keep order: the rest stay pending and are claimed again after claim_idle_ms
-                break
-            done += 1
-        return done
-
-    async def _handle(self, entry_id: str, fields: dict[str, str]) -> bool:
+    async def process(self, entry_id: str, fields: Fields) -> None:
+        """Run one message through the handler, retrying in its lane, then finish it."""
         try:
             message = InboundMessage.from_json(fields["message"])
-        except (KeyError, TypeError, ValueError):
+        except Exception as exc:  # any value that cannot be read: never stop the worker
             _log.error("inbox entry %s is unreadable: moved to the dead letters", entry_id)
-            await self._finish(entry_id, [], dead=fields)
-            return False
-        try:
-            replies = list(await self.handler(message))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            failures = await self.redis.hincrby(self._failures, entry_id, 1)
-            _log.exception(
-                "%s: processing %s failed (%d time(s))", message.channel, entry_id, failures
-            )
-            if failures >= self.max_failures:
-                await self._finish(entry_id, [], dead=fields)
-            return False
-        rows = [
-            outbox_fields(
-                message.conversation_id, message.channel, message.account, message.sender, reply
-            )
-            for reply in replies
-        ]
-        await self._finish(entry_id, rows)
-        return True
+            await self._dead(entry_id, fields, f"unreadable entry: {type(exc).__name__}: {exc}")
+            return
+        state = await self.retries.get(entry_id)
+        if state.due > self.clock():  # scheduled before a restart or by another worker
+            await self.sleep(state.due - self.clock())
+        while True:
+            try:
+                rows = [
+                    outbox_fields(
+                        message.conversation_id,
+                        message.channel,
+                        message.account,
+                        message.sender,
+                        reply,
+                    )
+                    for reply in await self.handler(message)
+                ]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                state = await self.retries.failed(entry_id, state, self.clock())
+                _log.exception(
+                    "%s: processing %s failed (%d time(s))",
+                    message.channel,
+                    entry_id,
+                    state.attempts,
+                )
+                if self.policy.exhausted(state, self.clock()):
+                    reason = f"failed {state.attempts} time(s): {type(exc).__name__}: {exc}"
+                    await self._dead(entry_id, fields, reason)
+                    return
+                delay = self.policy.delay(state.attempts)
+                await self.retries.schedule(entry_id, self.clock() + delay)
+                await self.sleep(delay)
+                continue
+            break
+        await until_saved(lambda: self._finish(entry_id, rows), "inbox")
+
+    async def _dead(self, entry_id: str, fields: Fields, reason: str) -> None:
+        dead = {**fields, "entry": entry_id, "reason": reason[:500]}
+        await until_saved(lambda: self._finish(entry_id, [], dead=dead), "inbox")
 
     async def _finish(
         self, entry_id: str, replies: list[dict[str, str]], dead: dict[str, str] | None = None
@@ -228,8 +249,8 @@ class InboxWorker:
             for row in replies:
                 pipe.xadd(self.outbox, row)
             if dead is not None:
-                pipe.xadd(self.inbox.dead, {**dead, "entry": entry_id})
+                pipe.xadd(self.inbox.dead, dead)
             pipe.xack(self.inbox.stream, GROUP, entry_id)
             pipe.xdel(self.inbox.stream, entry_id)
-            pipe.hdel(self._failures, entry_id)
+            self.retries.forget(pipe, entry_id)
             await pipe.execute()

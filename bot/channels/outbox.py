@@ -4,17 +4,18 @@ Entries of the stream ``{ns}:outbox`` have the fields ``conversation_id``, ``cha
 ``account``, ``recipient``, ``text``, optional ``tag`` (``HUMAN_AGENT`` or
 ``template:<name>``, as the agent console writes them) and optional ``message`` (the whole
 :class:`OutboundMessage` as JSON, with buttons). :class:`OutboxWorker` sends them through the
-channel's adapter: 5xx, timeouts and rate limits are retried with exponential backoff (a
-provider's ``Retry-After`` wins); a send that can never succeed (window closed, resident
-blocked the account, retries exhausted) is appended to ``{ns}:outbox:failed`` for agents,
-never dropped.
+channel's adapter, each conversation in a lane of its own: 5xx, timeouts and rate limits are
+retried with exponential backoff (a provider's ``Retry-After`` wins) for up to
+``give_up_after`` seconds without delaying any other conversation; a send that can never
+succeed (window closed, resident blocked the account, retries given up) is appended to
+``{ns}:outbox:failed`` for agents, never dropped, and its delivery state recorded
+(:mod:`bot.channels.delivery`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -23,8 +24,16 @@ from typing import Any
 
 import redis.asyncio
 
+from bot.channels import delivery
 from bot.channels.base import ChannelAdapter, OutboundMessage, SendResult, Template
-from bot.channels.stream import GroupReader, lanes
+from bot.channels.stream import (
+    Fields,
+    GroupReader,
+    Retries,
+    RetryPolicy,
+    StreamWorker,
+    until_saved,
+)
 from bot.channels.window import window_state
 from bot.keys import key
 
@@ -89,24 +98,38 @@ async def failed_sends(
     return [{"id": entry_id, **fields} for entry_id, fields in rows]
 
 
-class OutboxWorker:
-    """Sends the outbox as one consumer of the group ``senders``.
+class OutboxWorker(StreamWorker):
+    """Sends the outbox as one consumer of the group ``senders``, each conversation in a lane.
+
+    A send that gets ``retry`` (5xx, timeout, rate limit) is tried again after a backoff (a
+    provider's ``Retry-After`` wins) in its conversation's lane only: other residents' replies
+    go on meanwhile, and later replies to the same resident wait for it. Its due time and
+    attempts are kept in Redis, so a restart goes on with the same budget. It is given up
+    (surfaced in ``{ns}:outbox:failed``) once ``give_up_after`` seconds have passed since its
+    first failure; an entry that makes the worker itself raise is given up after
+    ``max_errors`` tries.
 
     Args:
         client: Asyncio Redis client (decoded strings).
         adapters: Adapter per channel name (``whatsapp`` and ``sms`` may share one).
         namespace: Key namespace.
-        consumer: This worker's name (stable across restarts).
-        max_attempts: Sends tried before giving up and surfacing the failure.
+        consumer: This worker's name (:func:`bot.channels.stream.consumer_name`).
+        give_up_after: Seconds after a send's first failure with no further attempt.
+        max_attempts: Attempts before giving up whatever the time (None: only the time).
         base_delay: First backoff in seconds (doubles each attempt, with jitter).
         max_delay: Longest wait between attempts.
-        claim_idle_ms: Entries another consumer left unacknowledged this long are taken over
-            (looked for every ``claim_idle_ms / 4``, not on every read).
+        max_retry_after: Longest provider ``Retry-After`` honoured as asked.
+        max_errors: Times an entry may make the worker raise before it is given up.
+        claim_idle_ms: Entries any consumer left unacknowledged this long are taken over.
         block_ms: How long one read waits for new entries.
-        batch: Entries read at a time (their conversations are sent concurrently).
+        batch: Entries read at a time.
+        dead_after: Seconds without a heartbeat after which a consumer is taken over.
+        max_in_flight: Entries held at most.
         sleep: Waits between attempts (tests pass a fake).
-        clock: Unix seconds (for the messaging windows).
+        clock: Unix seconds (for the messaging windows and the retry budget).
     """
+
+    role = "outbox"
 
     def __init__(
         self,
@@ -115,12 +138,17 @@ class OutboxWorker:
         namespace: str = "cr",
         *,
         consumer: str = "sender",
-        max_attempts: int = 6,
+        give_up_after: float = 600.0,
+        max_attempts: int | None = None,
         base_delay: float = 1.0,
         max_delay: float = 60.0,
+        max_retry_after: float = 300.0,
+        max_errors: int = 3,
         claim_idle_ms: int = 60_000,
         block_ms: int = 1000,
         batch: int = 16,
+        dead_after: float = 30.0,
+        max_in_flight: int = 1000,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -128,14 +156,20 @@ class OutboxWorker:
         self.adapters = dict(adapters)
         self.namespace = namespace
         self.consumer = consumer
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        self.policy = RetryPolicy(
+            base_delay=base_delay,
+            max_delay=max_delay,
+            give_up_after=give_up_after,
+            max_attempts=max_attempts,
+            max_retry_after=max_retry_after,
+            max_errors=max_errors,
+        )
         self.sleep = sleep
         self.clock = clock
         self.stream = key(namespace, "outbox")
         self.failed = key(namespace, "outbox", "failed")
-        self.reader = GroupReader(
+        self.retries = Retries(client, self.stream)
+        reader = GroupReader(
             client,
             self.stream,
             GROUP,
@@ -143,41 +177,9 @@ class OutboxWorker:
             claim_idle_ms=claim_idle_ms,
             block_ms=block_ms,
             batch=batch,
+            dead_after=dead_after,
         )
-
-    async def ensure_group(self) -> None:
-        """Create the stream and its consumer group if they do not exist."""
-        await self.reader.ensure_group()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Send until ``stop`` is set; Redis errors are logged and retried."""
-        await self.ensure_group()
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except redis.RedisError:
-                _log.exception("outbox worker: Redis error; retrying in 1 s")
-                await asyncio.sleep(1)
-
-    async def run_once(self, block: bool = True) -> int:
-        """Send own pending entries (first call), stale ones of others, then new ones."""
-        entries = await self.reader.backlog() or await self.reader.new(block)
-        # conversations are sent concurrently; one conversation's replies stay in order
-        by_conversation, deleted = lanes(entries, "conversation_id")
-        await self.reader.ack(deleted)
-        await asyncio.gather(*(self._lane(lane) for lane in by_conversation.values()))
-        return len(entries)
-
-    async def _lane(self, lane: list[tuple[str, dict[str, str]]]) -> None:
-        for entry_id, fields in lane:
-            await self.deliver(entry_id, fields)
-
-    def backoff(self, attempt: int, result: SendResult) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if result.retry_after is not None:
-            return min(result.retry_after, self.max_delay * 5)
-        delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return float(delay * random.uniform(0.8, 1.0))  # noqa: S311 - jitter, not security
+        super().__init__(reader, "conversation_id", max_in_flight=max_in_flight)
 
     async def _for_window(
         self, fields: Mapping[str, str], adapter: ChannelAdapter, message: OutboundMessage
@@ -203,22 +205,105 @@ class OutboxWorker:
             return SendResult("failed", error="Messenger window closed (over 7 days)")
         return message
 
-    async def deliver(self, entry_id: str, fields: Mapping[str, str]) -> SendResult:
-        """Send one entry with retries; acknowledge it, surfacing a failure."""
+    async def attempt(self, fields: Mapping[str, str]) -> SendResult:
+        """Send an entry once (after the window checks); never raises for a bad entry.
+
+        Raises:
+            redis.RedisError: Redis failed (the attempt is made again once it answers).
+        """
         channel = fields.get("channel", "")
         adapter = self.adapters.get(channel)
-        result: SendResult
         if adapter is None:
-            result = SendResult("failed", error=f"no adapter for channel {channel!r}")
-        else:
+            return SendResult("failed", error=f"no adapter for channel {channel!r}")
+        try:
+            checked = await self._for_window(fields, adapter, message_of(fields))
+        except (KeyError, TypeError, ValueError) as exc:
+            return SendResult("failed", error=f"unreadable entry ({type(exc).__name__})")
+        if isinstance(checked, SendResult):
+            return checked
+        return await adapter.send(
+            fields["account"], fields["recipient"], checked, channel=fields["channel"]
+        )
+
+    async def process(self, entry_id: str, fields: Fields) -> None:
+        """Send one entry, retrying in its lane, then acknowledge it (surfacing a failure)."""
+        await self.deliver(entry_id, fields)
+
+    async def deliver(self, entry_id: str, fields: Mapping[str, str]) -> SendResult:
+        """Send one entry with retries; acknowledge it, surfacing a failure."""
+        state = await self.retries.get(entry_id)
+        if state.due > self.clock():  # scheduled before a restart or by another worker
+            await self.sleep(state.due - self.clock())
+        while True:
+            error = False
             try:
-                checked = await self._for_window(fields, adapter, message_of(fields))
-            except (KeyError, TypeError, ValueError) as exc:
-                checked = SendResult("failed", error=f"unreadable entry ({type(exc).__name__})")
-            if isinstance(checked, SendResult):
-                result = checked
+                result = await self.attempt(fields)
+            except (asyncio.CancelledError, redis.RedisError):
+                raise
+            except Exception as exc:  # a value no check foresaw must not stop the worker
+                _log.exception("outbox entry %s made the worker raise", entry_id)
+                result = SendResult("retry", error=f"worker error: {type(exc).__name__}: {exc}")
+                error = True
+            if result.outcome != "retry":
+                break
+            state = await self.retries.failed(entry_id, state, self.clock(), error=error)
+            if self.policy.exhausted(state, self.clock()):
+                result = SendResult(
+                    "failed",
+                    error=f"gave up after {state.attempts} attempts: {result.error}",
+                    code=result.code,
+                )
+                break
+            delay = self.policy.delay(state.attempts, result.retry_after)
+            await self.retries.schedule(entry_id, self.clock() + delay)
+            _log.info(
+                "%s: send %s failed (%s), attempt %d; retrying in %.1f s",
+                fields.get("channel", ""),
+                entry_id,
+                result.error,
+                state.attempts,
+                delay,
+            )
+            await self.sleep(delay)
+        await self._record(entry_id, fields, result)
+        await until_saved(lambda: self._finish(entry_id, fields, result), "outbox")
+        if not result.ok:
+            _log.warning(
+                "%s: send %s failed for good: %s %s",
+                fields.get("channel", ""),
+                entry_id,
+                result.error,
+                result.code,
+            )
+        return result
+
+    async def _record(self, entry_id: str, fields: Mapping[str, str], result: SendResult) -> None:
+        # delivery state for the agent console: best effort, never a reason to send again
+        conversation = fields.get("conversation_id", "")
+        try:
+            if result.ok:
+                await delivery.sent(
+                    self.redis,
+                    conversation,
+                    result.provider_id,
+                    entry=entry_id,
+                    text=fields.get("text", ""),
+                    namespace=self.namespace,
+                )
             else:
-                result = await self._send(adapter, fields, checked, entry_id)
+                await delivery.failed(
+                    self.redis,
+                    conversation,
+                    entry=entry_id,
+                    error=result.error,
+                    code=result.code,
+                    namespace=self.namespace,
+                )
+        except Exception:
+            _log.exception("outbox: delivery state of %s not recorded", entry_id)
+
+    async def _finish(self, entry_id: str, fields: Mapping[str, str], result: SendResult) -> None:
+        # surfacing, acknowledgement and removal in one transaction: all or nothing
         async with self.redis.pipeline(transaction=True) as pipe:
             if not result.ok:
                 pipe.xadd(
@@ -233,43 +318,5 @@ class OutboxWorker:
                 )
             pipe.xack(self.stream, GROUP, entry_id)
             pipe.xdel(self.stream, entry_id)
+            self.retries.forget(pipe, entry_id)
             await pipe.execute()
-        if not result.ok:
-            _log.warning(
-                "%s: send %s failed for good: %s %s", channel, entry_id, result.error, result.code
-            )
-        return result
-
-    async def _send(
-        self,
-        adapter: ChannelAdapter,
-        fields: Mapping[str, str],
-        message: OutboundMessage,
-        entry_id: str,
-    ) -> SendResult:
-        result = SendResult("failed", error="not attempted")
-        for attempt in range(1, self.max_attempts + 1):
-            result = await adapter.send(
-                fields["account"], fields["recipient"], message, channel=fields["channel"]
-            )
-            if result.outcome != "retry":
-                return result
-            if attempt < self.max_attempts:
-                delay = self.backoff(attempt, result)
-                _log.info(
-                    "%s: send failed (%s), attempt %d; retrying in %.1f s",
-                    fields["channel"],
-                    result.error,
-                    attempt,
-                    delay,
-                )
-                # re-claim to reset the idle time: no other worker takes it over mid-backoff
-                await self.redis.xclaim(
-                    self.stream, GROUP, self.consumer, 0, [entry_id], justid=True
-                )
-                await self.sleep(delay)
-        return SendResult(
-            "failed",
-            error=f"gave up after {self.max_attempts} attempts: {result.error}",
-            code=result.code,
-        )

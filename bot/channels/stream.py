@@ -1,24 +1,67 @@
-"""Reading a Redis stream as one consumer of a group: what the inbox and outbox workers share.
+"""Working through a Redis stream as one consumer of a group: what the inbox and outbox share.
 
-A consumer first takes back the entries it read before a crash or restart (its own pending
-ones), then, now and then, entries another consumer left unacknowledged for ``claim_idle_ms``
-(XAUTOCLAIM), and otherwise new entries. Entries are grouped into lanes by conversation, so
-conversations are worked on concurrently while one conversation's entries stay in order.
+A consumer takes back the entries it read before a restart (its own pending ones), the pending
+entries of consumers that stopped beating (their heartbeat in ``{stream}:workers`` is older
+than ``dead_after``), now and then entries any consumer left unacknowledged for
+``claim_idle_ms`` (XAUTOCLAIM), and otherwise new entries. Entries it holds are re-claimed every
+``claim_idle_ms / 3`` so that no live consumer's work is taken over while it waits out a retry.
+
+Each conversation is worked on by a task of its own (:class:`Lanes`): its entries stay in
+order, and one conversation's slow handler, failing send or ``Retry-After`` never delays
+another's. A retry is scheduled, not awaited in line: the entry stays pending, its due time is
+in the sorted set ``{stream}:due`` and its attempts in the hash ``{stream}:retries``, so a
+restarted or another worker goes on with the same budget (:class:`Retries`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
+import random
+import secrets
+import socket
 import time
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
-__all__ = ["Entry", "GroupReader", "ensure_group", "lanes"]
+__all__ = [
+    "Entry",
+    "Fields",
+    "GroupReader",
+    "Lanes",
+    "Retries",
+    "RetryPolicy",
+    "RetryState",
+    "StreamWorker",
+    "consumer_name",
+    "ensure_group",
+    "until_saved",
+]
+
+_log = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, str] | None]
 """A stream id and its fields (None when the entry was deleted while pending)."""
+
+Fields = dict[str, str]
+
+
+def consumer_name() -> str:
+    """This process' consumer name: host name, process id and a random suffix.
+
+    Two server processes on one host (or a pid reused in a container) never share a name, so
+    their pending entries are never mixed up; a restarted process' predecessor is taken over
+    once its heartbeat stops (:meth:`GroupReader.take_over_dead`).
+    """
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 async def ensure_group(client: redis.asyncio.Redis, stream: str, group: str) -> None:
@@ -30,22 +73,143 @@ async def ensure_group(client: redis.asyncio.Redis, stream: str, group: str) -> 
             raise
 
 
-def lanes(
-    entries: Sequence[Entry], field: str
-) -> tuple[dict[str, list[tuple[str, dict[str, str]]]], list[str]]:
-    """Group entries by the conversation named in ``field``, keeping their order.
+async def until_saved(write: Callable[[], Awaitable[Any]], what: str) -> None:
+    """Run a Redis write, trying again every second while Redis is unreachable.
 
-    Returns:
-        The lanes by conversation, and the ids of deleted entries (to acknowledge).
+    Used for the write that finishes an entry: repeating it is safe, while giving up would
+    repeat the work (a second reply to the resident).
     """
-    by_conversation: dict[str, list[tuple[str, dict[str, str]]]] = {}
-    deleted = []
-    for entry_id, fields in entries:
-        if fields:
-            by_conversation.setdefault(fields.get(field) or entry_id, []).append((entry_id, fields))
-        else:
-            deleted.append(entry_id)
-    return by_conversation, deleted
+    while True:
+        try:
+            await write()
+            return
+        except RedisError:
+            _log.exception("%s: Redis error; trying again in 1 s", what)
+            await asyncio.sleep(1)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try an entry again, and when to give up.
+
+    Attributes:
+        base_delay: First backoff in seconds (doubles each attempt, with jitter).
+        max_delay: Longest backoff between attempts.
+        give_up_after: Seconds after the first failure with no further attempt (a provider
+            outage shorter than this is retried through).
+        max_attempts: Attempts before giving up whatever the time (None: only the time).
+        max_retry_after: Longest provider ``Retry-After`` honoured as asked.
+        max_errors: Times the worker itself may raise on an entry before it is dead-lettered
+            (a value that cannot be processed is not retried for minutes).
+    """
+
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    give_up_after: float = 600.0
+    max_attempts: int | None = None
+    max_retry_after: float = 300.0
+    max_errors: int = 3
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** min(attempt - 1, 64))
+        return float(backoff * random.uniform(0.8, 1.0))  # noqa: S311 - jitter, not security
+
+    def exhausted(self, state: RetryState, now: float) -> bool:
+        """No attempt after the failures in ``state``."""
+        if self.max_attempts is not None and state.attempts >= self.max_attempts:
+            return True
+        if state.errors >= self.max_errors:
+            return True
+        return now - state.first_failed_at >= self.give_up_after
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """The failures of one entry so far.
+
+    Attributes:
+        attempts: Failed attempts.
+        first_failed_at: Unix seconds of the first failure.
+        errors: Of those, attempts where the worker itself raised.
+        due: Unix seconds of the next attempt (0: now).
+    """
+
+    attempts: int = 0
+    first_failed_at: float = 0.0
+    errors: int = 0
+    due: float = 0.0
+
+
+class Retries:
+    """The retry schedule of a stream's entries, kept in Redis.
+
+    Args:
+        client: Asyncio Redis client (decoded strings).
+        stream: The stream's key; the hash ``{stream}:retries`` holds each entry's failures and
+            the sorted set ``{stream}:due`` its next attempt (health reports it).
+    """
+
+    def __init__(self, client: redis.asyncio.Redis, stream: str) -> None:
+        self.redis = client
+        self.state_key = f"{stream}:retries"
+        self.due_key = f"{stream}:due"
+
+    async def get(self, entry_id: str) -> RetryState:
+        """The failures so far of an entry (none when it never failed)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.state_key, entry_id)
+            pipe.zscore(self.due_key, entry_id)
+            raw, due = await pipe.execute()
+        if not raw:
+            return RetryState()
+        try:
+            saved = json.loads(raw)
+            return RetryState(
+                int(saved["attempts"]), float(saved["first"]), int(saved["errors"]), float(due or 0)
+            )
+        except (KeyError, TypeError, ValueError):
+            return RetryState()  # unreadable: start the budget again rather than fail
+
+    async def failed(
+        self, entry_id: str, state: RetryState, now: float, *, error: bool = False
+    ) -> RetryState:
+        """Record one more failed attempt; return the new state (due not yet scheduled)."""
+        new = RetryState(
+            state.attempts + 1,
+            state.first_failed_at or now,
+            state.errors + int(error),
+        )
+        saved = {"attempts": new.attempts, "first": new.first_failed_at, "errors": new.errors}
+        await self.redis.hset(self.state_key, entry_id, json.dumps(saved))
+        return new
+
+    async def schedule(self, entry_id: str, due: float) -> None:
+        """Record when an entry is tried next."""
+        await self.redis.zadd(self.due_key, {entry_id: due})
+
+    def forget(self, pipe: Any, entry_id: str) -> None:
+        """Add the removal of an entry's schedule to a pipeline that finishes it."""
+        pipe.hdel(self.state_key, entry_id)
+        pipe.zrem(self.due_key, entry_id)
+
+
+# KEYS: stream. ARGV: group, stopped consumer, this consumer, count.
+_TAKE_OVER = """
+local rows = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', ARGV[4], ARGV[2])
+if #rows == 0 then return {} end
+local ids = {}
+for i, row in ipairs(rows) do ids[i] = row[1] end
+return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, unpack(ids))
+"""
+
+
+def _pairs(flat: Sequence[str] | None) -> Fields | None:
+    if flat is None:  # deleted while pending
+        return None
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
 class GroupReader:
@@ -55,13 +219,15 @@ class GroupReader:
         client: Asyncio Redis client (decoded strings).
         stream: The stream's key.
         group: The consumer group.
-        consumer: This consumer's name; keep it stable across restarts so its own pending
-            entries are taken back first.
-        claim_idle_ms: Entries another consumer left unacknowledged this long are taken over
-            (looked for every ``claim_idle_ms / 4``, not on every read: one Redis round trip
-            fewer per batch).
+        consumer: This consumer's name (:func:`consumer_name`).
+        claim_idle_ms: Entries any consumer left unacknowledged this long are taken over
+            (looked for every ``claim_idle_ms / 4``); held entries are re-claimed every
+            ``claim_idle_ms / 3`` so they never look idle that long.
         block_ms: How long one read waits for new entries.
         batch: Entries read at a time.
+        dead_after: Seconds without a heartbeat after which a consumer's pending entries are
+            taken over and, once it has none, the consumer is deleted from the group.
+        beat_every: Seconds between heartbeats.
     """
 
     def __init__(
@@ -74,6 +240,8 @@ class GroupReader:
         claim_idle_ms: int,
         block_ms: int,
         batch: int,
+        dead_after: float = 30.0,
+        beat_every: float = 2.0,
     ) -> None:
         self.redis = client
         self.stream = stream
@@ -82,22 +250,33 @@ class GroupReader:
         self.claim_idle_ms = claim_idle_ms
         self.block_ms = block_ms
         self.batch = batch
-        self._own_pending_done = False
+        self.dead_after = dead_after
+        self.beat_every = beat_every
+        self.heartbeats = f"{stream}:workers"
+        self._take_over = client.register_script(_TAKE_OVER)
+        self._own_from: str | None = "0"  # where reading own pending entries goes on (None: done)
         self._next_claim = 0.0  # time.monotonic() of the next look for stale entries
         self._claim_from = "0-0"  # where the look goes on while more remain
+        self._next_beat = 0.0
+        self._next_reap = 0.0
+        self._next_keep_alive = 0.0
 
     async def ensure_group(self) -> None:
         """Create the stream and the group if they do not exist."""
         await ensure_group(self.redis, self.stream, self.group)
 
+    def rewind(self) -> None:
+        """Read this consumer's own pending entries again, from the start."""
+        self._own_from = "0"
+
     async def backlog(self) -> list[Entry]:
-        """Own pending entries (on the first call) and stale entries of other consumers."""
+        """Own pending entries (after a start), those of dead consumers, and stale ones."""
         entries: list[Entry] = []
-        if not self._own_pending_done:
-            # entries this consumer read before a crash or restart
-            entries += await self._read("0", block=False)
-            self._own_pending_done = True
-        return entries + await self._claim()
+        if self._own_from is not None:
+            # entries this consumer read before a restart, a batch at a time
+            entries += await self._read(self._own_from, block=False)
+            self._own_from = entries[-1][0] if len(entries) == self.batch else None
+        return entries + await self.take_over_dead() + await self._claim()
 
     async def new(self, block: bool = True) -> list[Entry]:
         """Entries no consumer has read yet (waiting up to ``block_ms`` when ``block``)."""
@@ -107,6 +286,80 @@ class GroupReader:
         """Acknowledge entries with nothing left to do."""
         if entry_ids:
             await self.redis.xack(self.stream, self.group, *entry_ids)
+
+    async def beat(self, *, force: bool = False) -> None:
+        """Record that this consumer is alive (at most every ``beat_every`` seconds)."""
+        if force or time.monotonic() >= self._next_beat:
+            await self.redis.zadd(self.heartbeats, {self.consumer: time.time()})
+            self._next_beat = time.monotonic() + self.beat_every
+
+    async def keep_alive(self, held: Iterable[str]) -> None:
+        """Reset the idle time of held entries so no other consumer takes them over."""
+        if time.monotonic() < self._next_keep_alive:
+            return
+        self._next_keep_alive = time.monotonic() + self.claim_idle_ms / 3000
+        ids = list(held)
+        for start in range(0, len(ids), 500):
+            await self.redis.xclaim(
+                self.stream, self.group, self.consumer, 0, ids[start : start + 500], justid=True
+            )
+
+    async def take_over_dead(self) -> list[Entry]:
+        """Claim the pending entries of consumers whose heartbeat stopped; delete empty ones.
+
+        A consumer that never beat (an older version) counts as dead once Redis has not heard
+        from it for ``claim_idle_ms``. Looked at every ``dead_after / 4`` seconds.
+        """
+        if time.monotonic() < self._next_reap:
+            return []
+        self._next_reap = time.monotonic() + self.dead_after / 4
+        consumers: Any = await self.redis.xinfo_consumers(self.stream, self.group)
+        beats = dict(await self.redis.zrange(self.heartbeats, 0, -1, withscores=True))
+        now = time.time()
+        taken: list[Entry] = []
+        for consumer in consumers:
+            name = str(consumer["name"])
+            if name == self.consumer:
+                continue
+            beat = beats.get(name)
+            if beat is None:
+                dead = int(consumer["idle"]) >= self.claim_idle_ms
+            else:
+                dead = now - float(beat) >= self.dead_after
+            if not dead:
+                continue
+            if int(consumer["pending"]):
+                taken += await self._claim_from_consumer(name)
+            else:
+                await self.redis.xgroup_delconsumer(self.stream, self.group, name)
+                await self.redis.zrem(self.heartbeats, name)
+                _log.info("%s: removed stopped consumer %s", self.stream, name)
+        return taken
+
+    async def leave(self) -> None:
+        """On a clean stop: leave the group, or let others take over what is still pending."""
+        summary: Any = await self.redis.xpending_range(
+            self.stream, self.group, "-", "+", 1, consumername=self.consumer
+        )
+        if summary:
+            await self.redis.zadd(self.heartbeats, {self.consumer: 0})  # dead at once
+        else:
+            await self.redis.xgroup_delconsumer(self.stream, self.group, self.consumer)
+            await self.redis.zrem(self.heartbeats, self.consumer)
+
+    async def _claim_from_consumer(self, name: str) -> list[Entry]:
+        # listing and claiming in one script: when two consumers take over at once, each
+        # entry goes to one of them
+        claimed: Any = await self._take_over(
+            keys=[self.stream], args=[self.group, name, self.consumer, self.batch]
+        )
+        entries: list[Entry] = [
+            (str(entry_id), _pairs(fields)) for entry_id, fields in claimed or ()
+        ]
+        _log.warning(
+            "%s: consumer %s stopped; took over %d pending entries", self.stream, name, len(entries)
+        )
+        return entries
 
     async def _claim(self) -> list[Entry]:
         # stale entries are rare: look now and then, and again at once while more remain
@@ -134,3 +387,156 @@ class GroupReader:
             block=self.block_ms if block else None,
         )
         return list(answer[0][1]) if answer else []
+
+
+Work = Callable[[str, Fields], Awaitable[None]]
+"""Finishes one entry (acknowledges it); raises only on a bug."""
+
+
+class Lanes:
+    """One task per conversation: its entries in order, conversations independent.
+
+    Args:
+        work: Runs one entry to its end.
+        field: The field naming an entry's conversation.
+        limit: Entries held at most; :meth:`put` waits for room beyond it.
+    """
+
+    def __init__(self, work: Work, field: str, *, limit: int = 1000) -> None:
+        self.work = work
+        self.field = field
+        self.limit = limit
+        self._queues: dict[str, deque[tuple[str, Fields]]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._held: set[str] = set()
+        self._room = asyncio.Event()
+
+    def held(self) -> list[str]:
+        """Ids of the entries read and not yet finished."""
+        return list(self._held)
+
+    async def put(self, entries: Sequence[Entry]) -> list[str]:
+        """Queue entries on their conversations' lanes (skipping those already held).
+
+        Returns:
+            Ids of entries deleted while pending (nothing to do but acknowledge them).
+        """
+        deleted = []
+        for entry_id, fields in entries:
+            if entry_id in self._held:
+                continue  # taken back by a claim while its lane still has it
+            if not fields:
+                deleted.append(entry_id)
+                continue
+            while len(self._held) >= self.limit:
+                self._room.clear()
+                await self._room.wait()
+            lane = fields.get(self.field) or entry_id
+            self._held.add(entry_id)
+            self._queues.setdefault(lane, deque()).append((entry_id, fields))
+            if lane not in self._tasks:
+                self._tasks[lane] = asyncio.create_task(self._run(lane), name=f"lane {lane}")
+        return deleted
+
+    async def drain(self) -> None:
+        """Wait until every lane is idle."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop every lane (their entries stay pending in Redis)."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, lane: str) -> None:
+        queue = self._queues[lane]
+        try:
+            while queue:
+                entry_id, fields = queue[0]
+                await self.work(entry_id, fields)
+                queue.popleft()
+                self._held.discard(entry_id)
+                self._room.set()
+        except Exception:
+            # a bug, not a bad entry (work dead-letters those): the lane's entries stay
+            # pending and are claimed again after claim_idle_ms, still in order
+            _log.exception("lane %s stopped; its entries are taken up again later", lane)
+        finally:
+            for entry_id, _ in queue:
+                self._held.discard(entry_id)
+            self._room.set()
+            del self._queues[lane]
+            del self._tasks[lane]
+
+
+class StreamWorker(ABC):
+    """Reads a stream as one consumer and works each conversation in a lane of its own.
+
+    Args:
+        reader: The consumer's reads.
+        field: The field naming an entry's conversation.
+        max_in_flight: Entries held at most (reading pauses beyond it).
+    """
+
+    role = "stream"
+    """The worker's name in logs and health (``inbox`` or ``outbox``)."""
+
+    def __init__(self, reader: GroupReader, field: str, *, max_in_flight: int = 1000) -> None:
+        self.reader = reader
+        self.lanes = Lanes(self._work, field, limit=max_in_flight)
+        self.finished = 0
+
+    @abstractmethod
+    async def process(self, entry_id: str, fields: Fields) -> None:
+        """Take one entry to its end (done, dead-lettered or failed) and acknowledge it."""
+
+    async def ensure_group(self) -> None:
+        """Create the stream and its consumer group if they do not exist."""
+        await self.reader.ensure_group()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set; Redis errors are logged and retried."""
+        await self.ensure_group()
+        self.reader.rewind()  # after a restart, the entries the lanes held come first again
+        try:
+            while not stop.is_set():
+                try:
+                    await self.step()
+                except RedisError:
+                    _log.exception("%s worker: Redis error; retrying in 1 s", self.role)
+                    await asyncio.sleep(1)
+        finally:
+            await self.lanes.close()
+            if stop.is_set():
+                try:
+                    await self.reader.leave()
+                except RedisError:
+                    _log.warning("%s worker: could not leave the group cleanly", self.role)
+
+    async def step(self, block: bool = True) -> int:
+        """Beat, then hand the next entries to their lanes (without waiting for them)."""
+        await self.reader.beat()
+        await self.reader.keep_alive(self.lanes.held())
+        entries = await self.reader.backlog() or await self.reader.new(block)
+        await self.reader.ack(await self.lanes.put(entries))
+        return len(entries)
+
+    async def run_once(self, block: bool = True) -> int:
+        """Read once and wait until every lane is idle; return the entries finished."""
+        before = self.finished
+        await self.step(block)
+        await self.lanes.drain()
+        return self.finished - before
+
+    async def _work(self, entry_id: str, fields: Fields) -> None:
+        while True:
+            try:
+                await self.process(entry_id, fields)
+                break
+            except RedisError:
+                # nothing was finished: the entry is taken up again once Redis answers
+                _log.exception("%s worker: Redis error on %s; again in 1 s", self.role, entry_id)
+                await asyncio.sleep(1)
+        self.finished += 1

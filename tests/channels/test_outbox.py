@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio
 
-from bot.channels.base import OutboundMessage
+from bot.channels import delivery
+from bot.channels.base import ChannelAdapter, OutboundMessage
 from bot.channels.messenger import MessengerAdapter, MessengerPage
 from bot.channels.outbox import GROUP, OutboxWorker, failed_sends, queue_reply
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
@@ -26,7 +28,7 @@ DAY = 24 * 3600.0
 
 
 @pytest.fixture
-async def adapters(provider: FakeProvider) -> AsyncIterator[dict[str, object]]:
+async def adapters(provider: FakeProvider) -> AsyncIterator[dict[str, ChannelAdapter]]:
     twilio = TwilioAdapter(
         [
             TwilioAccount(
@@ -54,10 +56,10 @@ async def adapters(provider: FakeProvider) -> AsyncIterator[dict[str, object]]:
 
 def make_worker(
     client: redis.asyncio.Redis,
-    adapters: dict[str, object],
+    adapters: dict[str, ChannelAdapter],
     namespace: str,
     sleeps: Sleeps,
-    **kw: object,
+    **kw: Any,
 ) -> OutboxWorker:
     return OutboxWorker(
         client,
@@ -66,15 +68,15 @@ def make_worker(
         sleep=sleeps,
         block_ms=10,
         base_delay=1.0,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
-async def queue(client: redis.asyncio.Redis, namespace: str, cid: str = CID, **kw: object) -> str:
+async def queue(client: redis.asyncio.Redis, namespace: str, cid: str = CID, **kw: Any) -> str:
     channel, account, recipient = cid.split(":", 2)
     return await queue_reply(
         client, namespace, cid, channel, account, recipient, OutboundMessage(**kw)
-    )  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture
@@ -87,7 +89,7 @@ async def test_outage_is_retried_with_backoff_then_sent(
     async_redis: redis.asyncio.Redis,
     namespace: str,
     provider: FakeProvider,
-    adapters: dict[str, object],
+    adapters: dict[str, ChannelAdapter],
     sleeps: Sleeps,
     open_windows: None,
 ) -> None:
@@ -116,7 +118,7 @@ async def test_retry_after_is_honoured(
     async_redis: redis.asyncio.Redis,
     namespace: str,
     provider: FakeProvider,
-    adapters: dict[str, object],
+    adapters: dict[str, ChannelAdapter],
     sleeps: Sleeps,
     open_windows: None,
 ) -> None:
@@ -135,7 +137,7 @@ async def test_permanent_failure_is_surfaced_not_dropped(
     async_redis: redis.asyncio.Redis,
     namespace: str,
     provider: FakeProvider,
-    adapters: dict[str, object],
+    adapters: dict[str, ChannelAdapter],
     sleeps: Sleeps,
     open_windows: None,
 ) -> None:
@@ -156,7 +158,7 @@ async def test_exhausted_retries_are_surfaced(
     async_redis: redis.asyncio.Redis,
     namespace: str,
     provider: FakeProvider,
-    adapters: dict[str, object],
+    adapters: dict[str, ChannelAdapter],
     sleeps: Sleeps,
     open_windows: None,
 ) -> None:
@@ -174,7 +176,7 @@ async def test_closed_whatsapp_window_sends_the_template(
     async_redis: redis.asyncio.Redis,
     namespace: str,
     provider: FakeProvider,
-    adapters: dict[str, object],
+    adapters: dict[str, ChannelAdapter],
     sleeps: Sleeps,
 ) -> None:
     await touch(async_redis, CID, time.time() - 2 * DAY, namespace)
@@ -195,7 +197,7 @@ async def test_agent_console_entries_are_understood(
     async_redis: redis.asyncio.Redis,
     namespace: str,
     provider: FakeProvider,
-    adapters: dict[str, object],
+    adapters: dict[str, ChannelAdapter],
     sleeps: Sleeps,
     open_windows: None,
 ) -> None:
@@ -221,7 +223,7 @@ async def test_messenger_human_agent_tag_and_seven_day_limit(
     async_redis: redis.asyncio.Redis,
     namespace: str,
     provider: FakeProvider,
-    adapters: dict[str, object],
+    adapters: dict[str, ChannelAdapter],
     sleeps: Sleeps,
 ) -> None:
     await touch(async_redis, MCID, time.time() - 3 * DAY, namespace)
@@ -243,7 +245,7 @@ async def test_unsent_entry_survives_a_crash(
     async_redis: redis.asyncio.Redis,
     namespace: str,
     provider: FakeProvider,
-    adapters: dict[str, object],
+    adapters: dict[str, ChannelAdapter],
     sleeps: Sleeps,
     open_windows: None,
 ) -> None:
@@ -258,7 +260,10 @@ async def test_unsent_entry_survives_a_crash(
 
 
 async def test_unknown_channel_is_surfaced(
-    async_redis: redis.asyncio.Redis, namespace: str, adapters: dict[str, object], sleeps: Sleeps
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    adapters: dict[str, ChannelAdapter],
+    sleeps: Sleeps,
 ) -> None:
     worker = make_worker(async_redis, adapters, namespace, sleeps)
     await worker.ensure_group()
@@ -298,3 +303,140 @@ async def test_telegram_outage_through_the_real_bot(
         assert await failed_sends(async_redis, namespace) == []
     finally:
         await telegram.aclose()
+
+
+class Clock:
+    """Unix time that moves only when the worker waits (a fake ``sleep`` and ``time``)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+        self.delays: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        self.now += seconds
+
+
+async def test_a_thirty_second_outage_is_retried_through(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    provider: FakeProvider,
+    adapters: dict[str, ChannelAdapter],
+    open_windows: None,
+) -> None:
+    clock = Clock()
+    start = clock.now
+    # about 35 s of 500s at the default backoff (1, 2, 4, 8, 16 s ...)
+    provider.script(*[Answer(500, {"code": 20500, "message": "down"})] * 6)
+    worker = OutboxWorker(
+        async_redis, adapters, namespace, block_ms=10, sleep=clock.sleep, clock=clock
+    )
+    await worker.ensure_group()
+    await queue(async_redis, namespace, text="Your bin day is Tuesday.")
+    assert await worker.run_once() == 1
+    assert clock.now - start > 30
+    assert len(provider.requests) == 7
+    assert await failed_sends(async_redis, namespace) == []
+    [state] = await delivery.states(async_redis, CID, namespace=namespace)
+    assert state.status == "sent" and state.provider_id.startswith("SM")
+
+
+async def test_given_up_after_the_time_budget_and_surfaced(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    provider: FakeProvider,
+    adapters: dict[str, ChannelAdapter],
+    open_windows: None,
+) -> None:
+    clock = Clock()
+    provider.script(*[Answer(503, {"code": 20503, "message": "down"})] * 50)
+    worker = OutboxWorker(
+        async_redis,
+        adapters,
+        namespace,
+        block_ms=10,
+        give_up_after=120,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    await worker.ensure_group()
+    entry = await queue(async_redis, namespace, text="hello")
+    await worker.run_once()
+    assert 120 <= sum(clock.delays) < 120 + 60
+    [failed] = await failed_sends(async_redis, namespace)
+    assert failed["error"].startswith(f"gave up after {len(provider.requests)} attempts: HTTP 503")
+    [state] = await delivery.states(async_redis, CID, namespace=namespace)
+    assert state.status == "failed" and state.entry == entry
+    assert await async_redis.zcard(f"{namespace}:outbox:due") == 0
+    assert await async_redis.hlen(f"{namespace}:outbox:retries") == 0
+
+
+async def test_a_value_that_makes_the_worker_raise_is_dead_lettered_and_it_goes_on(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    provider: FakeProvider,
+    adapters: dict[str, ChannelAdapter],
+    sleeps: Sleeps,
+    open_windows: None,
+) -> None:
+    # a signed Messenger event with timestamp 1e308 once made this the window time
+    poisoned = f"messenger:{PAGE}:2222"
+    await touch(async_redis, poisoned, 1e308, namespace)
+    worker = make_worker(async_redis, adapters, namespace, sleeps)
+    await worker.ensure_group()
+    await queue(async_redis, namespace, poisoned, text="Poisoned")
+    await queue(async_redis, namespace, MCID, text="Healthy")
+    assert await worker.run_once() == 2
+    [request] = provider.requests
+    assert request.json()["message"]["text"] == "Healthy"
+    [failed] = await failed_sends(async_redis, namespace)
+    assert failed["conversation_id"] == poisoned
+    assert failed["error"] == (
+        "gave up after 3 attempts: worker error: "
+        "OverflowError: timestamp out of range for platform time_t"
+    )
+    assert len(sleeps.delays) == 2  # retried, then given up: not minutes of retries
+
+    # and the worker is still there for the next reply
+    await queue(async_redis, namespace, MCID, text="Next")
+    assert await worker.run_once() == 1
+    assert provider.requests[-1].json()["message"]["text"] == "Next"
+
+
+async def test_a_scheduled_retry_keeps_its_time_and_budget_across_a_restart(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    provider: FakeProvider,
+    adapters: dict[str, ChannelAdapter],
+    open_windows: None,
+) -> None:
+    clock = Clock()
+    restarted = OutboxWorker(
+        async_redis,
+        adapters,
+        namespace,
+        consumer="host-1-aaaaaa",
+        block_ms=10,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    await restarted.ensure_group()
+    entry = await queue(async_redis, namespace, text="hello")
+    # a worker that failed twice, scheduled the next attempt in 40 s, and was killed
+    await async_redis.xreadgroup(GROUP, "host-1-aaaaaa", {f"{namespace}:outbox": ">"})
+    await async_redis.hset(
+        f"{namespace}:outbox:retries",
+        entry,
+        f'{{"attempts": 2, "first": {clock.now - 590}, "errors": 0}}',
+    )
+    await async_redis.zadd(f"{namespace}:outbox:due", {entry: clock.now + 40})
+    provider.script(Answer(500, {"code": 20500, "message": "down"}))
+    await restarted.run_once()
+    assert clock.delays == [40]  # waited for the scheduled time, not at once
+    # the third failure came 630 s after the first: over the 600 s budget, given up
+    [failed] = await failed_sends(async_redis, namespace)
+    assert failed["error"] == "gave up after 3 attempts: HTTP 500"
+    assert len(provider.requests) == 1
