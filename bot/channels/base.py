@@ -19,6 +19,7 @@ __all__ = [
     "Button",
     "Challenge",
     "ChannelAdapter",
+    "Contact",
     "DeliveryStatus",
     "InboundMessage",
     "Location",
@@ -102,6 +103,21 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """A contact card the resident shared.
+
+    Attributes:
+        phone: The phone number as given.
+        name: The contact's name.
+        user_id: The contact's id on the channel, when it has one.
+    """
+
+    phone: str
+    name: str = ""
+    user_id: str = ""
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     """One resident's message, the same shape whatever channel it came from.
 
@@ -116,6 +132,7 @@ class InboundMessage:
         attachments: Files sent with the message.
         location: A location pin, if one was sent.
         quick_reply_payload: The payload of the quick reply or button tapped.
+        contact: A contact card, if one was shared.
         raw_ref: Where the message came from in the provider's payload (for support).
     """
 
@@ -130,6 +147,7 @@ class InboundMessage:
     location: Location | None = None
     quick_reply_payload: str | None = None
     raw_ref: str = ""
+    contact: Contact | None = None
 
     @property
     def conversation_id(self) -> str:
@@ -146,10 +164,12 @@ class InboundMessage:
         data: dict[str, Any] = json.loads(text)
         location = data.pop("location", None)
         attachments = data.pop("attachments", ())
+        contact = data.pop("contact", None)
         return cls(
             **data,
             attachments=tuple(Attachment(**item) for item in attachments),
             location=Location(**location) if location else None,
+            contact=Contact(**contact) if contact else None,
         )
 
 
@@ -370,12 +390,35 @@ class ChannelAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
-    def parse(self, headers: Mapping[str, str], raw_body: bytes) -> list[InboundMessage]:
-        """Turn a verified request into residents' messages (echoes and own messages dropped).
+    def read(self, headers: Mapping[str, str], raw_body: bytes) -> Parsed:
+        """Turn a verified request into messages, receipts, ignored and rejected events.
+
+        Each event is read on its own: a malformed one is listed in ``rejected`` and never
+        costs its siblings; events that are not residents' messages are ``ignored`` or
+        become ``receipts``. Every value used is type- and range-checked here.
 
         Raises:
-            PayloadError: The body cannot be understood.
+            PayloadError: The body as a whole cannot be understood.
         """
+
+    def parse(self, headers: Mapping[str, str], raw_body: bytes) -> list[InboundMessage]:
+        """Residents' messages of a verified request (see :meth:`read`).
+
+        Raises:
+            PayloadError: The body as a whole cannot be understood.
+        """
+        return self.read(headers, raw_body).messages
+
+    def challenge(self, query: Mapping[str, str]) -> Challenge | None:
+        """Answer the provider's GET check, or None when ``query`` is not one."""
+        return None
+
+    accepts_get: bool = False
+    """A GET with query parameters can be a delivery (Twilio numbers set to GET)."""
+
+    def acknowledgement(self) -> Challenge:
+        """What a delivered webhook is answered with (200)."""
+        return Challenge(200, "ok")
 
     @abc.abstractmethod
     async def send(

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import json
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -29,13 +29,17 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from bot.channels import checks
 from bot.channels.accounts import Section
 from bot.channels.base import (
     Attachment,
     ChannelAdapter,
+    Contact,
     InboundMessage,
     Location,
     OutboundMessage,
+    Parsed,
+    Rejected,
     SendResult,
     constant_time_equal,
     header,
@@ -43,11 +47,13 @@ from bot.channels.base import (
 )
 from bot.errors import ConfigError, PayloadError, SignatureError
 
-__all__ = ["TELEGRAM_API", "TelegramAdapter", "TelegramBotAccount"]
+__all__ = ["EDIT_WINDOW_SECONDS", "TELEGRAM_API", "TelegramAdapter", "TelegramBotAccount"]
 
 TELEGRAM_API = "https://api.telegram.org"
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}\Z")
 _CALLBACK_DATA_BYTES = 64
+EDIT_WINDOW_SECONDS = 10 * 60.0
+"""An edit this soon after the original is answered as a new message; later ones are not."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class TelegramAdapter(ChannelAdapter):
         bots: The bots served (secret tokens must differ).
         api_base_url: Bot API base URL (tests: a local fake).
         timeout: Seconds before a send counts as timed out.
+        clock: Unix seconds (dates a button tap; bounds message dates).
 
     Raises:
         ConfigError: Two bots share a secret token, or one is not valid for Telegram.
@@ -86,6 +93,7 @@ class TelegramAdapter(ChannelAdapter):
         *,
         api_base_url: str = TELEGRAM_API,
         timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         secrets = [bot.secret_token for bot in bots]
         if len(set(secrets)) != len(secrets):
@@ -98,6 +106,7 @@ class TelegramAdapter(ChannelAdapter):
         self._bots = {bot.name: bot for bot in bots}
         self.api_base_url = api_base_url.rstrip("/")
         self.timeout = timeout
+        self.clock = clock
         self._clients: dict[str, tuple[Bot, HTTPXRequest]] = {}
 
     @classmethod
@@ -144,61 +153,112 @@ class TelegramAdapter(ChannelAdapter):
         if self._bot_for(given) is None:
             raise SignatureError(self.channel, "X-Telegram-Bot-Api-Secret-Token does not match")
 
-    def parse(self, headers: Mapping[str, str], raw_body: bytes) -> list[InboundMessage]:
-        """The resident's message or button tap in one update (others are ignored).
+    def read(self, headers: Mapping[str, str], raw_body: bytes) -> Parsed:
+        """The resident's message, edit or button tap in one update; other kinds ignored.
+
+        ``message`` of every kind becomes a message (text or caption; photo, document,
+        audio, voice, video, video note, animation and sticker as attachments; location;
+        venue as a location labelled with its title and address; contact). An
+        ``edited_message`` is treated as a new message when the edit came within
+        :data:`EDIT_WINDOW_SECONDS` of the original (a resident correcting a typo expects
+        the correction to be answered); later edits are ignored. ``callback_query`` (a
+        button tap) is dated when it arrives: the message it belongs to may be days old.
+        ``business_message`` and the other business updates are ignored: a business
+        account's chats are answered by its owner, not by the council's bot. So are
+        channel posts, membership changes, inline queries, polls and reactions.
 
         Raises:
-            PayloadError: Not JSON or not an update.
+            PayloadError: Not JSON, not an update, or not from a known bot.
         """
         bot = self._bot_for(header(headers, "X-Telegram-Bot-Api-Secret-Token"))
         if bot is None:
-            raise PayloadError(self.channel, "parse() called on an unverified request")
-        try:
-            data = json.loads(raw_body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise PayloadError(self.channel, "body is not JSON") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            raise PayloadError(self.channel, "read() called on an unverified request")
+        data = checks.load_json(self.channel, raw_body)
+        if not isinstance(data, dict):
+            raise PayloadError(self.channel, "update is not an object")
+        update_id = data.get("update_id")
+        if isinstance(update_id, bool) or not isinstance(update_id, int):
             raise PayloadError(self.channel, "update_id missing")
+        parsed = Parsed()
+        ref = f"update_id={update_id}"
+        kind = next((name for name in data if name != "update_id"), "empty update")
         try:
-            update = Update.de_json(data, None)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise PayloadError(self.channel, f"malformed update ({type(exc).__name__})") from exc
-        ref = f"update_id={update.update_id}"
-        query = update.callback_query
-        if query is not None:
-            chat = query.message.chat.id if query.message is not None else query.from_user.id
-            return [
-                InboundMessage(
-                    channel=self.channel,
-                    account=bot.name,
-                    sender=str(chat),
-                    message_id=str(update.update_id),
-                    text=query.data or "",
-                    received_at=(query.message.date.timestamp() if query.message else 0.0),
-                    display_name=query.from_user.full_name,
-                    quick_reply_payload=query.data,
-                    raw_ref=ref,
-                )
-            ]
-        message = update.message
-        if message is None or (message.from_user is not None and message.from_user.is_bot):
-            return []  # edits, channel posts, other bots
-        return [
-            InboundMessage(
-                channel=self.channel,
-                account=bot.name,
-                sender=str(message.chat.id),
-                message_id=str(update.update_id),
-                text=message.text or message.caption or "",
-                received_at=message.date.timestamp(),
-                display_name=message.from_user.full_name if message.from_user else "",
-                attachments=_attachments(message),
-                location=Location(message.location.latitude, message.location.longitude)
-                if message.location
-                else None,
-                raw_ref=ref,
+            found = self._update(bot.name, str(update_id), kind, data.get(kind), ref)
+        except PayloadError as exc:
+            parsed.rejected.append(Rejected(ref, exc.reason))
+            return parsed
+        if isinstance(found, str):
+            parsed.ignored.append(f"{ref}: {found}")
+        else:
+            parsed.messages.append(found)
+        return parsed
+
+    def _update(
+        self, account: str, update_id: str, kind: str, value: Any, ref: str
+    ) -> InboundMessage | str:
+        channel = self.channel
+        if kind == "callback_query":
+            return self._button(account, update_id, checks.mapping(channel, value, kind), ref)
+        if kind not in ("message", "edited_message"):
+            return kind
+        message = checks.mapping(channel, value, kind)
+        sender = checks.mapping(channel, message.get("from") or {}, f"{kind}.from")
+        if sender.get("is_bot") is True:
+            return "a bot's message"
+        chat = checks.mapping(channel, message.get("chat"), f"{kind}.chat")
+        chat_id = checks.identifier(channel, chat.get("id"), f"{kind}.chat.id")
+        date = checks.timestamp(channel, message.get("date"), f"{kind}.date", now=self.clock())
+        if kind == "edited_message":
+            edited = checks.timestamp(
+                channel, message.get("edit_date"), f"{kind}.edit_date", now=self.clock()
             )
-        ]
+            if edited - date > EDIT_WINDOW_SECONDS:
+                return "late edit"
+            date = edited
+        text = checks.optional_text(channel, message.get("text"), f"{kind}.text")
+        caption = checks.optional_text(channel, message.get("caption"), f"{kind}.caption")
+        attachments = _attachments(message, kind)
+        location = _location(message, kind)
+        contact = _contact(message, kind)
+        if not (text or caption or attachments or location or contact):
+            return "service message or content we do not read"
+        return InboundMessage(
+            channel=channel,
+            account=account,
+            sender=chat_id,
+            message_id=update_id,
+            text=text or caption,
+            received_at=date,
+            display_name=_full_name(sender, kind),
+            attachments=attachments,
+            location=location,
+            contact=contact,
+            raw_ref=f"{ref} ({kind})",
+        )
+
+    def _button(
+        self, account: str, update_id: str, query: Mapping[str, Any], ref: str
+    ) -> InboundMessage:
+        channel = self.channel
+        sender = checks.mapping(channel, query.get("from"), "callback_query.from")
+        chat_id = checks.identifier(channel, sender.get("id"), "callback_query.from.id")
+        message = query.get("message")
+        if isinstance(message, dict) and isinstance(message.get("chat"), dict):
+            chat_id = checks.identifier(
+                channel, message["chat"].get("id"), "callback_query.message.chat.id"
+            )
+        data = checks.optional_text(channel, query.get("data"), "callback_query.data")
+        return InboundMessage(
+            channel=channel,
+            account=account,
+            sender=chat_id,
+            message_id=update_id,
+            text=data,
+            received_at=self.clock(),  # a tap has no date; its message may be days old
+            display_name=_full_name(sender, "callback_query"),
+            quick_reply_payload=data or None,
+            raw_ref=ref,
+        )
 
     async def warm_up(self) -> None:
         """Build every bot's client and load httpx's network backend before traffic arrives.
@@ -284,16 +344,78 @@ def _message_id(sent: Message) -> int:
     return sent.message_id
 
 
-def _attachments(message: Message) -> tuple[Attachment, ...]:
+_FILES = (
+    # (field, kind, content type when Telegram gives none)
+    ("document", "file", ""),
+    ("audio", "audio", "audio/mpeg"),
+    ("voice", "audio", "audio/ogg"),
+    ("video", "video", "video/mp4"),
+    ("video_note", "video", "video/mp4"),
+    ("animation", "video", "video/mp4"),
+    ("sticker", "sticker", "image/webp"),
+)
+
+
+def _file_id(item: Any, where: str) -> str:
+    found = checks.mapping(TelegramAdapter.channel, item, where)
+    return checks.identifier(TelegramAdapter.channel, found.get("file_id"), f"{where}.file_id")
+
+
+def _attachments(message: Mapping[str, Any], kind: str) -> tuple[Attachment, ...]:
     # Telegram gives file ids, not URLs; getFile with the bot token resolves them when needed
+    channel = TelegramAdapter.channel
     found: list[Attachment] = []
-    if message.photo:
-        found.append(Attachment("image", f"tg-file:{message.photo[-1].file_id}", "image/jpeg"))
-    if message.document:
-        document = message.document
-        found.append(Attachment("file", f"tg-file:{document.file_id}", document.mime_type or ""))
-    if message.voice:
-        found.append(Attachment("audio", f"tg-file:{message.voice.file_id}", "audio/ogg"))
-    if message.video:
-        found.append(Attachment("video", f"tg-file:{message.video.file_id}", "video/mp4"))
+    sizes = checks.items(channel, message.get("photo"), f"{kind}.photo")
+    if sizes:
+        found.append(Attachment("image", f"tg-file:{_file_id(sizes[-1], kind)}", "image/jpeg"))
+    for name, attachment_kind, default_type in _FILES:
+        item = message.get(name)
+        if item is None:
+            continue
+        where = f"{kind}.{name}"
+        file_id = _file_id(item, where)
+        mime = checks.optional_text(channel, item.get("mime_type"), f"{where}.mime_type")
+        found.append(Attachment(attachment_kind, f"tg-file:{file_id}", mime or default_type))
     return tuple(found)
+
+
+def _location(message: Mapping[str, Any], kind: str) -> Location | None:
+    channel = TelegramAdapter.channel
+    label = ""
+    point = message.get("location")
+    if message.get("venue") is not None:
+        venue = checks.mapping(channel, message["venue"], f"{kind}.venue")
+        point = venue.get("location")
+        title = checks.optional_text(channel, venue.get("title"), f"{kind}.venue.title")
+        address = checks.optional_text(channel, venue.get("address"), f"{kind}.venue.address")
+        label = ", ".join(part for part in (title, address) if part)
+    if point is None:
+        return None
+    pin = checks.mapping(channel, point, f"{kind}.location")
+    return Location(
+        checks.coordinate(channel, pin.get("latitude"), f"{kind}.location.latitude", 90),
+        checks.coordinate(channel, pin.get("longitude"), f"{kind}.location.longitude", 180),
+        label,
+    )
+
+
+def _contact(message: Mapping[str, Any], kind: str) -> Contact | None:
+    channel = TelegramAdapter.channel
+    if message.get("contact") is None:
+        return None
+    data = checks.mapping(channel, message["contact"], f"{kind}.contact")
+    user_id = data.get("user_id")
+    return Contact(
+        phone=checks.text(channel, data.get("phone_number"), f"{kind}.contact.phone_number"),
+        name=_full_name(data, f"{kind}.contact"),
+        user_id=checks.identifier(channel, user_id, f"{kind}.contact.user_id")
+        if user_id is not None
+        else "",
+    )
+
+
+def _full_name(person: Mapping[str, Any], where: str) -> str:
+    channel = TelegramAdapter.channel
+    first = checks.optional_text(channel, person.get("first_name"), f"{where}.first_name")
+    last = checks.optional_text(channel, person.get("last_name"), f"{where}.last_name")
+    return f"{first} {last}".strip()

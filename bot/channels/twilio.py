@@ -9,6 +9,9 @@ library's aiohttp transport; ``api_base_url`` points it at a fake API in tests.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import time
@@ -23,13 +26,19 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from bot.channels import checks
 from bot.channels.accounts import Section
 from bot.channels.base import (
     Attachment,
+    Challenge,
     ChannelAdapter,
+    DeliveryStatus,
     InboundMessage,
     Location,
     OutboundMessage,
+    Parsed,
+    Receipt,
+    Rejected,
     SendResult,
     Template,
     constant_time_equal,
@@ -38,7 +47,9 @@ from bot.channels.base import (
 )
 from bot.errors import ConfigError, PayloadError, SignatureError
 
-__all__ = ["PERMANENT_ERRORS", "TwilioAccount", "TwilioAdapter"]
+__all__ = ["PERMANENT_ERRORS", "Form", "TwilioAccount", "TwilioAdapter"]
+
+_TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 _log = logging.getLogger(__name__)
 _TRANSPORT_LOG = logging.getLogger(f"{__name__}.http")
@@ -56,6 +67,41 @@ PERMANENT_ERRORS = {
 """Twilio error codes that no retry can fix."""
 
 _WHATSAPP = "whatsapp:"
+_STATUSES: dict[str, DeliveryStatus] = {
+    "accepted": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "queued",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "failed",
+    "canceled": "failed",
+}
+"""Twilio's message statuses (status callbacks) as delivery states."""
+
+
+def _is_status(form: Mapping[str, str]) -> bool:
+    """A delivery status callback, not a resident's message (whose status is ``received``)."""
+    return (form.get("MessageStatus") or form.get("SmsStatus") or "").lower() in _STATUSES
+
+
+def _required(form: Mapping[str, str], *names: str) -> str:
+    """The first non-empty of ``names`` (a bare ``whatsapp:`` counts as empty)."""
+    for name in names:
+        value = checks.clean(form.get(name, "")).strip()
+        if _bare(value) and len(value) <= checks.MAX_ID and value.isprintable():
+            return value
+    raise PayloadError("whatsapp", f"{names[0]} is missing or empty")
+
+
+def _fields(channel: str, raw_body: bytes) -> Mapping[str, str]:
+    """The fields of a form body, or of a JSON object body (``bodySHA256`` webhooks)."""
+    if raw_body.lstrip().startswith(b"{"):
+        data = checks.mapping(channel, checks.load_json(channel, raw_body), "body")
+        return {str(name): str(value) for name, value in data.items() if value is not None}
+    return _form(channel, raw_body)
 
 
 @dataclass(frozen=True)
@@ -67,25 +113,54 @@ class TwilioAccount:
         account_sid: The Twilio account (or subaccount) that owns it.
         auth_token: That account's auth token (signs webhooks, authenticates sends).
         templates: Our template names mapped to approved ``ContentSid`` values.
+        webhook_keys: Webhooks Rules' shared keys by name (HMAC-SHA256 signatures).
     """
 
     number: str
     account_sid: str
     auth_token: str = field(repr=False)
     templates: Mapping[str, str] = field(default_factory=dict)
+    webhook_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 def _bare(address: str) -> str:
     return address.removeprefix(_WHATSAPP)
 
 
-def _form(channel: str, raw_body: bytes) -> dict[str, str]:
+class Form(dict[str, str]):
+    """A form's fields: the last value of each name, and :meth:`getall` for repeats.
+
+    Twilio's signature covers every value of a repeated name; ``RequestValidator`` reads
+    them through ``getall``, as it does with Flask's ``MultiDict``.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        super().__init__(pairs)
+        self._all: dict[str, list[str]] = {}
+        for name, value in pairs:
+            self._all.setdefault(name, []).append(value)
+
+    def getall(self, name: str) -> list[str]:
+        """Every value given for ``name``, in order."""
+        return list(self._all[name])
+
+
+def _form(channel: str, raw_body: bytes) -> Form:
     try:
         text = raw_body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(channel, "body is not form-encoded") from exc
-    return dict(pairs)
+    return Form(pairs)
+
+
+def _signature(secret: str, url: str, params: Form, algorithm: str) -> str:
+    """Twilio's signature (URL, then each name's sorted values) with the given hash."""
+    signed = url + "".join(
+        name + value for name in sorted(params) for value in sorted(set(params.getall(name)))
+    )
+    digest = hmac.new(secret.encode(), signed.encode(), algorithm).digest()
+    return base64.b64encode(digest).decode()
 
 
 class TwilioAdapter(ChannelAdapter):
@@ -102,6 +177,7 @@ class TwilioAdapter(ChannelAdapter):
 
     channel = "whatsapp"
     channels = ("whatsapp", "sms")
+    accepts_get = True
 
     def __init__(
         self,
@@ -129,7 +205,7 @@ class TwilioAdapter(ChannelAdapter):
         """
         accounts = []
         for item in section.accounts():
-            item.only({"number", "account_sid", "auth_token", "templates"})
+            item.only({"number", "account_sid", "auth_token", "templates", "webhook_keys"})
             number = _bare(item.text("number"))
             if not number.startswith("+"):
                 raise ConfigError(item.path, item.where("number"), "must be E.164 (+44...)")
@@ -139,6 +215,7 @@ class TwilioAdapter(ChannelAdapter):
                     item.text("account_sid"),
                     item.secret("auth_token"),
                     item.strings("templates"),
+                    item.strings("webhook_keys"),
                 )
             )
         options: dict[str, Any] = {
@@ -159,6 +236,10 @@ class TwilioAdapter(ChannelAdapter):
             return Template("council_reply_waiting")
         return None
 
+    def acknowledgement(self) -> Challenge:
+        """An empty TwiML response: no automatic reply (ours go through the outbox)."""
+        return Challenge(200, _TWIML_EMPTY, "text/xml")
+
     def public_url(self, headers: Mapping[str, str], url: str) -> str:
         """The URL Twilio called: forwarded scheme and host are used only when trusted."""
         if not self.trust_proxy:
@@ -169,7 +250,15 @@ class TwilioAdapter(ChannelAdapter):
         return urlunsplit(parts._replace(scheme=scheme, netloc=host))
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, url: str) -> None:
-        """Check ``X-Twilio-Signature`` with the auth token of the number called.
+        """Check ``X-Twilio-Signature`` with the auth token of the account concerned.
+
+        The account is the number called (``To``), or for a delivery status callback the
+        number that sent (``From``). Form bodies sign the URL and every value of every field
+        (a repeated name once per value); a number whose webhook is set to GET signs the URL
+        with its query; a JSON body signs the URL, whose ``bodySHA256`` is the body's hash.
+        A matching Webhooks Rule (``X-Twilio-Webhooks-Signature-Settings:
+        key=...,algorithm=HMAC_SHA256``) signs with the account's ``webhook_keys`` secret of
+        that name instead of the auth token.
 
         Raises:
             SignatureError: No signature, an unknown number, or a wrong signature.
@@ -177,72 +266,134 @@ class TwilioAdapter(ChannelAdapter):
         signature = header(headers, "X-Twilio-Signature")
         if not signature:
             raise SignatureError(self.channel, "no X-Twilio-Signature header")
+        public = self.public_url(headers, url)
+        query = _form(self.channel, urlsplit(public).query.encode())
+        json_body = "bodySHA256" in query
         try:
-            params = _form(self.channel, raw_body)
+            params = Form([]) if json_body or not raw_body else _form(self.channel, raw_body)
+            found = _fields(self.channel, raw_body) if json_body else (params or query)
         except PayloadError as exc:
             raise SignatureError(self.channel, "body is not form-encoded") from exc
-        account = self._accounts.get(_bare(params.get("To", "")))
+        account = self._account_of(found)
         if account is None:
             # without the number's auth token nothing can be verified
             raise SignatureError(self.channel, "unknown account (the number called)")
-        if not RequestValidator(account.auth_token).validate(
-            self.public_url(headers, url), params, signature
+        if json_body and not constant_time_equal(
+            hashlib.sha256(raw_body).hexdigest(), query["bodySHA256"]
         ):
+            raise SignatureError(self.channel, "bodySHA256 does not match the body")
+        settings = header(headers, "X-Twilio-Webhooks-Signature-Settings")
+        if settings:
+            self._verify_rule(account, settings, public, params, signature)
+        elif not RequestValidator(account.auth_token).validate(public, params, signature):
             raise SignatureError(self.channel, "X-Twilio-Signature does not match")
-        if "AccountSid" in params and not constant_time_equal(
-            account.account_sid, params["AccountSid"]
+        if "AccountSid" in found and not constant_time_equal(
+            account.account_sid, found["AccountSid"]
         ):
             raise SignatureError(self.channel, "AccountSid does not own the number called")
 
-    def parse(self, headers: Mapping[str, str], raw_body: bytes) -> list[InboundMessage]:
-        """One message per webhook: text, media and location pins.
+    def _account_of(self, fields: Mapping[str, str]) -> TwilioAccount | None:
+        called = self._accounts.get(_bare(fields.get("To", "")))
+        if called is not None or not _is_status(fields):
+            return called
+        return self._accounts.get(_bare(fields.get("From", "")))
+
+    def _verify_rule(
+        self, account: TwilioAccount, settings: str, url: str, params: Form, signature: str
+    ) -> None:
+        options = dict(part.strip().partition("=")[::2] for part in settings.split(","))
+        algorithm = {"HMAC_SHA256": "sha256", "HMAC_SHA1": "sha1"}.get(options.get("algorithm", ""))
+        secret = account.webhook_keys.get(options.get("key", ""))
+        if algorithm is None or not secret:
+            raise SignatureError(self.channel, "unknown Webhooks Rule key or algorithm")
+        parts = urlsplit(url)
+        # like RequestValidator: Twilio may have signed the URL with or without its port
+        candidates = {url, urlunsplit(parts._replace(netloc=parts.hostname or ""))}
+        if not any(
+            constant_time_equal(_signature(secret, candidate, params, algorithm), signature)
+            for candidate in candidates
+        ):
+            raise SignatureError(self.channel, "X-Twilio-Signature does not match the rule")
+
+    def read(self, headers: Mapping[str, str], raw_body: bytes) -> Parsed:
+        """One message per webhook (text, media, location pins), or one delivery receipt.
+
+        A delivery status callback (``MessageStatus`` queued, sent, delivered, read, failed
+        or undelivered; its ``From`` is our number, its ``To`` the resident) becomes a
+        receipt for :mod:`bot.channels.delivery`.
 
         Raises:
-            PayloadError: Missing fields or malformed numbers.
+            PayloadError: Not a form (or JSON) body.
         """
-        form = _form(self.channel, raw_body)
-        sender, to = form.get("From", ""), form.get("To", "")
-        message_id = form.get("MessageSid") or form.get("SmsMessageSid") or ""
-        if not sender or not to or not message_id:
-            raise PayloadError(self.channel, "From, To and MessageSid are required")
-        channel = "whatsapp" if sender.startswith(_WHATSAPP) else "sms"
+        form = _fields(self.channel, raw_body)
+        parsed = Parsed()
         try:
-            media_count = int(form.get("NumMedia") or 0)
-        except ValueError as exc:
-            raise PayloadError(channel, "NumMedia is not a number") from exc
+            if _is_status(form):
+                parsed.receipts.append(self._receipt(form))
+            else:
+                parsed.messages.append(self._message(form))
+        except PayloadError as exc:
+            parsed.rejected.append(Rejected(exc.channel, exc.reason))
+        return parsed
+
+    def _receipt(self, form: Mapping[str, str]) -> Receipt:
+        sender, to = _required(form, "From"), _required(form, "To")
+        message_id = _required(form, "MessageSid", "SmsSid")
+        channel = "whatsapp" if sender.startswith(_WHATSAPP) else "sms"
+        reported = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+        status = _STATUSES[reported]
+        code = form.get("ErrorCode", "")
+        error = ""
+        if status == "failed":
+            known = PERMANENT_ERRORS.get(int(code)) if code.isdigit() else None
+            error = known or f"{reported} (Twilio error {code or 'unknown'})"
+        return Receipt(
+            channel,
+            _bare(sender),
+            _bare(to),
+            status,
+            self.clock(),
+            (message_id,),
+            None,
+            error,
+            code,
+        )
+
+    def _message(self, form: Mapping[str, str]) -> InboundMessage:
+        sender, to = _required(form, "From"), _required(form, "To")
+        message_id = _required(form, "MessageSid", "SmsMessageSid")
+        channel = "whatsapp" if sender.startswith(_WHATSAPP) else "sms"
+        count = form.get("NumMedia") or "0"
+        if not count.isdigit():
+            raise PayloadError(channel, "NumMedia is not a number")
         attachments = []
-        for index in range(max(0, min(media_count, 10))):
+        for index in range(min(int(count[:3]), 10)):
             url = form.get(f"MediaUrl{index}", "")
             if not url:
                 raise PayloadError(channel, f"MediaUrl{index} missing")
             content_type = form.get(f"MediaContentType{index}", "")
             kind = content_type.split("/")[0] if content_type else "file"
-            attachments.append(Attachment(kind, url, content_type))
+            attachments.append(Attachment(kind, checks.clean(url), checks.clean(content_type)))
         location = None
         if form.get("Latitude") or form.get("Longitude"):
-            try:
-                location = Location(
-                    float(form["Latitude"]),
-                    float(form["Longitude"]),
-                    form.get("Address") or form.get("Label") or "",
-                )
-            except (KeyError, ValueError) as exc:
-                raise PayloadError(channel, "Latitude/Longitude are not numbers") from exc
-        return [
-            InboundMessage(
-                channel=channel,
-                account=_bare(to),
-                sender=_bare(sender),
-                message_id=message_id,
-                text=form.get("Body", ""),
-                received_at=self.clock(),
-                display_name=form.get("ProfileName", ""),
-                attachments=tuple(attachments),
-                location=location,
-                quick_reply_payload=form.get("ButtonPayload") or None,
-                raw_ref=message_id,
+            location = Location(
+                checks.coordinate(channel, form.get("Latitude"), "Latitude", 90),
+                checks.coordinate(channel, form.get("Longitude"), "Longitude", 180),
+                checks.clean(form.get("Address") or form.get("Label") or ""),
             )
-        ]
+        return InboundMessage(
+            channel=channel,
+            account=_bare(to),
+            sender=_bare(sender),
+            message_id=message_id,
+            text=checks.clean(form.get("Body", "")),
+            received_at=self.clock(),
+            display_name=checks.clean(form.get("ProfileName", "")),
+            attachments=tuple(attachments),
+            location=location,
+            quick_reply_payload=checks.clean(form.get("ButtonPayload") or "") or None,
+            raw_ref=message_id,
+        )
 
     async def warm_up(self) -> None:
         """Build every account's client before traffic arrives.

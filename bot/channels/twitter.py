@@ -20,12 +20,17 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels import checks
 from bot.channels.accounts import Section
 from bot.channels.base import (
     Attachment,
+    Challenge,
     ChannelAdapter,
     InboundMessage,
+    Location,
     OutboundMessage,
+    Parsed,
+    Rejected,
     SendResult,
     constant_time_equal,
     header,
@@ -39,6 +44,36 @@ __all__ = ["TWITTER_API", "TwitterAccount", "TwitterAdapter", "crc_response"]
 _log = logging.getLogger(__name__)
 
 TWITTER_API = "https://api.twitter.com"
+
+
+def _location(channel: str, value: Any, ref: str) -> Location:
+    """A DM's shared location: a ``shared_coordinate`` point or a ``shared_place``.
+
+    A point is GeoJSON (``[longitude, latitude]``); a place gives its bounding box, whose
+    centre is used, and its ``full_name`` as the label.
+    """
+    data = checks.mapping(channel, value, ref)
+    kind = checks.optional_text(channel, data.get("type"), f"{ref}.type")
+    shared = checks.mapping(channel, data.get(kind) or {}, f"{ref}.{kind}")
+    if kind == "shared_place":
+        place = checks.mapping(channel, shared.get("place") or {}, f"{ref}.place")
+        label = checks.optional_text(channel, place.get("full_name"), f"{ref}.place.full_name")
+        box = checks.mapping(channel, place.get("bounding_box") or {}, f"{ref}.bounding_box")
+        corners = checks.items(channel, box.get("coordinates"), f"{ref}.bounding_box")
+        ring = checks.items(channel, corners[0] if corners else None, f"{ref}.bounding_box")
+        if not ring:
+            raise PayloadError(channel, f"{ref}: shared place without coordinates")
+        longs = [checks.coordinate(channel, c[0], f"{ref}.long", 180) for c in ring]
+        lats = [checks.coordinate(channel, c[1], f"{ref}.lat", 90) for c in ring]
+        return Location(sum(lats) / len(lats), sum(longs) / len(longs), label)
+    point = checks.mapping(channel, shared.get("coordinates") or {}, f"{ref}.coordinates")
+    pair = checks.items(channel, point.get("coordinates"), f"{ref}.coordinates")
+    if len(pair) != 2:
+        raise PayloadError(channel, f"{ref}.coordinates is not [longitude, latitude]")
+    return Location(
+        checks.coordinate(channel, pair[1], f"{ref}.latitude", 90),
+        checks.coordinate(channel, pair[0], f"{ref}.longitude", 180),
+    )
 
 
 def crc_response(consumer_secret: str, crc_token: str) -> dict[str, str]:
@@ -128,61 +163,112 @@ class TwitterAdapter(ChannelAdapter):
         if not constant_time_equal("sha256=" + base64.b64encode(digest).decode(), given.strip()):
             raise SignatureError(self.channel, "x-twitter-webhooks-signature does not match")
 
-    def parse(self, headers: Mapping[str, str], raw_body: bytes) -> list[InboundMessage]:
-        """Residents' DMs to a known account (other event kinds are ignored).
+    def challenge(self, query: Mapping[str, str]) -> Challenge | None:
+        """X's CRC check (``crc_token``); None for other GETs."""
+        if "crc_token" not in query:
+            return None
+        token = query["crc_token"]
+        if not token:
+            return Challenge(400, "crc_token missing")
+        return Challenge(200, json.dumps(self.crc(token)), "application/json")
+
+    def read(self, headers: Mapping[str, str], raw_body: bytes) -> Parsed:
+        """Residents' DMs to a known account; every other event kind is acknowledged.
+
+        ``user_event`` (an authorisation revoked) has no ``for_user_id`` and is ignored with
+        a warning, as are follows, likes, typing and read indicators. A DM that shares a
+        location keeps it (``message_data.attachment.location``).
 
         Raises:
-            PayloadError: Not JSON or malformed DM events.
+            PayloadError: Not JSON or not an object.
         """
+        payload = checks.load_json(self.channel, raw_body)
+        if not isinstance(payload, dict):
+            raise PayloadError(self.channel, "body is not an object")
+        parsed = Parsed()
+        if "user_event" in payload:
+            _log.warning("twitter: user_event (authorisation revoked) received")
+            parsed.ignored.append("user_event")
+        kinds = [name for name in payload if name.endswith("_events")]
+        if "for_user_id" not in payload:
+            parsed.ignored.extend(kinds)
+            return parsed
         try:
-            payload = json.loads(raw_body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise PayloadError(self.channel, "body is not JSON") from exc
-        if not isinstance(payload, dict) or "for_user_id" not in payload:
-            raise PayloadError(self.channel, "for_user_id missing")
-        account = str(payload["for_user_id"])
-        events = payload.get("direct_message_events")
-        if events is None:
-            return []  # follows, likes, typing indicators: not messages
+            account = checks.identifier(self.channel, payload["for_user_id"], "for_user_id")
+            events = checks.items(
+                self.channel, payload.get("direct_message_events"), "direct_message_events"
+            )
+            users: Mapping[str, Any] = (
+                payload["users"] if isinstance(payload.get("users"), dict) else {}
+            )
+        except PayloadError as exc:
+            parsed.rejected.append(Rejected("for_user_id", exc.reason))
+            return parsed
+        parsed.ignored.extend(name for name in kinds if name != "direct_message_events")
         if account not in self._accounts:
-            _log.warning("twitter: events for unknown account %s dropped", account)
-            return []
-        users = payload.get("users") or {}
-        messages = []
-        try:
-            for event in events:
-                if event.get("type") != "message_create":
-                    continue
-                create = event["message_create"]
-                sender = str(create["sender_id"])
-                if sender == account:
-                    continue  # the account's own DMs come back too
-                data = create.get("message_data") or {}
-                media = (data.get("attachment") or {}).get("media") or {}
-                attachments = (
-                    (Attachment(str(media.get("type", "photo")), str(media["media_url_https"])),)
-                    if media.get("media_url_https")
-                    else ()
-                )
-                quick = data.get("quick_reply_response") or {}
-                messages.append(
-                    InboundMessage(
-                        channel=self.channel,
-                        account=account,
-                        sender=sender,
-                        message_id=str(event["id"]),
-                        text=str(data.get("text", "")),
-                        received_at=int(event.get("created_timestamp") or time.time() * 1000)
-                        / 1000,
-                        display_name=str((users.get(sender) or {}).get("name", "")),
-                        attachments=attachments,
-                        quick_reply_payload=str(quick["metadata"]) if "metadata" in quick else None,
-                        raw_ref=f"direct_message_events[{event['id']}]",
-                    )
-                )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise PayloadError(self.channel, f"malformed DM event ({type(exc).__name__})") from exc
-        return messages
+            parsed.ignored.append(f"unknown account {account}")
+            return parsed
+        for number, event in enumerate(events):
+            where = f"direct_message_events[{number}]"
+            try:
+                found = self._event(account, event, users, where)
+            except PayloadError as exc:
+                parsed.rejected.append(Rejected(where, exc.reason))
+                continue
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                parsed.rejected.append(Rejected(where, f"malformed ({type(exc).__name__})"))
+                continue
+            if isinstance(found, str):
+                parsed.ignored.append(f"{where}: {found}")
+            else:
+                parsed.messages.append(found)
+        return parsed
+
+    def _event(
+        self, account: str, event: Any, users: Mapping[str, Any], ref: str
+    ) -> InboundMessage | str:
+        channel = self.channel
+        event = checks.mapping(channel, event, ref)
+        if event.get("type") != "message_create":
+            return str(event.get("type") or "unknown event")
+        create = checks.mapping(channel, event.get("message_create"), f"{ref}.message_create")
+        sender = checks.identifier(channel, create.get("sender_id"), f"{ref}.sender_id")
+        if sender == account:
+            return "own message"  # the account's own DMs come back too
+        data = checks.mapping(channel, create.get("message_data") or {}, f"{ref}.message_data")
+        attachment = checks.mapping(channel, data.get("attachment") or {}, f"{ref}.attachment")
+        media = checks.mapping(channel, attachment.get("media") or {}, f"{ref}.media")
+        attachments: tuple[Attachment, ...] = ()
+        if media.get("media_url_https") is not None:
+            url = checks.text(channel, media["media_url_https"], f"{ref}.media_url_https")
+            kind = checks.optional_text(channel, media.get("type"), f"{ref}.media.type")
+            attachments = (Attachment(kind or "photo", url),)
+        location = None
+        if attachment.get("location") is not None:
+            location = _location(channel, attachment["location"], f"{ref}.location")
+        quick = checks.mapping(
+            channel, data.get("quick_reply_response") or {}, f"{ref}.quick_reply_response"
+        )
+        user: Mapping[str, Any] = users[sender] if isinstance(users.get(sender), dict) else {}
+        message_id = checks.identifier(channel, event.get("id"), f"{ref}.id")
+        return InboundMessage(
+            channel=channel,
+            account=account,
+            sender=sender,
+            message_id=message_id,
+            text=checks.optional_text(channel, data.get("text"), f"{ref}.text"),
+            received_at=checks.timestamp(
+                channel, event.get("created_timestamp"), f"{ref}.created_timestamp", per_second=1000
+            ),
+            display_name=checks.optional_text(channel, user.get("name"), f"{ref}.users.name"),
+            attachments=attachments,
+            location=location,
+            quick_reply_payload=checks.optional_text(
+                channel, quick.get("metadata"), f"{ref}.quick_reply_response.metadata"
+            )
+            or None,
+            raw_ref=f"direct_message_events[{message_id}]",
+        )
 
     async def send(
         self, account: str, recipient: str, message: OutboundMessage, *, channel: str = ""

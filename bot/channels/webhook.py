@@ -1,33 +1,88 @@
 """The webhook steps every channel shares, without a web framework.
 
-size limit → signature check (before the body is parsed) → parse → durable queue → 200.
-The Rasa input channels (:mod:`bot.channels.rasa`) pass Sanic's request through this; tests
-and benchmarks call it directly.
+size limit (413) → signature check before the body is parsed (403) → read every event on
+its own → residents' messages into the durable inbox, delivery receipts into
+:mod:`bot.channels.delivery` → 200 (503 when Redis is down, so the provider retries).
+
+A request that passed its signature check is never answered 4xx or 5xx for its content:
+the provider would retry it for hours or disable the webhook, and a sibling event in the same
+POST would be lost with it. Events that are not residents' messages (statuses, typing,
+reads, policy notices, revoked authorisations) are acknowledged and recorded where useful;
+a signed body that is still malformed, or a malformed event inside it, is answered 200 and
+dead-lettered with its reason in the stream ``{ns}:webhook:dead`` (:func:`dead_letters`
+lists them for support), never retried forever.
+
+The Rasa input channels (:mod:`bot.channels.rasa`) and the public edge pass requests
+through this; tests and benchmarks call it directly.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import redis
+import redis.asyncio
 
-from bot.channels.base import ChannelAdapter, header
+from bot.channels import delivery
+from bot.channels.base import ChannelAdapter, Parsed, header
 from bot.channels.inbox import Inbox
-from bot.channels.messenger import MessengerAdapter
-from bot.channels.twilio import TwilioAdapter
-from bot.channels.twitter import TwitterAdapter
 from bot.errors import PayloadError, SignatureError
+from bot.keys import key
 
-__all__ = ["DEFAULT_MAX_BODY", "Webhook", "WebhookResponse"]
+__all__ = [
+    "DEAD_LETTERS_KEPT",
+    "DEFAULT_MAX_BODY",
+    "Webhook",
+    "WebhookResponse",
+    "dead_letter",
+    "dead_letter_key",
+    "dead_letters",
+]
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 256 * 1024
 """Largest body accepted (providers' messages are a few KB; media arrive as URLs)."""
-_TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+DEAD_LETTERS_KEPT = 10_000
+"""About how many dead-lettered requests are kept (the oldest are trimmed)."""
+
+
+def dead_letter_key(ns: str) -> str:
+    """The stream of signed requests (or events in them) that could not be understood."""
+    return key(ns, "webhook", "dead")
+
+
+async def dead_letter(
+    client: redis.asyncio.Redis, ns: str, channel: str, reason: str, raw_body: bytes
+) -> str:
+    """Keep a verified but malformed request with the reason; return the stream id.
+
+    Raises:
+        redis.RedisError: Redis failed (the webhook then answers 503 and the provider retries).
+    """
+    fields = {
+        "channel": channel,
+        "reason": reason,
+        "body": raw_body.decode("utf-8", "backslashreplace"),
+        "at": str(time.time()),
+    }
+    entry: Any = await client.xadd(
+        dead_letter_key(ns), fields, maxlen=DEAD_LETTERS_KEPT, approximate=True
+    )
+    return str(entry)
+
+
+async def dead_letters(
+    client: redis.asyncio.Redis, ns: str, count: int = 100
+) -> list[dict[str, str]]:
+    """The most recent dead-lettered requests, newest first."""
+    rows: Any = await client.xrevrange(dead_letter_key(ns), count=count)
+    return [{"id": entry_id, **fields} for entry_id, fields in rows]
 
 
 @dataclass(frozen=True)
@@ -50,7 +105,8 @@ class Webhook:
 
     Args:
         adapter: The channel's adapter.
-        inbox: Where verified messages are queued.
+        inbox: Where verified messages are queued (its Redis client and namespace are used
+            for receipts and dead letters too).
         max_body_bytes: Larger bodies are refused with 413 before anything else.
     """
 
@@ -67,42 +123,77 @@ class Webhook:
         return declared.isdigit() and int(declared) > self.max_body_bytes
 
     def challenge(self, query: Mapping[str, str]) -> WebhookResponse:
-        """Answer a GET: Messenger's subscription check or X's CRC check."""
-        if isinstance(self.adapter, MessengerAdapter):
-            answer = self.adapter.subscription_challenge(query)
-            return WebhookResponse(200, answer) if answer else WebhookResponse(403, "forbidden")
-        if isinstance(self.adapter, TwitterAdapter):
-            token = query.get("crc_token", "")
-            if not token:
-                return WebhookResponse(400, "crc_token missing")
-            return WebhookResponse(200, json.dumps(self.adapter.crc(token)), "application/json")
-        return WebhookResponse(405, "method not allowed")
+        """Answer a provider's GET check (Messenger's ``hub.challenge``, X's CRC), else 405."""
+        answer = self.adapter.challenge(query)
+        if answer is None:
+            return WebhookResponse(405, "method not allowed")
+        return WebhookResponse(answer.status, answer.body, answer.content_type)
+
+    async def get(self, url: str, headers: Mapping[str, str]) -> WebhookResponse:
+        """Handle a GET: a provider's check, or a delivery in the query string (Twilio GET).
+
+        Args:
+            url: The full URL as called, query string included.
+            headers: Request headers.
+        """
+        query = urlsplit(url).query
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        if self.adapter.accepts_get and params and self.adapter.challenge(params) is None:
+            # the signature covers the URL with its query; there is no body
+            return await self._deliver(url, headers, b"", query.encode())
+        return self.challenge(params)
 
     async def receive(
         self, url: str, headers: Mapping[str, str], raw_body: bytes
     ) -> WebhookResponse:
-        """Handle a POST: verify, parse, queue; 200 only once the messages are in Redis."""
+        """Handle a POST: verify, read, queue; 200 only once everything is in Redis."""
+        return await self._deliver(url, headers, raw_body, raw_body)
+
+    async def _deliver(
+        self, url: str, headers: Mapping[str, str], signed_body: bytes, content: bytes
+    ) -> WebhookResponse:
         channel = self.adapter.channel
-        if self.too_large(headers) or len(raw_body) > self.max_body_bytes:
+        if self.too_large(headers) or len(content) > self.max_body_bytes:
             _log.warning("%s: body over %d bytes refused", channel, self.max_body_bytes)
             return WebhookResponse(413, "payload too large")
         try:
-            self.adapter.verify(headers, raw_body, url)
+            self.adapter.verify(headers, signed_body, url)
         except SignatureError as exc:
             # never log the body of a request we could not verify
             _log.warning("%s: refused: %s", channel, exc.reason)
             return WebhookResponse(403, "forbidden")
+        client, ns = self.inbox.redis, self.inbox.namespace
         try:
-            messages = self.adapter.parse(headers, raw_body)
-        except PayloadError as exc:
-            _log.warning("%s: bad payload: %s", channel, exc.reason)
-            return WebhookResponse(400, "bad request")
-        try:
-            await self.inbox.accept(messages)
+            parsed = self._read(headers, content)
+            if isinstance(parsed, str):
+                _log.warning("%s: malformed body dead-lettered: %s", channel, parsed)
+                await dead_letter(client, ns, channel, parsed, content)
+                return self._ok()
+            if parsed.rejected:
+                reasons = "; ".join(f"{item.ref}: {item.reason}" for item in parsed.rejected)
+                _log.warning("%s: event(s) dead-lettered: %s", channel, reasons)
+                await dead_letter(client, ns, channel, reasons, content)
+            for receipt in parsed.receipts:
+                await delivery.apply(client, receipt, namespace=ns)
+            if parsed.ignored:
+                _log.info("%s: not messages: %s", channel, ", ".join(parsed.ignored))
+            await self.inbox.accept(parsed.messages)
         except redis.RedisError:
-            # no 200: the provider retries, and de-duplication makes the retry safe
-            _log.exception("%s: cannot queue %d message(s)", channel, len(messages))
+            # no 200: the provider retries; de-duplication and forward-only states make it safe
+            _log.exception("%s: cannot record the request", channel)
             return WebhookResponse(503, "unavailable")
-        if isinstance(self.adapter, TwilioAdapter):
-            return WebhookResponse(200, _TWIML_EMPTY, "text/xml")
-        return WebhookResponse(200, "ok")
+        return self._ok()
+
+    def _read(self, headers: Mapping[str, str], content: bytes) -> Parsed | str:
+        """The adapter's reading of a verified body, or why the whole body is malformed."""
+        try:
+            return self.adapter.read(headers, content)
+        except PayloadError as exc:
+            return exc.reason
+        except Exception as exc:  # a signed body must never become a 500
+            _log.exception("%s: reading a verified body failed", self.adapter.channel)
+            return f"unreadable ({type(exc).__name__})"
+
+    def _ok(self) -> WebhookResponse:
+        answer = self.adapter.acknowledgement()
+        return WebhookResponse(answer.status, answer.body, answer.content_type)

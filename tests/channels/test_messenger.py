@@ -81,13 +81,63 @@ def test_batch_echoes_receipts_and_unknown_pages_dropped(adapter: MessengerAdapt
         b"{not json",
         b'{"object":"instagram","entry":[]}',
         b'{"object":"page","entry":{}}',
-        b'{"object":"page","entry":[{"id":"104857600000001","messaging":[{"message":{}}]}]}',
         b"[]",
+        b"[" * 5000 + b"]" * 5000,
     ],
 )
-def test_malformed_payloads(adapter: MessengerAdapter, body: bytes) -> None:
+def test_unreadable_payloads(adapter: MessengerAdapter, body: bytes) -> None:
     with pytest.raises(PayloadError):
-        adapter.parse({}, body)
+        adapter.read({}, body)
+
+
+def test_a_malformed_event_never_costs_its_siblings(adapter: MessengerAdapter) -> None:
+    good = {
+        "sender": {"id": "6789"},
+        "recipient": {"id": "104857600000001"},
+        "timestamp": 1732352399000,
+        "message": {"mid": "m_good", "text": "hello"},
+    }
+    bad = [
+        {**good, "message": {}},  # no mid
+        {**good, "timestamp": 1e308},
+        {**good, "timestamp": None},
+        {**good, "sender": {"id": ""}},
+        {**good, "message": {"mid": "m_x", "text": ["a", "list"]}},
+        {
+            **good,
+            "message": {
+                "mid": "m_y",
+                "attachments": [
+                    {"type": "location", "payload": {"coordinates": {"lat": 91, "long": 0}}}
+                ],
+            },
+        },
+        "not an event",
+    ]
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {"id": "104857600000001", "messaging": [*bad, good]},
+                {"id": ["not", "an", "id"], "messaging": [good]},
+            ],
+        }
+    ).encode()
+    parsed = adapter.read({}, body)
+    assert [m.message_id for m in parsed.messages] == ["m_good"]
+    assert len(parsed.rejected) == len(bad) + 1
+    assert any("timestamp" in r.reason for r in parsed.rejected)
+
+
+def test_lone_surrogates_are_replaced(adapter: MessengerAdapter) -> None:
+    body = (
+        b'{"object":"page","entry":[{"id":"104857600000001","messaging":[{"sender":'
+        b'{"id":"6789"},"timestamp":1732352399000,"message":{"mid":"m_s",'
+        b'"text":"bin \\ud800 day \\ud83d\\ude00"}}]}]}'
+    )
+    [message] = adapter.parse({}, body)
+    assert message.text == "bin \ufffd day \U0001f600"
+    message.text.encode("utf-8")  # storable
 
 
 async def test_send_with_quick_replies_and_tag(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -59,11 +60,45 @@ def test_location_photo_and_callback(adapter: TelegramAdapter) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"{", b"{}", b'{"update_id":"x"}', b'{"update_id":1,"message":{"chat":5}}']
+    "body", [b"{", b"{}", b'{"update_id":"x"}', b"[]", b"[" * 5000 + b"]" * 5000]
 )
-def test_malformed(adapter: TelegramAdapter, body: bytes) -> None:
+def test_unreadable(adapter: TelegramAdapter, body: bytes) -> None:
     with pytest.raises(PayloadError):
-        adapter.parse(HEADERS, body)
+        adapter.read(HEADERS, body)
+
+
+def _with(message: dict[str, object]) -> bytes:
+    base = {
+        "message_id": 1,
+        "from": {"id": 5, "is_bot": False, "first_name": "A"},
+        "chat": {"id": 5, "type": "private"},
+        "date": 1732352400,
+        "text": "hi",
+    }
+    return json.dumps({"update_id": 9, "message": {**base, **message}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"chat": 5}, "chat"),
+        ({"chat": {"id": ""}}, "chat.id"),
+        ({"date": None}, "date"),
+        ({"date": 10**30}, "date"),
+        ({"date": -5}, "date"),
+        ({"text": ["a", "list"]}, "text"),
+        ({"text": 42}, "text"),
+        ({"text": {"an": "object"}}, "text"),
+        ({"location": {"latitude": "north", "longitude": 0}}, "latitude"),
+    ],
+)
+def test_malformed_values_rejected_with_reason(
+    adapter: TelegramAdapter, change: dict[str, object], reason: str
+) -> None:
+    parsed = adapter.read(HEADERS, _with(change))
+    assert parsed.messages == []
+    [rejected] = parsed.rejected
+    assert reason in rejected.reason
 
 
 def test_config_refuses_shared_or_invalid_secrets() -> None:

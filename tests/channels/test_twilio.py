@@ -131,19 +131,40 @@ def test_media_and_location(adapter: TwilioAdapter) -> None:
     assert pin.text == ""
 
 
+@pytest.mark.parametrize("body", [b"\xff\xfe\x00garbage", b"not a form at all"])
+def test_unreadable_bodies(adapter: TwilioAdapter, body: bytes) -> None:
+    with pytest.raises(PayloadError):
+        adapter.read({}, body)
+
+
 @pytest.mark.parametrize(
-    "body",
+    ("body", "reason"),
     [
-        b"\xff\xfe\x00garbage",
-        b"From=whatsapp%3A%2B447700900123&To=whatsapp%3A%2B441234567890",
-        b"not a form at all",
-        load("twilio", "whatsapp_text.txt").replace(b"NumMedia=0", b"NumMedia=two"),
-        load("twilio", "whatsapp_location.txt").replace(b"Latitude=51.5072", b"Latitude=north"),
+        (b"From=whatsapp%3A%2B447700900123&To=whatsapp%3A%2B441234567890", "MessageSid"),
+        (load("twilio", "whatsapp_text.txt").replace(b"NumMedia=0", b"NumMedia=two"), "NumMedia"),
+        (
+            load("twilio", "whatsapp_location.txt").replace(b"Latitude=51.5072", b"Latitude=north"),
+            "Latitude",
+        ),
+        (
+            load("twilio", "whatsapp_location.txt").replace(b"Latitude=51.5072", b"Latitude=1e400"),
+            "Latitude",
+        ),
+        (  # an empty sender: From=whatsapp:
+            load("twilio", "whatsapp_text.txt").replace(
+                b"From=whatsapp%3A%2B447700900123", b"From=whatsapp%3A"
+            ),
+            "From",
+        ),
     ],
 )
-def test_malformed_form_bodies(adapter: TwilioAdapter, body: bytes) -> None:
-    with pytest.raises(PayloadError):
-        adapter.parse({}, body)
+def test_malformed_fields_are_rejected_with_a_reason(
+    adapter: TwilioAdapter, body: bytes, reason: str
+) -> None:
+    parsed = adapter.read({}, body)
+    assert parsed.messages == []
+    [rejected] = parsed.rejected
+    assert reason in rejected.reason
 
 
 def test_malformed_body_fails_verification_without_parsing(adapter: TwilioAdapter) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -68,17 +69,63 @@ def test_other_events_and_unknown_accounts(adapter: TwitterAdapter) -> None:
     assert adapter.parse({}, other) == []
 
 
+@pytest.mark.parametrize("body", [b"nope", b"[]", b"[" * 5000 + b"]" * 5000])
+def test_unreadable(adapter: TwitterAdapter, body: bytes) -> None:
+    with pytest.raises(PayloadError):
+        adapter.read({}, body)
+
+
 @pytest.mark.parametrize(
-    "body",
+    ("event", "reason"),
     [
-        b"nope",
-        b"{}",
-        b'{"for_user_id":"1422000000000000001","direct_message_events":[{"type":"message_create"}]}',
+        ({"type": "message_create", "id": "1"}, "message_create"),
+        (
+            {
+                "type": "message_create",
+                "id": "2",
+                "created_timestamp": "1732352400000",
+                "message_create": {"sender_id": "", "message_data": {"text": "hi"}},
+            },
+            "sender_id",
+        ),
+        (
+            {
+                "type": "message_create",
+                "id": "3",
+                "created_timestamp": "9" * 19,
+                "message_create": {"sender_id": "5", "message_data": {"text": "hi"}},
+            },
+            "created_timestamp",
+        ),
+        (
+            {
+                "type": "message_create",
+                "id": "4",
+                "created_timestamp": 1e308,
+                "message_create": {"sender_id": "5", "message_data": {"text": "hi"}},
+            },
+            "created_timestamp",
+        ),
+        (
+            {
+                "type": "message_create",
+                "id": "5",
+                "created_timestamp": "1732352400000",
+                "message_create": {"sender_id": "5", "message_data": {"text": {"a": 1}}},
+            },
+            "text",
+        ),
     ],
 )
-def test_malformed(adapter: TwitterAdapter, body: bytes) -> None:
-    with pytest.raises(PayloadError):
-        adapter.parse({}, body)
+def test_malformed_dm_rejected_with_reason(
+    adapter: TwitterAdapter, event: dict[str, object], reason: str
+) -> None:
+    good = json.loads(load("twitter", "dm.json"))
+    good["direct_message_events"].insert(0, event)
+    parsed = adapter.read({}, json.dumps(good).encode())
+    assert [m.message_id for m in parsed.messages] == ["1863000000000000001"]
+    [rejected] = parsed.rejected
+    assert reason in rejected.reason
 
 
 async def test_send(adapter: TwitterAdapter, provider: FakeProvider) -> None:

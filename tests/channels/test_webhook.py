@@ -10,12 +10,13 @@ import pytest
 import redis.asyncio
 from twilio.request_validator import RequestValidator
 
+from bot.channels import delivery
 from bot.channels.inbox import Inbox
 from bot.channels.messenger import MessengerAdapter, MessengerPage
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.twitter import TwitterAccount, TwitterAdapter
-from bot.channels.webhook import Webhook
+from bot.channels.webhook import Webhook, dead_letters
 
 from .conftest import load
 
@@ -71,15 +72,101 @@ async def test_oversized_body_is_refused(inbox: Inbox) -> None:
     assert (await hook.receive(URL, {"Content-Length": "5000000"}, b"")).status == 413
 
 
-async def test_malformed_but_signed_body_is_a_400(inbox: Inbox) -> None:
-    secret = "app-secret"
-    hook = Webhook(
-        MessengerAdapter([MessengerPage("1", "t")], app_secret=secret, verify_token="v"), inbox
-    )
-    body = b'{"object":"page","entry":"nope"}'
+def messenger_hook(inbox: Inbox, secret: str = "app-secret") -> Webhook:
+    adapter = MessengerAdapter([MessengerPage("1", "t")], app_secret=secret, verify_token="v")
+    return Webhook(adapter, inbox)
+
+
+def meta_headers(body: bytes, secret: str = "app-secret") -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    answer = await hook.receive("", {"X-Hub-Signature-256": f"sha256={digest}"}, body)
-    assert answer.status == 400
+    return {"X-Hub-Signature-256": f"sha256={digest}"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"object":"page","entry":"nope"}',
+        b"[" * 100_000 + b"]" * 100_000,  # RecursionError in the decoder
+        b"\xff\xfe not even UTF-8",
+    ],
+)
+async def test_signed_but_malformed_body_is_dead_lettered_not_retried(
+    inbox: Inbox, async_redis: redis.asyncio.Redis, namespace: str, body: bytes
+) -> None:
+    hook = messenger_hook(inbox)
+    hook.max_body_bytes = len(body) + 1
+    answer = await hook.receive("", meta_headers(body), body)
+    assert answer.status == 200  # a 4xx or 5xx would make Meta retry it for hours
+    [dead] = await dead_letters(async_redis, namespace)
+    assert dead["channel"] == "messenger" and dead["reason"]
+    assert await async_redis.xlen(inbox.stream) == 0
+
+
+async def test_one_odd_event_never_costs_its_sibling(
+    inbox: Inbox, async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    # Meta's policy-enforcement notice has no sender.id; a huge timestamp is malformed
+    events = [
+        {
+            "recipient": {"id": "1"},
+            "timestamp": 1732352399000,
+            "policy_enforcement": {"action": "block", "reason": "violation"},
+        },
+        {
+            "sender": {"id": "55"},
+            "recipient": {"id": "1"},
+            "timestamp": 1e308,
+            "message": {"mid": "m_bad", "text": "x"},
+        },
+        {
+            "sender": {"id": "55"},
+            "recipient": {"id": "1"},
+            "timestamp": 1732352399000,
+            "message": {"mid": "m_good", "text": "Is the tip open?"},
+        },
+    ]
+    body = json.dumps({"object": "page", "entry": [{"id": "1", "messaging": events}]}).encode()
+    answer = await messenger_hook(inbox).receive("", meta_headers(body), body)
+    assert answer.status == 200
+    [(_, fields)] = await async_redis.xrange(inbox.stream)
+    assert json.loads(fields["message"])["message_id"] == "m_good"
+    [dead] = await dead_letters(async_redis, namespace)
+    assert "messaging[1]" in dead["reason"] and "timestamp" in dead["reason"]
+
+
+async def test_lone_surrogate_is_stored_not_a_500(
+    inbox: Inbox, async_redis: redis.asyncio.Redis
+) -> None:
+    body = (
+        b'{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"55"},'
+        b'"timestamp":1732352399000,"message":{"mid":"m_s","text":"bin \\udc00 day"}}]}]}'
+    )
+    body = body.replace(b"\\\\", b"\\")
+    answer = await messenger_hook(inbox).receive("", meta_headers(body), body)
+    assert answer.status == 200
+    [(_, fields)] = await async_redis.xrange(inbox.stream)
+    assert json.loads(fields["message"])["text"] == "bin \ufffd day"
+
+
+async def test_receipts_update_delivery_state(
+    inbox: Inbox, async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    await delivery.sent(
+        async_redis, "messenger:1:55", "m_reply", at=1732352390.0, namespace=namespace
+    )
+    events = [
+        {
+            "sender": {"id": "55"},
+            "recipient": {"id": "1"},
+            "timestamp": 1732352399000,
+            "read": {"watermark": 1732352398000},
+        }
+    ]
+    body = json.dumps({"object": "page", "entry": [{"id": "1", "messaging": events}]}).encode()
+    assert (await messenger_hook(inbox).receive("", meta_headers(body), body)).status == 200
+    [state] = await delivery.states(async_redis, "messenger:1:55", namespace=namespace)
+    assert state.status == "read"
+    assert await async_redis.xlen(inbox.stream) == 0
 
 
 async def test_redis_down_means_no_200(redis_url: str, namespace: str) -> None:
@@ -105,7 +192,8 @@ async def test_get_challenges(inbox: Inbox) -> None:
     twitter = Webhook(TwitterAdapter([TwitterAccount("1", "t")], consumer_secret="c"), inbox)
     crc = twitter.challenge({"crc_token": "abc"})
     assert crc.status == 200 and json.loads(crc.body)["response_token"].startswith("sha256=")
-    assert twitter.challenge({}).status == 400
+    assert twitter.challenge({"crc_token": ""}).status == 400
+    assert twitter.challenge({}).status == 405
     telegram = Webhook(TelegramAdapter([TelegramBotAccount("b", "1:a", "s")]), inbox)
     assert telegram.challenge({}).status == 405
 
