@@ -28,12 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+import httpx  # noqa: E402
 from argon2 import PasswordHasher  # noqa: E402
 
 from bot.handoff.queue import HandoffQueue  # noqa: E402
 from bot.handoff.record import TEAMS, HandoffRecord  # noqa: E402
 from bot.redis_conn import connect_async  # noqa: E402
+from bot.testing.browser import serve  # noqa: E402
 from bot.web.app import ACCOUNTS, SESSIONS, Settings, create_app  # noqa: E402
 from bot.web.sessions import SESSION_COOKIE  # noqa: E402
 
@@ -88,12 +89,11 @@ async def _agent(
             resolved.add(case.case_id)
 
 
-async def _pages(client: TestClient, done: asyncio.Event, times_ms: list[float]) -> None:
+async def _pages(client: httpx.AsyncClient, done: asyncio.Event, times_ms: list[float]) -> None:
     while not done.is_set():
         started = time.perf_counter()
         response = await client.get("/agent/")
-        await response.read()
-        assert response.status == 200, response.status
+        assert response.status_code == 200, response.status_code
         times_ms.append((time.perf_counter() - started) * 1000)
         await asyncio.sleep(0.05)
 
@@ -116,9 +116,6 @@ async def run(url: str, handoffs: int, agents: int, seconds: float) -> dict[str,
         app = create_app(redis, namespace=namespace, settings=settings, sections=("bot.web.agent",))
         await app[ACCOUNTS].create("bench", secrets.token_urlsafe(16), ("agent",), BENCH_TEAMS)
         session = await app[SESSIONS].create("bench")
-        client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        client.session.cookie_jar.update_cookies({SESSION_COOKIE: session.sid})
         claims_ms: list[float] = []
         pages_ms: list[float] = []
         winners: dict[str, list[str]] = {}
@@ -144,10 +141,13 @@ async def run(url: str, handoffs: int, agents: int, seconds: float) -> dict[str,
             )
             done.set()
 
-        try:
+        async with (
+            serve(app) as server,
+            httpx.AsyncClient(
+                base_url=server.base_url, cookies={SESSION_COOKIE: session.sid}
+            ) as client,
+        ):
             await asyncio.gather(_pages(client, done, pages_ms), agents_then_stop())
-        finally:
-            await client.close()
         elapsed = time.perf_counter() - began
         still_open = {r.case_id for r in await queue.list_open(limit=handoffs)}
         lost = [c for c in ids if c not in resolved and c not in still_open]

@@ -1,35 +1,47 @@
 """Serve the web console: ``python -m bot.web [--host 127.0.0.1] [--port 8080]``.
 
-Needs ``COUNCIL_SECRET_KEY``; Redis comes from ``REDIS_URL`` and the key namespace from
+The console is a Starlette application served by uvicorn (HTTP/1.1 through h11, no server
+header, no access log: request lines would carry case ids and search words). Needs
+``COUNCIL_SECRET_KEY``; Redis comes from ``REDIS_URL`` and the key namespace from
 ``COUNCIL_NAMESPACE`` (default ``cr``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
-from aiohttp import web
+import uvicorn
 
 from bot.keys import namespace
 from bot.redis_conn import connect_async, redis_url
-from bot.web.app import REDIS, Settings, create_app
+from bot.web.app import Settings, create_app
 
-__all__ = ["main", "make_app"]
+__all__ = ["main", "serve"]
 
 
-async def make_app(settings: Settings) -> web.Application:
-    """Connect to Redis and build the console (the Redis client closes with the app)."""
+async def serve(settings: Settings, host: str, port: int) -> None:
+    """Connect to Redis, build the console and serve it until interrupted."""
     client = await connect_async(redis_url())
-    app = create_app(client, namespace=namespace(), settings=settings)
-
-    async def redis_lifetime(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await app[REDIS].close()
-
-    app.cleanup_ctx.append(redis_lifetime)
-    return app
+    try:
+        app = create_app(client, namespace=namespace(), settings=settings)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            http="h11",
+            ws="none",
+            lifespan="on",
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            log_level="info",
+        )
+        await uvicorn.Server(config).serve()
+    finally:
+        await client.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -54,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # Settings first: a missing secret must stop start-up before anything listens.
     settings = Settings.from_env()
-    web.run_app(make_app(settings), host=args.host, port=args.port, access_log=None)
+    asyncio.run(serve(settings, args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
-from aiohttp import web
-from multidict import MultiDictProxy
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.channels.window import window_state
 from bot.handoff.canned import CannedResponses
@@ -36,7 +38,18 @@ from bot.handoff.resume import RasaResumer, Resumer
 from bot.handoff.sla import Breach, SlaMonitor, SlaPolicy, WebhookNotifier, evaluate
 from bot.web import audit
 from bot.web.accounts import User
-from bot.web.app import NAMESPACE, REDIS, add_nav, current_user, render, require_role
+from bot.web.app import (
+    NAMESPACE,
+    REDIS,
+    AppKey,
+    ConsoleApp,
+    add_nav,
+    app_of,
+    current_user,
+    read_form,
+    render,
+    require_role,
+)
 
 __all__ = [
     "CANNED",
@@ -50,19 +63,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-QUEUE = web.AppKey("agent.queue", HandoffQueue)
-SENDER = web.AppKey("agent.sender", ReplySender)
-RESUME: web.AppKey[Resumer] = web.AppKey("agent.resume")
-SLA_POLICY = web.AppKey("agent.sla", SlaPolicy)
-CANNED = web.AppKey("agent.canned", CannedResponses)
-_MONITOR_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("agent.sla_task")
+QUEUE = AppKey[HandoffQueue]("agent.queue")
+SENDER = AppKey[ReplySender]("agent.sender")
+RESUME: AppKey[Resumer] = AppKey("agent.resume")
+SLA_POLICY = AppKey[SlaPolicy]("agent.sla")
+CANNED = AppKey[CannedResponses]("agent.canned")
 
 LEASE_SECONDS = 15 * 60
 _MAX_TEXT = 4000
-_Form = MultiDictProxy[str | bytes | web.FileField]
 
 
-def _me(request: web.Request) -> User:
+def _me(request: Request) -> User:
     user = current_user(request)
     assert user is not None  # require_role guarantees it
     return user
@@ -73,21 +84,21 @@ def _teams(user: User) -> list[str]:
     return list(TEAMS) if user.has_role("admin") else list(user.teams)
 
 
-def _text(form: _Form, name: str) -> str:
+def _text(form: FormData, name: str) -> str:
     value = form.get(name, "")
     return value.strip()[:_MAX_TEXT] if isinstance(value, str) else ""
 
 
-def _now(request: web.Request) -> datetime:
-    return request.app[QUEUE].clock()
+def _now(request: Request) -> datetime:
+    return app_of(request)[QUEUE].clock()
 
 
-async def _window(request: web.Request, record: HandoffRecord) -> dict[str, Any] | None:
+async def _window(request: Request, record: HandoffRecord) -> dict[str, Any] | None:
     """The messaging window now: live from the channel's last inbound time when known."""
     live = await window_state(
-        request.app[REDIS],
+        app_of(request)[REDIS],
         record.conversation_id,
-        namespace=request.app[NAMESPACE],
+        namespace=app_of(request)[NAMESPACE],
         now=_now(request).timestamp(),
     )
     if live is not None and live["last_inbound_at"] is not None:
@@ -95,23 +106,23 @@ async def _window(request: web.Request, record: HandoffRecord) -> dict[str, Any]
     return record.window  # the state written with the handoff (no inbound recorded since)
 
 
-async def _case(request: web.Request) -> HandoffRecord:
+async def _case(request: Request) -> HandoffRecord:
     """The case named in the URL, if the user's teams may see it (404 / 403 otherwise)."""
-    record = await request.app[QUEUE].get(request.match_info["case_id"])
+    record = await app_of(request)[QUEUE].get(str(request.path_params["case_id"]))
     if record is None:
-        raise web.HTTPNotFound(text="There is no such case.")
+        raise HTTPException(404, "There is no such case.")
     if record.team not in _teams(_me(request)):
-        raise web.HTTPForbidden(text="This case belongs to a team you are not in.")
+        raise HTTPException(403, "This case belongs to a team you are not in.")
     return record
 
 
-async def _queue_rows(request: web.Request) -> list[dict[str, Any]]:
-    queue = request.app[QUEUE]
+async def _queue_rows(request: Request) -> list[dict[str, Any]]:
+    queue = app_of(request)[QUEUE]
     records = await queue.list_open_for(_teams(_me(request)))
     ids = [r.case_id for r in records]
     holders = await queue.holders(ids)
     now = _now(request)
-    policy = request.app[SLA_POLICY]
+    policy = app_of(request)[SLA_POLICY]
     rows = []
     for record, meta in zip(records, await queue.metas(ids), strict=True):
         first, resolution = evaluate(policy, record, meta, now)
@@ -144,7 +155,7 @@ def _ago(then: datetime, now: datetime) -> str:
 
 
 @require_role("agent")
-async def queue_page(request: web.Request) -> web.StreamResponse:
+async def queue_page(request: Request) -> Response:
     """The live queue of the agent's teams (refreshed by ``/static/agent/agent.js``)."""
     user = _me(request)
     context = {"rows": await _queue_rows(request), "teams": _teams(user)}
@@ -152,16 +163,16 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
 
 
 @require_role("agent")
-async def queue_api(request: web.Request) -> web.StreamResponse:
+async def queue_api(request: Request) -> Response:
     """The queue as JSON for the live page."""
     rows = await _queue_rows(request)
-    return web.json_response({"count": len(rows), "cases": rows})
+    return JSONResponse({"count": len(rows), "cases": rows})
 
 
 async def _case_page(
-    request: web.Request, record: HandoffRecord, *, error: str = "", status: int = 200
-) -> web.Response:
-    queue = request.app[QUEUE]
+    request: Request, record: HandoffRecord, *, error: str = "", status: int = 200
+) -> Response:
+    queue = app_of(request)[QUEUE]
     now = _now(request)
     meta = await queue.meta(record.case_id)
     earlier = await queue.earlier_cases(record)
@@ -176,14 +187,14 @@ async def _case_page(
             "notes": await queue.notes(record.case_id),
             "holder": await queue.holder(record.case_id),
             "me": me.username,
-            "sla": evaluate(request.app[SLA_POLICY], record, meta, now),
+            "sla": evaluate(app_of(request)[SLA_POLICY], record, meta, now),
             "window": window,
             "options": reply_options(record.channel, window, now),
             "earlier": [r for r in earlier if r.team in _teams(me)],
             "earlier_hidden": sum(1 for r in earlier if r.team not in _teams(me)),
-            "canned": await request.app[CANNED].all(),
+            "canned": await app_of(request)[CANNED].all(),
             "teams": [t for t in TEAMS if t != record.team],
-            "done": request.query.get("done", ""),
+            "done": request.query_params.get("done", ""),
             "error": error,
         },
         status=status,
@@ -191,50 +202,50 @@ async def _case_page(
 
 
 @require_role("agent")
-async def case_page(request: web.Request) -> web.StreamResponse:
+async def case_page(request: Request) -> Response:
     """A case with everything the agent needs to answer."""
     record = await _case(request)
     await audit.record(request, "handoff.view", "handoff", record.case_id)
     return await _case_page(request, record)
 
 
-def _done(record: HandoffRecord, what: str) -> web.HTTPFound:
-    return web.HTTPFound(f"/agent/cases/{record.case_id}?done={what}")
+def _done(record: HandoffRecord, what: str) -> Response:
+    return RedirectResponse(f"/agent/cases/{record.case_id}?done={what}", status_code=302)
 
 
-async def _hold(request: web.Request, record: HandoffRecord) -> None:
+async def _hold(request: Request, record: HandoffRecord) -> None:
     """Claim (or renew) the case for the user before acting; 409 if it is closed or taken."""
     if record.status != "open":
-        raise web.HTTPConflict(text="This case is closed.")
+        raise HTTPException(409, "This case is closed.")
     me = _me(request).username
-    if await request.app[QUEUE].claim(record.case_id, me, LEASE_SECONDS) is None:
-        holder = await request.app[QUEUE].holder(record.case_id)
-        raise web.HTTPConflict(text=f"{holder or 'Another agent'} is working on this case.")
+    if await app_of(request)[QUEUE].claim(record.case_id, me, LEASE_SECONDS) is None:
+        holder = await app_of(request)[QUEUE].holder(record.case_id)
+        raise HTTPException(409, f"{holder or 'Another agent'} is working on this case.")
 
 
 @require_role("agent")
-async def claim(request: web.Request) -> web.StreamResponse:
+async def claim(request: Request) -> Response:
     """Take the case (a lease that expires if the agent goes away)."""
     record = await _case(request)
     await _hold(request, record)
     await audit.record(request, "handoff.claim", "handoff", record.case_id)
-    raise _done(record, "claimed")
+    return _done(record, "claimed")
 
 
 @require_role("agent")
-async def release(request: web.Request) -> web.StreamResponse:
+async def release(request: Request) -> Response:
     """Give the case back to the queue."""
     record = await _case(request)
-    if await request.app[QUEUE].release(record.case_id, _me(request).username):
+    if await app_of(request)[QUEUE].release(record.case_id, _me(request).username):
         await audit.record(request, "handoff.release", "handoff", record.case_id)
-    raise _done(record, "released")
+    return _done(record, "released")
 
 
 @require_role("agent")
-async def reply(request: web.Request) -> web.StreamResponse:
+async def reply(request: Request) -> Response:
     """Send a reply on the resident's channel (or its allowed alternative)."""
     record = await _case(request)
-    form = await request.post()
+    form = await read_form(request)
     text = _text(form, "text")
     if not text:
         return await _case_page(request, record, error="Write a reply first.", status=422)
@@ -244,95 +255,96 @@ async def reply(request: web.Request) -> web.StreamResponse:
     if not options.free_text and not (alternative and options.tag):
         return await _case_page(request, record, error=options.explanation, status=409)
     tag = options.tag if not options.free_text else None
-    sent_id = await request.app[SENDER].send(OutboundReply.for_record(record, text, tag))
-    await request.app[QUEUE].append_message(record.conversation_id, "agent", text)
+    sent_id = await app_of(request)[SENDER].send(OutboundReply.for_record(record, text, tag))
+    await app_of(request)[QUEUE].append_message(record.conversation_id, "agent", text)
     detail = {"outbox_id": sent_id, "tag": tag or "", "characters": len(text)}
     await audit.record(request, "handoff.reply", "handoff", record.case_id, detail)
-    raise _done(record, "sent")
+    return _done(record, "sent")
 
 
 @require_role("agent")
-async def note(request: web.Request) -> web.StreamResponse:
+async def note(request: Request) -> Response:
     """Add an internal note."""
     record = await _case(request)
-    text = _text(await request.post(), "text")
+    text = _text(await read_form(request), "text")
     if not text:
         return await _case_page(request, record, error="Write the note first.", status=422)
-    await request.app[QUEUE].add_note(record.case_id, _me(request).username, text)
+    await app_of(request)[QUEUE].add_note(record.case_id, _me(request).username, text)
     await audit.record(request, "handoff.note", "handoff", record.case_id)
-    raise _done(record, "noted")
+    return _done(record, "noted")
 
 
 @require_role("agent")
-async def resolve(request: web.Request) -> web.StreamResponse:
+async def resolve(request: Request) -> Response:
     """Close the case as answered."""
     record = await _case(request)
     await _hold(request, record)
-    await request.app[QUEUE].resolve(record.case_id, _me(request).username)
+    await app_of(request)[QUEUE].resolve(record.case_id, _me(request).username)
     await audit.record(request, "handoff.resolve", "handoff", record.case_id)
-    raise _done(record, "resolved")
+    return _done(record, "resolved")
 
 
 @require_role("agent")
-async def return_to_bot(request: web.Request) -> web.StreamResponse:
+async def return_to_bot(request: Request) -> Response:
     """Give the conversation back to the bot, which answers the resident's next message."""
     record = await _case(request)
     await _hold(request, record)
     try:
-        await request.app[RESUME](record.conversation_id)
+        await app_of(request)[RESUME](record.conversation_id)
     except (aiohttp.ClientError, TimeoutError) as exc:
         logger.warning("could not resume %s: %s", record.conversation_id, exc)
         message = "The bot could not be reached, so the case stays open. Try again shortly."
         return await _case_page(request, record, error=message, status=502)
-    await request.app[QUEUE].return_to_bot(record.case_id, _me(request).username)
+    await app_of(request)[QUEUE].return_to_bot(record.case_id, _me(request).username)
     await audit.record(request, "handoff.return_to_bot", "handoff", record.case_id)
-    raise _done(record, "returned-to-bot")
+    return _done(record, "returned-to-bot")
 
 
 @require_role("agent")
-async def reassign(request: web.Request) -> web.StreamResponse:
+async def reassign(request: Request) -> Response:
     """Move the case to another team's queue."""
     record = await _case(request)
-    team = _text(await request.post(), "team")
+    team = _text(await read_form(request), "team")
     if team not in TEAMS:
-        raise web.HTTPBadRequest(text="Choose one of the teams.")
-    if not await request.app[QUEUE].reassign(record.case_id, team):
-        raise web.HTTPConflict(text="This case is closed.")
+        raise HTTPException(400, "Choose one of the teams.")
+    if not await app_of(request)[QUEUE].reassign(record.case_id, team):
+        raise HTTPException(409, "This case is closed.")
     detail = {"from": record.team, "to": team}
     await audit.record(request, "handoff.reassign", "handoff", record.case_id, detail)
     if team not in _teams(_me(request)):
-        raise web.HTTPFound("/agent/?done=reassigned")
-    raise _done(record, "reassigned")
+        return RedirectResponse("/agent/?done=reassigned", status_code=302)
+    return _done(record, "reassigned")
 
 
 @require_role("editor")
-async def canned_page(request: web.Request) -> web.StreamResponse:
+async def canned_page(request: Request) -> Response:
     """List and add canned responses (editors)."""
-    canned = request.app[CANNED]
+    canned = app_of(request)[CANNED]
     if request.method == "POST":
-        form = await request.post()
+        form = await read_form(request)
         title, text = _text(form, "title")[:100], _text(form, "text")
         if not title or not text:
             context = {"responses": await canned.all(), "error": "Give a title and a text."}
             return render(request, "agent/canned.html", context, status=422)
         added = await canned.add(title, text)
         await audit.record(request, "canned.create", "canned_response", added.response_id)
-        raise web.HTTPFound("/agent/canned?done=added")
-    context = {"responses": await canned.all(), "done": request.query.get("done", "")}
+        return RedirectResponse("/agent/canned?done=added", status_code=302)
+    context = {"responses": await canned.all(), "done": request.query_params.get("done", "")}
     return render(request, "agent/canned.html", context)
 
 
 @require_role("editor")
-async def canned_delete(request: web.Request) -> web.StreamResponse:
+async def canned_delete(request: Request) -> Response:
     """Delete a canned response (editors)."""
-    response_id = request.match_info["response_id"]
-    if not await request.app[CANNED].remove(response_id):
-        raise web.HTTPNotFound(text="There is no such canned response.")
+    response_id = str(request.path_params["response_id"])
+    if not await app_of(request)[CANNED].remove(response_id):
+        raise HTTPException(404, "There is no such canned response.")
     await audit.record(request, "canned.delete", "canned_response", response_id)
-    raise web.HTTPFound("/agent/canned?done=deleted")
+    return RedirectResponse("/agent/canned?done=deleted", status_code=302)
 
 
-async def _sla_monitor(app: web.Application) -> AsyncIterator[None]:
+@contextlib.asynccontextmanager
+async def _sla_monitor(app: ConsoleApp) -> AsyncIterator[None]:
     # Only with a hook configured: without one there is nobody to notify.
     breach_url = os.environ.get("COUNCIL_SLA_WEBHOOK", "").strip()
     alert_url = os.environ.get("COUNCIL_SAFEGUARDING_WEBHOOK", "").strip()
@@ -349,14 +361,14 @@ async def _sla_monitor(app: web.Application) -> AsyncIterator[None]:
         notify=WebhookNotifier(breach_url) if breach_url else nobody,
         alert=WebhookNotifier(alert_url) if alert_url else None,
     )
-    app[_MONITOR_TASK] = asyncio.create_task(monitor.run())
+    task = asyncio.create_task(monitor.run())
     yield
-    app[_MONITOR_TASK].cancel()
+    task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await app[_MONITOR_TASK]
+        await task
 
 
-def setup(app: web.Application) -> None:
+def setup(app: ConsoleApp) -> None:
     """Add the agent console, its queue, reply sender, resumer and SLA policy to the app.
 
     Tests replace the ``SENDER`` and ``RESUME`` keys with fakes after ``create_app``.
@@ -371,11 +383,10 @@ def setup(app: web.Application) -> None:
     app[RESUME] = resumer
     app[SLA_POLICY] = SlaPolicy.from_env()
     app[CANNED] = CannedResponses(app[REDIS], app[NAMESPACE])
-    app.cleanup_ctx.append(_sla_monitor)
-    routes = app.router
-    routes.add_get("/agent/", queue_page)
-    routes.add_get("/api/agent/queue", queue_api)
-    routes.add_get("/agent/cases/{case_id}", case_page)
+    app.add_lifespan(_sla_monitor)
+    app.add_route("/agent/", queue_page)
+    app.add_route("/api/agent/queue", queue_api)
+    app.add_route("/agent/cases/{case_id}", case_page)
     for action, handler in (
         ("claim", claim),
         ("release", release),
@@ -385,8 +396,8 @@ def setup(app: web.Application) -> None:
         ("return", return_to_bot),
         ("reassign", reassign),
     ):
-        routes.add_post(f"/agent/cases/{{case_id}}/{action}", handler)
-    routes.add_route("*", "/agent/canned", canned_page)
-    routes.add_post("/agent/canned/{response_id}/delete", canned_delete)
+        app.add_route(f"/agent/cases/{{case_id}}/{action}", handler, methods=["POST"])
+    app.add_route("/agent/canned", canned_page, methods=["GET", "POST"])
+    app.add_route("/agent/canned/{response_id}/delete", canned_delete, methods=["POST"])
     add_nav(app, "Handoff queue", "/agent/", "agent")
     add_nav(app, "Canned responses", "/agent/canned", "editor")

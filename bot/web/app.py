@@ -1,10 +1,11 @@
 """The web console application and the API its sections build on.
 
-:func:`create_app` builds the aiohttp application: sign-in and sign-out, sessions, CSRF checks,
-security headers, error pages, static files and the sections listed in
-:data:`SECTION_MODULES`. A section is a module with ``setup(app: web.Application) -> None``
-that adds its routes (guarded with :func:`require_role`) and its navigation links
-(:func:`add_nav`), and renders pages with :func:`render`. See docs/architecture.md, "Web console".
+:func:`create_app` builds the Starlette application (served by uvicorn, see
+:mod:`bot.web.__main__`): sign-in and sign-out, sessions, CSRF checks, security headers, error
+pages, static files and the sections listed in :data:`SECTION_MODULES`. A section is a module
+with ``setup(app: ConsoleApp) -> None`` that adds its routes (``app.add_route``, guarded with
+:func:`require_role`) and its navigation links (:func:`add_nav`), and renders pages with
+:func:`render`. See docs/architecture.md, "Web console".
 """
 
 from __future__ import annotations
@@ -12,29 +13,42 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import inspect
+import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import jinja2
 import redis.asyncio
-from aiohttp import web
-from aiohttp.typedefs import Handler
 from argon2 import PasswordHasher
 from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.datastructures import FormData, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.errors import ConfigError, MissingSecretError
 from bot.web.accounts import AccountStore, LoginThrottle, User
+from bot.web.appkey import AppKey
 from bot.web.audit import AUDIT, AuditLog, client_ip
 from bot.web.csrf import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
-    csrf_middleware,
+    REFUSAL,
     csrf_token,
+    request_passes,
     set_login_cookie,
 )
 from bot.web.sessions import SESSION_COOKIE, Session, SessionStore
@@ -50,18 +64,33 @@ __all__ = [
     "SETTINGS",
     "TEMPLATES",
     "THROTTLE",
+    "AppKey",
+    "ConsoleApp",
+    "Handler",
     "NavItem",
+    "Refused",
     "Settings",
     "add_nav",
+    "app_of",
     "create_app",
     "current_session",
     "current_user",
+    "read_form",
     "render",
     "require_role",
 ]
 
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+"""A console route handler: ``async def page(request: Request) -> Response``."""
+Lifespan = Callable[["ConsoleApp"], AbstractAsyncContextManager[None]]
+
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body the console reads (forms are a few kilobytes); larger ones get 413."""
 
 SECTION_MODULES: tuple[str, ...] = (
     "bot.web.admin",
@@ -162,35 +191,146 @@ class NavItem:
     roles: tuple[str, ...]
 
 
-REDIS = web.AppKey("redis", redis.asyncio.Redis)
-NAMESPACE = web.AppKey("namespace", str)
-SETTINGS = web.AppKey("settings", Settings)
-ACCOUNTS = web.AppKey("accounts", AccountStore)
-SESSIONS = web.AppKey("sessions", SessionStore)
-THROTTLE = web.AppKey("throttle", LoginThrottle)
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
-NAV = web.AppKey("nav", list[NavItem])
+REDIS = AppKey[redis.asyncio.Redis]("redis")
+NAMESPACE = AppKey[str]("namespace")
+SETTINGS = AppKey[Settings]("settings")
+ACCOUNTS = AppKey[AccountStore]("accounts")
+SESSIONS = AppKey[SessionStore]("sessions")
+THROTTLE = AppKey[LoginThrottle]("throttle")
+TEMPLATES = AppKey[jinja2.Environment]("templates")
+NAV = AppKey[list[NavItem]]("nav")
 
 
-def add_nav(app: web.Application, label: str, path: str, *roles: str) -> None:
+class Refused(HTTPException):
+    """A refused request (401 or 403): an error page for the user, an entry in the audit log.
+
+    Any 401/403 ``HTTPException`` is audited; this subclass names what was refused.
+
+    Args:
+        status_code: 401 or 403.
+        message: What the user reads.
+        action: The audit action (``access.denied``, ``csrf.refused``...).
+        object_type: Kind of object refused (default: the request path).
+        object_id: Which object (default: the request path).
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        action: str = "access.denied",
+        object_type: str = "path",
+        object_id: str = "",
+    ) -> None:
+        super().__init__(status_code, message)
+        self.action = action
+        self.object_type = object_type
+        self.object_id = object_id
+
+
+class ConsoleApp(Starlette):
+    """The console: a Starlette application holding typed values (``app[KEY]``).
+
+    Routes added with :meth:`add_route` (the only way sections add them) are CSRF-checked
+    before their handler runs. :meth:`add_lifespan` registers work that runs while the
+    server runs (entered at start-up, left at shutdown).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[AppKey[Any], Any] = {}
+        self._lifespans: list[Lifespan] = []
+        super().__init__(
+            middleware=[
+                Middleware(_SecurityHeaders),
+                Middleware(_ServerErrors),
+                Middleware(_Authenticate),
+            ],
+            exception_handlers={HTTPException: _http_error},
+            lifespan=_run_lifespans,
+            max_body_size=MAX_BODY_BYTES,
+        )
+
+    def __getitem__(self, key: AppKey[T]) -> T:
+        return cast(T, self._values[key])
+
+    def __setitem__(self, key: AppKey[T], value: T) -> None:
+        self._values[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def add_route(
+        self,
+        path: str,
+        route: Callable[[Request], Awaitable[Response] | Response],
+        methods: list[str] | None = None,
+        name: str | None = None,
+        include_in_schema: bool = True,
+    ) -> None:
+        """Add an ``async`` handler at ``path`` (``/agent/cases/{case_id}``) for ``methods``.
+
+        ``methods`` defaults to ``["GET"]`` (HEAD is added by Starlette). Unsafe methods are
+        refused with 403 before the handler runs unless the request carries the CSRF token.
+        """
+        if not inspect.iscoroutinefunction(route):
+            raise ConfigError(str(path), "handler", "console handlers must be async functions")
+        self.router.routes.append(
+            Route(path, _csrf_checked(cast(Handler, route)), methods=methods or ["GET"], name=name)
+        )
+
+    def add_lifespan(self, context: Lifespan) -> None:
+        """Run ``context(app)`` (an async context manager) for as long as the server runs."""
+        self._lifespans.append(context)
+
+
+@asynccontextmanager
+async def _run_lifespans(app: ConsoleApp) -> AsyncIterator[None]:
+    async with AsyncExitStack() as stack:
+        for context in app._lifespans:
+            await stack.enter_async_context(context(app))
+        yield
+
+
+def app_of(request: Request) -> ConsoleApp:
+    """The console application serving ``request`` (typed, unlike ``request.app``)."""
+    app: ConsoleApp = request.app
+    return app
+
+
+def add_nav(app: ConsoleApp, label: str, path: str, *roles: str) -> None:
     """Add a navigation link shown to users holding any of ``roles``."""
     app[NAV].append(NavItem(label, path, roles))
 
 
-def current_user(request: web.Request) -> User | None:
+def current_user(request: Request) -> User | None:
     """Return the signed-in user of a request, or None."""
-    user: User | None = request.get("user")
+    user: User | None = getattr(request.state, "user", None)
     return user
 
 
-def current_session(request: web.Request) -> Session | None:
+def current_session(request: Request) -> Session | None:
     """Return the session of a request, or None."""
-    session: Session | None = request.get("session")
+    session: Session | None = getattr(request.state, "session", None)
     return session
 
 
-def _is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
+async def read_form(request: Request) -> FormData:
+    """The request's form (parsed once; the CSRF check has usually parsed it already).
+
+    Values are ``str`` (or ``UploadFile``, never accepted by the console); use
+    ``.getlist(name)`` for repeated fields.
+    """
+    return await request.form()
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _path_qs(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
 
 
 def require_role(*roles: str) -> Callable[[Handler], Handler]:
@@ -202,14 +342,16 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
-        async def guarded(request: web.Request) -> web.StreamResponse:
+        async def guarded(request: Request) -> Response:
             user = current_user(request)
             if user is None:
                 if _is_api(request):
-                    raise web.HTTPUnauthorized(text="Sign in first.")
-                raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='')}")
+                    raise HTTPException(401, "Sign in first.")
+                return RedirectResponse(
+                    f"/login?next={quote(_path_qs(request), safe='/')}", status_code=302
+                )
             if roles and not user.has_role(*roles):
-                raise web.HTTPForbidden(text="Your account does not have access to this page.")
+                raise HTTPException(403, "Your account does not have access to this page.")
             return await handler(request)
 
         return guarded
@@ -217,19 +359,29 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
+def _csrf_checked(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def checked(request: Request) -> Response:
+        if not await request_passes(request):
+            raise HTTPException(403, REFUSAL)
+        return await handler(request)
+
+    return checked
+
+
 def render(
-    request: web.Request,
+    request: Request,
     template: str,
     context: Mapping[str, Any] | None = None,
     *,
     status: int = 200,
-) -> web.Response:
+) -> HTMLResponse:
     """Render a template under ``bot/web/templates`` to an HTML response.
 
     The template also sees ``user`` (or None), ``nav`` (links the user may see),
     ``csrf_token`` and ``request``; ``{{ csrf_field() }}`` writes the hidden CSRF input.
     """
-    app = request.app
+    app = app_of(request)
     user = current_user(request)
     nav = [
         item
@@ -244,7 +396,7 @@ def render(
         "request": request,
     }
     body = app[TEMPLATES].get_template(template).render(values)
-    response = web.Response(text=body, status=status, content_type="text/html")
+    response = HTMLResponse(body, status_code=status)
     set_login_cookie(request, response, app[SETTINGS].secure_cookies)
     return response
 
@@ -264,64 +416,104 @@ def _templates() -> jinja2.Environment:
     return env
 
 
-@web.middleware
-async def _error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # Client errors become a page (or JSON under /api/) instead of aiohttp's plain text.
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.status >= 500:
-            raise
-        message = exc.text or exc.reason
-        if _is_api(request):
-            return web.json_response({"error": exc.reason, "message": message}, status=exc.status)
-        page = render(
-            request, "error.html", {"title": exc.reason, "message": message}, status=exc.status
-        )
-        page.cookies.update(exc.cookies)  # e.g. the removal of a dead session cookie
-        return page
+def _error_response(request: Request, status: int, message: str) -> Response:
+    reason = HTTPStatus(status).phrase
+    if _is_api(request):
+        return JSONResponse({"error": reason, "message": message}, status_code=status)
+    return render(request, "error.html", {"title": reason, "message": message}, status=status)
 
 
-@web.middleware
-async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["session"] = None
-    request["user"] = None
-    sid = request.cookies.get(SESSION_COOKIE, "")
-    stale = False
-    if sid and not request.path.startswith("/static/"):
-        sessions = request.app[SESSIONS]
-        session = await sessions.load(sid)
-        user = await request.app[ACCOUNTS].get(session.username) if session else None
-        if session is not None and user is not None and not user.disabled:
-            request["session"] = session
-            request["user"] = user
-        else:
-            await sessions.delete(sid)
-            stale = True
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        # Redirects to /login are raised: they must drop the dead cookie too.
-        if stale:
-            exc.del_cookie(SESSION_COOKIE)
-        raise
-    if stale:
-        response.del_cookie(SESSION_COOKIE)
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Client errors become a page (or JSON under /api/) instead of Starlette's plain text.
+    assert isinstance(exc, HTTPException)
+    response = _error_response(request, exc.status_code, exc.detail)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
     return response
 
 
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    headers = response.headers
-    headers["Content-Security-Policy"] = CSP
-    headers["X-Frame-Options"] = "DENY"
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "same-origin"
-    if request.app[SETTINGS].secure_cookies:
-        headers["Strict-Transport-Security"] = "max-age=31536000"
-    if not request.path.startswith("/static/"):
-        # Console pages carry residents' data: never keep them in a browser or proxy cache
-        # (a public route, such as a bin calendar, sets its own policy).
-        headers.setdefault("Cache-Control", "no-store")
+class _SecurityHeaders:
+    """Add the console's security headers to every response, error pages included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+        secure = scope["app"][SETTINGS].secure_cookies
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = CSP
+                headers["X-Frame-Options"] = "DENY"
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "same-origin"
+                if secure:
+                    headers["Strict-Transport-Security"] = "max-age=31536000"
+                if not static and "cache-control" not in headers:
+                    # Console pages carry residents' data: never keep them in a browser or proxy
+                    # cache (a public route, such as a bin calendar, sets its own policy).
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class _ServerErrors:
+    """Placeholder for the console's own 500 page (Starlette's plain one for now)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+class _Authenticate:
+    """Load the session and user named by the session cookie into ``request.state``.
+
+    A cookie naming no live session (expired, signed out, user disabled) is deleted on the
+    response, whatever the response is.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        request.state.session = None
+        request.state.user = None
+        sid = request.cookies.get(SESSION_COOKIE, "")
+        if not sid or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        app: ConsoleApp = scope["app"]
+        sessions = app[SESSIONS]
+        session = await sessions.load(sid)
+        user = await app[ACCOUNTS].get(session.username) if session else None
+        if session is not None and user is not None and not user.disabled:
+            request.state.session = session
+            request.state.user = user
+            await self.app(scope, receive, send)
+            return
+        await sessions.delete(sid)
+        removal = Response()
+        removal.delete_cookie(SESSION_COOKIE, path="/")
+        cookie = removal.headers["set-cookie"]
+
+        async def dropping_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("set-cookie", cookie)
+            await send(message)
+
+        await self.app(scope, receive, dropping_cookie)
 
 
 def _safe_next(value: object) -> str:
@@ -336,24 +528,24 @@ def _safe_next(value: object) -> str:
     return "/"
 
 
-async def _login_page(request: web.Request) -> web.StreamResponse:
+async def _login_page(request: Request) -> Response:
     if current_user(request) is not None:
-        raise web.HTTPFound(_safe_next(request.query.get("next")))
-    return render(request, "login.html", {"next": _safe_next(request.query.get("next"))})
+        return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=302)
+    return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
 
 
-async def _login(request: web.Request) -> web.StreamResponse:
-    app = request.app
-    form = await request.post()
-    username = str(form.get("username", "")).strip()[:64]
-    password = str(form.get("password", ""))
-    target = _safe_next(form.get("next"))
+async def _login(request: Request) -> Response:
+    app = app_of(request)
+    fields = await read_form(request)
+    username = str(fields.get("username", "")).strip()[:64]
+    password = str(fields.get("password", ""))
+    target = _safe_next(fields.get("next"))
     ip = client_ip(request)
     throttle = app[THROTTLE]
     audit = app[AUDIT]
     locked = LOCKED_MESSAGE.format(minutes=throttle.window_seconds // 60)
 
-    def again(error: str, status: int) -> web.Response:
+    def again(error: str, status: int) -> Response:
         return render(
             request,
             "login.html",
@@ -377,42 +569,42 @@ async def _login(request: web.Request) -> web.StreamResponse:
         await app[SESSIONS].delete(old.sid)
     session = await app[SESSIONS].create(user.username)
     await audit.record(user.username, "login.success", "user", user.username, ip=ip)
-    done = web.HTTPFound(target)
+    done = RedirectResponse(target, status_code=302)
     done.set_cookie(
         SESSION_COOKIE,
         session.sid,
         httponly=True,
-        samesite="Lax",
+        samesite="lax",
         secure=app[SETTINGS].secure_cookies,
         path="/",
     )
-    done.del_cookie(LOGIN_CSRF_COOKIE)
-    raise done
+    done.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return done
 
 
-async def _logout(request: web.Request) -> web.StreamResponse:
+async def _logout(request: Request) -> Response:
     session = current_session(request)
     if session is not None:
-        await request.app[SESSIONS].delete(session.sid)
-        await request.app[AUDIT].record(
+        await app_of(request)[SESSIONS].delete(session.sid)
+        await app_of(request)[AUDIT].record(
             session.username, "logout", "user", session.username, ip=client_ip(request)
         )
-    done = web.HTTPFound("/login")
-    done.del_cookie(SESSION_COOKIE)
-    raise done
+    done = RedirectResponse("/login", status_code=302)
+    done.delete_cookie(SESSION_COOKIE, path="/")
+    return done
 
 
 @require_role()
-async def _home(request: web.Request) -> web.StreamResponse:
+async def _home(request: Request) -> Response:
     return render(request, "home.html")
 
 
-def _load_sections(app: web.Application, modules: Sequence[str]) -> None:
+def _load_sections(app: ConsoleApp, modules: Sequence[str]) -> None:
     for name in modules:
         if importlib.util.find_spec(name) is None:
             continue
         module = importlib.import_module(name)
-        setup: Callable[[web.Application], None] | None = getattr(module, "setup", None)
+        setup: Callable[[ConsoleApp], None] | None = getattr(module, "setup", None)
         if not callable(setup):
             raise ConfigError(
                 getattr(module, "__file__", None) or name,
@@ -428,8 +620,8 @@ def create_app(
     namespace: str = "cr",
     settings: Settings,
     sections: Sequence[str] = SECTION_MODULES,
-) -> web.Application:
-    """Build the console application.
+) -> ConsoleApp:
+    """Build the console application (an ASGI app; ``python -m bot.web`` serves it).
 
     Args:
         redis: Asyncio client with ``decode_responses=True`` (the caller closes it).
@@ -440,7 +632,7 @@ def create_app(
     Raises:
         ConfigError: A section module has no ``setup``.
     """
-    app = web.Application(middlewares=[_error_pages, _authenticate, csrf_middleware])
+    app = ConsoleApp()
     app[REDIS] = redis
     app[NAMESPACE] = namespace
     app[SETTINGS] = settings
@@ -467,12 +659,10 @@ def create_app(
     )
     app[TEMPLATES] = _templates()
     app[NAV] = []
-    # aiosignal 1.4's generic Signal does not match aiohttp 3.9's annotation of this list.
-    app.on_response_prepare.append(_security_headers)  # type: ignore[arg-type]
-    app.router.add_get("/", _home)
-    app.router.add_get("/login", _login_page)
-    app.router.add_post("/login", _login)
-    app.router.add_post("/logout", _logout)
-    app.router.add_static("/static/", STATIC_DIR)
+    app.add_route("/", _home)
+    app.add_route("/login", _login_page)
+    app.add_route("/login", _login, methods=["POST"])
+    app.add_route("/logout", _logout, methods=["POST"])
+    app.router.routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     _load_sections(app, sections)
     return app

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio
-from aiohttp import web
+from starlette.requests import Request
 
 from bot.keys import key
 from bot.web.accounts import User
+from bot.web.appkey import AppKey
 
 __all__ = ["AUDIT", "AuditEntry", "AuditLog", "client_ip", "record"]
 
@@ -137,7 +138,7 @@ class AuditLog:
         return found
 
 
-AUDIT = web.AppKey("audit", AuditLog)
+AUDIT = AppKey[AuditLog]("audit")
 """Application key of the console's :class:`AuditLog`."""
 
 
@@ -154,13 +155,17 @@ def _entry(entry_id: str, fields: Mapping[str, str]) -> AuditEntry:
     )
 
 
-def client_ip(request: web.Request) -> str:
-    """Return the client address of a request (the peer; proxies' headers are not trusted)."""
-    return request.remote or ""
+def client_ip(request: Request) -> str:
+    """Return the client address of a request.
+
+    That is the TCP peer, unless ``python -m bot.web`` was told to trust a proxy
+    (``COUNCIL_TRUSTED_PROXIES``): uvicorn then puts the proxy's ``X-Forwarded-For`` client here.
+    """
+    return request.client.host if request.client else ""
 
 
 async def record(
-    request: web.Request,
+    request: Request,
     action: str,
     object_type: str,
     object_id: str,
@@ -173,8 +178,7 @@ async def record(
     The actor is the signed-in user unless ``actor`` is given; the client IP comes from the
     request. Outside requests use :meth:`AuditLog.record`.
     """
-    user: User | None = request.get("user")
+    user: User | None = getattr(request.state, "user", None)
     who = actor if actor is not None else (user.username if user else "anonymous")
-    return await request.app[AUDIT].record(
-        who, action, object_type, object_id, detail, ip=client_ip(request)
-    )
+    log: AuditLog = request.app[AUDIT]
+    return await log.record(who, action, object_type, object_id, detail, ip=client_ip(request))

@@ -11,33 +11,34 @@ from __future__ import annotations
 
 import re
 
-from aiohttp import web
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from bot.bins.clock import today
 from bot.bins.ics import CALENDAR_PATH, export_calendar
 from bot.bins.store import BinStore
-from bot.web.app import NAMESPACE, REDIS
+from bot.web.app import NAMESPACE, REDIS, AppKey, ConsoleApp, app_of
 
 __all__ = ["STORE", "setup"]
 
-STORE = web.AppKey("calendar.store", BinStore)
+STORE = AppKey[BinStore]("calendar.store")
 _UPRN = re.compile(r"[0-9]{1,12}")
 # Calendar apps poll; an hour keeps load low while holiday changes still arrive the same day.
 _CACHE_SECONDS = 3600
 
 
-async def _calendar(request: web.Request) -> web.StreamResponse:
-    uprn = request.match_info["uprn"]
+async def _calendar(request: Request) -> Response:
+    uprn = str(request.path_params["uprn"])
     if not _UPRN.fullmatch(uprn):
-        raise web.HTTPNotFound(text="A UPRN is a number of up to 12 digits.")
-    source = await request.app[STORE].schedule(uprn)
+        raise HTTPException(404, "A UPRN is a number of up to 12 digits.")
+    source = await app_of(request)[STORE].schedule(uprn)
     if source is None:
-        raise web.HTTPNotFound(text=f"No address with UPRN {uprn} is on the collection schedule.")
+        raise HTTPException(404, f"No address with UPRN {uprn} is on the collection schedule.")
     body = export_calendar(uprn, source, today())
-    return web.Response(
-        body=body.encode(),
-        content_type="text/calendar",
-        charset="utf-8",
+    return Response(
+        body,
+        media_type="text/calendar",
         headers={
             "Cache-Control": f"public, max-age={_CACHE_SECONDS}",
             "Content-Disposition": f'inline; filename="bins-{uprn}.ics"',
@@ -45,7 +46,7 @@ async def _calendar(request: web.Request) -> web.StreamResponse:
     )
 
 
-def setup(app: web.Application) -> None:
+def setup(app: ConsoleApp) -> None:
     """Serve ``GET /bins/calendar/{uprn}.ics`` from the schedule in the app's Redis."""
     app[STORE] = BinStore(app[REDIS], app[NAMESPACE])
-    app.router.add_get(CALENDAR_PATH.replace("{uprn}", "{uprn:[^/.]+}"), _calendar)
+    app.add_route(CALENDAR_PATH, _calendar)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
+from starlette.requests import Request
+from starlette.responses import Response
 
 from bot.web.sessions import Session
 
@@ -23,8 +23,8 @@ __all__ = [
     "LOGIN_CSRF_COOKIE",
     "REFUSAL",
     "UNSAFE_METHODS",
-    "csrf_middleware",
     "csrf_token",
+    "request_passes",
     "set_login_cookie",
     "tokens_match",
 ]
@@ -39,6 +39,7 @@ REFUSAL = (
 )
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _NEW_LOGIN_TOKEN = "csrf_new_login_token"  # noqa: S105 (a request key, not a secret)
+_MAX_FIELDS = 200  # the largest console form (a knowledge-base entry) has about 20
 
 
 def tokens_match(expected: str | None, given: str | None) -> bool:
@@ -48,14 +49,14 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
-def _expected(request: web.Request) -> str | None:
-    session: Session | None = request.get("session")
+def _expected(request: Request) -> str | None:
+    session: Session | None = getattr(request.state, "session", None)
     if session is not None:
         return session.csrf_token
     return request.cookies.get(LOGIN_CSRF_COOKIE)
 
 
-def csrf_token(request: web.Request) -> str:
+def csrf_token(request: Request) -> str:
     """Return the token forms on this page must carry.
 
     For a request without a session a new sign-in token is made when the browser has none;
@@ -64,30 +65,33 @@ def csrf_token(request: web.Request) -> str:
     expected = _expected(request)
     if expected:
         return expected
-    token: str | None = request.get(_NEW_LOGIN_TOKEN)
+    token: str | None = getattr(request.state, _NEW_LOGIN_TOKEN, None)
     if token is None:
         token = secrets.token_urlsafe(32)
-        request[_NEW_LOGIN_TOKEN] = token
+        setattr(request.state, _NEW_LOGIN_TOKEN, token)
     return token
 
 
-def set_login_cookie(request: web.Request, response: web.StreamResponse, secure: bool) -> None:
+def set_login_cookie(request: Request, response: Response, secure: bool) -> None:
     """Set the sign-in token cookie when :func:`csrf_token` made a new one."""
-    token: str | None = request.get(_NEW_LOGIN_TOKEN)
+    token: str | None = getattr(request.state, _NEW_LOGIN_TOKEN, None)
     if token is not None:
         response.set_cookie(
-            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=secure, path="/"
+            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/"
         )
 
 
-@web.middleware
-async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse unsafe requests without the right token (403 via ``HTTPForbidden``)."""
-    if request.method in UNSAFE_METHODS:
-        given = request.headers.get(CSRF_HEADER)
-        if given is None and request.content_type in _FORM_TYPES:
-            field = (await request.post()).get(CSRF_FIELD)
-            given = field if isinstance(field, str) else None
-        if not tokens_match(_expected(request), given):
-            raise web.HTTPForbidden(text=REFUSAL)
-    return await handler(request)
+async def request_passes(request: Request) -> bool:
+    """Whether a request may go on: safe methods always, unsafe ones with the right token.
+
+    The form is parsed here (with the console's limits) and cached on the request, so the
+    handler reads the same form without parsing the body twice.
+    """
+    if request.method not in UNSAFE_METHODS:
+        return True
+    given = request.headers.get(CSRF_HEADER)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if given is None and content_type in _FORM_TYPES:
+        field = (await request.form(max_files=0, max_fields=_MAX_FIELDS)).get(CSRF_FIELD)
+        given = field if isinstance(field, str) else None
+    return tokens_match(_expected(request), given)

@@ -14,8 +14,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-from multidict import MultiDictProxy
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 
 from bot.errors import EntryInvalidError, EntryNotFoundError, PublishBlockedError
 from bot.knowledge.diff import entry_diff
@@ -24,32 +26,42 @@ from bot.knowledge.model import CHANNELS, STATUSES, Entry, entry_problems
 from bot.knowledge.store import KnowledgeBase
 from bot.web import audit
 from bot.web.accounts import User
-from bot.web.app import NAMESPACE, REDIS, add_nav, current_user, render, require_role
+from bot.web.app import (
+    NAMESPACE,
+    REDIS,
+    AppKey,
+    ConsoleApp,
+    add_nav,
+    app_of,
+    current_user,
+    read_form,
+    render,
+    require_role,
+)
 
 __all__ = ["CONVERSATIONS_ENV", "KB", "setup"]
 
-KB = web.AppKey("editor.kb", KnowledgeBase)
+KB = AppKey[KnowledgeBase]("editor.kb")
 CONVERSATIONS_ENV = "COUNCIL_TEST_CONVERSATIONS"
 _DEFAULT_CONVERSATIONS = "tests/conversations"
-_Form = MultiDictProxy[str | bytes | web.FileField]
 
 
-def _kb(request: web.Request) -> KnowledgeBase:
-    return request.app[KB]
+def _kb(request: Request) -> KnowledgeBase:
+    return app_of(request)[KB]
 
 
-def _me(request: web.Request) -> User:
+def _me(request: Request) -> User:
     user = current_user(request)
     assert user is not None  # require_role guarantees it
     return user
 
 
-def _text(form: _Form, name: str) -> str:
+def _text(form: FormData, name: str) -> str:
     value = form.get(name, "")
     return value.strip() if isinstance(value, str) else ""
 
 
-def _entry_from_form(form: _Form, entry_id: str) -> tuple[Entry, list[str]]:
+def _entry_from_form(form: FormData, entry_id: str) -> tuple[Entry, list[str]]:
     """Build an entry from the edit form; the problems list says what cannot be read."""
     problems = []
     review = _text(form, "review_by")
@@ -100,7 +112,7 @@ def _form_values(entry: Entry | None) -> dict[str, str]:
 
 
 async def _entry_page(
-    request: web.Request,
+    request: Request,
     entry_id: str,
     *,
     values: dict[str, str] | None = None,
@@ -109,7 +121,7 @@ async def _entry_page(
     report: GateReport | None = None,
     blocked: list[str] | None = None,
     status: int = 200,
-) -> web.Response:
+) -> Response:
     kb = _kb(request)
     head = await kb.head(entry_id)
     live = await kb.live(entry_id)
@@ -128,7 +140,7 @@ async def _entry_page(
             "pending": await kb.pending_approval(entry_id),
             "needs_approval": await kb.approval_required(head.entry.owner_team),
             "blocked": blocked or [],
-            "done": request.query.get("done", ""),
+            "done": request.query_params.get("done", ""),
             "is_admin": _me(request).has_role("admin"),
             "me": _me(request).username,
             "report": report,
@@ -138,10 +150,10 @@ async def _entry_page(
 
 
 @require_role("editor")
-async def list_entries(request: web.Request) -> web.StreamResponse:
+async def list_entries(request: Request) -> Response:
     """List and search entries."""
-    query = request.query.get("q", "")
-    status = request.query.get("status", "")
+    query = request.query_params.get("q", "")
+    status = request.query_params.get("status", "")
     found = await _kb(request).search(query, status if status in STATUSES else "")
     return render(
         request,
@@ -151,12 +163,12 @@ async def list_entries(request: web.Request) -> web.StreamResponse:
 
 
 @require_role("editor")
-async def new_entry(request: web.Request) -> web.StreamResponse:
+async def new_entry(request: Request) -> Response:
     """Show the form for a new entry, or save it as a draft."""
     if request.method == "GET":
         context = {"values": _form_values(None), "errors": [], "channels": CHANNELS}
         return render(request, "editor/new.html", context)
-    form = await request.post()
+    form = await read_form(request)
     entry_id = _text(form, "id").lower()
     entry, problems = _entry_from_form(form, entry_id)
     try:
@@ -174,32 +186,32 @@ async def new_entry(request: web.Request) -> web.StreamResponse:
         )
     version = await _kb(request).save_draft(entry, _me(request).username, _text(form, "reason"))
     await audit.record(request, "kb.create", "kb_entry", entry_id, {"version": version.number})
-    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=saved")
+    return RedirectResponse(f"/editor/entry/{entry_id}?done=saved", status_code=302)
 
 
-async def _existing(request: web.Request) -> str:
-    entry_id = request.match_info["entry_id"]
+async def _existing(request: Request) -> str:
+    entry_id = str(request.path_params["entry_id"])
     try:
         await _kb(request).head(entry_id)
     except EntryNotFoundError:
-        raise web.HTTPNotFound(text="There is no such entry.") from None
+        raise HTTPException(404, "There is no such entry.") from None
     return entry_id
 
 
 @require_role("editor")
-async def entry_page(request: web.Request) -> web.StreamResponse:
+async def entry_page(request: Request) -> Response:
     """Show an entry: edit form, preview per channel, history and actions."""
     return await _entry_page(request, await _existing(request))
 
 
 @require_role("editor")
-async def edit_entry(request: web.Request) -> web.StreamResponse:
+async def edit_entry(request: Request) -> Response:
     """Preview, check (regression gate) or save an edit as a draft.
 
     Problems re-show the form with the editor's text, and the stored draft is unchanged.
     """
     entry_id = await _existing(request)
-    form = await request.post()
+    form = await read_form(request)
     action = _text(form, "action") or "save"
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     entry, problems = _entry_from_form(form, entry_id)
@@ -214,22 +226,22 @@ async def edit_entry(request: web.Request) -> web.StreamResponse:
     version = await _kb(request).save_draft(entry, _me(request).username, reason)
     detail = {"version": version.number, "fields": list(version.changes)}
     await audit.record(request, "kb.save", "kb_entry", entry_id, detail)
-    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=saved")
+    return RedirectResponse(f"/editor/entry/{entry_id}?done=saved", status_code=302)
 
 
-def _gate_override(form: _Form, me: User) -> bool:
+def _gate_override(form: FormData, me: User) -> bool:
     """Whether the form overrides the regression gate (403 unless ``me`` is an admin)."""
     override = _text(form, "override") == "1"
     if override and not me.has_role("admin"):
-        raise web.HTTPForbidden(text="Only an admin can override the regression gate.")
+        raise HTTPException(403, "Only an admin can override the regression gate.")
     return override
 
 
 @require_role("editor")
-async def publish_entry(request: web.Request) -> web.StreamResponse:
+async def publish_entry(request: Request) -> Response:
     """Publish the working copy through the regression gate (admins may override)."""
     entry_id = await _existing(request)
-    form = await request.post()
+    form = await read_form(request)
     me = _me(request)
     override = _gate_override(form, me)
     kb = _kb(request)
@@ -237,18 +249,18 @@ async def publish_entry(request: web.Request) -> web.StreamResponse:
     pending = await kb.pending_approval(entry_id)
     if _text(form, "approve") == "1":
         if pending is None:
-            raise web.HTTPBadRequest(text="Nobody has asked for this entry to be approved.")
+            raise HTTPException(400, "Nobody has asked for this entry to be approved.")
         author, approver = pending[0], me.username
         if author == approver:
-            raise web.HTTPForbidden(text="A second person must approve your change.")
+            raise HTTPException(403, "A second person must approve your change.")
+    reason, override_by = _text(form, "reason"), me.username if override else ""
     try:
-        version = await kb.publish(
-            entry_id,
-            author,
-            _text(form, "reason"),
-            approver=approver,
-            override_by=me.username if override else "",
-        )
+        if pending is not None and approver:
+            version = await kb.approve(
+                entry_id, pending[1], approver, reason, override_by=override_by
+            )
+        else:
+            version = await kb.publish(entry_id, author, reason, override_by=override_by)
     except EntryInvalidError as exc:
         return await _entry_page(request, entry_id, errors=exc.problems, status=422)
     except PublishBlockedError as exc:
@@ -261,11 +273,11 @@ async def publish_entry(request: web.Request) -> web.StreamResponse:
     if override:
         detail["override"] = True
     await audit.record(request, "kb.publish", "kb_entry", entry_id, detail)
-    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=published")
+    return RedirectResponse(f"/editor/entry/{entry_id}?done=published", status_code=302)
 
 
 @require_role("editor")
-async def request_approval(request: web.Request) -> web.StreamResponse:
+async def request_approval(request: Request) -> Response:
     """Ask a second person to approve the working copy."""
     entry_id = await _existing(request)
     try:
@@ -274,24 +286,24 @@ async def request_approval(request: web.Request) -> web.StreamResponse:
         return await _entry_page(request, entry_id, errors=exc.problems, status=422)
     detail = {"version": head.number}
     await audit.record(request, "kb.approval.request", "kb_entry", entry_id, detail)
-    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=approval-requested")
+    return RedirectResponse(f"/editor/entry/{entry_id}?done=approval-requested", status_code=302)
 
 
 @require_role("editor")
-async def archive_entry(request: web.Request) -> web.StreamResponse:
+async def archive_entry(request: Request) -> Response:
     """Withdraw an entry from residents."""
     entry_id = await _existing(request)
-    form = await request.post()
+    form = await read_form(request)
     version = await _kb(request).archive(entry_id, _me(request).username, _text(form, "reason"))
     await audit.record(request, "kb.archive", "kb_entry", entry_id, {"version": version.number})
-    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=archived")
+    return RedirectResponse(f"/editor/entry/{entry_id}?done=archived", status_code=302)
 
 
 @require_role("editor")
-async def rollback_entry(request: web.Request) -> web.StreamResponse:
+async def rollback_entry(request: Request) -> Response:
     """Restore an earlier version (republished when it was published)."""
     entry_id = await _existing(request)
-    form = await request.post()
+    form = await read_form(request)
     me = _me(request)
     override = _gate_override(form, me)
     try:
@@ -304,27 +316,27 @@ async def rollback_entry(request: web.Request) -> web.StreamResponse:
             override_by=me.username if override else "",
         )
     except (ValueError, EntryNotFoundError):
-        raise web.HTTPBadRequest(text="Choose a version of this entry.") from None
+        raise HTTPException(400, "Choose a version of this entry.") from None
     except PublishBlockedError as exc:
         await audit.record(request, "kb.rollback.blocked", "kb_entry", entry_id, {})
         return await _entry_page(request, entry_id, blocked=exc.broken, status=409)
     detail = {"version": version.number, "restored": number, "override": override}
     await audit.record(request, "kb.rollback", "kb_entry", entry_id, detail)
-    raise web.HTTPFound(f"/editor/entry/{entry_id}?done=rolled-back")
+    return RedirectResponse(f"/editor/entry/{entry_id}?done=rolled-back", status_code=302)
 
 
 @require_role("editor")
-async def diff_page(request: web.Request) -> web.StreamResponse:
+async def diff_page(request: Request) -> Response:
     """Compare two versions of an entry (default: the previous and the latest)."""
     entry_id = await _existing(request)
     kb = _kb(request)
     versions = await kb.versions(entry_id)
     try:
-        a = int(request.query.get("a", versions[-2].number if len(versions) > 1 else 1))
-        b = int(request.query.get("b", versions[-1].number))
+        a = int(request.query_params.get("a", versions[-2].number if len(versions) > 1 else 1))
+        b = int(request.query_params.get("b", versions[-1].number))
         before, after = await kb.version(entry_id, a), await kb.version(entry_id, b)
     except (ValueError, EntryNotFoundError):
-        raise web.HTTPNotFound(text="There is no such version.") from None
+        raise HTTPException(404, "There is no such version.") from None
     return render(
         request,
         "editor/diff.html",
@@ -339,7 +351,7 @@ async def diff_page(request: web.Request) -> web.StreamResponse:
 
 
 @require_role("editor")
-async def review_page(request: web.Request) -> web.StreamResponse:
+async def review_page(request: Request) -> Response:
     """Entries past their review date."""
     today = datetime.now(UTC).date()
     due = await _kb(request).due_for_review(today)
@@ -347,16 +359,16 @@ async def review_page(request: web.Request) -> web.StreamResponse:
 
 
 @require_role("editor")
-async def try_page(request: web.Request) -> web.StreamResponse:
+async def try_page(request: Request) -> Response:
     """Try a question: which live entry would answer, how, and with what confidence."""
     context: dict[str, Any] = {"question": "", "intent": "", "confidence": "", "result": None}
     if request.method == "POST":
-        form = await request.post()
+        form = await read_form(request)
         question, intent = _text(form, "question"), _text(form, "intent")
         try:
             confidence = float(_text(form, "confidence") or "0")
         except ValueError:
-            raise web.HTTPBadRequest(text="Confidence is a number from 0 to 1.") from None
+            raise HTTPException(400, "Confidence is a number from 0 to 1.") from None
         found = await _kb(request).choose(intent or None, confidence, question, datetime.now(UTC))
         context.update(
             question=question,
@@ -369,20 +381,20 @@ async def try_page(request: web.Request) -> web.StreamResponse:
 
 
 @require_role("admin")
-async def approval_page(request: web.Request) -> web.StreamResponse:
+async def approval_page(request: Request) -> Response:
     """Choose which teams need a second person to approve publishes (admins)."""
     kb = _kb(request)
     teams = sorted({v.entry.owner_team for v in await kb.heads()})
     if request.method == "POST":
-        form = await request.post()
-        wanted = {v for v in form.getall("teams", []) if isinstance(v, str)}
+        form = await read_form(request)
+        wanted = {v for v in form.getlist("teams") if isinstance(v, str)}
         for team in teams:
             await kb.set_approval_required(team, team in wanted)
         detail = {"teams": sorted(wanted & set(teams))}
         await audit.record(request, "kb.approval.teams", "kb_settings", "approval", detail)
-        raise web.HTTPFound("/editor/approval?done=saved")
+        return RedirectResponse("/editor/approval?done=saved", status_code=302)
     required = {t for t in teams if await kb.approval_required(t)}
-    context = {"teams": teams, "required": required, "done": request.query.get("done", "")}
+    context = {"teams": teams, "required": required, "done": request.query_params.get("done", "")}
     return render(request, "editor/approval.html", context)
 
 
@@ -390,7 +402,7 @@ def _conversations_folder() -> Path:
     return Path(os.environ.get(CONVERSATIONS_ENV, "").strip() or _DEFAULT_CONVERSATIONS)
 
 
-def setup(app: web.Application) -> None:
+def setup(app: ConsoleApp) -> None:
     """Add the editor pages and the knowledge base (with its test conversations) to the app.
 
     Raises:
@@ -399,17 +411,16 @@ def setup(app: web.Application) -> None:
     app[KB] = KnowledgeBase(
         app[REDIS], app[NAMESPACE], conversations=load_conversations(_conversations_folder())
     )
-    routes = app.router
-    routes.add_get("/editor/", list_entries)
-    routes.add_route("*", "/editor/new", new_entry)
-    routes.add_get("/editor/review", review_page)
-    routes.add_route("*", "/editor/try", try_page)
-    routes.add_route("*", "/editor/approval", approval_page)
-    routes.add_get("/editor/entry/{entry_id}", entry_page)
-    routes.add_post("/editor/entry/{entry_id}", edit_entry)
-    routes.add_post("/editor/entry/{entry_id}/publish", publish_entry)
-    routes.add_post("/editor/entry/{entry_id}/approval", request_approval)
-    routes.add_post("/editor/entry/{entry_id}/archive", archive_entry)
-    routes.add_post("/editor/entry/{entry_id}/rollback", rollback_entry)
-    routes.add_get("/editor/entry/{entry_id}/diff", diff_page)
+    app.add_route("/editor/", list_entries)
+    app.add_route("/editor/new", new_entry, methods=["GET", "POST"])
+    app.add_route("/editor/review", review_page)
+    app.add_route("/editor/try", try_page, methods=["GET", "POST"])
+    app.add_route("/editor/approval", approval_page, methods=["GET", "POST"])
+    app.add_route("/editor/entry/{entry_id}", entry_page)
+    app.add_route("/editor/entry/{entry_id}", edit_entry, methods=["POST"])
+    app.add_route("/editor/entry/{entry_id}/publish", publish_entry, methods=["POST"])
+    app.add_route("/editor/entry/{entry_id}/approval", request_approval, methods=["POST"])
+    app.add_route("/editor/entry/{entry_id}/archive", archive_entry, methods=["POST"])
+    app.add_route("/editor/entry/{entry_id}/rollback", rollback_entry, methods=["POST"])
+    app.add_route("/editor/entry/{entry_id}/diff", diff_page)
     add_nav(app, "Knowledge base", "/editor/", "editor")

@@ -29,14 +29,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiohttp import web
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
 from bot.handoff.sla import SlaPolicy, evaluate
 from bot.web import audit
 from bot.web.agent import QUEUE, SLA_POLICY
-from bot.web.app import NAMESPACE, REDIS, add_nav, render, require_role
+from bot.web.app import NAMESPACE, REDIS, ConsoleApp, add_nav, app_of, render, require_role
 
 __all__ = ["Report", "bar_chart", "build_report", "percentile", "setup"]
 
@@ -215,26 +217,26 @@ def bar_chart(title: str, values: dict[str, int], *, width: int = 640) -> dict[s
     }
 
 
-def _period(request: web.Request) -> tuple[datetime, datetime]:
+def _period(request: Request) -> tuple[datetime, datetime]:
     try:
-        days = int(request.query.get("days", "30"))
+        days = int(request.query_params.get("days", "30"))
     except ValueError:
-        raise web.HTTPBadRequest(text="days must be a whole number.") from None
+        raise HTTPException(400, "days must be a whole number.") from None
     if not 1 <= days <= _MAX_DAYS:
-        raise web.HTTPBadRequest(text=f"days must be between 1 and {_MAX_DAYS}.")
+        raise HTTPException(400, f"days must be between 1 and {_MAX_DAYS}.")
     end = datetime.now(UTC)
     return end - timedelta(days=days), end
 
 
-async def _report(request: web.Request) -> Report:
-    app = request.app
+async def _report(request: Request) -> Report:
+    app = app_of(request)
     policy = app[SLA_POLICY] if SLA_POLICY in app else SlaPolicy()
     queue = app[QUEUE] if QUEUE in app else HandoffQueue(app[REDIS], app[NAMESPACE])
     return await build_report(queue, policy, app[NAMESPACE], *_period(request))
 
 
 @require_role("supervisor")
-async def reports_page(request: web.Request) -> web.StreamResponse:
+async def reports_page(request: Request) -> Response:
     """The supervisor's report page with charts."""
     report = await _report(request)
     charts = [
@@ -242,33 +244,33 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
         bar_chart("Handoffs by topic", dict(list(report.by_topic.items())[:15])),
         bar_chart("Handoffs by day", report.by_day),
     ]
-    days = request.query.get("days", "30")
+    days = request.query_params.get("days", "30")
     return render(request, "reports/index.html", {"r": report, "charts": charts, "days": days})
 
 
 @require_role("supervisor")
-async def export_json(request: web.Request) -> web.StreamResponse:
+async def export_json(request: Request) -> Response:
     """The report as JSON."""
     report = await _report(request)
     await audit.record(request, "report.export", "report", "handoff", {"format": "json"})
-    return web.json_response(report.to_json())
+    return JSONResponse(report.to_json())
 
 
 @require_role("supervisor")
-async def export_csv(request: web.Request) -> web.StreamResponse:
+async def export_csv(request: Request) -> Response:
     """The report as CSV (a download)."""
     report = await _report(request)
     await audit.record(request, "report.export", "report", "handoff", {"format": "csv"})
-    return web.Response(
-        text=report.to_csv(),
-        content_type="text/csv",
+    return Response(
+        report.to_csv(),
+        media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="handoff-report.csv"'},
     )
 
 
-def setup(app: web.Application) -> None:
+def setup(app: ConsoleApp) -> None:
     """Add the supervisor reports to the app."""
-    app.router.add_get("/reports/", reports_page)
-    app.router.add_get("/reports/export.json", export_json)
-    app.router.add_get("/reports/export.csv", export_csv)
+    app.add_route("/reports/", reports_page)
+    app.add_route("/reports/export.json", export_json)
+    app.add_route("/reports/export.csv", export_csv)
     add_nav(app, "Reports", "/reports/", "supervisor")

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from aiohttp.test_utils import TestServer
 from argon2 import PasswordHasher
 from playwright.async_api import expect
 from twilio.request_validator import RequestValidator
@@ -29,7 +28,7 @@ from bot.handoff.record import TEAMS
 from bot.handoff.resume import RasaResumer
 from bot.redis_conn import connect_async
 from bot.testing.assistant import Assistant, running_assistant
-from bot.testing.browser import chromium
+from bot.testing.browser import LocalServer, chromium, serve
 from bot.testing.providers import ProviderThread, Recorded
 from bot.web.accounts import User
 from bot.web.agent import RESUME
@@ -240,7 +239,7 @@ async def test_server_killed_between_acknowledgement_and_reply_loses_nothing(
 
 
 @pytest.fixture
-async def console(assistant: Assistant) -> AsyncIterator[tuple[TestServer, User, str]]:
+async def console(assistant: Assistant) -> AsyncIterator[tuple[LocalServer, User, str]]:
     client = await connect_async(assistant.redis_url)
     settings = Settings(
         secret_key=secrets.token_bytes(32),
@@ -253,10 +252,8 @@ async def console(assistant: Assistant) -> AsyncIterator[tuple[TestServer, User,
     app[RESUME] = RasaResumer(assistant.rasa_url, assistant.auth_token)
     password = secrets.token_urlsafe(16)
     user = await app[ACCOUNTS].create(f"agent{uuid.uuid4().hex[:6]}", password, ("agent",), TEAMS)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield server, user, password
-    await server.close()
+    async with serve(app) as server:
+        yield server, user, password
     await client.close()
 
 
@@ -264,13 +261,13 @@ async def console(assistant: Assistant) -> AsyncIterator[tuple[TestServer, User,
 async def test_whatsapp_handoff_answered_from_the_console_in_chromium(
     assistant: Assistant,
     provider: ProviderThread,
-    console: tuple[TestServer, User, str],
+    console: tuple[LocalServer, User, str],
 ) -> None:
     server, user, password = console
     resident = new_resident()
     async with chromium() as browser:
         page = await browser.new_page()
-        await page.goto(str(server.make_url("/agent/")))
+        await page.goto(server.make_url("/agent/"))
         await page.get_by_label("Username").fill(user.username)
         await page.get_by_label("Password").fill(password)
         await page.get_by_role("button", name="Sign in").click()

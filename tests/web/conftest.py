@@ -3,12 +3,15 @@
 - ``clock``: fake clock (``clock.advance(seconds)``) used by sessions, audit and accounts.
 - ``console_sections``: section modules to load; override it in your test module, e.g.
   ``@pytest.fixture def console_sections(): return ("bot.web.editor",)``.
-- ``console_settings`` / ``console_app``: the app against the test Redis namespace.
-- ``console_server``: the app served on an ephemeral loopback port (``.make_url(path)``).
+- ``console_settings`` / ``console_app``: the app (a ``ConsoleApp``) against the test Redis
+  namespace; to add test-only routes override it and call ``console_app.add_route(...)``.
+- ``console_server``: the app served by uvicorn on an ephemeral loopback port
+  (``.make_url(path)``), for the browser.
 - ``make_user(*roles, teams=(), username=None) -> (User, password)``.
-- ``client``: an anonymous aiohttp client of the server.
-- ``sign_in(client, username, password) -> ClientResponse`` (follows the redirect).
-- ``login(*roles, teams=(), username=None) -> TestClient``: a new signed-in client.
+- ``client``: an anonymous ``httpx.AsyncClient`` calling the app in-process (ASGI; the client
+  address is 127.0.0.1; redirects are followed unless ``follow_redirects=False``).
+- ``sign_in(client, username, password) -> httpx.Response`` (follows the redirect).
+- ``login(*roles, teams=(), username=None) -> httpx.AsyncClient``: a new signed-in client.
 - ``csrf(client) -> str``: the CSRF token of a client's session (for posts and fetch headers).
 - ``browser`` / ``page``: Playwright (async) in headless Debian chromium; mark tests
   ``@pytest.mark.browser``.
@@ -21,23 +24,22 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 import redis.asyncio
-from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 from playwright.async_api import Browser, Page
 
-from bot.testing.browser import chromium
+from bot.testing.browser import LocalServer, asgi_client, chromium, serve
 from bot.web.accounts import User
-from bot.web.app import ACCOUNTS, Settings, create_app
+from bot.web.app import ACCOUNTS, ConsoleApp, Settings, create_app
 
 # Cheap argon2 parameters keep the suite fast; production uses PasswordHasher() defaults.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 _TOKEN = re.compile(r'name="(?:csrf_token|csrf-token)" (?:value|content)="([^"]+)"')
 
 MakeUser = Callable[..., Awaitable[tuple[User, str]]]
-Login = Callable[..., Awaitable[TestClient]]
+Login = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 class FakeClock:
@@ -79,37 +81,26 @@ def console_app(
     namespace: str,
     console_settings: Settings,
     console_sections: tuple[str, ...],
-) -> web.Application:
+) -> ConsoleApp:
     return create_app(
         async_redis, namespace=namespace, settings=console_settings, sections=console_sections
     )
 
 
 @pytest.fixture
-async def console_server(console_app: web.Application) -> AsyncIterator[TestServer]:
-    server = TestServer(console_app, host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
-
-
-async def _new_client(server: TestServer) -> TestClient:
-    # Close with ``client.close()``: it releases responses a test did not read, whose pooled
-    # connections otherwise warn "Unclosed connection" when collected during a later test.
-    client = TestClient(server)
-    await client.start_server()
-    return client
+async def console_server(console_app: ConsoleApp) -> AsyncIterator[LocalServer]:
+    async with serve(console_app) as server:
+        yield server
 
 
 @pytest.fixture
-async def client(console_server: TestServer) -> AsyncIterator[TestClient]:
-    anonymous = await _new_client(console_server)
-    yield anonymous
-    await anonymous.close()
+async def client(console_app: ConsoleApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(console_app) as anonymous:
+        yield anonymous
 
 
 @pytest.fixture
-def make_user(console_app: web.Application) -> MakeUser:
+def make_user(console_app: ConsoleApp) -> MakeUser:
     async def make(
         *roles: str, teams: tuple[str, ...] = (), username: str | None = None
     ) -> tuple[User, str]:
@@ -128,23 +119,19 @@ def token_in(html: str) -> str:
 
 
 @pytest.fixture
-def csrf() -> Callable[[TestClient], Awaitable[str]]:
-    async def token(client: TestClient) -> str:
+def csrf() -> Callable[[httpx.AsyncClient], Awaitable[str]]:
+    async def token(client: httpx.AsyncClient) -> str:
         response = await client.get("/login")
-        return token_in(await response.text())
+        return token_in(response.text)
 
     return token
 
 
 @pytest.fixture
-def sign_in() -> Callable[[TestClient, str, str], Awaitable[ClientResponse]]:
-    async def post(client: TestClient, username: str, password: str) -> ClientResponse:
+def sign_in() -> Callable[[httpx.AsyncClient, str, str], Awaitable[httpx.Response]]:
+    async def post(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
         page = await client.get("/login")
-        form = {
-            "username": username,
-            "password": password,
-            "csrf_token": token_in(await page.text()),
-        }
+        form = {"username": username, "password": password, "csrf_token": token_in(page.text)}
         return await client.post("/login", data=form)
 
     return post
@@ -152,25 +139,25 @@ def sign_in() -> Callable[[TestClient, str, str], Awaitable[ClientResponse]]:
 
 @pytest.fixture
 async def login(
-    console_server: TestServer,
+    console_app: ConsoleApp,
     make_user: MakeUser,
-    sign_in: Callable[[TestClient, str, str], Awaitable[ClientResponse]],
+    sign_in: Callable[[httpx.AsyncClient, str, str], Awaitable[httpx.Response]],
 ) -> AsyncIterator[Login]:
-    clients: list[TestClient] = []
+    clients: list[httpx.AsyncClient] = []
 
     async def log_in(
         *roles: str, teams: tuple[str, ...] = (), username: str | None = None
-    ) -> TestClient:
+    ) -> httpx.AsyncClient:
         user, password = await make_user(*roles, teams=teams, username=username)
-        signed_in = await _new_client(console_server)
+        signed_in = asgi_client(console_app)
         clients.append(signed_in)
         response = await sign_in(signed_in, user.username, password)
-        assert response.status == 200, await response.text()
+        assert response.status_code == 200, response.text
         return signed_in
 
     yield log_in
     for each in clients:
-        await each.close()
+        await each.aclose()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import pytest
 import redis.asyncio
-from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
+from httpx import AsyncClient
 
 from bot.errors import AccountError
 from bot.web.accounts import AccountStore, LoginThrottle, User
@@ -141,36 +141,38 @@ async def test_throttle_per_ip(async_redis: redis.asyncio.Redis, namespace: str)
     assert not await throttle.locked("someone-else", "10.0.0.2")
 
 
-async def test_login_over_http(client: TestClient, make_user, sign_in) -> None:
+async def test_login_over_http(client: AsyncClient, make_user, sign_in) -> None:
     user, password = await make_user("editor")
     bad = await sign_in(client, user.username, "not the password")
-    assert bad.status == 401
-    assert "The username or password is not right." in await bad.text()
+    assert bad.status_code == 401
+    assert "The username or password is not right." in bad.text
     unknown = await sign_in(client, "nobody", password)
-    assert unknown.status == 401
+    assert unknown.status_code == 401
     good = await sign_in(client, user.username, password)
-    assert good.status == 200
-    assert f"Welcome, {user.username}" in await good.text()
+    assert good.status_code == 200
+    assert f"Welcome, {user.username}" in good.text
 
 
-async def test_login_locked_after_five_failures(client: TestClient, make_user, sign_in) -> None:
+async def test_login_locked_after_five_failures(client: AsyncClient, make_user, sign_in) -> None:
     user, password = await make_user("agent")
-    statuses = [(await sign_in(client, user.username, "wrong password")).status for _ in range(5)]
+    statuses = [
+        (await sign_in(client, user.username, "wrong password")).status_code for _ in range(5)
+    ]
     assert statuses == [401, 401, 401, 401, 429]
     locked = await sign_in(client, user.username, password)
-    assert locked.status == 429
-    assert "Too many failed sign-in attempts" in await locked.text()
-    assert "15 minutes" in await locked.text()
-    home = await client.get("/", allow_redirects=False)
-    assert home.status == 302
+    assert locked.status_code == 429
+    assert "Too many failed sign-in attempts" in locked.text
+    assert "15 minutes" in locked.text
+    home = await client.get("/", follow_redirects=False)
+    assert home.status_code == 302
 
 
 async def test_disabled_user_cannot_log_in(
-    client: TestClient, make_user, sign_in, console_app
+    client: AsyncClient, make_user, sign_in, console_app
 ) -> None:
     user, password = await make_user("agent")
     await console_app[ACCOUNTS].set_disabled(user.username, True)
-    assert (await sign_in(client, user.username, password)).status == 401
+    assert (await sign_in(client, user.username, password)).status_code == 401
 
 
 async def test_oversized_passwords_refused_without_hashing(store: AccountStore) -> None:

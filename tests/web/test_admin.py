@@ -20,14 +20,14 @@ async def test_add_user(admin, csrf, console_app, client, sign_in) -> None:
             "csrf_token": token,
         },
     )
-    assert response.status == 200
-    assert "Done: created erin" in await response.text()
+    assert response.status_code == 200
+    assert "Done: created erin" in response.text
     erin = await console_app[ACCOUNTS].get("erin")
     assert erin.roles == {"agent", "editor"} and erin.teams == ("customer_services", "waste")
     [entry] = await console_app[AUDIT].recent(actor="root", object_id="erin")
     assert entry.action == "user.create" and entry.detail["roles"] == ["agent", "editor"]
     assert "a long enough password" not in str(entry.detail)
-    assert (await sign_in(client, "erin", "a long enough password")).status == 200
+    assert (await sign_in(client, "erin", "a long enough password")).status_code == 200
 
 
 async def test_add_user_errors_are_shown(admin, csrf, console_app) -> None:
@@ -40,8 +40,8 @@ async def test_add_user_errors_are_shown(admin, csrf, console_app) -> None:
             "csrf_token": await csrf(admin),
         },
     )
-    assert response.status == 400
-    assert "at least 12 characters" in await response.text()
+    assert response.status_code == 400
+    assert "at least 12 characters" in response.text
     assert await console_app[ACCOUNTS].get("erin") is None
 
 
@@ -51,7 +51,7 @@ async def test_set_roles_and_teams(admin, csrf, make_user, console_app) -> None:
         "/admin/users/frank/roles",
         data={"roles": ["supervisor"], "teams": "planning", "csrf_token": await csrf(admin)},
     )
-    assert response.status == 200
+    assert response.status_code == 200
     frank = await console_app[ACCOUNTS].get("frank")
     assert frank.roles == {"supervisor"} and frank.teams == ("planning",)
     [entry] = await console_app[AUDIT].recent(object_id="frank")
@@ -60,11 +60,11 @@ async def test_set_roles_and_teams(admin, csrf, make_user, console_app) -> None:
 
 async def test_disable_ends_sessions_and_enable(admin, csrf, login, console_app) -> None:
     grace = await login("agent", username="grace")
-    assert (await grace.get("/", allow_redirects=False)).status == 200
+    assert (await grace.get("/", follow_redirects=False)).status_code == 200
     token = await csrf(admin)
     await admin.post("/admin/users/grace/status", data={"disabled": "1", "csrf_token": token})
     assert (await console_app[ACCOUNTS].get("grace")).disabled
-    assert (await grace.get("/", allow_redirects=False)).status == 302
+    assert (await grace.get("/", follow_redirects=False)).status_code == 302
     await admin.post("/admin/users/grace/status", data={"disabled": "0", "csrf_token": token})
     assert not (await console_app[ACCOUNTS].get("grace")).disabled
     actions = [e.action for e in await console_app[AUDIT].recent(actor="root", object_id="grace")]
@@ -77,9 +77,9 @@ async def test_reset_password(admin, csrf, login, console_app, client, sign_in) 
         "/admin/users/heidi/password",
         data={"password": "the replacement password", "csrf_token": await csrf(admin)},
     )
-    assert response.status == 200
-    assert (await heidi.get("/", allow_redirects=False)).status == 302
-    assert (await sign_in(client, "heidi", "the replacement password")).status == 200
+    assert response.status_code == 200
+    assert (await heidi.get("/", follow_redirects=False)).status_code == 302
+    assert (await sign_in(client, "heidi", "the replacement password")).status_code == 200
     [entry] = await console_app[AUDIT].recent(actor="root", object_id="heidi")
     assert entry.action == "user.password_reset" and entry.detail == {"sessions": 1}
 
@@ -89,27 +89,27 @@ async def test_admin_cannot_lock_themselves_out(admin, csrf, console_app) -> Non
     disable = await admin.post(
         "/admin/users/root/status", data={"disabled": "1", "csrf_token": token}
     )
-    assert disable.status == 400 and "cannot disable your own" in await disable.text()
+    assert disable.status_code == 400 and "cannot disable your own" in disable.text
     demote = await admin.post(
         "/admin/users/root/roles", data={"roles": ["agent"], "csrf_token": token}
     )
-    assert demote.status == 400
+    assert demote.status_code == 400
     root = await console_app[ACCOUNTS].get("root")
     assert root.roles == {"admin"} and not root.disabled
 
 
 async def test_unknown_user_is_404(admin, csrf) -> None:
-    assert (await admin.get("/admin/users/nobody")).status == 404
+    assert (await admin.get("/admin/users/nobody")).status_code == 404
     response = await admin.post(
         "/admin/users/nobody/password",
         data={"password": "the replacement password", "csrf_token": await csrf(admin)},
     )
-    assert response.status == 404
+    assert response.status_code == 404
 
 
 async def test_admin_pages_need_admin_and_csrf(login, csrf, console_app) -> None:
     editor = await login("editor", "supervisor")
-    assert (await editor.get("/admin/users")).status == 403
+    assert (await editor.get("/admin/users")).status_code == 403
     response = await editor.post(
         "/admin/users",
         data={
@@ -119,11 +119,11 @@ async def test_admin_pages_need_admin_and_csrf(login, csrf, console_app) -> None
             "csrf_token": await csrf(editor),
         },
     )
-    assert response.status == 403
+    assert response.status_code == 403
     admin = await login("admin")
     forged = await admin.post(
         "/admin/users",
         data={"username": "mallory", "password": "a long enough password", "roles": ["admin"]},
     )
-    assert forged.status == 403
+    assert forged.status_code == 403
     assert await console_app[ACCOUNTS].get("mallory") is None

@@ -8,19 +8,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from httpx import AsyncClient
 from playwright.async_api import Page, expect
 
 from bot.channels.window import touch
 from bot.handoff.canned import CannedResponses
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
+from bot.testing.browser import LocalServer
 from bot.web.agent import CANNED, QUEUE, RESUME
-from bot.web.app import AUDIT, NAMESPACE, REDIS
+from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 
-Login = Callable[..., Awaitable[TestClient]]
-Csrf = Callable[[TestClient], Awaitable[str]]
+Login = Callable[..., Awaitable[AsyncClient]]
+Csrf = Callable[[AsyncClient], Awaitable[str]]
 MakeUser = Callable[..., Awaitable[Any]]
 
 
@@ -80,40 +80,40 @@ def rasa() -> FakeRasa:
 
 
 @pytest.fixture
-def console_app(console_app: web.Application, rasa: FakeRasa) -> web.Application:
+def console_app(console_app: ConsoleApp, rasa: FakeRasa) -> ConsoleApp:
     console_app[RESUME] = rasa
     return console_app
 
 
 @pytest.fixture
-def queue(console_app: web.Application) -> HandoffQueue:
+def queue(console_app: ConsoleApp) -> HandoffQueue:
     return console_app[QUEUE]
 
 
-async def audit_actions(app: web.Application, case_id: str) -> list[str]:
+async def audit_actions(app: ConsoleApp, case_id: str) -> list[str]:
     return [e.action for e in reversed(await app[AUDIT].recent(object_id=case_id))]
 
 
-async def outbox(app: web.Application) -> list[dict[str, str]]:
+async def outbox(app: ConsoleApp) -> list[dict[str, str]]:
     entries = await app[REDIS].xrange(f"{app[NAMESPACE]}:outbox")
     return [fields for _, fields in entries]
 
 
 async def test_unauthenticated_requests_get_nothing(
-    client: TestClient, queue: HandoffQueue, csrf: Csrf
+    client: AsyncClient, queue: HandoffQueue, csrf: Csrf
 ) -> None:
     case = record()
     await queue.open(case)
-    page = await client.get(f"/agent/cases/{case.case_id}", allow_redirects=False)
-    assert page.status == 302 and page.headers["Location"].startswith("/login")
+    page = await client.get(f"/agent/cases/{case.case_id}", follow_redirects=False)
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login")
     api = await client.get("/api/agent/queue")
-    assert api.status == 401 and "Sam" not in await api.text()
+    assert api.status_code == 401 and "Sam" not in api.text
     post = await client.post(
         f"/agent/cases/{case.case_id}/claim",
         data={"csrf_token": await csrf(client)},
-        allow_redirects=False,
+        follow_redirects=False,
     )
-    assert post.status in {302, 403}
+    assert post.status_code in {302, 403}
     assert await queue.holder(case.case_id) is None
 
 
@@ -122,17 +122,17 @@ async def test_agents_see_only_their_teams_cases(login: Login, queue: HandoffQue
     await queue.open(bins)
     await queue.open(tax)
     agent = await login("agent", teams=("customer_services",))
-    listing = await (await agent.get("/api/agent/queue")).json()
+    listing = (await agent.get("/api/agent/queue")).json()
     assert [c["case_id"] for c in listing["cases"]] == [bins.case_id]
     page = await agent.get("/agent/")
-    html = await page.text()
-    assert page.status == 200 and bins.case_id in html and tax.case_id not in html
-    assert (await agent.get(f"/agent/cases/{bins.case_id}")).status == 200
-    assert (await agent.get(f"/agent/cases/{tax.case_id}")).status == 403
-    assert (await agent.get("/agent/cases/nope")).status == 404
+    html = page.text
+    assert page.status_code == 200 and bins.case_id in html and tax.case_id not in html
+    assert (await agent.get(f"/agent/cases/{bins.case_id}")).status_code == 200
+    assert (await agent.get(f"/agent/cases/{tax.case_id}")).status_code == 403
+    assert (await agent.get("/agent/cases/nope")).status_code == 404
     editor = await login("editor")
-    assert (await editor.get("/agent/")).status == 403
-    assert (await editor.get("/api/agent/queue")).status == 403
+    assert (await editor.get("/agent/")).status_code == 403
+    assert (await editor.get("/api/agent/queue")).status_code == 403
 
 
 async def test_case_page_shows_the_context(login: Login, queue: HandoffQueue) -> None:
@@ -144,7 +144,7 @@ async def test_case_page_shows_the_context(login: Login, queue: HandoffQueue) ->
     await queue.open(case)
     await queue.add_note(case.case_id, "bob", "depot called")
     agent = await login("agent", teams=("customer_services",))
-    html = await (await agent.get(f"/agent/cases/{case.case_id}")).text()
+    html = (await agent.get(f"/agent/cases/{case.case_id}")).text
     for expected in (
         "Sam Resident",
         "447700900123",
@@ -164,7 +164,7 @@ async def test_case_page_shows_the_context(login: Login, queue: HandoffQueue) ->
 
 
 async def test_claim_reply_note_resolve_with_audit(
-    console_app: web.Application, login: Login, csrf: Csrf, queue: HandoffQueue
+    console_app: ConsoleApp, login: Login, csrf: Csrf, queue: HandoffQueue
 ) -> None:
     case = record()
     await queue.open(case)
@@ -173,10 +173,10 @@ async def test_claim_reply_note_resolve_with_audit(
     token = await csrf(agent)
     base = f"/agent/cases/{case.case_id}"
     claimed = await agent.post(f"{base}/claim", data={"csrf_token": token})
-    assert claimed.status == 200 and "Done: claimed" in await claimed.text()
+    assert claimed.status_code == 200 and "Done: claimed" in claimed.text
     assert await queue.holder(case.case_id) == "ann"
     sent = await agent.post(f"{base}/reply", data={"csrf_token": token, "text": "On its way."})
-    html = await sent.text()
+    html = sent.text
     assert "Done: sent" in html and "On its way." in html and 'value="Sorry!"' in html
     assert await outbox(console_app) == [
         {
@@ -212,11 +212,11 @@ async def test_posts_without_csrf_are_refused(login: Login, queue: HandoffQueue)
     await queue.open(case)
     agent = await login("agent", teams=("customer_services",))
     refused = await agent.post(f"/agent/cases/{case.case_id}/claim", data={})
-    assert refused.status == 403
+    assert refused.status_code == 403
     forged = await agent.post(
         f"/agent/cases/{case.case_id}/reply", data={"csrf_token": "x" * 40, "text": "hi"}
     )
-    assert forged.status == 403
+    assert forged.status_code == 403
     assert await queue.holder(case.case_id) is None
 
 
@@ -229,7 +229,7 @@ async def test_other_team_cannot_act_on_a_case(
     response = await agent.post(
         f"/agent/cases/{case.case_id}/claim", data={"csrf_token": await csrf(agent)}
     )
-    assert response.status == 403
+    assert response.status_code == 403
     assert await queue.holder(case.case_id) is None
 
 
@@ -244,7 +244,7 @@ async def test_two_agents_racing_to_claim(login: Login, csrf: Csrf, queue: Hando
             for a, t in zip(agents, tokens, strict=True)
         )
     )
-    statuses = sorted(r.status for r in responses)
+    statuses = sorted(r.status_code for r in responses)
     assert statuses == [200, 409, 409, 409]
 
 
@@ -257,14 +257,14 @@ async def test_lease_expiry_lets_another_agent_claim(
     agent = await login("agent", teams=("customer_services",))
     token = await csrf(agent)
     held = await agent.post(f"/agent/cases/{case.case_id}/claim", data={"csrf_token": token})
-    assert held.status == 409 and "gone is working on this case" in await held.text()
+    assert held.status_code == 409 and "gone is working on this case" in held.text
     await asyncio.sleep(0.3)
     taken = await agent.post(f"/agent/cases/{case.case_id}/claim", data={"csrf_token": token})
-    assert taken.status == 200
+    assert taken.status_code == 200
 
 
 async def test_closed_windows_offer_the_alternative_or_refuse(
-    console_app: web.Application, login: Login, csrf: Csrf, queue: HandoffQueue
+    console_app: ConsoleApp, login: Login, csrf: Csrf, queue: HandoffQueue
 ) -> None:
     past = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     whatsapp = record("1", window={"open": False, "closes_at": past})
@@ -273,36 +273,36 @@ async def test_closed_windows_offer_the_alternative_or_refuse(
     await queue.open(messenger)
     agent = await login("agent", teams=("customer_services",))
     token = await csrf(agent)
-    page = await (await agent.get(f"/agent/cases/{whatsapp.case_id}")).text()
+    page = (await agent.get(f"/agent/cases/{whatsapp.case_id}")).text
     assert "24-hour WhatsApp window has closed" in page and "Send with template:" in page
     plain = await agent.post(
         f"/agent/cases/{whatsapp.case_id}/reply", data={"csrf_token": token, "text": "hi"}
     )
-    assert plain.status == 409
+    assert plain.status_code == 409
     templated = await agent.post(
         f"/agent/cases/{whatsapp.case_id}/reply",
         data={"csrf_token": token, "text": "hi", "send_as": "alternative"},
     )
-    assert templated.status == 200
-    page = await (await agent.get(f"/agent/cases/{messenger.case_id}")).text()
+    assert templated.status_code == 200
+    page = (await agent.get(f"/agent/cases/{messenger.case_id}")).text
     assert "cannot be sent" in page and "reply-text" not in page
     refused = await agent.post(
         f"/agent/cases/{messenger.case_id}/reply",
         data={"csrf_token": token, "text": "hi", "send_as": "alternative"},
     )
-    assert refused.status == 409
+    assert refused.status_code == 409
     assert [e["tag"] for e in await outbox(console_app)] == ["template:council_reply_waiting"]
 
 
 async def test_window_is_read_live_when_the_resident_writes_again(
-    console_app: web.Application, login: Login, csrf: Csrf, queue: HandoffQueue
+    console_app: ConsoleApp, login: Login, csrf: Csrf, queue: HandoffQueue
 ) -> None:
     past = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     case = record("3", window={"open": False, "closes_at": past})
     await queue.open(case)
     agent = await login("agent", teams=("customer_services",))
     token = await csrf(agent)
-    page = await (await agent.get(f"/agent/cases/{case.case_id}")).text()
+    page = (await agent.get(f"/agent/cases/{case.case_id}")).text
     assert "24-hour WhatsApp window has closed" in page
     # the resident writes again: the channel inbox records the time, the window reopens
     await touch(
@@ -311,17 +311,17 @@ async def test_window_is_read_live_when_the_resident_writes_again(
         datetime.now(UTC).timestamp(),
         console_app[NAMESPACE],
     )
-    page = await (await agent.get(f"/agent/cases/{case.case_id}")).text()
+    page = (await agent.get(f"/agent/cases/{case.case_id}")).text
     assert "window-warning" not in page and 'id="window">open until' in page
     sent = await agent.post(
         f"/agent/cases/{case.case_id}/reply", data={"csrf_token": token, "text": "hello"}
     )
-    assert sent.status == 200
+    assert sent.status_code == 200
     assert [e.get("tag", "") for e in await outbox(console_app)] == [""]
 
 
 async def test_return_to_bot_calls_rasa(
-    console_app: web.Application, login: Login, csrf: Csrf, queue: HandoffQueue, rasa: FakeRasa
+    console_app: ConsoleApp, login: Login, csrf: Csrf, queue: HandoffQueue, rasa: FakeRasa
 ) -> None:
     case = record()
     await queue.open(case)
@@ -329,10 +329,10 @@ async def test_return_to_bot_calls_rasa(
     token = await csrf(agent)
     rasa.fail = True
     failed = await agent.post(f"/agent/cases/{case.case_id}/return", data={"csrf_token": token})
-    assert failed.status == 502 and await queue.case_for(case.conversation_id) == case.case_id
+    assert failed.status_code == 502 and await queue.case_for(case.conversation_id) == case.case_id
     rasa.fail = False
     done = await agent.post(f"/agent/cases/{case.case_id}/return", data={"csrf_token": token})
-    assert done.status == 200 and "Done: returned to bot" in await done.text()
+    assert done.status_code == 200 and "Done: returned to bot" in done.text
     assert rasa.resumed == [case.conversation_id]
     closed = await queue.get(case.case_id)
     assert closed is not None and closed.status == "returned_to_bot"
@@ -340,7 +340,7 @@ async def test_return_to_bot_calls_rasa(
 
 
 async def test_reassign_to_another_team(
-    console_app: web.Application, login: Login, csrf: Csrf, queue: HandoffQueue
+    console_app: ConsoleApp, login: Login, csrf: Csrf, queue: HandoffQueue
 ) -> None:
     case = record()
     await queue.open(case)
@@ -349,31 +349,31 @@ async def test_reassign_to_another_team(
     bad = await agent.post(
         f"/agent/cases/{case.case_id}/reassign", data={"csrf_token": token, "team": "nope"}
     )
-    assert bad.status == 400
+    assert bad.status_code == 400
     moved = await agent.post(
         f"/agent/cases/{case.case_id}/reassign",
         data={"csrf_token": token, "team": "housing"},
-        allow_redirects=False,
+        follow_redirects=False,
     )
-    assert moved.status == 302 and moved.headers["Location"] == "/agent/?done=reassigned"
+    assert moved.status_code == 302 and moved.headers["Location"] == "/agent/?done=reassigned"
     assert [r.case_id for r in await queue.list_open("housing")] == [case.case_id]
-    assert (await agent.get(f"/agent/cases/{case.case_id}")).status == 403
+    assert (await agent.get(f"/agent/cases/{case.case_id}")).status_code == 403
     entry = (await console_app[AUDIT].recent(object_id=case.case_id))[0]
     assert entry.action == "handoff.reassign"
     assert entry.detail == {"from": "customer_services", "to": "housing"}
 
 
 async def test_editors_maintain_canned_responses(
-    console_app: web.Application, login: Login, csrf: Csrf
+    console_app: ConsoleApp, login: Login, csrf: Csrf
 ) -> None:
     agent = await login("agent", teams=("customer_services",))
-    assert (await agent.get("/agent/canned")).status == 403
+    assert (await agent.get("/agent/canned")).status_code == 403
     editor = await login("editor")
     token = await csrf(editor)
     added = await editor.post(
         "/agent/canned", data={"csrf_token": token, "title": "Bins", "text": "Tomorrow."}
     )
-    assert added.status == 200 and "Tomorrow." in await added.text()
+    assert added.status_code == 200 and "Tomorrow." in added.text
     (canned,) = await console_app[CANNED].all()
     await editor.post(f"/agent/canned/{canned.response_id}/delete", data={"csrf_token": token})
     assert await console_app[CANNED].all() == []
@@ -381,8 +381,8 @@ async def test_editors_maintain_canned_responses(
 
 @pytest.mark.browser
 async def test_live_queue_claim_reply_and_return_in_chromium(
-    console_server: TestServer,
-    console_app: web.Application,
+    console_server: LocalServer,
+    console_app: ConsoleApp,
     make_user: MakeUser,
     page: Page,
     queue: HandoffQueue,

@@ -3,81 +3,84 @@ import types
 
 import pytest
 import redis.asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestClient
+from httpx import AsyncClient
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.errors import ConfigError, MissingSecretError
-from bot.web.app import CSP, NAV, Settings, add_nav, create_app, render, require_role
+from bot.web.app import CSP, NAV, ConsoleApp, Settings, add_nav, create_app, render, require_role
 
 
 @pytest.fixture
-def console_app(console_app: web.Application) -> web.Application:
+def console_app(console_app: ConsoleApp) -> ConsoleApp:
     @require_role("editor")
-    async def editor_page(request: web.Request) -> web.StreamResponse:
-        return web.Response(text="editor page")
+    async def editor_page(request: Request) -> Response:
+        return PlainTextResponse("editor page")
 
     @require_role("supervisor", "editor")
-    async def report(request: web.Request) -> web.StreamResponse:
-        return web.json_response({"rows": []})
+    async def report(request: Request) -> Response:
+        return JSONResponse({"rows": []})
 
-    async def public(request: web.Request) -> web.StreamResponse:
+    async def public(request: Request) -> Response:
         return render(request, "error.html", {"title": "<b>T</b>", "message": "<script>x</script>"})
 
-    console_app.router.add_get("/editor/x", editor_page)
-    console_app.router.add_get("/api/report", report)
-    console_app.router.add_get("/public", public)
+    console_app.add_route("/editor/x", editor_page)
+    console_app.add_route("/api/report", report)
+    console_app.add_route("/public", public)
     add_nav(console_app, "Editor", "/editor/x", "editor")
     add_nav(console_app, "Reports", "/reports/", "supervisor")
     return console_app
 
 
-async def test_anonymous_page_redirects_to_login(client: TestClient) -> None:
-    response = await client.get("/editor/x?a=1&b=2", allow_redirects=False)
-    assert response.status == 302
+async def test_anonymous_page_redirects_to_login(client: AsyncClient) -> None:
+    response = await client.get("/editor/x?a=1&b=2", follow_redirects=False)
+    assert response.status_code == 302
     location = response.headers["Location"]
     assert location.startswith("/login?next=")
     page = await client.get(location)
-    assert 'name="next" value="/editor/x?a=1&amp;b=2"' in await page.text()
+    assert 'name="next" value="/editor/x?a=1&amp;b=2"' in page.text
 
 
-async def test_anonymous_api_gets_401_json(client: TestClient) -> None:
-    response = await client.get("/api/report", allow_redirects=False)
-    assert response.status == 401
-    assert await response.json() == {"error": "Unauthorized", "message": "Sign in first."}
+async def test_anonymous_api_gets_401_json(client: AsyncClient) -> None:
+    response = await client.get("/api/report", follow_redirects=False)
+    assert response.status_code == 401
+    assert response.json() == {"error": "Unauthorized", "message": "Sign in first."}
 
 
 async def test_wrong_role_is_403(login) -> None:
     agent = await login("agent")
-    page = await agent.get("/editor/x", allow_redirects=False)
-    assert page.status == 403
-    assert "does not have access" in await page.text()
+    page = await agent.get("/editor/x", follow_redirects=False)
+    assert page.status_code == 403
+    assert "does not have access" in page.text
     api = await agent.get("/api/report")
-    assert api.status == 403
-    assert (await api.json())["error"] == "Forbidden"
+    assert api.status_code == 403
+    assert (api.json())["error"] == "Forbidden"
     admin_page = await agent.get("/admin/users")
-    assert admin_page.status == 403
+    assert admin_page.status_code == 403
 
 
 async def test_right_role_and_admin_pass(login) -> None:
     editor = await login("editor")
-    assert await (await editor.get("/editor/x")).text() == "editor page"
-    assert (await editor.get("/api/report")).status == 200
+    assert (await editor.get("/editor/x")).text == "editor page"
+    assert (await editor.get("/api/report")).status_code == 200
     admin = await login("admin")
-    assert (await admin.get("/editor/x")).status == 200
-    assert (await admin.get("/api/report")).status == 200
+    assert (await admin.get("/editor/x")).status_code == 200
+    assert (await admin.get("/api/report")).status_code == 200
 
 
 async def test_nav_shows_only_permitted_sections(login) -> None:
     editor = await login("editor")
-    html = await (await editor.get("/")).text()
+    html = (await editor.get("/")).text
     assert 'href="/editor/x"' in html and 'href="/reports/"' not in html
     assert 'href="/admin/users"' not in html
     admin = await login("admin")
-    html = await (await admin.get("/")).text()
+    html = (await admin.get("/")).text
     assert all(f'href="{p}"' in html for p in ("/editor/x", "/reports/", "/admin/users"))
 
 
-async def test_login_redirects_to_next_but_only_on_this_site(client: TestClient, make_user) -> None:
+async def test_login_redirects_to_next_but_only_on_this_site(
+    client: AsyncClient, make_user
+) -> None:
     user, password = await make_user("editor")
     for target, expected in [
         ("/editor/x", "/editor/x"),
@@ -86,26 +89,26 @@ async def test_login_redirects_to_next_but_only_on_this_site(client: TestClient,
         ("/\\evil.example", "/"),
     ]:
         page = await client.get("/login")
-        token = client.session.cookie_jar.filter_cookies(client.make_url("/"))["cr_login_csrf"]
+        token = client.cookies["cr_login_csrf"]
         response = await client.post(
             "/login",
             data={
                 "username": user.username,
                 "password": password,
                 "next": target,
-                "csrf_token": token.value,
+                "csrf_token": token,
             },
-            allow_redirects=False,
+            follow_redirects=False,
         )
-        assert response.status == 302, await page.text()
+        assert response.status_code == 302, page.text
         assert response.headers["Location"] == expected
-        client.session.cookie_jar.clear()
+        client.cookies.clear()
 
 
-async def test_security_headers(client: TestClient, login) -> None:
+async def test_security_headers(client: AsyncClient, login) -> None:
     for response in (
         await client.get("/login"),
-        await client.get("/", allow_redirects=False),
+        await client.get("/", follow_redirects=False),
         await client.get("/static/console.css"),
     ):
         assert response.headers["Content-Security-Policy"] == CSP
@@ -117,21 +120,21 @@ async def test_security_headers(client: TestClient, login) -> None:
     home = await signed_in.get("/")
     assert home.headers["Cache-Control"] == "no-store"
     css = await signed_in.get("/static/console.css")
-    assert css.status == 200 and "no-store" not in css.headers.get("Cache-Control", "")
+    assert css.status_code == 200 and "no-store" not in css.headers.get("Cache-Control", "")
 
 
-async def test_templates_escape_and_have_no_inline_script(client: TestClient) -> None:
-    html = await (await client.get("/public")).text()
+async def test_templates_escape_and_have_no_inline_script(client: AsyncClient) -> None:
+    html = (await client.get("/public")).text
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html
     assert "&lt;b&gt;T&lt;/b&gt;" in html
-    login_page = await (await client.get("/login")).text()
+    login_page = (await client.get("/login")).text
     assert "<script" not in login_page and "style=" not in login_page
 
 
-async def test_unknown_page_is_404_page(client: TestClient) -> None:
+async def test_unknown_page_is_404_page(client: AsyncClient) -> None:
     response = await client.get("/nowhere")
-    assert response.status == 404
-    assert "<h1>Not Found</h1>" in await response.text()
+    assert response.status_code == 404
+    assert "<h1>Not Found</h1>" in response.text
 
 
 def test_missing_section_module_is_skipped(
@@ -155,7 +158,7 @@ def test_section_setup_is_called(
     module = types.ModuleType("bot.web.fake_section")
     module.__spec__ = types.SimpleNamespace(name="bot.web.fake_section")  # type: ignore[assignment]
 
-    def setup(app: web.Application) -> None:
+    def setup(app: ConsoleApp) -> None:
         add_nav(app, "Fake", "/fake/")
 
     module.setup = setup  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 import time
 
 import redis.asyncio
-from aiohttp.test_utils import TestClient
+from httpx import AsyncClient
 
 from bot.web.app import AUDIT
 from bot.web.audit import AuditLog
@@ -66,7 +66,7 @@ async def test_retention_trims_old_entries(
 
 
 async def test_login_logout_and_failures_are_audited(
-    client: TestClient, make_user, sign_in, csrf, console_app
+    client: AsyncClient, make_user, sign_in, csrf, console_app
 ) -> None:
     user, password = await make_user("agent")
     await sign_in(client, user.username, "wrong password")
@@ -82,18 +82,18 @@ async def test_audit_page_lists_and_filters(login, console_app) -> None:
     await console_app[AUDIT].record("dave", "kb.publish", "kb_entry", "<b>bins</b>")
     admin = await login("admin", username="root")
     page = await admin.get("/admin/audit")
-    html = await page.text()
-    assert page.status == 200
+    html = page.text
+    assert page.status_code == 200
     assert "kb.publish" in html and "&lt;b&gt;bins&lt;/b&gt;" in html
     assert "login.success" in html
-    filtered = await (await admin.get("/admin/audit", params={"actor": "dave"})).text()
+    filtered = (await admin.get("/admin/audit", params={"actor": "dave"})).text
     assert "kb.publish" in filtered and "login.success" not in filtered
-    by_object = await (
+    by_object = (
         await admin.get("/admin/audit", params={"object_type": "user", "object_id": "root"})
-    ).text()
+    ).text
     assert "login.success" in by_object and "kb.publish" not in by_object
 
 
 async def test_audit_page_is_admin_only(login) -> None:
     supervisor = await login("supervisor")
-    assert (await supervisor.get("/admin/audit")).status == 403
+    assert (await supervisor.get("/admin/audit")).status_code == 403

@@ -7,20 +7,20 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from httpx import AsyncClient
 from playwright.async_api import Page, expect
 
 from bot.knowledge.content import load_entries
 from bot.knowledge.embedding import CachingEncoder, default_encoder
 from bot.knowledge.gate import load_conversations
 from bot.knowledge.store import KnowledgeBase
-from bot.web.app import AUDIT, NAMESPACE, REDIS
+from bot.testing.browser import LocalServer
+from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 from bot.web.editor import KB
 
 ROOT = Path(__file__).resolve().parents[2]
-Login = Callable[..., Awaitable[TestClient]]
-Csrf = Callable[[TestClient], Awaitable[str]]
+Login = Callable[..., Awaitable[AsyncClient]]
+Csrf = Callable[[AsyncClient], Awaitable[str]]
 ENTRY = "/editor/entry/report-pothole"
 
 
@@ -35,7 +35,7 @@ def console_sections() -> tuple[str, ...]:
 
 
 @pytest.fixture
-async def console_app(console_app: web.Application, kb_encoder: CachingEncoder) -> web.Application:
+async def console_app(console_app: ConsoleApp, kb_encoder: CachingEncoder) -> ConsoleApp:
     kb = KnowledgeBase(
         console_app[REDIS],
         console_app[NAMESPACE],
@@ -53,9 +53,9 @@ def _form(values: dict[str, str], **changes: str) -> dict[str, str]:
     return values | changes
 
 
-async def _edit_form(client: TestClient, path: str = ENTRY) -> dict[str, str]:
+async def _edit_form(client: AsyncClient, path: str = ENTRY) -> dict[str, str]:
     """The edit form's current values, read from the page like a browser would."""
-    html = await (await client.get(path)).text()
+    html = (await client.get(path)).text
     form = html[html.index(f'action="{path}"') :]
     form = form[: form.index("</form>")]
     values = dict(re.findall(r'<input[^>]*name="(\w+)"[^>]*value="([^"]*)"', form))
@@ -63,36 +63,36 @@ async def _edit_form(client: TestClient, path: str = ENTRY) -> dict[str, str]:
     return {k: v.replace("&#39;", "'").replace("&amp;", "&") for k, v in values.items()}
 
 
-async def _audit_actions(app: web.Application) -> list[str]:
+async def _audit_actions(app: ConsoleApp) -> list[str]:
     return [e.action for e in await app[AUDIT].recent(object_type="kb_entry")]
 
 
 async def test_pages_need_the_editor_role(
-    client: TestClient, login: Login, csrf: Csrf, console_server: TestServer
+    client: AsyncClient, login: Login, csrf: Csrf, console_server: LocalServer
 ) -> None:
-    anonymous = await client.get("/editor/", allow_redirects=False)
-    assert anonymous.status == 302 and anonymous.headers["Location"].startswith("/login")
+    anonymous = await client.get("/editor/", follow_redirects=False)
+    assert anonymous.status_code == 302 and anonymous.headers["Location"].startswith("/login")
     agent = await login("agent")
-    assert (await agent.get("/editor/")).status == 403
+    assert (await agent.get("/editor/")).status_code == 403
     response = await agent.post(f"{ENTRY}/publish", data={"csrf_token": await csrf(agent)})
-    assert response.status == 403
+    assert response.status_code == 403
     editor = await login("editor")
     page = await editor.get("/editor/?q=pothole")
-    assert page.status == 200
-    html = await page.text()
+    assert page.status_code == 200
+    html = page.text
     assert "report-pothole" in html and "parking-fine-pay" not in html
 
 
 async def test_posts_without_csrf_token_are_refused(login: Login) -> None:
     editor = await login("editor")
     response = await editor.post(f"{ENTRY}/archive", data={"reason": "x"})
-    assert response.status == 403
-    assert (await editor.get(ENTRY)).status == 200
-    assert "Done" not in await (await editor.get(ENTRY)).text()
+    assert response.status_code == 403
+    assert (await editor.get(ENTRY)).status_code == 200
+    assert "Done" not in (await editor.get(ENTRY)).text
 
 
 async def test_save_preview_publish_and_audit(
-    login: Login, csrf: Csrf, console_app: web.Application
+    login: Login, csrf: Csrf, console_app: ConsoleApp
 ) -> None:
     editor = await login("editor")
     values = await _edit_form(editor)
@@ -103,27 +103,27 @@ async def test_save_preview_publish_and_audit(
         ENTRY,
         data=_form(values, answer_sms=new_sms, action="preview", csrf_token=token, reason="r"),
     )
-    assert preview.status == 200 and new_sms in await preview.text()
+    assert preview.status_code == 200 and new_sms in preview.text
     kb = console_app[KB]
     assert (await kb.get("report-pothole")).answers["sms"] != new_sms  # preview stores nothing
     saved = await editor.post(
         ENTRY, data=_form(values, answer_sms=new_sms, action="save", csrf_token=token, reason="r")
     )
-    assert saved.status == 200 and "Done: saved" in await saved.text()
+    assert saved.status_code == 200 and "Done: saved" in saved.text
     assert (await kb.get("report-pothole")).status == "draft"
     live = await kb.live("report-pothole")
     assert live is not None and live.answers["sms"] != new_sms
     published = await editor.post(
         f"{ENTRY}/publish", data={"csrf_token": token, "reason": "clearer"}
     )
-    assert published.status == 200 and "Done: published" in await published.text()
+    assert published.status_code == 200 and "Done: published" in published.text
     live = await kb.live("report-pothole")
     assert live is not None and live.answers["sms"] == new_sms
     assert {"kb.save", "kb.publish"} <= set(await _audit_actions(console_app))
 
 
 async def test_bad_edit_shows_problems_and_keeps_text(
-    login: Login, csrf: Csrf, console_app: web.Application
+    login: Login, csrf: Csrf, console_app: ConsoleApp
 ) -> None:
     editor = await login("editor")
     values = await _edit_form(editor)
@@ -138,15 +138,15 @@ async def test_bad_edit_shows_problems_and_keeps_text(
             csrf_token=await csrf(editor),
         ),
     )
-    assert response.status == 422
-    html = await response.text()
+    assert response.status_code == 422
+    html = response.text
     assert "the answer must not be empty" in html and "not a valid web address" in html
     assert "See htps://ashvale.gov.uk/x" in html  # the editor's text is still in the form
     assert len(await console_app[KB].versions("report-pothole")) == 1
 
 
 async def test_gate_blocks_then_admin_overrides(
-    login: Login, csrf: Csrf, console_app: web.Application
+    login: Login, csrf: Csrf, console_app: ConsoleApp
 ) -> None:
     editor = await login("editor")
     token = await csrf(editor)
@@ -156,24 +156,24 @@ async def test_gate_blocks_then_admin_overrides(
     checked = await editor.post(
         path, data=_form(values, questions=greedy, action="check", csrf_token=token, reason="r")
     )
-    html = await checked.text()
+    html = checked.text
     assert "would get a different answer" in html and "by the canal" in html
     await editor.post(
         path, data=_form(values, questions=greedy, action="save", csrf_token=token, reason="r")
     )
     blocked = await editor.post(f"{path}/publish", data={"csrf_token": token, "reason": "go"})
-    assert blocked.status == 409
-    assert "expects report-fly-tipping, would get report-street-light" in await blocked.text()
+    assert blocked.status_code == 409
+    assert "expects report-fly-tipping, would get report-street-light" in blocked.text
     refused = await editor.post(
         f"{path}/publish", data={"csrf_token": token, "reason": "go", "override": "1"}
     )
-    assert refused.status == 403
+    assert refused.status_code == 403
     admin = await login("admin")
     done = await admin.post(
         f"{path}/publish",
         data={"csrf_token": await csrf(admin), "reason": "accepted", "override": "1"},
     )
-    assert done.status == 200
+    assert done.status_code == 200
     versions = await console_app[KB].versions("report-street-light")
     assert versions[-1].override_by and versions[-1].action == "publish"
     actions = await _audit_actions(console_app)
@@ -181,7 +181,7 @@ async def test_gate_blocks_then_admin_overrides(
 
 
 async def test_rollback_diff_review_and_try(
-    login: Login, csrf: Csrf, console_app: web.Application
+    login: Login, csrf: Csrf, console_app: ConsoleApp
 ) -> None:
     editor = await login("editor")
     token = await csrf(editor)
@@ -192,30 +192,30 @@ async def test_rollback_diff_review_and_try(
         data=_form(values, answer_default=changed, action="save", csrf_token=token, reason="r"),
     )
     await editor.post(f"{ENTRY}/publish", data={"csrf_token": token, "reason": "faster"})
-    diff = await (await editor.get(f"{ENTRY}/diff?a=1&b=3")).text()
+    diff = (await editor.get(f"{ENTRY}/diff?a=1&b=3")).text
     assert "answers.default" in diff and "2 working days" in diff and "5 working days" in diff
     rolled = await editor.post(
         f"{ENTRY}/rollback", data={"csrf_token": token, "version": "1", "reason": "undo"}
     )
-    assert rolled.status == 200
+    assert rolled.status_code == 200
     live = await console_app[KB].live("report-pothole")
     assert live is not None and "5 working days" in live.answers["default"]
-    assert (await editor.get(f"{ENTRY}/diff?a=1&b=99")).status == 404
-    review = await (await editor.get("/editor/review")).text()
+    assert (await editor.get(f"{ENTRY}/diff?a=1&b=99")).status_code == 404
+    review = (await editor.get("/editor/review")).text
     assert "housing-repair-emergency" in review and "report-pothole" not in review
     tried = await editor.post(
         "/editor/try", data={"csrf_token": token, "question": "a pothole outside my school"}
     )
-    text = await tried.text()
+    text = tried.text
     assert "report-pothole" in text and "by similarity" in text
     nothing = await editor.post(
         "/editor/try", data={"csrf_token": token, "question": "who won the football"}
     )
-    assert "handed to a person" in await nothing.text()
+    assert "handed to a person" in nothing.text
 
 
 async def test_new_entry_and_second_person_approval(
-    login: Login, csrf: Csrf, console_app: web.Application
+    login: Login, csrf: Csrf, console_app: ConsoleApp
 ) -> None:
     kb = console_app[KB]
     await kb.set_approval_required("Libraries", True)
@@ -232,22 +232,22 @@ async def test_new_entry_and_second_person_approval(
         "reason": "new service",
     }
     created = await alice.post("/editor/new", data=form)
-    assert created.status == 200 and "Done: saved" in await created.text()
+    assert created.status_code == 200 and "Done: saved" in created.text
     again = await alice.post("/editor/new", data=form)
-    assert again.status == 422 and "already used" in await again.text()
+    assert again.status_code == 422 and "already used" in again.text
     path = "/editor/entry/library-hours"
-    page = await (await alice.get(path)).text()
+    page = (await alice.get(path)).text
     assert 'id="publish"' not in page and "Ask for approval" in page
     await alice.post(f"{path}/approval", data={"csrf_token": token})
     self_approve = await alice.post(
         f"{path}/publish", data={"csrf_token": token, "reason": "x", "approve": "1"}
     )
-    assert self_approve.status == 403
+    assert self_approve.status_code == 403
     bob = await login("editor", username="bob")
     approved = await bob.post(
         f"{path}/publish", data={"csrf_token": await csrf(bob), "reason": "ok", "approve": "1"}
     )
-    assert approved.status == 200
+    assert approved.status_code == 200
     version = (await kb.versions("library-hours"))[-1]
     assert version.author == "alice" and "approved by bob" in version.reason
     assert await kb.live("library-hours") is not None
@@ -256,9 +256,9 @@ async def test_new_entry_and_second_person_approval(
 @pytest.mark.browser
 async def test_browser_edit_preview_publish_rollback(
     page: Page,
-    console_server: TestServer,
+    console_server: LocalServer,
     make_user: Callable[..., Awaitable[tuple]],
-    console_app: web.Application,
+    console_app: ConsoleApp,
 ) -> None:
     user, password = await make_user("editor")
     base = str(console_server.make_url("/")).rstrip("/")
@@ -288,16 +288,16 @@ async def test_browser_edit_preview_publish_rollback(
 
 
 async def test_admin_sets_teams_needing_approval(
-    login: Login, csrf: Csrf, console_app: web.Application
+    login: Login, csrf: Csrf, console_app: ConsoleApp
 ) -> None:
     editor = await login("editor")
-    assert (await editor.get("/editor/approval")).status == 403
+    assert (await editor.get("/editor/approval")).status_code == 403
     admin = await login("admin")
-    page = await (await admin.get("/editor/approval")).text()
+    page = (await admin.get("/editor/approval")).text
     assert "Highways" in page and "Housing" in page
     token = await csrf(admin)
     saved = await admin.post("/editor/approval", data={"csrf_token": token, "teams": "Housing"})
-    assert saved.status == 200
+    assert saved.status_code == 200
     kb = console_app[KB]
     assert await kb.approval_required("Housing") and not await kb.approval_required("Highways")
     assert "kb.approval.teams" in [e.action for e in await console_app[AUDIT].recent()]

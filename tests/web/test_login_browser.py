@@ -1,10 +1,11 @@
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, expect
+
+from bot.testing.browser import LocalServer
 
 
 @pytest.mark.browser
-async def test_log_in_see_home_log_out(console_server: TestServer, make_user, page: Page) -> None:
+async def test_log_in_see_home_log_out(console_server: LocalServer, make_user, page: Page) -> None:
     user, password = await make_user("admin")
     problems: list[str] = []
     # Chromium also logs non-2xx documents (the 401 re-shown form, no favicon): keep CSP ones.

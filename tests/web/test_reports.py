@@ -9,17 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
+from httpx import AsyncClient
 
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
 from bot.handoff.sla import SlaPolicy
 from bot.web.agent import QUEUE
-from bot.web.app import AUDIT, NAMESPACE, REDIS
+from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 from bot.web.reports import bar_chart, build_report, percentile
 
-Login = Callable[..., Awaitable[TestClient]]
+Login = Callable[..., Awaitable[AsyncClient]]
 
 
 def record(sender: str, *, minutes_ago: float, **fields: Any) -> HandoffRecord:
@@ -48,7 +47,7 @@ def console_sections() -> tuple[str, ...]:
     return ("bot.web.agent", "bot.web.reports")
 
 
-async def seed(app: web.Application) -> HandoffQueue:
+async def seed(app: ConsoleApp) -> HandoffQueue:
     queue = app[QUEUE]
     base = datetime.now(UTC)
     answered = record("1", minutes_ago=120)
@@ -76,7 +75,7 @@ def test_percentile_and_chart() -> None:
     assert [b["width"] for b in chart["bars"]] == [400, 200, 0]
 
 
-async def test_build_report(console_app: web.Application) -> None:
+async def test_build_report(console_app: ConsoleApp) -> None:
     queue = await seed(console_app)
     end = datetime.now(UTC) + timedelta(seconds=1)
     report = await build_report(
@@ -91,32 +90,32 @@ async def test_build_report(console_app: web.Application) -> None:
     assert report.unanswered == [("where's the tip", 3)]
 
 
-async def test_pages_and_exports(console_app: web.Application, login: Login) -> None:
+async def test_pages_and_exports(console_app: ConsoleApp, login: Login) -> None:
     await seed(console_app)
     agent = await login("agent", teams=("customer_services",))
-    assert (await agent.get("/reports/")).status == 403
-    assert (await agent.get("/reports/export.json")).status == 403
+    assert (await agent.get("/reports/")).status_code == 403
+    assert (await agent.get("/reports/export.json")).status_code == 403
     supervisor = await login("supervisor")
     page = await supervisor.get("/reports/")
-    html = await page.text()
-    assert page.status == 200 and "<svg" in html and "style=" not in html
+    html = page.text
+    assert page.status_code == 200 and "<svg" in html and "style=" not in html
     assert 'class="bar"' in html and "90.0%" in html
-    data = await (await supervisor.get("/reports/export.json?days=7")).json()
+    data = (await supervisor.get("/reports/export.json?days=7")).json()
     assert data["handoffs"] == 5 and data["volume"]["channel"]["telegram"] == 1
     assert data["top_unanswered"] == [{"question": "where's the tip", "count": 3}]
     response = await supervisor.get("/reports/export.csv")
     assert response.headers["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(await response.text())))
+    rows = list(csv.reader(io.StringIO(response.text)))
     assert ["totals", "handoffs", "5"] in rows and ["channel", "telegram", "1"] in rows
-    assert (await supervisor.get("/reports/?days=0")).status == 400
+    assert (await supervisor.get("/reports/?days=0")).status_code == 400
     exports = await console_app[AUDIT].recent(object_type="report")
     assert [e.detail["format"] for e in exports] == ["csv", "json"]
 
 
-async def test_csv_cells_never_start_a_formula(console_app: web.Application, login: Login) -> None:
+async def test_csv_cells_never_start_a_formula(console_app: ConsoleApp, login: Login) -> None:
     queue = console_app[QUEUE]
     await queue.open(record("x", minutes_ago=1, reason="out_of_scope", text="hi"))
     await queue.open(record("y", minutes_ago=1, reason="out_of_scope", topic="=cmd|x"))
     supervisor = await login("supervisor")
-    text = await (await supervisor.get("/reports/export.csv")).text()
+    text = (await supervisor.get("/reports/export.csv")).text
     assert "'=cmd|x" in text and "\n=cmd" not in text.replace(",", "\n")

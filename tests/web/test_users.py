@@ -45,7 +45,7 @@ def test_add_user_with_roles_and_teams(env: str, redis_client: redis.Redis) -> N
             "customer_services",
             "--password-stdin",
         ],
-        stdin=io.StringIO("ivan's long password\n"),
+        stdin=io.StringIO("pale kettle orbit ninety\n"),
     )
     assert status == 0
     stored = redis_client.hgetall(f"{env}:user:ivan")
@@ -83,7 +83,7 @@ def test_unknown_role_is_a_usage_error(env: str) -> None:
 def test_runs_as_a_module(env: str, redis_client: redis.Redis) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot.web.users", "create-admin", "judy", "--password-stdin"],
-        input="judy's long password\n",
+        input="quiet harbour lantern seven\n",
         capture_output=True,
         text=True,
         env=os.environ.copy(),
