@@ -19,7 +19,9 @@ from typing import Any
 from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.handoff.questions import UnansweredQuestions
 from bot.handoff.queue import HandoffQueue
+from bot.handoff.record import HandoffRecord
 from bot.keys import namespace
 from bot.redis_conn import connect_async
 
@@ -50,6 +52,7 @@ class HandoffEventBroker(EventBroker):
 
     def __init__(self, queue: HandoffQueue) -> None:
         self.queue = queue
+        self.questions = UnansweredQuestions(queue.redis, queue.namespace)
         self._pending: set[asyncio.Task[None]] = set()
         self._count_once = queue.redis.register_script(_COUNT_ONCE)
 
@@ -77,14 +80,23 @@ class HandoffEventBroker(EventBroker):
             logger.error("could not add a message to its handoff case", exc_info=task.exception())
 
     async def handle_user_message(self, event: dict[str, Any]) -> None:
-        """Count the conversation, and add the message to its open case, if it has one."""
+        """Count the conversation, and add the message to its open case, if it has one.
+
+        The message that opened an unanswered case is kept, redacted, for the reports
+        (:class:`~bot.handoff.questions.UnansweredQuestions`).
+        """
         conversation_id = str(event.get("sender_id"))
         sent_at = datetime.fromtimestamp(float(event.get("timestamp") or 0), UTC)
+        text = str(event.get("text") or "")
         await self.count_conversation(conversation_id, sent_at)
-        case_id = await self._case_opened_before(conversation_id, sent_at)
-        if case_id is None:
+        record = await self._open_case(conversation_id)
+        if record is None:
             return
-        await self.queue.append_message(conversation_id, "resident", str(event.get("text") or ""))
+        if sent_at <= datetime.fromisoformat(record.created_at):
+            await self.questions.record(record, text)  # the question that opened the case
+            return
+        case_id = record.case_id
+        await self.queue.append_message(conversation_id, "resident", text)
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
         if intent == "safeguarding":
             await self.queue.escalate(case_id, "safeguarding")
@@ -102,13 +114,14 @@ class HandoffEventBroker(EventBroker):
 
         Messages from before the handoff are already in the case's transcript.
         """
-        case_id = await self.queue.case_for(conversation_id)
-        if case_id is None:
-            return None
-        record = await self.queue.get(case_id)
+        record = await self._open_case(conversation_id)
         if record is None or sent_at <= datetime.fromisoformat(record.created_at):
             return None
-        return case_id
+        return record.case_id
+
+    async def _open_case(self, conversation_id: str) -> HandoffRecord | None:
+        case_id = await self.queue.case_for(conversation_id)
+        return None if case_id is None else await self.queue.get(case_id)
 
     async def count_conversation(self, conversation_id: str, sent_at: datetime) -> None:
         """Add one to ``{ns}:stats:conversations:{day}`` on a resident's first message that day."""
