@@ -73,7 +73,7 @@ _SECTIONS = (
 
 
 def uk_phone_number(text: str) -> bool:
-    """True when ``text`` is a UK number: "01632 960 000", "+44 1632 960000", "116 123"."""
+    """True when ``text`` is a UK number: "020 7946 0000", "+44 20 7946 0000", "111"."""
     return _PHONE.fullmatch(_PHONE_SEPARATORS.sub("", text)) is not None
 
 
@@ -83,7 +83,7 @@ class Contact:
 
     Attributes:
         name: Who answers ("Samaritans").
-        phone: The number as residents should read it ("116 123").
+        phone: The number as residents should read it ("0800 123 4567").
         note: When or at what cost, in words ("free, any time"); may be empty.
     """
 
@@ -92,7 +92,7 @@ class Contact:
     note: str = ""
 
     def sentence(self) -> str:
-        """The contact as a sentence: ``Samaritans: 116 123 (free, any time).``."""
+        """The contact as a sentence: ``Helpline: 0800 123 4567 (free, any time).``."""
         note = f" ({self.note})" if self.note else ""
         return f"{self.name}: {self.phone}{note}."
 
@@ -175,8 +175,8 @@ class CouncilProfile:
 
     Attributes:
         path: The file it was read from.
-        name: The council's full name ("Ashvale Borough Council").
-        short_name: The name residents use ("Ashvale").
+        name: The council's full name ("Example Borough Council").
+        short_name: The name residents use ("Example").
         borough: The area, as replies name it ("isn't in {borough}").
         fictional: True for demo councils.
         website: The council's website.
@@ -304,7 +304,7 @@ class _Reader:
             self.only(item, ("name", "phone", "note"), at)
             phone = self.value(item, "phone", at)
             if not isinstance(phone, str):
-                raise self.fail(f"{at}.phone", 'must be text in quotes, e.g. "01632 960 000"')
+                raise self.fail(f"{at}.phone", 'must be text in quotes, e.g. "020 7946 0000"')
             if not uk_phone_number(phone):
                 raise self.fail(f"{at}.phone", f"not a UK phone number: {phone!r}")
             note = item.get("note", "")

@@ -1,7 +1,8 @@
-"""The fictional borough of Ashvale: deterministic generator of the demo schedule files.
+"""The demo council's fictional borough: deterministic generator of the demo schedule files.
 
 ``python -m bot.bins.demo [folder]`` rewrites ``data/demo/{addresses,rounds,holidays}.csv``;
-the same code always produces the same bytes, so the committed files can be checked against it.
+the same code (and the same council profile, whose short name two street names borrow) always
+produces the same bytes, so the committed files can be checked against it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bot.bins.csv_source import ADDRESS_COLUMNS, HOLIDAY_COLUMNS, ROUND_COLUMNS
+from bot.profile import current as council_profile
 
 __all__ = ["DEMO_DIR", "DEMO_FILES", "OUTCODES", "generate", "main"]
 
@@ -32,7 +34,7 @@ _STREETS = (
     "Church Lane",
     "Meadow Way",
     "Willow Crescent",
-    "Ashvale Road",
+    "{place} Road",
     "Kingfisher Drive",
     "Oak Grove",
     "Beech Walk",
@@ -104,6 +106,7 @@ def _postcodes(rng: random.Random) -> list[str]:
 
 
 def _addresses(rng: random.Random) -> list[list[str]]:
+    place = council_profile().short_name
     rows = []
     uprn = 100_090_000_000
     for postcode in _postcodes(rng):
@@ -112,7 +115,7 @@ def _addresses(rng: random.Random) -> list[list[str]]:
         if postcode in _FIXED:
             lines = _FIXED[postcode]
         else:
-            streets = rng.sample(_STREETS, 2)
+            streets = [s.format(place=place) for s in rng.sample(_STREETS, 2)]
             lines = [f"{n} {streets[n % 2]}" for n in range(1, rng.randint(44, 52) + 1)]
         for line in lines:
             uprn += 1
@@ -122,7 +125,7 @@ def _addresses(rng: random.Random) -> list[list[str]]:
             rows.append([str(uprn), line, postcode, ";".join(rounds)])
     for unit in range(1, 6):
         uprn += 1
-        rows.append([str(uprn), f"Unit {unit}, Ashvale Business Park", _BUSINESS_ONLY, ""])
+        rows.append([str(uprn), f"Unit {unit}, {place} Business Park", _BUSINESS_ONLY, ""])
     return rows
 
 

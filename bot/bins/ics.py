@@ -11,11 +11,13 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
 
 from bot.bins.holidays import HolidayTable
 from bot.bins.model import Address, BinType, Collection
 from bot.bins.schedule import ScheduleSource
 from bot.errors import ConfigError
+from bot.profile import current as council_profile
 
 __all__ = [
     "CALENDAR_PATH",
@@ -304,13 +306,15 @@ def export_calendar(
     if address is None:
         raise ConfigError("bin schedule", f"uprn {uprn}", "no such address")
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    council = council_profile()
+    uid_domain = urlsplit(council.website).hostname or "localhost"
     by_day: dict[date, list[BinType]] = {}
     for collection in source.collections(uprn, start, start + timedelta(days=days - 1)):
         by_day.setdefault(collection.on, []).append(collection.bin_type)
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
-        "PRODID:-//Ashvale Borough Council//Council Responder bins//EN",
+        _fold(f"PRODID:-//{_escape(council.name)}//Council Responder bins//EN"),
         "CALSCALE:GREGORIAN",
         "METHOD:PUBLISH",
         _fold(f"X-WR-CALNAME:{_escape('Bin collections: ' + address.line)}"),
@@ -319,7 +323,7 @@ def export_calendar(
         labels = ", ".join(b.label for b in bin_types)
         lines += [
             "BEGIN:VEVENT",
-            f"UID:{uprn}-{day:%Y%m%d}@ashvale.gov.uk",
+            f"UID:{uprn}-{day:%Y%m%d}@{uid_domain}",
             f"DTSTAMP:{stamp}",
             f"DTSTART;VALUE=DATE:{day:%Y%m%d}",
             f"DTEND;VALUE=DATE:{day + timedelta(days=1):%Y%m%d}",

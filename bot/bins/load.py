@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--demo", action="store_true", help="load the Ashvale demo files")
+    parser.add_argument(
+        "--demo", action="store_true", help="load the demo council's files (data/demo/)"
+    )
     parser.add_argument("--addresses", type=Path)
     parser.add_argument("--rounds", type=Path)
     parser.add_argument("--holidays", type=Path)
