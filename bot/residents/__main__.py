@@ -1,9 +1,12 @@
-"""``python -m bot.residents export|erase <who>``: a resident's data, for UK GDPR requests.
+"""``python -m bot.residents export|erase <who>`` and ``sweep``: residents' data under UK GDPR.
 
 ``<who>`` is a conversation id (``whatsapp:+441234567890:+447700900123``), a phone number, an
 email address or a handoff case id. ``export`` writes everything held as JSON (to ``--out``,
 readable by its owner only, or standard output); ``erase`` removes it, records the erasure in
-the audit log and then checks every key for anything left. Redis comes from ``REDIS_URL``, the
+the audit log and then checks every key for anything left. ``sweep`` (run it daily) removes
+closed handoff cases and failed messages older than their retention periods
+(``COUNCIL_HANDOFF_RETENTION_DAYS``, 365; ``COUNCIL_FAILED_MESSAGE_RETENTION_DAYS``, 30).
+Redis comes from ``REDIS_URL``, the
 namespace from ``COUNCIL_NAMESPACE``, the Rasa stores' key prefixes from ``endpoints.yml``.
 Exit codes: 0 done (also when nothing is held), 1 something was left after an erasure,
 2 configuration or Redis error.
@@ -16,12 +19,13 @@ import asyncio
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.errors import ConfigError, RedisUnavailableError
 from bot.keys import namespace as default_namespace
 from bot.redis_conn import connect_async, redis_url
-from bot.residents.rights import Layout, erase, export, find, leftovers
+from bot.residents.rights import Layout, Retention, erase, export, find, leftovers, sweep
 from bot.services import ROOT
 from bot.web.audit import AuditLog
 
@@ -41,6 +45,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     erasing.add_argument("who")
     erasing.add_argument("--actor", default=os.environ.get("USER") or "cli")
     erasing.add_argument("--request", default="", help="the council's reference of the request")
+    commands.add_parser("sweep", help="remove what is older than its retention period")
     return parser.parse_args(argv)
 
 
@@ -53,8 +58,16 @@ def _write_private(path: Path, text: str) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     layout = Layout.from_endpoints(args.endpoints, args.namespace or default_namespace())
+    retention = Retention.from_env(os.environ)
     client = await connect_async(args.redis_url or redis_url())
     try:
+        if args.command == "sweep":
+            removed = await sweep(client, layout, retention, datetime.now(UTC))
+            print(
+                ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in removed.items()),
+                "removed.",
+            )
+            return 0
         resident = await find(client, layout, args.who)
         if not resident.found:
             print(f"Nothing held about {args.who!r} in namespace {layout.namespace!r}.")

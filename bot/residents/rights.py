@@ -27,9 +27,9 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +48,13 @@ __all__ = [
     "Erasure",
     "Layout",
     "Resident",
+    "Retention",
     "erase",
     "export",
     "find",
     "leftovers",
     "phone_digits",
+    "sweep",
 ]
 
 _PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
@@ -227,7 +229,6 @@ async def find(client: redis.asyncio.Redis, layout: Layout, query: str) -> Resid
         if record is None:
             continue
         _add(resident.conversations, record.conversation_id)
-        _add(resident.contacts, *contact_keys(record))
     # a conversation found through a phone or an email may have cases of its own
     for conversation in resident.conversations:
         channel, _, rest = conversation.partition(":")
@@ -255,96 +256,83 @@ def _references(*texts: str) -> list[str]:
     return found
 
 
-@dataclass
-class _Held:
-    """Everything found about a resident, with the keys and entries it lives in."""
+class _Collector:
+    """Finds what is held (for the export) and where it lives (for the erasure)."""
 
-    export: dict[str, Any]
-    keys: list[str] = field(default_factory=list)  # deleted whole
-    stream_entries: dict[str, list[str]] = field(default_factory=dict)  # stream -> entry ids
-    sorted_set_members: dict[str, list[str]] = field(default_factory=dict)
+    def __init__(self, client: redis.asyncio.Redis, layout: Layout) -> None:
+        self.client = client
+        self.layout = layout
+        self.keys: list[str] = []  # deleted whole
+        self.stream_entries: dict[str, list[str]] = {}  # stream -> entry ids
+        self.sorted_set_members: dict[str, list[str]] = {}
+        self.texts: list[str] = []  # where missed-bin references are looked for
+        self._streams: dict[str, list[tuple[str, dict[str, str]]]] = {}
 
-    def entry(self, stream: str, entry_id: str) -> None:
+    def _entry(self, stream: str, entry_id: str) -> None:
         _add(self.stream_entries.setdefault(stream, []), entry_id)
 
-    def member(self, zset: str, member: str) -> None:
+    def _member(self, zset: str, member: str) -> None:
         _add(self.sorted_set_members.setdefault(zset, []), member)
 
+    async def _entries(self, name: str) -> list[tuple[str, dict[str, str]]]:
+        if name not in self._streams:
+            self._streams[name] = await _stream(self.client, self.layout.key(*name.split(":")))
+        return self._streams[name]
 
-async def _collect(client: redis.asyncio.Redis, layout: Layout, resident: Resident) -> _Held:
-    cases = set(resident.cases)
-    held = _Held(
-        {
-            "query": resident.query,
-            "exported_at": datetime.now(UTC).isoformat(),
-            "identifiers": {
-                "conversations": resident.conversations,
-                "handoff_cases": resident.cases,
-                "phones": resident.phones,
-                "emails": resident.emails,
-            },
-            "conversations": [],
-            "handoff_cases": [],
-            "missed_bin_reports": [],
-        }
-    )
-    texts: list[str] = []
-    streams = {
-        name: await _stream(client, layout.key(*name.split(":")))
-        for name in ("inbox", "inbox:dead", "outbox", "outbox:failed", "handoff:events")
-    }
-    window = layout.key("window", "last")
-    for conversation in resident.conversations:
+    async def conversation(self, conversation: str) -> dict[str, Any]:
+        """A conversation: tracker, inbox, window, outbox, delivery states, report markers."""
+        layout, client = self.layout, self.client
         tracker_key = layout.tracker_prefix + conversation
         raw = await client.get(tracker_key)
         tracker = json.loads(raw) if raw else None
-        texts.append(raw or "")
+        self.texts.append(raw or "")
         channel, _, rest = conversation.partition(":")
         account = rest.partition(":")[0]
         delivery_key = layout.key("delivery", conversation)
         seen_prefix = layout.key("stats", "seen", "")
         seen_days = await _scan(client, f"{_glob(seen_prefix)}*:{_glob(conversation)}")
-        held.keys += [tracker_key, layout.lock_prefix + conversation, delivery_key, *seen_days]
-        held.keys.append(layout.key("handoff", "conversation", conversation))
+        self.keys += [tracker_key, layout.lock_prefix + conversation, delivery_key, *seen_days]
+        self.keys.append(layout.key("handoff", "conversation", conversation))
         message_ids = _message_ids(tracker)
         entries: dict[str, list[dict[str, str]]] = {}
-        for name, rows in streams.items():
-            if name == "handoff:events":
-                continue
-            for entry_id, fields in rows:
-                if conversation in (fields.get("conversation"), fields.get("conversation_id")):
-                    entries.setdefault(name, []).append({"id": entry_id, **fields})
-                    held.entry(layout.key(*name.split(":")), entry_id)
-                    texts.append(json.dumps(fields))
-                    if name.startswith("inbox") and fields.get("message"):
-                        message = json.loads(fields["message"])
-                        _add(message_ids, str(message.get("message_id") or ""))
+        for name in ("inbox", "inbox:dead", "outbox", "outbox:failed"):
+            for entry_id, fields in await self._entries(name):
+                if conversation not in (fields.get("conversation"), fields.get("conversation_id")):
+                    continue
+                entries.setdefault(name, []).append({"id": entry_id, **fields})
+                self._entry(layout.key(*name.split(":")), entry_id)
+                self.texts.append(json.dumps(fields))
+                if name.startswith("inbox") and fields.get("message"):
+                    message = json.loads(fields["message"])
+                    _add(message_ids, str(message.get("message_id") or ""))
         seen_keys = [layout.key("inbox", "seen", channel, account, m) for m in message_ids]
-        held.keys += seen_keys
+        self.keys += seen_keys
+        window = layout.key("window", "last")
         last_inbound = await client.zscore(window, conversation)
         if last_inbound is not None:
-            held.member(window, conversation)
-        held.export["conversations"].append(
-            {
-                "conversation_id": conversation,
-                "tracker": tracker,
-                "last_inbound_at": (
-                    datetime.fromtimestamp(float(last_inbound), UTC).isoformat()
-                    if last_inbound is not None
-                    else None
-                ),
-                "inbox_message_ids_remembered": [
-                    k.rpartition(":")[2] for k in seen_keys if await client.exists(k)
-                ],
-                "stream_entries": entries,
-                "delivery_states": {
-                    name: json.loads(value)
-                    for name, value in (await client.hgetall(delivery_key)).items()
-                },
-                "days_active": sorted(k[len(seen_prefix) :].partition(":")[0] for k in seen_days),
-            }
-        )
-    for case_id in resident.cases:
+            self._member(window, conversation)
+        return {
+            "conversation_id": conversation,
+            "tracker": tracker,
+            "last_inbound_at": (
+                datetime.fromtimestamp(float(last_inbound), UTC).isoformat()
+                if last_inbound is not None
+                else None
+            ),
+            "inbox_message_ids_remembered": [
+                k.rpartition(":")[2] for k in seen_keys if await client.exists(k)
+            ],
+            "stream_entries": entries,
+            "delivery_states": {
+                name: json.loads(value)
+                for name, value in (await client.hgetall(delivery_key)).items()
+            },
+            "days_active": sorted(k[len(seen_prefix) :].partition(":")[0] for k in seen_days),
+        }
+
+    async def case(self, case_id: str) -> dict[str, Any]:
+        """A handoff case (:mod:`bot.handoff.queue`'s layout) and its events and alerts."""
+        layout, client = self.layout, self.client
         record_key = layout.key("handoff", "case", case_id)
         raw = await client.get(record_key)
         record = HandoffRecord.from_json(raw) if raw else None
@@ -353,18 +341,9 @@ async def _collect(client: redis.asyncio.Redis, layout: Layout, resident: Reside
         meta_key = layout.key("handoff", "meta", case_id)
         messages = [json.loads(m) for m in await client.lrange(messages_key, 0, -1)]
         notes = [json.loads(n) for n in await client.lrange(notes_key, 0, -1)]
-        texts += [raw or "", json.dumps(messages), json.dumps(notes)]
-        held.export["handoff_cases"].append(
-            {
-                "case_id": case_id,
-                "record": json.loads(raw) if raw else None,
-                "messages": messages,
-                "notes": notes,
-                "timings": await client.hgetall(meta_key),
-            }
-        )
+        self.texts += [raw or "", json.dumps(messages), json.dumps(notes)]
         alerts = layout.key("handoff", "alerts")
-        held.keys += [
+        self.keys += [
             record_key,
             messages_key,
             notes_key,
@@ -373,38 +352,81 @@ async def _collect(client: redis.asyncio.Redis, layout: Layout, resident: Reside
             f"{alerts}:case:{case_id}",
             f"{alerts}:lock:{case_id}",
         ]
-        held.member(f"{alerts}:pending", case_id)
-        held.member(layout.key("handoff", "open"), case_id)
-        held.member(layout.key("handoff", "cases"), case_id)
+        self._member(f"{alerts}:pending", case_id)
+        self._member(layout.key("handoff", "open"), case_id)
+        self._member(layout.key("handoff", "cases"), case_id)
         if record is not None:
-            held.member(layout.key("handoff", "open", record.team), case_id)
+            self._member(layout.key("handoff", "open", record.team), case_id)
+            # only this case leaves the indexes: a number the resident gave may be someone else's
             for contact in contact_keys(record):
-                held.member(layout.key("handoff", "contact", contact), case_id)
+                self._member(layout.key("handoff", "contact", contact), case_id)
         breaches = layout.key("handoff", "sla", "breaches")
         async for member, _score in client.zscan_iter(breaches, match=f"*{_glob(case_id)}*"):
-            held.member(breaches, str(member))
-    for contact in resident.contacts:
-        held.keys.append(layout.key("handoff", "contact", contact))
-    events = layout.key("handoff", "events")
-    for entry_id, fields in streams["handoff:events"]:
-        if fields.get("case_id") in cases:
-            held.entry(events, entry_id)
-    for reference in _references(*texts):
-        report_key = layout.key("bins", "missed", reference)
-        report = await client.hgetall(report_key)
-        if report:
-            held.export["missed_bin_reports"].append(report)
-            held.keys.append(report_key)
+            self._member(breaches, str(member))
+        for entry_id, fields in await self._entries("handoff:events"):
+            if fields.get("case_id") == case_id:
+                self._entry(layout.key("handoff", "events"), entry_id)
+        return {
+            "case_id": case_id,
+            "record": json.loads(raw) if raw else None,
+            "messages": messages,
+            "notes": notes,
+            "timings": await client.hgetall(meta_key),
+        }
+
+    async def missed_bin_reports(self) -> list[dict[str, str]]:
+        """Missed-bin reports whose reference appears in what was collected so far."""
+        found = []
+        for reference in _references(*self.texts):
+            report_key = self.layout.key("bins", "missed", reference)
+            report: dict[str, str] = await self.client.hgetall(report_key)
+            if not report:
+                continue
+            found.append(report)
+            self.keys.append(report_key)
             parts = (report.get("uprn", ""), report.get("bin_type", ""), report.get("due", ""))
-            dedupe = layout.key("bins", "missed", "by", *parts)
-            if await client.get(dedupe) == reference:
-                held.keys.append(dedupe)
-    return held
+            dedupe = self.layout.key("bins", "missed", "by", *parts)
+            if await self.client.get(dedupe) == reference:
+                self.keys.append(dedupe)
+        return found
+
+    async def remove(self) -> tuple[int, int]:
+        """Delete what was collected; return (keys deleted, entries and members removed)."""
+        removed_keys = 0
+        keys = list(dict.fromkeys(self.keys))
+        for start in range(0, len(keys), 500):
+            removed_keys += int(await self.client.delete(*keys[start : start + 500]))
+        pipe = self.client.pipeline(transaction=False)
+        for stream, ids in self.stream_entries.items():
+            pipe.xdel(stream, *ids)
+        for zset, members in self.sorted_set_members.items():
+            pipe.zrem(zset, *members)
+        return removed_keys, sum(int(n) for n in await pipe.execute())
+
+
+async def _collect(
+    client: redis.asyncio.Redis, layout: Layout, resident: Resident
+) -> tuple[_Collector, dict[str, Any]]:
+    collector = _Collector(client, layout)
+    held = {
+        "query": resident.query,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "identifiers": {
+            "conversations": resident.conversations,
+            "handoff_cases": resident.cases,
+            "phones": resident.phones,
+            "emails": resident.emails,
+        },
+        "conversations": [await collector.conversation(c) for c in resident.conversations],
+        "handoff_cases": [await collector.case(c) for c in resident.cases],
+    }
+    held["missed_bin_reports"] = await collector.missed_bin_reports()
+    return collector, held
 
 
 async def export(client: redis.asyncio.Redis, layout: Layout, resident: Resident) -> dict[str, Any]:
     """Everything held about ``resident``, as JSON-ready data."""
-    return (await _collect(client, layout, resident)).export
+    return (await _collect(client, layout, resident))[1]
 
 
 @dataclass(frozen=True)
@@ -459,18 +481,8 @@ async def erase(
         actor: Who asked for it.
         request: The council's own reference of the erasure request (a ticket number).
     """
-    held = await _collect(client, layout, resident)
-    removed_keys = 0
-    removed_entries = 0
-    keys = list(dict.fromkeys(held.keys))
-    for start in range(0, len(keys), 500):
-        removed_keys += int(await client.delete(*keys[start : start + 500]))
-    pipe = client.pipeline(transaction=False)
-    for stream, ids in held.stream_entries.items():
-        pipe.xdel(stream, *ids)
-    for zset, members in held.sorted_set_members.items():
-        pipe.zrem(zset, *members)
-    removed_entries = sum(int(n) for n in await pipe.execute())
+    collector, held = await _collect(client, layout, resident)
+    removed_keys, removed_entries = await collector.remove()
     reference = request or f"erase-{uuid.uuid4().hex[:12]}"
     erasure = Erasure(
         reference,
@@ -478,7 +490,7 @@ async def erase(
         removed_entries,
         len(resident.conversations),
         len(resident.cases),
-        len(held.export["missed_bin_reports"]),
+        len(held["missed_bin_reports"]),
     )
     await audit.record(actor, "resident.erase", "resident", reference, erasure.summary())
     return erasure
@@ -525,3 +537,73 @@ async def leftovers(
             if any(needle in text for needle in needles for text in haystack):
                 found.append(name)
     return sorted(set(found))
+
+
+_RETENTION_VARIABLES = {
+    "handoff_days": "COUNCIL_HANDOFF_RETENTION_DAYS",
+    "failed_days": "COUNCIL_FAILED_MESSAGE_RETENTION_DAYS",
+}
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each kind of data is kept, in days (UK GDPR: storage limitation).
+
+    Conversations (Rasa's ``record_exp`` in ``endpoints.yml``), missed-bin reports
+    (``COUNCIL_MISSED_BIN_RETENTION_DAYS``), delivery states, messaging windows and the audit
+    log expire by themselves; :func:`sweep` removes what does not.
+
+    Attributes:
+        handoff_days: Closed handoff cases (record, messages, notes, timings, events), counted
+            from when they were closed (``COUNCIL_HANDOFF_RETENTION_DAYS``, default 365).
+        failed_days: Failed sends and inbox dead letters
+            (``COUNCIL_FAILED_MESSAGE_RETENTION_DAYS``, default 30).
+    """
+
+    handoff_days: int = 365
+    failed_days: int = 30
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Retention:
+        """Read the periods from the environment.
+
+        Raises:
+            ConfigError: A period is not a positive whole number of days.
+        """
+        periods = {}
+        for name, variable in _RETENTION_VARIABLES.items():
+            raw = environ.get(variable, "").strip()
+            if not raw:
+                continue
+            if not raw.isdigit() or int(raw) < 1:
+                reason = f"must be a positive number of days, got {raw!r}"
+                raise ConfigError("environment", variable, reason)
+            periods[name] = int(raw)
+        return cls(**periods)
+
+
+async def sweep(
+    client: redis.asyncio.Redis, layout: Layout, retention: Retention, now: datetime
+) -> dict[str, int]:
+    """Remove what is older than its retention period; return how much of each kind.
+
+    Safe to run at any time and as often as wanted (a scheduled job runs it daily).
+    """
+    closed_before = now - timedelta(days=retention.handoff_days)
+    collector = _Collector(client, layout)
+    cases = 0
+    # a case is closed after it was opened, so only cases opened before the cut-off can qualify
+    opened_before: list[str] = await client.zrangebyscore(
+        layout.key("handoff", "cases"), "-inf", closed_before.timestamp() * 1000
+    )
+    for case_id in opened_before:
+        closed_at = await client.hget(layout.key("handoff", "meta", case_id), "closed_at")
+        if closed_at and datetime.fromisoformat(closed_at) < closed_before:
+            await collector.case(case_id)
+            cases += 1
+    await collector.remove()
+    failed_before = int((now - timedelta(days=retention.failed_days)).timestamp() * 1000)
+    failed = 0
+    for stream in (layout.key("outbox", "failed"), layout.key("inbox", "dead")):
+        failed += int(await client.xtrim(stream, minid=failed_before, approximate=False))
+    return {"handoff_cases": cases, "failed_messages": failed}
