@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -29,6 +28,8 @@ from bot.channels.base import Button, ChannelAdapter, InboundMessage, OutboundMe
 from bot.channels.inbox import Inbox, InboxWorker
 from bot.channels.messenger import MessengerAdapter
 from bot.channels.outbox import OutboxWorker
+from bot.channels.stream import consumer_name
+from bot.channels.supervisor import supervised
 from bot.channels.telegram import TelegramAdapter
 from bot.channels.twilio import TwilioAdapter
 from bot.channels.twitter import TwitterAdapter
@@ -140,7 +141,7 @@ class ChannelRuntime:
                 return
             self.namespace = process_namespace()
             self.redis = await connect_async(redis_url())
-            consumer = socket.gethostname()  # stable across restarts: own pending comes first
+            consumer = consumer_name()  # one per process; a dead one's work is taken over
             inbox = Inbox(self.redis, self.namespace)
             await inbox.ensure_group()
             worker = InboxWorker(self.redis, self.handle, self.namespace, consumer=consumer)
@@ -150,8 +151,8 @@ class ChannelRuntime:
             _freeze_startup_objects()
             self._stop = asyncio.Event()
             self._tasks = [
-                asyncio.create_task(worker.run(self._stop), name="channels-inbox"),
-                asyncio.create_task(sender.run(self._stop), name="channels-outbox"),
+                supervised("channels-inbox", lambda: worker.run(self._stop), self._stop),
+                supervised("channels-outbox", lambda: sender.run(self._stop), self._stop),
             ]
             self._inbox = inbox
             _log.info("channels %s: workers started (%s)", sorted(self.adapters), consumer)
