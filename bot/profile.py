@@ -41,6 +41,7 @@ __all__ = [
     "CouncilProfile",
     "Routing",
     "Safeguarding",
+    "bank_holiday_notice",
     "current",
     "profile_path",
     "uk_phone_number",
@@ -510,3 +511,11 @@ def use(profile: CouncilProfile | None) -> CouncilProfile | None:
     with _lock:
         previous, _current = _current, profile
         return previous
+
+
+def bank_holiday_notice(today: date | None = None) -> str | None:
+    """The notice staff should see when this process' bank-holiday table runs out soon.
+
+    None while it covers more than :data:`NOTICE_DAYS` days from ``today`` (default: today).
+    """
+    return current().closed_days.notice(today or date.today())

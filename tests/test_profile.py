@@ -270,5 +270,7 @@ def test_start_up_warns_when_the_table_has_run_out(
             loaded = current()
         assert loaded.path == str(path) and current() is loaded  # loaded once
         assert f"ran out on {last_year}-12-31" in caplog.text
+        notice = bot.profile.bank_holiday_notice()  # what the console shows
+        assert notice is not None and notice in caplog.text
     finally:
         bot.profile.use(previous)
