@@ -8,18 +8,31 @@ server refuses to start instead of failing later.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from rasa.core.lock import TicketLock
 from rasa.core.lock_store import RedisLockStore
 from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.utils.endpoints import EndpointConfig
+from redis.exceptions import RedisError
 
 from bot.errors import ConfigError
 from bot.redis_conn import connect, masked
 
-__all__ = ["RedisUrlLockStore", "RedisUrlTrackerStore", "redis_params"]
+__all__ = ["LOCK_LIFETIME", "RedisUrlLockStore", "RedisUrlTrackerStore", "redis_params"]
+
+_log = logging.getLogger(__name__)
+
+LOCK_LIFETIME = 6.0
+"""Seconds a conversation's lock outlives a holder that stopped renewing it (a dead server)."""
 
 
 def redis_params(url: str | None, source: str) -> dict[str, Any]:
@@ -63,12 +76,78 @@ class RedisUrlTrackerStore(RedisTrackerStore):
         connect(url)  # raises RedisUnavailableError with the masked URL
 
 
+# KEYS: the lock. ARGV: ticket number, new expiry. Rasa keeps each ticket as a JSON string
+# inside the lock's JSON; only the expiry of this ticket changes, in one step.
+_RENEW = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local lock = cjson.decode(raw)
+for i, text in ipairs(lock.tickets or {}) do
+  local ticket = cjson.decode(text)
+  if ticket.number == tonumber(ARGV[1]) then
+    ticket.expires = tonumber(ARGV[2])
+    lock.tickets[i] = cjson.encode(ticket)
+    redis.call('SET', KEYS[1], cjson.encode(lock))
+    return 1
+  end
+end
+return 0
+"""
+
+
 class RedisUrlLockStore(RedisLockStore):
-    """Rasa's Redis lock store, configured by URL and checked at start-up."""
+    """Rasa's Redis lock store, configured by URL and checked at start-up.
+
+    Rasa gives a conversation's lock ticket a 60 s lifetime, so a server killed while
+    processing a message left its ticket behind and the restarted server waited up to a minute
+    before answering that resident. Here a ticket lives ``lock_lifetime`` seconds
+    (``endpoints.yml``, default :data:`LOCK_LIFETIME`) and is renewed every third of that
+    while its holder waits or works, however long the actions take; a dead holder's ticket is
+    gone within ``lock_lifetime``.
+    """
 
     def __init__(self, endpoint_config: EndpointConfig) -> None:
         url = endpoint_config.url
         params = redis_params(url, "endpoints.yml: lock_store")
         key_prefix = endpoint_config.kwargs.get("key_prefix")
         super().__init__(**params, key_prefix=key_prefix)
+        lifetime = endpoint_config.kwargs.get("lock_lifetime", LOCK_LIFETIME)
+        try:
+            self.lock_lifetime = float(lifetime)
+        except (TypeError, ValueError):
+            self.lock_lifetime = 0.0
+        if not self.lock_lifetime > 0:
+            raise ConfigError(
+                "endpoints.yml", "lock_store.lock_lifetime", f"must be seconds > 0: {lifetime!r}"
+            )
+        self._renew = self.red.register_script(_RENEW)
         connect(url)
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: str,
+        lock_lifetime: float | None = None,
+        wait_time_in_seconds: float = 1,
+    ) -> AsyncGenerator[TicketLock, None]:
+        """Hold the conversation's lock; its ticket is renewed until released."""
+        lifetime = lock_lifetime or self.lock_lifetime
+        ticket = self.issue_ticket(conversation_id, lifetime)
+        renewal = asyncio.create_task(self._keep(conversation_id, ticket, lifetime))
+        try:
+            yield await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+            self.cleanup(conversation_id, ticket)
+
+    async def _keep(self, conversation_id: str, ticket: int, lifetime: float) -> None:
+        while True:
+            await asyncio.sleep(lifetime / 3)
+            try:
+                self._renew(
+                    keys=[self.key_prefix + conversation_id], args=[ticket, time.time() + lifetime]
+                )
+            except RedisError:
+                _log.warning("lock of a conversation not renewed: Redis error", exc_info=True)

@@ -1,3 +1,6 @@
+import asyncio
+import time
+
 import pytest
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import UserUttered
@@ -57,3 +60,41 @@ def test_lock_store_uses_redis(redis_url: str) -> None:
     assert store.get_lock("resident-2") is not None
     store.finish_serving("resident-2", ticket)
     store.delete_lock("resident-2")
+
+
+async def test_a_dead_servers_lock_holds_up_the_conversation_only_seconds(redis_url: str) -> None:
+    config = EndpointConfig(url=redis_url, key_prefix="locktest", lock_lifetime=0.3)
+    killed, restarted = RedisUrlLockStore(config), RedisUrlLockStore(config)
+    killed.issue_ticket("resident-3", killed.lock_lifetime)  # then the process was killed
+    started = time.monotonic()
+    async with restarted.lock("resident-3", wait_time_in_seconds=0.05):
+        waited = time.monotonic() - started
+    assert waited < 1.0  # Rasa's own lifetime kept it for 60 s
+    assert restarted.get_lock("resident-3") is None
+
+
+async def test_a_held_lock_is_renewed_while_its_holder_works(redis_url: str) -> None:
+    config = EndpointConfig(url=redis_url, key_prefix="locktest", lock_lifetime=0.3)
+    first, second = RedisUrlLockStore(config), RedisUrlLockStore(config)
+    events: list[str] = []
+    holding = asyncio.Event()
+
+    async def slow_action() -> None:
+        async with first.lock("resident-4", wait_time_in_seconds=0.05):
+            holding.set()
+            await asyncio.sleep(1.0)  # a slow action: over three lifetimes
+            events.append("first done")
+
+    async def next_message() -> None:
+        await holding.wait()
+        async with second.lock("resident-4", wait_time_in_seconds=0.05):
+            events.append("second in")
+
+    await asyncio.wait_for(asyncio.gather(slow_action(), next_message()), 5)
+    assert events == ["first done", "second in"]
+
+
+def test_lock_lifetime_must_be_positive_seconds(redis_url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RedisUrlLockStore(EndpointConfig(url=redis_url, lock_lifetime="soon"))
+    assert info.value.key == "lock_store.lock_lifetime"
