@@ -16,6 +16,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar, cast
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import jinja2
 import redis.asyncio
@@ -38,8 +39,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from bot.errors import ConfigError, MissingSecretError
+from bot.errors import AccountError, ConfigError, MissingSecretError
 from bot.web.accounts import AccountStore, LoginThrottle, User
 from bot.web.appkey import AppKey
 from bot.web.audit import AUDIT, AuditLog, client_ip
@@ -51,6 +53,7 @@ from bot.web.csrf import (
     request_passes,
     set_login_cookie,
 )
+from bot.web.proxies import parse_trusted_proxies
 from bot.web.sessions import SESSION_COOKIE, Session, SessionStore
 
 __all__ = [
@@ -110,10 +113,14 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 LOCKED_MESSAGE = (
-    "Too many failed sign-in attempts. Sign-in is locked for {minutes} minutes; "
-    "try again later or ask an administrator to reset your password."
+    "Too many failed sign-in attempts. Wait {wait} and try again, "
+    "or ask an administrator to unlock your account."
 )
+PASSWORD_PAGE = "/account/password"  # noqa: S105 (a path, not a password)
 BAD_CREDENTIALS_MESSAGE = "The username or password is not right."
+_MAX_NEXT = 2048
+_PLAIN_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")  # printable ASCII, no space or backslash
+_PATH = re.compile(r"/[^\\\x00-\x20\x7f]*")  # decoded: still no backslash or control character
 
 
 @dataclass(frozen=True)
@@ -125,9 +132,12 @@ class Settings:
         secure_cookies: Send cookies only over HTTPS (off only for local development).
         idle_seconds: Session idle expiry.
         absolute_seconds: Session absolute expiry.
-        max_failures_per_user: Failed sign-ins per username before locking.
-        max_failures_per_ip: Failed sign-ins per client address before locking.
-        throttle_seconds: Length of the failure-counting window.
+        max_failures_per_user: Failed sign-ins per username before delays start.
+        max_failures_per_ip: Failed sign-ins per client address before it is refused.
+        throttle_seconds: How long failures are remembered (see ``LoginThrottle``).
+        trusted_proxies: Addresses and CIDR ranges of reverse proxies whose
+            ``X-Forwarded-For`` names the client (``COUNCIL_TRUSTED_PROXIES``); empty: the
+            client is the TCP peer.
         audit_retention_days: How long audit entries are kept.
         clock: Returns epoch seconds (tests inject a fake one).
         password_hasher: Argon2 parameters in force.
@@ -140,6 +150,7 @@ class Settings:
     max_failures_per_user: int = 5
     max_failures_per_ip: int = 20
     throttle_seconds: int = 15 * 60
+    trusted_proxies: tuple[str, ...] = ()
     audit_retention_days: int = 365
     clock: Callable[[], float] = time.time
     password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
@@ -149,7 +160,9 @@ class Settings:
         """Read settings from the environment.
 
         ``COUNCIL_SECRET_KEY`` is required; ``COUNCIL_COOKIE_SECURE`` (``1``/``0``, default
-        ``1``) and ``COUNCIL_AUDIT_RETENTION_DAYS`` (default 365) are optional.
+        ``1``), ``COUNCIL_AUDIT_RETENTION_DAYS`` (default 365) and
+        ``COUNCIL_TRUSTED_PROXIES`` (addresses or CIDR ranges, separated by commas or spaces)
+        are optional.
 
         Raises:
             MissingSecretError: ``COUNCIL_SECRET_KEY`` is not set.
@@ -169,10 +182,12 @@ class Settings:
             raise ConfigError(
                 "environment", "COUNCIL_AUDIT_RETENTION_DAYS", "must be a whole number of days"
             )
+        proxies = parse_trusted_proxies(env.get("COUNCIL_TRUSTED_PROXIES", ""))
         return cls(
             secret_key=secret.encode(),
             secure_cookies=secure == "1",
             audit_retention_days=int(retention),
+            trusted_proxies=tuple(str(network) for network in proxies),
         )
 
 
@@ -337,7 +352,8 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
     """Guard a handler: the user must be signed in and hold any of ``roles``.
 
     With no roles any signed-in user passes; admins always pass. Without a session, pages
-    redirect to ``/login`` and ``/api/`` routes answer 401 JSON; a missing role is 403.
+    redirect to ``/login`` and ``/api/`` routes answer 401 JSON; a missing role is 403. A user
+    whose password was reset by an administrator is sent to the change-password page first.
     """
 
     def decorate(handler: Handler) -> Handler:
@@ -349,6 +365,13 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
                     raise HTTPException(401, "Sign in first.")
                 return RedirectResponse(
                     f"/login?next={quote(_path_qs(request), safe='/')}", status_code=302
+                )
+            if user.must_change_password:
+                # after an administrator's reset the user can do nothing else
+                if _is_api(request):
+                    raise HTTPException(403, "Choose a new password first.")
+                return RedirectResponse(
+                    f"{PASSWORD_PAGE}?next={quote(_path_qs(request), safe='/')}", status_code=303
                 )
             if roles and not user.has_role(*roles):
                 raise HTTPException(403, "Your account does not have access to this page.")
@@ -517,21 +540,33 @@ class _Authenticate:
 
 
 def _safe_next(value: object) -> str:
-    # Only same-site paths: "//host" and backslashes would let a link send users elsewhere.
-    if (
-        isinstance(value, str)
-        and value.startswith("/")
-        and not value.startswith("//")
-        and "\\" not in value
-    ):
-        return value
-    return "/"
+    """``value`` if it is a path on this site, else ``/``.
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so a tab
+    between two slashes, or a backslash after one, leads to another host: only printable ASCII
+    without backslashes is accepted, and the path must not start with two slashes, before or
+    after percent-decoding.
+    """
+    if not isinstance(value, str) or len(value) > _MAX_NEXT or not _PLAIN_PATH.fullmatch(value):
+        return "/"
+    parts = urlsplit(value)
+    decoded = unquote(parts.path)
+    if parts.scheme or parts.netloc or decoded.startswith("//") or not _PATH.fullmatch(decoded):
+        return "/"
+    return value
 
 
 async def _login_page(request: Request) -> Response:
     if current_user(request) is not None:
         return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=302)
     return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
+
+
+def _wait_words(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 async def _login(request: Request) -> Response:
@@ -543,7 +578,6 @@ async def _login(request: Request) -> Response:
     ip = client_ip(request)
     throttle = app[THROTTLE]
     audit = app[AUDIT]
-    locked = LOCKED_MESSAGE.format(minutes=throttle.window_seconds // 60)
 
     def again(error: str, status: int) -> Response:
         return render(
@@ -553,22 +587,27 @@ async def _login(request: Request) -> Response:
             status=status,
         )
 
-    if await throttle.locked(username, ip):
-        await audit.record(username, "login.locked", "user", username, ip=ip)
-        return again(locked, 429)
+    async def throttled(wait: int) -> Response:
+        await audit.record(username, "login.throttled", "user", username, {"wait": wait}, ip=ip)
+        response = again(LOCKED_MESSAGE.format(wait=_wait_words(wait)), 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    if wait := await throttle.wait_seconds(username, ip):
+        return await throttled(wait)  # not checked, not counted: waiting cannot grow
     user = await app[ACCOUNTS].authenticate(username, password) if username else None
     if user is None:
         await throttle.failure(username, ip)
         await audit.record(username, "login.failure", "user", username, ip=ip)
-        if await throttle.locked(username, ip):
-            return again(locked, 429)
         return again(BAD_CREDENTIALS_MESSAGE, 401)
-    await throttle.success(user.username)
+    await throttle.success(user.username, ip)
     old = current_session(request)
     if old is not None:
         await app[SESSIONS].delete(old.sid)
     session = await app[SESSIONS].create(user.username)
     await audit.record(user.username, "login.success", "user", user.username, ip=ip)
+    if user.must_change_password:
+        target = f"{PASSWORD_PAGE}?next={quote(target, safe='/')}"
     done = RedirectResponse(target, status_code=302)
     done.set_cookie(
         SESSION_COOKIE,
@@ -579,6 +618,70 @@ async def _login(request: Request) -> Response:
         path="/",
     )
     done.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return done
+
+
+async def _password_page(request: Request) -> Response:
+    if current_user(request) is None:
+        return RedirectResponse(f"/login?next={quote(PASSWORD_PAGE, safe='/')}", status_code=302)
+    return render(
+        request,
+        "account/password.html",
+        {
+            "next": _safe_next(request.query_params.get("next")),
+            "done": "done" in request.query_params,
+        },
+    )
+
+
+async def _change_password(request: Request) -> Response:
+    """A user changes their own password (current one, new one twice)."""
+    app = app_of(request)
+    user = current_user(request)
+    session = current_session(request)
+    if user is None or session is None:
+        raise HTTPException(401, "Sign in first.")
+    fields = await read_form(request)
+    target = _safe_next(fields.get("next"))
+    ip = client_ip(request)
+    new = str(fields.get("new_password", ""))
+
+    def again(error: str, status: int) -> Response:
+        context = {"next": target, "error": error, "done": False}
+        return render(request, "account/password.html", context, status=status)
+
+    if wait := await app[THROTTLE].wait_seconds(user.username, ip):
+        await app[AUDIT].record(
+            user.username, "password.throttled", "user", user.username, {"wait": wait}, ip=ip
+        )
+        return again(LOCKED_MESSAGE.format(wait=_wait_words(wait)), 429)
+    if new != str(fields.get("confirm_password", "")):
+        return again("The two new passwords are not the same.", 400)
+    try:
+        await app[ACCOUNTS].change_password(
+            user.username, str(fields.get("current_password", "")), new
+        )
+    except AccountError as exc:
+        if "current password" in exc.reason:
+            # a stolen session must not become a way to guess the password
+            await app[THROTTLE].failure(user.username, ip)
+            await app[AUDIT].record(user.username, "password.failure", "user", user.username, ip=ip)
+        return again(exc.reason[:1].upper() + exc.reason[1:] + ".", 400)
+    # other sessions (perhaps someone else's) end; this one carries on
+    await app[SESSIONS].delete_user(user.username)
+    fresh = await app[SESSIONS].create(user.username)
+    await app[AUDIT].record(user.username, "password.change", "user", user.username, ip=ip)
+    done = RedirectResponse(
+        f"{PASSWORD_PAGE}?done=1&next={quote(target, safe='/')}", status_code=303
+    )
+    done.set_cookie(
+        SESSION_COOKIE,
+        fresh.sid,
+        httponly=True,
+        samesite="lax",
+        secure=app[SETTINGS].secure_cookies,
+        path="/",
+    )
     return done
 
 
@@ -633,6 +736,9 @@ def create_app(
         ConfigError: A section module has no ``setup``.
     """
     app = ConsoleApp()
+    if settings.trusted_proxies:
+        # uvicorn's maintained X-Forwarded-For handling, believed only from these proxies
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     app[REDIS] = redis
     app[NAMESPACE] = namespace
     app[SETTINGS] = settings
@@ -653,6 +759,7 @@ def create_app(
         max_per_user=settings.max_failures_per_user,
         max_per_ip=settings.max_failures_per_ip,
         window_seconds=settings.throttle_seconds,
+        clock=settings.clock,
     )
     app[AUDIT] = AuditLog(
         redis, namespace, retention_days=settings.audit_retention_days, clock=settings.clock
@@ -663,6 +770,8 @@ def create_app(
     app.add_route("/login", _login_page)
     app.add_route("/login", _login, methods=["POST"])
     app.add_route("/logout", _logout, methods=["POST"])
+    app.add_route(PASSWORD_PAGE, _password_page)
+    app.add_route(PASSWORD_PAGE, _change_password, methods=["POST"])
     app.router.routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     _load_sections(app, sections)
     return app
