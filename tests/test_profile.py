@@ -274,3 +274,11 @@ def test_start_up_warns_when_the_table_has_run_out(
         assert notice is not None and notice in caplog.text
     finally:
         bot.profile.use(previous)
+
+
+def test_every_response_an_action_names_is_in_the_domain() -> None:
+    names = set()
+    for path in (ROOT / "actions").glob("*.py"):
+        names |= set(re.findall(r"\"(utter_[a-z_]+)\"", path.read_text(encoding="utf-8")))
+    assert {"utter_handoff_safeguarding", "utter_bin_postcode_outside"} <= names
+    assert names - set(load_responses()) == set()

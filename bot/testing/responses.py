@@ -28,7 +28,8 @@ def rendered_messages(
     """Each collected message as sent: named responses filled in, buttons kept.
 
     Raises:
-        AssertionError: A message names a response the domain does not have.
+        AssertionError: A message names a response the domain does not have, or a value the
+            response uses was not given (Rasa would then send the raw ``{placeholders}``).
     """
     responses = CouncilResponses(responses=load_responses(), profile=profile)
     out = []
@@ -40,6 +41,7 @@ def rendered_messages(
         values = {k: v for k, v in message.items() if k not in (*_MESSAGE_KEYS, "response")}
         filled = responses.render(str(name), channel, slots, **values)
         assert filled is not None, f"no response {name!r} in responses/*.yml"
+        assert "{" not in str(filled.get("text")), f"{name}: a value is missing: {filled['text']}"
         filled["buttons"] = [*(filled.get("buttons") or []), *(message.get("buttons") or [])]
         out.append(filled)
     return out
