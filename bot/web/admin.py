@@ -18,6 +18,7 @@ from bot.web.app import (
     ACCOUNTS,
     AUDIT,
     SESSIONS,
+    THROTTLE,
     ConsoleApp,
     add_nav,
     app_of,
@@ -95,6 +96,7 @@ async def user_page(request: Request) -> Response:
 
 
 async def _user(request: Request, user: User, error: str = "", status: int = 200) -> Response:
+    failures = await app_of(request)[THROTTLE].failures(user.username)
     return render(
         request,
         "admin/user.html",
@@ -103,6 +105,7 @@ async def _user(request: Request, user: User, error: str = "", status: int = 200
             "roles": ROLES,
             "error": error,
             "done": request.query_params.get("done", ""),
+            "failures": failures,
         },
         status=status,
     )
@@ -147,16 +150,31 @@ async def set_status(request: Request) -> Response:
 
 @require_role("admin")
 async def reset_password(request: Request) -> Response:
-    """Set a new password and end the user's sessions."""
+    """Set a new password the user must change at next sign-in; end sessions, lift the lock."""
     user = await _target(request)
     form = await read_form(request)
     try:
-        await app_of(request)[ACCOUNTS].set_password(user.username, str(form.get("password", "")))
+        await app_of(request)[ACCOUNTS].set_password(
+            user.username, str(form.get("password", "")), must_change=True
+        )
     except AccountError as exc:
         return await _user(request, user, str(exc), 400)
     ended = await app_of(request)[SESSIONS].delete_user(user.username)
-    await audit.record(request, "user.password_reset", "user", user.username, {"sessions": ended})
+    unlocked = await app_of(request)[THROTTLE].unlock(user.username)
+    detail = {"sessions": ended, "unlocked": unlocked}
+    await audit.record(request, "user.password_reset", "user", user.username, detail)
     return RedirectResponse(f"/admin/users/{user.username}?done=password", status_code=303)
+
+
+@require_role("admin")
+async def unlock(request: Request) -> Response:
+    """Forget a user's failed sign-ins, so they can sign in again at once."""
+    user = await _target(request)
+    throttle = app_of(request)[THROTTLE]
+    failures = await throttle.failures(user.username)
+    await throttle.unlock(user.username)
+    await audit.record(request, "user.unlock", "user", user.username, {"failures": failures})
+    return RedirectResponse(f"/admin/users/{user.username}?done=unlocked", status_code=303)
 
 
 @require_role("admin")
@@ -183,6 +201,7 @@ def setup(app: ConsoleApp) -> None:
     app.add_route("/admin/users/{username}/roles", set_roles, methods=["POST"])
     app.add_route("/admin/users/{username}/status", set_status, methods=["POST"])
     app.add_route("/admin/users/{username}/password", reset_password, methods=["POST"])
+    app.add_route("/admin/users/{username}/unlock", unlock, methods=["POST"])
     app.add_route("/admin/audit", audit_page)
     add_nav(app, "Users", "/admin/users", "admin")
     add_nav(app, "Audit log", "/admin/audit", "admin")

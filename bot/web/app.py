@@ -61,6 +61,7 @@ __all__ = [
     "AUDIT",
     "NAMESPACE",
     "NAV",
+    "NOTICE_CODES",
     "REDIS",
     "SECTION_MODULES",
     "SESSIONS",
@@ -118,6 +119,33 @@ LOCKED_MESSAGE = (
 )
 PASSWORD_PAGE = "/account/password"  # noqa: S105 (a path, not a password)
 BAD_CREDENTIALS_MESSAGE = "The username or password is not right."
+NOTICE_CODES = frozenset(
+    {
+        # editor
+        "saved",
+        "published",
+        "archived",
+        "rolled-back",
+        "approval-requested",
+        # agent
+        "claimed",
+        "released",
+        "sent",
+        "noted",
+        "resolved",
+        "returned-to-bot",
+        "reassigned",
+        "added",
+        "deleted",
+        # admin
+        "created",
+        "roles",
+        "status",
+        "password",
+        "unlocked",
+    }
+)
+"""Values of ``?done=`` a page may show after an action (add a section's new ones here)."""
 _MAX_NEXT = 2048
 _PLAIN_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")  # printable ASCII, no space or backslash
 _PATH = re.compile(r"/[^\\\x00-\x20\x7f]*")  # decoded: still no backslash or control character
@@ -402,7 +430,9 @@ def render(
     """Render a template under ``bot/web/templates`` to an HTML response.
 
     The template also sees ``user`` (or None), ``nav`` (links the user may see),
-    ``csrf_token`` and ``request``; ``{{ csrf_field() }}`` writes the hidden CSRF input.
+    ``csrf_token``, ``request`` and ``done`` (the ``?done=`` notice code when it is one of
+    :data:`NOTICE_CODES`, else empty; never other text from the URL);
+    ``{{ csrf_field() }}`` writes the hidden CSRF input.
     """
     app = app_of(request)
     user = current_user(request)
@@ -413,6 +443,7 @@ def render(
     ]
     values = {
         **(context or {}),
+        "done": _notice(request, (context or {}).get("done")),
         "user": user,
         "nav": nav,
         "csrf_token": csrf_token(request),
@@ -422,6 +453,15 @@ def render(
     response = HTMLResponse(body, status_code=status)
     set_login_cookie(request, response, app[SETTINGS].secure_cookies)
     return response
+
+
+def _notice(request: Request, given: object) -> object:
+    # A page shows "Done: <code>" after an action; a code outside the fixed list could put a
+    # stranger's words on the council's page (a True/False flag passes through).
+    code = given if given is not None else request.query_params.get("done", "")
+    if isinstance(code, str) and code not in NOTICE_CODES:
+        return ""
+    return code
 
 
 @jinja2.pass_context

@@ -1,20 +1,20 @@
-"""The real client address of a console request, behind reverse proxies the council trusts.
+"""The reverse proxies whose ``X-Forwarded-For`` the console believes.
 
-``X-Forwarded-For`` is written by whoever sends the request, so it is believed only as far as
-it was added by a trusted proxy: starting from the TCP peer, each hop that is a trusted proxy
-hands over to the address it says it received the request from (the header's last entry
-first). The first address that is not a trusted proxy is the client. Without trusted proxies
-(``COUNCIL_TRUSTED_PROXIES`` unset) the client is the TCP peer and the header is ignored.
+``COUNCIL_TRUSTED_PROXIES`` lists addresses and CIDR ranges. Only a request whose TCP peer is
+one of them has its client address taken from ``X-Forwarded-For`` (uvicorn's
+``ProxyHeadersMiddleware`` walks the header from the right and stops at the first address
+that is not a trusted proxy, so a client cannot choose its own address). Without trusted
+proxies the client is the TCP peer and the header is ignored. Sign-in throttling and the
+audit log use that address.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 
 from bot.errors import ConfigError
 
-__all__ = ["Network", "client_address", "parse_trusted_proxies"]
+__all__ = ["Network", "parse_trusted_proxies"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -36,36 +36,3 @@ def parse_trusted_proxies(
                 "environment", variable, f"{item!r} is not an IP address or CIDR range"
             ) from None
     return tuple(networks)
-
-
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-
-
-def _trusted(address: str, proxies: Iterable[Network]) -> bool:
-    parsed = _address(address)
-    return parsed is not None and any(parsed in network for network in proxies)
-
-
-def client_address(peer: str, forwarded_for: Iterable[str], proxies: tuple[Network, ...]) -> str:
-    """Return the client's address.
-
-    Args:
-        peer: The TCP peer's address.
-        forwarded_for: Every ``X-Forwarded-For`` header value, in order.
-        proxies: Trusted proxies (:func:`parse_trusted_proxies`).
-    """
-    if not proxies or not _trusted(peer, proxies):
-        return peer
-    hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
-    client = peer
-    for hop in reversed(hops):
-        if _address(hop) is None:
-            return client  # a malformed entry: believe nothing beyond the last good hop
-        client = hop
-        if not _trusted(hop, proxies):
-            break
-    return client

@@ -1,14 +1,18 @@
+from dataclasses import replace
+
 import pytest
 import redis.asyncio
 from argon2 import PasswordHasher
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 
-from bot.errors import AccountError
+from bot.errors import AccountError, ConfigError
+from bot.testing.browser import asgi_client
 from bot.web.accounts import AccountStore, LoginThrottle, User
-from bot.web.app import ACCOUNTS
+from bot.web.app import ACCOUNTS, AUDIT, THROTTLE, Settings, create_app
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 PASSWORD = "correct horse battery"
+TEMPORARY = "temporary violet kettle"
 
 
 @pytest.fixture
@@ -153,18 +157,83 @@ async def test_login_over_http(client: AsyncClient, make_user, sign_in) -> None:
     assert f"Welcome, {user.username}" in good.text
 
 
-async def test_login_locked_after_five_failures(client: AsyncClient, make_user, sign_in) -> None:
+async def test_login_slowed_after_five_failures(
+    client: AsyncClient, make_user, sign_in, console_app, clock
+) -> None:
     user, password = await make_user("agent")
     statuses = [
         (await sign_in(client, user.username, "wrong password")).status_code for _ in range(5)
     ]
-    assert statuses == [401, 401, 401, 401, 429]
-    locked = await sign_in(client, user.username, password)
-    assert locked.status_code == 429
-    assert "Too many failed sign-in attempts" in locked.text
-    assert "15 minutes" in locked.text
+    assert statuses == [401] * 5
+    slowed = await sign_in(client, user.username, password)  # even the right password waits
+    assert slowed.status_code == 429
+    assert "Wait 1 second and try again" in slowed.text
+    assert slowed.headers["Retry-After"] == "1"
     home = await client.get("/", follow_redirects=False)
     assert home.status_code == 302
+    clock.advance(1)
+    assert (await sign_in(client, user.username, password)).status_code == 200
+    actions = [e.action for e in await console_app[AUDIT].recent(actor=user.username)]
+    assert actions == ["login.success", "login.throttled"] + ["login.failure"] * 5
+
+
+async def test_forced_change_after_an_admin_reset(
+    client: AsyncClient, make_user, sign_in, csrf, console_app
+) -> None:
+    user, _ = await make_user("agent")
+    await console_app[ACCOUNTS].set_password(user.username, TEMPORARY, must_change=True)
+    page = await sign_in(client, user.username, TEMPORARY)
+    assert page.url.path == "/account/password"
+    assert "Choose your own password to continue" in page.text
+    for path in ("/", "/admin/users"):
+        blocked = await client.get(path, follow_redirects=False)
+        assert blocked.status_code == 303
+        assert blocked.headers["location"].startswith("/account/password?next=")
+    form = {
+        "current_password": TEMPORARY,
+        "new_password": "pebble orchard violin",
+        "confirm_password": "pebble orchard violin",
+        "csrf_token": await csrf(client),
+        "next": "/",
+    }
+    changed = await client.post("/account/password", data=form)
+    assert changed.status_code == 200 and "Your password has been changed" in changed.text
+    assert (await client.get("/")).status_code == 200  # the session carries on
+    assert (await console_app[ACCOUNTS].get(user.username)).must_change_password is False
+
+
+async def test_change_own_password(
+    client: AsyncClient, make_user, sign_in, csrf, console_app
+) -> None:
+    user, password = await make_user("editor")
+    other = asgi_client(console_app)
+    assert (await sign_in(other, user.username, password)).status_code == 200
+    await sign_in(client, user.username, password)
+
+    async def change(current: str, new: str, again: str) -> Response:
+        form = {
+            "current_password": current,
+            "new_password": new,
+            "confirm_password": again,
+            "csrf_token": await csrf(client),
+        }
+        return await client.post("/account/password", data=form)
+
+    differ = await change(password, "pebble orchard violin", "pebble orchard viola")
+    assert differ.status_code == 400 and "not the same" in differ.text
+    weak = await change(password, "password1234", "password1234")
+    assert weak.status_code == 400 and "too common" in weak.text
+    wrong = await change("not my password", "pebble orchard violin", "pebble orchard violin")
+    assert wrong.status_code == 400 and "current password is not right" in wrong.text
+    done = await change(password, "pebble orchard violin", "pebble orchard violin")
+    assert done.status_code == 200 and "Your password has been changed" in done.text
+    assert (await client.get("/")).status_code == 200
+    # the other session (perhaps on a shared computer) was signed out
+    assert (await other.get("/", follow_redirects=False)).status_code == 302
+    await other.aclose()
+    actions = [e.action for e in await console_app[AUDIT].recent(actor=user.username)]
+    assert actions[0] == "password.change" and "password.failure" in actions
+    assert await console_app[ACCOUNTS].authenticate(user.username, "pebble orchard violin")
 
 
 async def test_disabled_user_cannot_log_in(
@@ -180,3 +249,72 @@ async def test_oversized_passwords_refused_without_hashing(store: AccountStore) 
     with pytest.raises(AccountError, match="at most 1024"):
         await store.set_password("alice", "x" * 1025)
     assert await store.authenticate("alice", PASSWORD + "x" * 2000) is None
+
+
+async def test_admin_unlocks_and_reset_lifts_the_slowdown(
+    client: AsyncClient, make_user, sign_in, csrf, login, console_app
+) -> None:
+    admin = await login("admin")
+    user, password = await make_user("agent")
+    for _ in range(8):
+        await console_app[THROTTLE].failure(user.username, "203.0.113.66")
+    assert (await sign_in(client, user.username, password)).status_code == 429
+    page = await admin.get(f"/admin/users/{user.username}")
+    assert "8 failed sign-ins recently" in page.text
+    unlocked = await admin.post(
+        f"/admin/users/{user.username}/unlock", data={"csrf_token": await csrf(admin)}
+    )
+    assert unlocked.status_code == 200 and "No recent failed sign-ins" in unlocked.text
+    assert (await sign_in(client, user.username, password)).status_code == 200
+    # an administrator's reset lifts it too
+    for _ in range(8):
+        await console_app[THROTTLE].failure(user.username, "203.0.113.66")
+    reset = await admin.post(
+        f"/admin/users/{user.username}/password",
+        data={"password": TEMPORARY, "csrf_token": await csrf(admin)},
+    )
+    assert reset.status_code == 200
+    assert (await sign_in(client, user.username, TEMPORARY)).url.path == "/account/password"
+    entries = await console_app[AUDIT].recent(object_id=user.username)
+    by_action = {e.action: e for e in entries}
+    assert by_action["user.unlock"].detail == {"failures": 8}
+    assert by_action["user.password_reset"].detail["unlocked"] is True
+
+
+async def test_client_address_from_a_trusted_proxy_only(
+    async_redis: redis.asyncio.Redis, namespace: str, console_settings, make_user, sign_in
+) -> None:
+    # the test client connects from 127.0.0.1: here that is the council's reverse proxy
+    settings = Settings.from_env(
+        {"COUNCIL_SECRET_KEY": "k" * 32, "COUNCIL_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"}
+    )
+    assert settings.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8")
+    behind_proxy = replace(console_settings, trusted_proxies=settings.trusted_proxies)
+    app = create_app(async_redis, namespace=namespace, settings=behind_proxy, sections=())
+    await app[ACCOUNTS].create("alice", PASSWORD, ["agent"])
+
+    def from_address(address: str) -> AsyncClient:
+        client = asgi_client(app)
+        client.headers["X-Forwarded-For"] = address
+        return client
+
+    guesser, office = from_address("203.0.113.66"), from_address("198.51.100.10")
+    for n in range(20):
+        assert (await sign_in(guesser, f"user{n}", "wrong password")).status_code == 401
+    assert (await sign_in(guesser, "alice", PASSWORD)).status_code == 429
+    assert (await sign_in(office, "alice", PASSWORD)).status_code == 200  # not the whole office
+    [failure, *_] = await app[AUDIT].recent(actor="user19")
+    assert failure.ip == "203.0.113.66"
+    await guesser.aclose()
+    await office.aclose()
+    with pytest.raises(ConfigError, match="COUNCIL_TRUSTED_PROXIES"):
+        Settings.from_env({"COUNCIL_SECRET_KEY": "k" * 32, "COUNCIL_TRUSTED_PROXIES": "proxy"})
+
+
+async def test_forwarded_for_ignored_without_trusted_proxies(
+    client: AsyncClient, console_app, make_user, sign_in
+) -> None:
+    client.headers["X-Forwarded-For"] = "198.51.100.10"
+    await sign_in(client, "nobody", "wrong password")
+    [failure] = await console_app[AUDIT].recent(actor="nobody")
+    assert failure.ip == "127.0.0.1"

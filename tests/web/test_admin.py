@@ -81,7 +81,8 @@ async def test_reset_password(admin, csrf, login, console_app, client, sign_in) 
     assert (await heidi.get("/", follow_redirects=False)).status_code == 302
     assert (await sign_in(client, "heidi", "the replacement password")).status_code == 200
     [entry] = await console_app[AUDIT].recent(actor="root", object_id="heidi")
-    assert entry.action == "user.password_reset" and entry.detail == {"sessions": 1}
+    assert entry.action == "user.password_reset"
+    assert entry.detail == {"sessions": 1, "unlocked": False}
 
 
 async def test_admin_cannot_lock_themselves_out(admin, csrf, console_app) -> None:
