@@ -86,7 +86,7 @@ async def add_user(request: Request) -> Response:
         user.username,
         {"roles": sorted(user.roles), "teams": list(user.teams)},
     )
-    return RedirectResponse(f"/admin/users?done=created+{user.username}", status_code=303)
+    return RedirectResponse("/admin/users?done=created", status_code=303)
 
 
 @require_role("admin")

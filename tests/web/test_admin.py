@@ -21,7 +21,7 @@ async def test_add_user(admin, csrf, console_app, client, sign_in) -> None:
         },
     )
     assert response.status_code == 200
-    assert "Done: created erin" in response.text
+    assert "Done: created" in response.text
     erin = await console_app[ACCOUNTS].get("erin")
     assert erin.roles == {"agent", "editor"} and erin.teams == ("customer_services", "waste")
     [entry] = await console_app[AUDIT].recent(actor="root", object_id="erin")
