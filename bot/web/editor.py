@@ -239,37 +239,39 @@ def _gate_override(form: FormData, me: User) -> bool:
 
 @require_role("editor")
 async def publish_entry(request: Request) -> Response:
-    """Publish the working copy through the regression gate (admins may override)."""
+    """Publish the working copy through the regression gate (admins may override).
+
+    On a team that needs a second person, the form's ``approve`` names the version number the
+    approver looked at; only that version, still the one requested, is published.
+    """
     entry_id = await _existing(request)
     form = await read_form(request)
     me = _me(request)
     override = _gate_override(form, me)
     kb = _kb(request)
-    author, approver = me.username, ""
-    pending = await kb.pending_approval(entry_id)
-    if _text(form, "approve") == "1":
-        if pending is None:
-            raise HTTPException(400, "Nobody has asked for this entry to be approved.")
-        author, approver = pending[0], me.username
-        if author == approver:
-            raise HTTPException(403, "A second person must approve your change.")
     reason, override_by = _text(form, "reason"), me.username if override else ""
+    approving = _text(form, "approve")
     try:
-        if pending is not None and approver:
+        if approving:
+            try:
+                number = int(approving)
+            except ValueError:
+                raise HTTPException(400, "Say which version you approve.") from None
             version = await kb.approve(
-                entry_id, pending[1], approver, reason, override_by=override_by
+                entry_id, number, me.username, reason, override_by=override_by
             )
         else:
-            version = await kb.publish(entry_id, author, reason, override_by=override_by)
+            version = await kb.publish(entry_id, me.username, reason, override_by=override_by)
     except EntryInvalidError as exc:
         return await _entry_page(request, entry_id, errors=exc.problems, status=422)
     except PublishBlockedError as exc:
         await audit.record(request, "kb.publish.blocked", "kb_entry", entry_id, {})
-        report = await kb.regression(await kb.get(entry_id))
+        report = await kb.regression(await kb.get(entry_id)) if kb.conversations else None
         return await _entry_page(request, entry_id, blocked=exc.broken, report=report, status=409)
     detail: dict[str, Any] = {"version": version.number}
-    if approver:
-        detail["approved_by"] = approver
+    if version.approved_by:
+        detail["approved"] = int(approving)
+        detail["author"] = version.author
     if override:
         detail["override"] = True
     await audit.record(request, "kb.publish", "kb_entry", entry_id, detail)
@@ -301,7 +303,10 @@ async def archive_entry(request: Request) -> Response:
 
 @require_role("editor")
 async def rollback_entry(request: Request) -> Response:
-    """Restore an earlier version (republished when it was published)."""
+    """Restore an earlier version.
+
+    A published one is republished, or waits for approval on a team that needs a second person.
+    """
     entry_id = await _existing(request)
     form = await read_form(request)
     me = _me(request)
@@ -322,7 +327,14 @@ async def rollback_entry(request: Request) -> Response:
         return await _entry_page(request, entry_id, blocked=exc.broken, status=409)
     detail = {"version": version.number, "restored": number, "override": override}
     await audit.record(request, "kb.rollback", "kb_entry", entry_id, detail)
-    return RedirectResponse(f"/editor/entry/{entry_id}?done=rolled-back", status_code=302)
+    if version.requested_by:  # a team that needs approval: the rollback waits for it
+        await audit.record(
+            request, "kb.approval.request", "kb_entry", entry_id, {"version": version.number}
+        )
+        done = "rolled-back-approval-requested"
+    else:
+        done = "rolled-back"
+    return RedirectResponse(f"/editor/entry/{entry_id}?done={done}", status_code=302)
 
 
 @require_role("editor")

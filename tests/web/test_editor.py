@@ -242,15 +242,43 @@ async def test_new_entry_and_second_person_approval(
     self_approve = await alice.post(
         f"{path}/publish", data={"csrf_token": token, "reason": "x", "approve": "1"}
     )
-    assert self_approve.status_code == 403
+    assert self_approve.status_code == 409 and "a second person must approve" in self_approve.text
     bob = await login("editor", username="bob")
+    assert "Approve version 1 and publish" in (await bob.get(path)).text
     approved = await bob.post(
         f"{path}/publish", data={"csrf_token": await csrf(bob), "reason": "ok", "approve": "1"}
     )
     assert approved.status_code == 200
     version = (await kb.versions("library-hours"))[-1]
     assert version.author == "alice" and "approved by bob" in version.reason
+    assert version.approved_by == "bob"
     assert await kb.live("library-hours") is not None
+
+
+async def test_an_edit_after_the_request_cannot_be_approved(
+    login: Login, csrf: Csrf, console_app: ConsoleApp
+) -> None:
+    # finding 2: editor 2 saved their own text after the request and approved it
+    kb = console_app[KB]
+    entry = await kb.get(ENTRY.rsplit("/", 1)[-1])
+    await kb.set_approval_required(entry.owner_team, True)
+    alice = await login("editor", username="alice")
+    bob = await login("editor", username="bob")
+    asked = await alice.post(f"{ENTRY}/approval", data={"csrf_token": await csrf(alice)})
+    assert asked.status_code == 200
+    requested = (await kb.head(entry.id)).number
+    live_before = await kb.live(entry.id)
+    form = _form(await _edit_form(bob), answer_default="Bob's own unreviewed text.")
+    assert (await bob.post(ENTRY, data=form)).status_code == 200
+    token = await csrf(bob)
+    for number in (requested, requested + 1):
+        refused = await bob.post(
+            f"{ENTRY}/publish", data={"csrf_token": token, "reason": "ok", "approve": str(number)}
+        )
+        assert refused.status_code == 409
+    assert await kb.live(entry.id) == live_before
+    history = (await bob.get(ENTRY)).text
+    assert "Ask for approval" in history and "Approve version" not in history
 
 
 @pytest.mark.browser
