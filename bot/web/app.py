@@ -127,6 +127,7 @@ NOTICE_CODES = frozenset(
         "archived",
         "rolled-back",
         "approval-requested",
+        "rolled-back-approval-requested",
         # agent
         "claimed",
         "released",
