@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -55,6 +56,7 @@ __all__ = [
     "CANNED",
     "LEASE_SECONDS",
     "QUEUE",
+    "QUEUE_PAGE_SIZE",
     "RESUME",
     "SENDER",
     "SLA_POLICY",
@@ -70,6 +72,7 @@ SLA_POLICY = AppKey[SlaPolicy]("agent.sla")
 CANNED = AppKey[CannedResponses]("agent.canned")
 
 LEASE_SECONDS = 15 * 60
+QUEUE_PAGE_SIZE = 50
 _MAX_TEXT = 4000
 
 
@@ -116,9 +119,39 @@ async def _case(request: Request) -> HandoffRecord:
     return record
 
 
-async def _queue_rows(request: Request) -> list[dict[str, Any]]:
+def _whole_number(request: Request, name: str, default: int, least: int) -> int:
+    """A whole-number query parameter of at least ``least`` (400 otherwise)."""
+    raw = request.query_params.get(name, "")
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a whole number.") from None
+    if value < least:
+        raise HTTPException(400, f"{name} must be {least} or more.")
+    return value
+
+
+async def _queue_page(request: Request) -> dict[str, Any]:
+    """One page of the queue (``?page=N``, past the end: the last) and the true total."""
+    teams = _teams(_me(request))
+    wanted = _whole_number(request, "page", 1, 1)
+    total = await app_of(request)[QUEUE].count_open_for(teams)
+    pages = max(math.ceil(total / QUEUE_PAGE_SIZE), 1)
+    page = min(wanted, pages)
+    offset = (page - 1) * QUEUE_PAGE_SIZE
+    rows = await _queue_rows(request, teams, offset)
+    return {
+        "count": total,
+        "page": page,
+        "pages": pages,
+        "first": offset + 1 if rows else 0,
+        "cases": rows,
+    }
+
+
+async def _queue_rows(request: Request, teams: list[str], offset: int) -> list[dict[str, Any]]:
     queue = app_of(request)[QUEUE]
-    records = await queue.list_open_for(_teams(_me(request)))
+    records = await queue.list_open_for(teams, offset, QUEUE_PAGE_SIZE)
     ids = [r.case_id for r in records]
     holders = await queue.holders(ids)
     now = _now(request)
@@ -157,16 +190,47 @@ def _ago(then: datetime, now: datetime) -> str:
 @require_role("agent")
 async def queue_page(request: Request) -> Response:
     """The live queue of the agent's teams (refreshed by ``/static/agent/agent.js``)."""
-    user = _me(request)
-    context = {"rows": await _queue_rows(request), "teams": _teams(user)}
+    shown = await _queue_page(request)
+    context = {
+        "rows": shown["cases"],
+        "total": shown["count"],
+        "page": shown["page"],
+        "pages": shown["pages"],
+        "first": shown["first"],
+        "teams": _teams(_me(request)),
+    }
     return render(request, "agent/queue.html", context)
 
 
 @require_role("agent")
 async def queue_api(request: Request) -> Response:
-    """The queue as JSON for the live page."""
-    rows = await _queue_rows(request)
-    return JSONResponse({"count": len(rows), "cases": rows})
+    """One page of the queue as JSON for the live page (``count`` is the true total)."""
+    return JSONResponse(await _queue_page(request))
+
+
+def _status_text(record: HandoffRecord, holder: str | None) -> str:
+    """The case's status as the case page words it (``open — held by ann``)."""
+    status = record.status.replace("_", " ")
+    return f"{status} — held by {holder}" if holder else status
+
+
+@require_role("agent")
+async def case_updates(request: Request) -> Response:
+    """What changed on a case for its live page: messages after the first ``after``, status."""
+    record = await _case(request)
+    after = _whole_number(request, "after", 0, 0)
+    queue = app_of(request)[QUEUE]
+    transcript = await queue.transcript(record.case_id)
+    holder = await queue.holder(record.case_id)
+    return JSONResponse(
+        {
+            "status": record.status,
+            "status_text": _status_text(record, holder),
+            "holder": holder or "",
+            "total": len(transcript),
+            "messages": transcript[after:],
+        }
+    )
 
 
 async def _case_page(
@@ -387,6 +451,7 @@ def setup(app: ConsoleApp) -> None:
     app.add_route("/agent/", queue_page)
     app.add_route("/api/agent/queue", queue_api)
     app.add_route("/agent/cases/{case_id}", case_page)
+    app.add_route("/api/agent/cases/{case_id}/updates", case_updates)
     for action, handler in (
         ("claim", claim),
         ("release", release),

@@ -1,11 +1,43 @@
-// Agent console: keeps the queue table live and fills the reply box from canned responses.
-// No inline scripts (CSP); data is written with textContent only.
+// Agent console: keeps the queue and the open case live, keeps typed replies and notes in
+// sessionStorage (per case) until they are sent, and inserts canned responses only when asked.
+// No inline scripts (CSP); data is written with textContent only. Relies on /static/session.js.
 (function () {
   "use strict";
-  var POLL_MS = 3000;
+  var QUEUE_POLL_MS = 3000;
+  var CASE_POLL_MS = 4000;
+  var COLUMNS = ["Priority", "Resident", "Reason", "Team", "Channel", "Waiting", "Service level", "Agent"];
 
-  function cell(row, text) {
+  function session() {
+    return window.CouncilSession || { signedOut: function () {}, check: function () { return Promise.resolve(true); } };
+  }
+
+  // Polls url every ms and hands each changed JSON body to render; stops when signed out.
+  function poll(url, ms, render) {
+    var last = "";
+    var stopped = false;
+    document.addEventListener("council:signed-out", function () { stopped = true; });
+    function tick() {
+      if (stopped) { return; }
+      fetch(url(), { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          if (response.status === 401) {
+            session().signedOut();
+            return Promise.reject(response.status);
+          }
+          return response.ok ? response.text() : Promise.reject(response.status);
+        })
+        .then(function (text) {
+          if (text !== last) { last = text; render(JSON.parse(text)); }
+        })
+        .catch(function () { /* keep what is shown; the next tick tries again */ })
+        .finally(function () { if (!stopped) { window.setTimeout(tick, ms); } });
+    }
+    window.setTimeout(tick, ms);
+  }
+
+  function cell(row, label, text) {
     var td = document.createElement("td");
+    td.dataset.label = label;
     td.textContent = text;
     row.appendChild(td);
     return td;
@@ -21,20 +53,22 @@
       var badge = document.createElement("span");
       badge.className = "priority priority-" + c.priority.toLowerCase();
       badge.textContent = c.priority;
-      cell(tr, "").appendChild(badge);
+      cell(tr, COLUMNS[0], "").appendChild(badge);
       var link = document.createElement("a");
       link.href = c.url;
       link.textContent = c.name;
-      cell(tr, "").appendChild(link);
-      [c.reason, c.team, c.channel, c.waiting, c.sla, c.holder || "—"].forEach(function (t) {
-        cell(tr, t);
+      cell(tr, COLUMNS[1], "").appendChild(link);
+      [c.reason, c.team, c.channel, c.waiting, c.sla, c.holder || "—"].forEach(function (t, i) {
+        cell(tr, COLUMNS[i + 2], t);
       });
+      tr.cells[6].className = "sla";
+      tr.cells[7].className = "holder";
       rows.appendChild(tr);
     });
     if (!data.cases.length) {
       var empty = document.createElement("tr");
       empty.className = "empty";
-      cell(empty, "No open cases.").colSpan = 8;
+      cell(empty, "", "No open cases.").colSpan = COLUMNS.length;
       rows.appendChild(empty);
     }
     // Keep keyboard focus on the same case's link across refreshes.
@@ -45,38 +79,142 @@
       var again = body.querySelector('tr[data-case="' + CSS.escape(focusedCase) + '"] a');
       if (again) { again.focus(); }
     }
-    document.getElementById("queue-count").textContent = String(data.count);
+    renderCount(data);
   }
 
-  function pollQueue(table) {
-    var last = "";
-    function tick() {
-      fetch(table.dataset.source, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
-        .then(function (text) {
-          if (text !== last) { last = text; renderQueue(table, JSON.parse(text)); }
-        })
-        .catch(function () { /* keep the last list; the next tick tries again */ })
-        .finally(function () { window.setTimeout(tick, POLL_MS); });
-    }
-    window.setTimeout(tick, POLL_MS);
+  function renderCount(data) {
+    var total = data.count;
+    var first = data.first || (data.cases.length ? 1 : 0);
+    document.getElementById("queue-count").textContent = String(total);
+    document.getElementById("queue-noun").textContent = total === 1 ? "open case" : "open cases";
+    document.getElementById("queue-shown").textContent = total > data.cases.length
+      ? "; showing " + first + " to " + (first + data.cases.length - 1) + ", most urgent first"
+      : "";
+    var pages = data.pages || 1;
+    var page = data.page || 1;
+    document.getElementById("queue-pages").hidden = pages <= 1;
+    document.getElementById("queue-page").textContent = "Page " + page + " of " + pages;
+    document.getElementById("queue-previous").hidden = page <= 1;
+    document.getElementById("queue-next").hidden = page >= pages;
   }
 
+  function message(m) {
+    var li = document.createElement("li");
+    li.className = "message from-" + m.role;
+    var who = document.createElement("span");
+    who.className = "who";
+    who.textContent = m.role;
+    var at = document.createElement("span");
+    at.className = "muted";
+    at.textContent = (m.at || "").slice(11, 16);
+    var text = document.createElement("p");
+    text.textContent = m.text;
+    li.append(who, " ", at, text);
+    return li;
+  }
+
+  // New messages of the open case arrive without a reload; the count is where the next read starts.
+  function followCase(transcript) {
+    var live = document.getElementById("case-live");
+    poll(function () {
+      return transcript.dataset.updates + "?after=" + encodeURIComponent(transcript.dataset.count);
+    }, CASE_POLL_MS, function (data) {
+      var atBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 8;
+      var fromResident = 0;
+      data.messages.forEach(function (m) {
+        transcript.appendChild(message(m));
+        if (m.role === "resident") { fromResident += 1; }
+      });
+      transcript.dataset.count = String(data.total);
+      if (atBottom) { transcript.scrollTop = transcript.scrollHeight; }
+      if (fromResident) {
+        live.textContent = fromResident === 1
+          ? "New message from the resident."
+          : fromResident + " new messages from the resident.";
+      }
+      var status = document.getElementById("case-status");
+      if (status && data.status_text && status.textContent !== data.status_text) {
+        status.textContent = data.status_text;
+      }
+    });
+  }
+
+  // Typed text survives a reload or signing in again (same tab): kept until it shows up as sent.
+  function keepDrafts() {
+    document.querySelectorAll("textarea[data-draft]").forEach(function (box) {
+      var key = "council:draft:" + box.dataset.draft;
+      var saved = window.sessionStorage.getItem(key);
+      if (saved) {
+        var sent = Array.prototype.some.call(
+          document.querySelectorAll(box.dataset.draftSent || "none"),
+          function (element) { return element.textContent.trim() === saved.trim(); }
+        );
+        if (sent) {
+          window.sessionStorage.removeItem(key);
+        } else if (!box.value) {
+          box.value = saved;
+        }
+      }
+      box.addEventListener("input", function () {
+        if (box.value.trim()) {
+          window.sessionStorage.setItem(key, box.value);
+        } else {
+          window.sessionStorage.removeItem(key);
+        }
+      });
+    });
+  }
+
+  // A form is sent only while the session lives; otherwise the text stays and the notice shows.
+  function checkSessionBeforeSending() {
+    document.querySelectorAll("form[data-check-session]").forEach(function (form) {
+      var confirmed = false;
+      form.addEventListener("submit", function (event) {
+        if (confirmed) { return; }
+        event.preventDefault();
+        session().check().then(function (alive) {
+          if (alive) {
+            confirmed = true;
+            form.requestSubmit(event.submitter || undefined);
+          }
+        });
+      });
+    });
+  }
+
+  // WCAG 3.2.2: moving through the list (arrow keys) changes nothing; Enter or the button inserts.
   function cannedPickers() {
     document.querySelectorAll("select.canned-picker").forEach(function (select) {
-      select.addEventListener("change", function () {
-        var box = document.getElementById(select.dataset.target);
-        if (select.value && box) {
-          box.value = box.value ? box.value + "\n" + select.value : select.value;
-          box.focus();
+      var box = document.getElementById(select.dataset.target);
+      function insert() {
+        if (!select.value || !box) { return; }
+        box.value = box.value ? box.value + "\n" + select.value : select.value;
+        box.dispatchEvent(new Event("input", { bubbles: true }));
+        box.focus();
+      }
+      select.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") {
+          event.preventDefault();
+          insert();
         }
+      });
+      document.querySelectorAll('[data-insert-from="' + select.id + '"]').forEach(function (button) {
+        button.addEventListener("click", insert);
       });
     });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     var table = document.getElementById("queue");
-    if (table) { pollQueue(table); }
+    if (table) {
+      poll(function () { return table.dataset.source; }, QUEUE_POLL_MS, function (data) {
+        renderQueue(table, data);
+      });
+    }
+    var transcript = document.getElementById("transcript");
+    if (transcript && transcript.dataset.updates) { followCase(transcript); }
+    keepDrafts();
+    checkSessionBeforeSending();
     cannedPickers();
   });
 })();
