@@ -12,8 +12,10 @@ Figures cover the cases opened in a period (default: the last 30 days, ``?days=N
 * first-response and resolution times (wall-clock minutes from opening to the first agent
   reply / to closing), p50 and p90, nearest-rank;
 * service-level breaches per target, against the targets of the agent console;
-* the top unanswered questions: the resident's last message of low-confidence and
-  out-of-scope handoffs, grouped by their lower-cased words (to feed the knowledge base).
+* the top unanswered questions: the message that opened each low-confidence and out-of-scope
+  handoff, with names, addresses, postcodes, phone numbers, e-mails and long numbers replaced
+  by placeholders before it was stored for reporting (:mod:`bot.handoff.questions`), grouped
+  by their lower-cased words (to feed the knowledge base).
 
 ``/reports/export.json`` and ``/reports/export.csv`` give the same figures; exports are audited.
 """
@@ -33,8 +35,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from bot.handoff.questions import UnansweredQuestions
 from bot.handoff.queue import HandoffQueue
-from bot.handoff.record import HandoffRecord
 from bot.handoff.sla import SlaPolicy, evaluate
 from bot.web import audit
 from bot.web.agent import QUEUE, SLA_POLICY
@@ -44,8 +46,8 @@ __all__ = ["Report", "bar_chart", "build_report", "percentile", "setup"]
 
 _MAX_DAYS = 366
 _TOP_QUESTIONS = 20
-_UNANSWERED = frozenset({"low_confidence", "out_of_scope"})
-_WORDS = re.compile(r"[^\w\s']+")
+# punctuation goes, except what placeholders such as "[postcode]" are written with
+_WORDS = re.compile(r"[^\w\s'\[\]]+")
 _CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -129,11 +131,6 @@ def _minutes(start: str, end: str | None) -> float | None:
     return round(delta.total_seconds() / 60, 1)
 
 
-def _last_resident_text(record: HandoffRecord) -> str:
-    said = [m["text"] for m in record.transcript if m.get("role") == "resident" and m.get("text")]
-    return said[-1] if said else ""
-
-
 async def build_report(
     queue: HandoffQueue, policy: SlaPolicy, namespace: str, start: datetime, end: datetime
 ) -> Report:
@@ -162,8 +159,8 @@ async def build_report(
                 resolution.append(minutes)
             for state in evaluate(policy, record, meta, end):
                 breaches[state.kind] += state.breached
-            if record.reason in _UNANSWERED and (text := _last_resident_text(record)):
-                questions[" ".join(_WORDS.sub(" ", text.lower()).split())] += 1
+        for text in await UnansweredQuestions(queue.redis, queue.namespace).questions(records):
+            questions[" ".join(_WORDS.sub(" ", text.lower()).split())] += 1
     report.handoffs = len(ids)
     report.by_channel = dict(channels.most_common())
     report.by_topic = dict(topics.most_common())
