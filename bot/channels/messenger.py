@@ -9,9 +9,6 @@ events (``object: page``) routed by ``entry[].id``; what each event becomes is d
 
 from __future__ import annotations
 
-from typing import Any
-
-from bot.channels.accounts import Section
 from bot.channels.meta import GRAPH_URL, MetaAccount, MetaAdapter
 
 __all__ = ["GRAPH_URL", "MessengerAdapter", "MessengerPage"]
@@ -22,21 +19,9 @@ MessengerPage = MetaAccount
 
 
 class MessengerAdapter(MetaAdapter):
-    """Messenger for every page of one Meta app (see :class:`~bot.channels.meta.MetaAdapter`)."""
+    """Messenger for every page of one Meta app (accounts: ``page_id``, ``page_token``)."""
 
     channel = "messenger"
     channels = ("messenger",)
     webhook_object = "page"
     account_keys = ("page_id", "page_token")
-
-    @classmethod
-    def from_config(cls, section: Section, **overrides: Any) -> MessengerAdapter:
-        """Build from a ``credentials.yml`` section (``accounts``: ``page_id``, ``page_token``).
-
-        Raises:
-            ConfigError: A key is unknown or a value is wrong.
-            MissingSecretError: A referenced environment variable is unset.
-        """
-        options = cls.options_from(section)
-        options.update(overrides)
-        return cls(cls.accounts_from(section), **options)

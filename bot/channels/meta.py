@@ -24,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import aiohttp
 
@@ -102,6 +103,7 @@ class MetaAdapter(ChannelAdapter):
         api_version: Graph API version in the path.
         timeout: Seconds before a send counts as timed out.
         session: An aiohttp session to send with (the caller closes it).
+        clock: Unix seconds (for events that carry no timestamp).
     """
 
     webhook_object: ClassVar[str] = ""
@@ -119,8 +121,10 @@ class MetaAdapter(ChannelAdapter):
         api_version: str = "v19.0",
         timeout: float = 10.0,
         session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._accounts = {account.account_id: account for account in accounts}
+        self.clock = clock
         self._app_secret = app_secret.encode()
         self._verify_token = verify_token
         self.api_base_url = api_base_url.rstrip("/")
@@ -128,24 +132,29 @@ class MetaAdapter(ChannelAdapter):
         self._sender = JsonSender(timeout, session)
 
     @classmethod
-    def accounts_from(cls, section: Section) -> list[MetaAccount]:
-        """The accounts of a ``credentials.yml`` section."""
+    def from_config(cls, section: Section, **overrides: Any) -> Self:
+        """Build from a ``credentials.yml`` section.
+
+        Keys: ``app_secret``, ``verify_token``, ``api_version``, ``api_base_url`` and
+        ``accounts`` (each with the two keys of :attr:`account_keys`).
+
+        Raises:
+            ConfigError: A key is unknown or a value is wrong.
+            MissingSecretError: A referenced environment variable is unset.
+        """
         id_key, token_key = cls.account_keys
-        found = []
+        accounts = []
         for item in section.accounts():
             item.only({id_key, token_key})
-            found.append(MetaAccount(item.text(id_key), item.secret(token_key)))
-        return found
-
-    @classmethod
-    def options_from(cls, section: Section) -> dict[str, Any]:
-        """The app-wide options of a ``credentials.yml`` section."""
-        return {
+            accounts.append(MetaAccount(item.text(id_key), item.secret(token_key)))
+        options: dict[str, Any] = {
             "app_secret": section.secret("app_secret"),
             "verify_token": section.secret("verify_token"),
             "api_base_url": section.text("api_base_url", GRAPH_URL),
             "api_version": section.text("api_version", "v19.0"),
         }
+        options.update(overrides)
+        return cls(accounts, **options)
 
     def accounts(self) -> Sequence[str]:
         """The account ids served."""
@@ -228,7 +237,13 @@ class MetaAdapter(ChannelAdapter):
             parsed.ignored.append(f"{ref}: no sender.id")
             return
         sender = checks.identifier(channel, sender_data["id"], f"{ref}.sender.id")
-        at = checks.timestamp(channel, event.get("timestamp"), f"{ref}.timestamp", per_second=1000)
+        # the documented delivery example has no timestamp: absent means now, wrong is rejected
+        given = event.get("timestamp")
+        at = (
+            self.clock()
+            if given is None
+            else checks.timestamp(channel, given, f"{ref}.timestamp", per_second=1000)
+        )
         if "delivery" in event or "read" in event:
             parsed.receipts.append(self._receipt(account, sender, event, at, ref))
             return

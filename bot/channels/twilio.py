@@ -274,8 +274,8 @@ class TwilioAdapter(ChannelAdapter):
             found = _fields(self.channel, raw_body) if json_body else (params or query)
         except PayloadError as exc:
             raise SignatureError(self.channel, "body is not form-encoded") from exc
-        account = self._account_of(found)
-        if account is None:
+        candidates = self._accounts_for(found)
+        if not candidates:
             # without the number's auth token nothing can be verified
             raise SignatureError(self.channel, "unknown account (the number called)")
         if json_body and not constant_time_equal(
@@ -283,37 +283,48 @@ class TwilioAdapter(ChannelAdapter):
         ):
             raise SignatureError(self.channel, "bodySHA256 does not match the body")
         settings = header(headers, "X-Twilio-Webhooks-Signature-Settings")
-        if settings:
-            self._verify_rule(account, settings, public, params, signature)
-        elif not RequestValidator(account.auth_token).validate(public, params, signature):
+        matched = [
+            account
+            for account in candidates
+            if self._signed_by(account, settings, public, params, signature)
+        ]
+        if not matched:
             raise SignatureError(self.channel, "X-Twilio-Signature does not match")
         if "AccountSid" in found and not constant_time_equal(
-            account.account_sid, found["AccountSid"]
+            matched[0].account_sid, found["AccountSid"]
         ):
             raise SignatureError(self.channel, "AccountSid does not own the number called")
 
-    def _account_of(self, fields: Mapping[str, str]) -> TwilioAccount | None:
-        called = self._accounts.get(_bare(fields.get("To", "")))
-        if called is not None or not _is_status(fields):
-            return called
-        return self._accounts.get(_bare(fields.get("From", "")))
+    def _accounts_for(self, fields: Mapping[str, str]) -> list[TwilioAccount]:
+        """The accounts whose token may have signed the request.
 
-    def _verify_rule(
+        The number called; for a status callback, the number that sent; for a body that
+        names neither (a JSON event), any of them.
+        """
+        if "To" not in fields and "From" not in fields:
+            return list(self._accounts.values())
+        called = self._accounts.get(_bare(fields.get("To", "")))
+        if called is None and _is_status(fields):
+            called = self._accounts.get(_bare(fields.get("From", "")))
+        return [called] if called else []
+
+    def _signed_by(
         self, account: TwilioAccount, settings: str, url: str, params: Form, signature: str
-    ) -> None:
+    ) -> bool:
+        if not settings:
+            return bool(RequestValidator(account.auth_token).validate(url, params, signature))
         options = dict(part.strip().partition("=")[::2] for part in settings.split(","))
         algorithm = {"HMAC_SHA256": "sha256", "HMAC_SHA1": "sha1"}.get(options.get("algorithm", ""))
         secret = account.webhook_keys.get(options.get("key", ""))
         if algorithm is None or not secret:
-            raise SignatureError(self.channel, "unknown Webhooks Rule key or algorithm")
+            return False
         parts = urlsplit(url)
         # like RequestValidator: Twilio may have signed the URL with or without its port
         candidates = {url, urlunsplit(parts._replace(netloc=parts.hostname or ""))}
-        if not any(
+        return any(
             constant_time_equal(_signature(secret, candidate, params, algorithm), signature)
             for candidate in candidates
-        ):
-            raise SignatureError(self.channel, "X-Twilio-Signature does not match the rule")
+        )
 
     def read(self, headers: Mapping[str, str], raw_body: bytes) -> Parsed:
         """One message per webhook (text, media, location pins), or one delivery receipt.

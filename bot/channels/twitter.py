@@ -46,11 +46,12 @@ _log = logging.getLogger(__name__)
 TWITTER_API = "https://api.twitter.com"
 
 
-def _location(channel: str, value: Any, ref: str) -> Location:
+def _location(channel: str, value: Any, ref: str) -> Location | None:
     """A DM's shared location: a ``shared_coordinate`` point or a ``shared_place``.
 
     A point is GeoJSON (``[longitude, latitude]``); a place gives its bounding box, whose
-    centre is used, and its ``full_name`` as the label.
+    centre is used, and its ``full_name`` as the label. A place given by its id alone has no
+    coordinates: None (the message is kept).
     """
     data = checks.mapping(channel, value, ref)
     kind = checks.optional_text(channel, data.get("type"), f"{ref}.type")
@@ -62,7 +63,7 @@ def _location(channel: str, value: Any, ref: str) -> Location:
         corners = checks.items(channel, box.get("coordinates"), f"{ref}.bounding_box")
         ring = checks.items(channel, corners[0] if corners else None, f"{ref}.bounding_box")
         if not ring:
-            raise PayloadError(channel, f"{ref}: shared place without coordinates")
+            return None
         longs = [checks.coordinate(channel, c[0], f"{ref}.long", 180) for c in ring]
         lats = [checks.coordinate(channel, c[1], f"{ref}.lat", 90) for c in ring]
         return Location(sum(lats) / len(lats), sum(longs) / len(longs), label)

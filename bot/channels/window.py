@@ -1,8 +1,8 @@
 """Messaging windows: when the resident last wrote, and what may be sent now.
 
 WhatsApp allows free text only within 24 hours of the resident's last inbound message
-(afterwards only an approved template); Messenger allows 24 hours, then agents' replies with
-the ``HUMAN_AGENT`` tag up to 7 days. Our own messages never extend a window.
+(afterwards only an approved template); Messenger and Instagram allow 24 hours, then agents'
+replies with the ``HUMAN_AGENT`` tag up to 7 days. Our own messages never extend a window.
 
 The last inbound time of every conversation is one sorted set, ``{ns}:window:last``
 (member: conversation id, score: Unix seconds), updated with ``ZADD GT`` so a late retry of
@@ -21,6 +21,7 @@ from bot.keys import key
 from bot.keys import namespace as default_namespace
 
 __all__ = [
+    "HUMAN_AGENT_CHANNELS",
     "HUMAN_AGENT_SECONDS",
     "KEEP_SECONDS",
     "WINDOW_SECONDS",
@@ -30,8 +31,10 @@ __all__ = [
     "window_state",
 ]
 
-WINDOW_SECONDS = {"whatsapp": 24 * 3600.0, "messenger": 24 * 3600.0}
+WINDOW_SECONDS = {"whatsapp": 24 * 3600.0, "messenger": 24 * 3600.0, "instagram": 24 * 3600.0}
 """Channels with a free-text window, and its length."""
+HUMAN_AGENT_CHANNELS = frozenset({"messenger", "instagram"})
+"""Channels where agents may reply with the ``HUMAN_AGENT`` tag after the window closes."""
 HUMAN_AGENT_SECONDS = 7 * 24 * 3600.0
 """How long after the resident's last message Messenger accepts ``HUMAN_AGENT`` replies."""
 KEEP_SECONDS = 8 * 24 * 3600.0
@@ -104,7 +107,7 @@ async def window_state(
             "last_inbound_at": None,
         }
     closes = last + length
-    agent_until = last + HUMAN_AGENT_SECONDS if channel == "messenger" else None
+    agent_until = last + HUMAN_AGENT_SECONDS if channel in HUMAN_AGENT_CHANNELS else None
     return {
         "open": moment < closes,
         "closes_at": _iso(closes),

@@ -39,3 +39,15 @@ async def test_messenger_human_agent_extension(
 async def test_channels_without_a_window(async_redis: redis.asyncio.Redis, namespace: str) -> None:
     for cid in ("telegram:bot:1", "twitter:1:2", "sms:+44:+44", "some-rest-user"):
         assert await window_state(async_redis, cid, namespace=namespace) is None
+
+
+async def test_instagram_has_messengers_window(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    cid = "instagram:17841400000000001:1230000000000001"
+    await touch(async_redis, cid, T, namespace, now=T)
+    open_state = await window_state(async_redis, cid, namespace=namespace, now=T + DAY - 1)
+    assert open_state is not None and open_state["open"] is True
+    state = await window_state(async_redis, cid, namespace=namespace, now=T + 2 * DAY)
+    assert state is not None and state["open"] is False
+    assert state["human_agent_until"] == "2024-11-30T09:00:00+00:00"
