@@ -22,7 +22,10 @@ import pytest
 import redis.asyncio
 
 from bot.services import free_port
+from bot.testing.browser import asgi_client
+from bot.testing.console import token_in
 from bot.web.accounts import LoginThrottle
+from bot.web.app import ACCOUNTS, AUDIT, Settings, create_app
 
 
 class Clock:
@@ -120,3 +123,20 @@ async def test_counters_restart_after_the_window(
     await throttle.failure("alice", "198.51.100.7")
     assert await throttle.failures("alice") == 1
     assert await throttle.wait_seconds("alice", "198.51.100.7") == 0
+
+
+async def test_a_wrong_password_is_a_401_and_audited_on_every_server(
+    server: redis.asyncio.Redis, namespace: str, console_settings: Settings
+) -> None:
+    # the tester's reproduction: a wrong password over HTTP was a 500 on Redis 6.2
+    app = create_app(server, namespace=namespace, settings=console_settings, sections=())
+    await app[ACCOUNTS].create("alice", "mossy gutter lantern", ["agent"])
+    async with asgi_client(app) as browser:
+        statuses = []
+        for _ in range(6):
+            page = await browser.get("/login")
+            form = {"username": "alice", "password": "guess", "csrf_token": token_in(page.text)}
+            statuses.append((await browser.post("/login", data=form)).status_code)
+    assert statuses == [401] * 5 + [429]
+    actions = [entry.action for entry in await app[AUDIT].recent(actor="alice")]
+    assert actions == ["login.throttled"] + ["login.failure"] * 5
