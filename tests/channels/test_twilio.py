@@ -7,7 +7,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from bot.channels.base import Button, OutboundMessage, Template
-from bot.channels.twilio import TwilioAccount, TwilioAdapter
+from bot.channels.twilio import Form, TwilioAccount, TwilioAdapter
 from bot.errors import PayloadError, SignatureError
 from bot.testing.providers import Answer, FakeProvider
 
@@ -233,3 +233,64 @@ def test_form_encoding_helper_matches_twilio() -> None:
     # our signer must agree with Twilio's own URL encoding of the same parameters
     body = urlencode({"Body": "a b&c", "To": "+441234567890", "From": "+447700900123"}).encode()
     assert dict(parse_qsl(body.decode()))["Body"] == "a b&c"
+
+
+def status_callback(state: str, sender: str = "whatsapp:+441234567890", **extra: str) -> bytes:
+    params = {
+        "SmsSid": "SM" + "7" * 32,
+        "SmsStatus": state,
+        "MessageStatus": state,
+        "To": "whatsapp:+447700900123",
+        "MessageSid": "SM" + "7" * 32,
+        "AccountSid": "AC00000000000000000000000000000001",
+        "From": sender,
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
+    return urlencode(params).encode()
+
+
+def test_status_callback_is_verified_by_the_sending_number(adapter: TwilioAdapter) -> None:
+    body = status_callback("undelivered", ErrorCode="30003")
+    adapter.verify(sign(body), body, URL)  # To is the resident: the account is From
+    parsed = adapter.read({}, body)
+    assert parsed.messages == []
+    [receipt] = parsed.receipts
+    assert (receipt.status, receipt.code, receipt.provider_ids) == (
+        "failed",
+        "30003",
+        ("SM" + "7" * 32,),
+    )
+    assert receipt.conversation_id == "whatsapp:+441234567890:+447700900123"
+    stranger = status_callback("delivered", sender="whatsapp:+449999999999")
+    with pytest.raises(SignatureError, match="unknown account"):
+        adapter.verify(sign(stranger), stranger, URL)
+
+
+def test_repeated_parameters_are_all_signed(adapter: TwilioAdapter) -> None:
+    body = load("twilio", "whatsapp_text.txt") + b"&Extra=a&Extra=b"
+    form = Form(parse_qsl(body.decode(), keep_blank_values=True))
+    good = RequestValidator(TOKEN_1).compute_signature(URL, form)
+    adapter.verify({"X-Twilio-Signature": good}, body, URL)
+    only_last = RequestValidator(TOKEN_1).compute_signature(URL, dict(form))
+    with pytest.raises(SignatureError):
+        adapter.verify({"X-Twilio-Signature": only_last}, body, URL)
+
+
+def test_get_webhook_signs_the_query(adapter: TwilioAdapter) -> None:
+    query = load("twilio", "whatsapp_text.txt").decode()
+    url = f"{URL}?{query}"
+    signature = RequestValidator(TOKEN_1).compute_signature(url, {})
+    adapter.verify({"X-Twilio-Signature": signature}, b"", url)
+    with pytest.raises(SignatureError):
+        adapter.verify({"X-Twilio-Signature": signature}, b"", url.replace("bin", "tin"))
+
+
+def test_webhooks_rule_needs_a_known_key(adapter: TwilioAdapter) -> None:
+    body = load("twilio", "whatsapp_text.txt")
+    headers = {
+        **sign(body),
+        "X-Twilio-Webhooks-Signature-Settings": "key=unknown,algorithm=HMAC_SHA256",
+    }
+    with pytest.raises(SignatureError):
+        adapter.verify(headers, body, URL)
