@@ -149,3 +149,28 @@ async def test_send_failures(adapter: TelegramAdapter, provider: FakeProvider) -
     assert (await send()).outcome == "retry"
     assert (await send()).outcome == "retry"  # timed out
     assert (await adapter.send("nobot", "1", OutboundMessage("x"))).outcome == "failed"
+
+
+def test_an_edit_soon_after_is_a_new_message_a_late_one_is_not() -> None:
+    adapter = TelegramAdapter(BOTS, clock=lambda: 1732352400.0)
+    original = {
+        "message_id": 5,
+        "from": {"id": 7, "is_bot": False, "first_name": "Priya"},
+        "chat": {"id": 7, "type": "private"},
+        "date": 1732352000,
+        "text": "12 Hgh St",
+    }
+    soon = {**original, "edit_date": 1732352000 + 60, "text": "12 High St"}
+    [edit] = adapter.read(
+        HEADERS, json.dumps({"update_id": 1, "edited_message": soon}).encode()
+    ).messages
+    assert (edit.text, edit.received_at, edit.message_id) == ("12 High St", 1732352060.0, "1")
+    late = {**original, "edit_date": 1732352000 + 3600}
+    parsed = adapter.read(HEADERS, json.dumps({"update_id": 2, "edited_message": late}).encode())
+    assert parsed.messages == [] and parsed.ignored == ["update_id=2: late edit"]
+
+
+def test_a_tap_is_dated_when_it_arrives() -> None:
+    adapter = TelegramAdapter(BOTS, clock=lambda: 1732352400.0)
+    [tap] = adapter.parse(HEADERS, load("telegram", "callback.json"))
+    assert tap.received_at == 1732352400.0  # not the date of the message it belongs to

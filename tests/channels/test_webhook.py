@@ -209,3 +209,16 @@ async def test_telegram_update_queued(inbox: Inbox, async_redis: redis.asyncio.R
     ).status == 200
     [(_, fields)] = await async_redis.xrange(inbox.stream)
     assert json.loads(fields["message"])["account"] == "councilbot"
+
+
+async def test_twilio_get_webhook_is_received(
+    inbox: Inbox, async_redis: redis.asyncio.Redis
+) -> None:
+    url = f"{URL}?{load('twilio', 'whatsapp_text.txt').decode()}"
+    signature = RequestValidator(TOKEN).compute_signature(url, {})
+    answer = await twilio_hook(inbox).get(url, {"X-Twilio-Signature": signature})
+    assert (answer.status, answer.content_type) == (200, "text/xml")
+    [(_, fields)] = await async_redis.xrange(inbox.stream)
+    assert json.loads(fields["message"])["text"] == "When is my bin day?"
+    assert (await twilio_hook(inbox).get(url, {"X-Twilio-Signature": "AAAA"})).status == 403
+    assert (await twilio_hook(inbox).get(URL, {})).status == 405  # no query: nothing to read
