@@ -31,7 +31,7 @@ import redis.asyncio
 from argon2 import PasswordHasher
 from markupsafe import Markup
 from starlette.applications import Starlette
-from starlette.datastructures import FormData, MutableHeaders
+from starlette.datastructures import FormData, Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -119,6 +119,11 @@ LOCKED_MESSAGE = (
 )
 PASSWORD_PAGE = "/account/password"  # noqa: S105 (a path, not a password)
 BAD_CREDENTIALS_MESSAGE = "The username or password is not right."
+SERVER_ERROR_MESSAGE = (
+    "Something went wrong on our side and nothing was changed. Try again in a minute; "
+    "if it keeps happening, tell your administrator the time and the page."
+)
+TOO_LARGE_MESSAGE = "That was more than the console accepts at once. Shorten it and try again."
 NOTICE_CODES = frozenset(
     {
         # editor
@@ -288,11 +293,11 @@ class ConsoleApp(Starlette):
             middleware=[
                 Middleware(_SecurityHeaders),
                 Middleware(_ServerErrors),
+                Middleware(_BodyLimit),
                 Middleware(_Authenticate),
             ],
             exception_handlers={HTTPException: _http_error},
             lifespan=_run_lifespans,
-            max_body_size=MAX_BODY_BYTES,
         )
 
     def __getitem__(self, key: AppKey[T]) -> T:
@@ -528,13 +533,63 @@ class _SecurityHeaders:
 
 
 class _ServerErrors:
-    """Placeholder for the console's own 500 page (Starlette's plain one for now)."""
+    """Turn an unexpected exception into the console's own 500 page (JSON under ``/api/``).
+
+    The page names no exception, file or line; the log gets the traceback with the method and
+    path (never the query string, which can hold residents' words).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        except Exception:
+            logger.exception("console error: %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # too late for a page: the server closes the connection
+            page = _error_response(Request(scope), 500, SERVER_ERROR_MESSAGE)
+            await page(scope, receive, send)
+
+
+class _BodyLimit:
+    """Refuse request bodies over :data:`MAX_BODY_BYTES` with a 413 page, before parsing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            page = _error_response(Request(scope), 413, TOO_LARGE_MESSAGE)
+            await page(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            # raised inside the handler's form parsing, so the error handler renders the page
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise HTTPException(413, TOO_LARGE_MESSAGE)
+            return message
+
+        await self.app(scope, limited, send)
 
 
 class _Authenticate:
