@@ -29,7 +29,7 @@ import redis
 import redis.asyncio
 
 from bot.channels import delivery
-from bot.channels.base import ChannelAdapter, Parsed, header
+from bot.channels.base import ChannelAdapter, InboundMessage, Parsed, header
 from bot.channels.inbox import Inbox
 from bot.errors import PayloadError, SignatureError
 from bot.keys import key
@@ -177,12 +177,24 @@ class Webhook:
                 await delivery.apply(client, receipt, namespace=ns)
             if parsed.ignored:
                 _log.info("%s: not messages: %s", channel, ", ".join(parsed.ignored))
-            await self.inbox.accept(parsed.messages)
+            await self._queue(parsed.messages, content)
         except redis.RedisError:
             # no 200: the provider retries; de-duplication and forward-only states make it safe
             _log.exception("%s: cannot record the request", channel)
             return WebhookResponse(503, "unavailable")
         return self._ok()
+
+    async def _queue(self, messages: list[InboundMessage], content: bytes) -> None:
+        """Queue the messages; one the inbox cannot store is dead-lettered, not a 500."""
+        try:
+            await self.inbox.accept(messages)
+        except (ValueError, UnicodeError) as exc:
+            # the checks at parse time should make this unreachable; never retried forever
+            _log.exception("%s: message(s) could not be stored", self.adapter.channel)
+            reason = f"could not be stored ({type(exc).__name__})"
+            await dead_letter(
+                self.inbox.redis, self.inbox.namespace, self.adapter.channel, reason, content
+            )
 
     def _read(self, headers: Mapping[str, str], content: bytes) -> Parsed | str:
         """The adapter's reading of a verified body, or why the whole body is malformed."""

@@ -222,3 +222,16 @@ async def test_twilio_get_webhook_is_received(
     assert json.loads(fields["message"])["text"] == "When is my bin day?"
     assert (await twilio_hook(inbox).get(url, {"X-Twilio-Signature": "AAAA"})).status == 403
     assert (await twilio_hook(inbox).get(URL, {})).status == 405  # no query: nothing to read
+
+
+async def test_a_message_the_inbox_cannot_store_is_dead_lettered_not_a_500(
+    inbox: Inbox, async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    # a bot name with ':' cannot make a conversation id (a configuration slip)
+    hook = Webhook(TelegramAdapter([TelegramBotAccount("council:bot", "1:a", "sekret")]), inbox)
+    body = load("telegram", "text.json")
+    answer = await hook.receive("", {"X-Telegram-Bot-Api-Secret-Token": "sekret"}, body)
+    assert answer.status == 200
+    [dead] = await dead_letters(async_redis, namespace)
+    assert "could not be stored" in dead["reason"]
+    assert await async_redis.xlen(inbox.stream) == 0
