@@ -4,9 +4,11 @@ import pytest
 import redis.asyncio
 from argon2 import PasswordHasher
 from httpx import AsyncClient, Response
+from playwright.async_api import Page, expect
 
 from bot.errors import AccountError, ConfigError
-from bot.testing.browser import asgi_client
+from bot.testing.accessibility import axe_violations, describe
+from bot.testing.browser import LocalServer, asgi_client
 from bot.web.accounts import AccountStore, LoginThrottle, User
 from bot.web.app import ACCOUNTS, AUDIT, THROTTLE, Settings, create_app
 
@@ -318,3 +320,30 @@ async def test_forwarded_for_ignored_without_trusted_proxies(
     await sign_in(client, "nobody", "wrong password")
     [failure] = await console_app[AUDIT].recent(actor="nobody")
     assert failure.ip == "127.0.0.1"
+
+
+@pytest.mark.browser
+async def test_browser_forced_password_change_keyboard_and_axe(
+    console_server: LocalServer, console_app, make_user, page: Page
+) -> None:
+    user, _ = await make_user("agent")
+    await console_app[ACCOUNTS].set_password(user.username, TEMPORARY, must_change=True)
+    await page.goto(str(console_server.make_url("/login")))
+    await page.get_by_label("Username").fill(user.username)
+    await page.get_by_label("Password").fill(TEMPORARY)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Change your password")
+    assert not (violations := await axe_violations(page)), describe(violations)
+    await page.get_by_label("Current password").fill(TEMPORARY)
+    await page.get_by_label("New password", exact=True).fill("password1234")
+    await page.get_by_label("New password again").fill("password1234")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("alert")).to_contain_text("too common")
+    assert not (violations := await axe_violations(page)), describe(violations)
+    await page.get_by_label("Current password").fill(TEMPORARY)
+    await page.get_by_label("New password", exact=True).fill("pebble orchard violin")
+    await page.get_by_label("New password again").fill("pebble orchard violin")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status")).to_contain_text("Your password has been changed")
+    await page.get_by_role("link", name="Continue").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"Welcome, {user.username}")
