@@ -1,9 +1,10 @@
-"""Local stand-ins for the providers' APIs (Twilio, Telegram, Messenger, X) on loopback.
+"""Local stand-ins for the providers' APIs (Twilio, Telegram, Meta, X) on loopback.
 
 :class:`FakeProvider` is an aiohttp server on an ephemeral 127.0.0.1 port that records every
 request and answers from a script (status, JSON, headers, delay) or, when the script is
-empty, with the provider's normal success answer. Point the real clients at it (Twilio
-``Client`` through ``api_base_url``, python-telegram-bot ``Bot(base_url=...)``).
+empty, with the provider's normal success answer (Messenger and Instagram share Meta's Send
+API). Point the real clients at it (Twilio ``Client`` through ``api_base_url``,
+python-telegram-bot ``Bot(base_url=...)``).
 :class:`ProviderThread` runs one on a loop of its own, for tests whose servers are other
 processes.
 """
@@ -105,7 +106,7 @@ def default_answer(request: Recorded) -> Answer:
                 },
             },
         )
-    if request.path.endswith("/me/messages"):  # Messenger
+    if request.path.endswith("/me/messages"):  # Messenger and Instagram (one Send API)
         return Answer(200, {"recipient_id": "1", "message_id": f"m_sent_{n}"})
     if "/dm_conversations/with/" in request.path:  # X
         return Answer(201, {"data": {"dm_conversation_id": "1-2", "dm_event_id": str(n)}})
