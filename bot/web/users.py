@@ -4,10 +4,12 @@ Usage::
 
     python -m bot.web.users create-admin <username> [--password-stdin]
     python -m bot.web.users add-user <username> --role agent [--role ...] [--team customer_services]
+    python -m bot.web.users unlock <username>
 
 The password is asked for twice on the terminal, or read from the first line of standard input
 with ``--password-stdin``. Redis comes from ``REDIS_URL`` (or ``--redis-url``), the namespace from
-``COUNCIL_NAMESPACE`` (default ``cr``). Every change is audited with the actor ``cli``.
+``COUNCIL_NAMESPACE`` (default ``cr``). ``unlock`` forgets a user's failed sign-ins (for an
+administrator who cannot reach the console). Every change is audited with the actor ``cli``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TextIO
 from bot.errors import AccountError, CouncilError
 from bot.keys import namespace
 from bot.redis_conn import connect_async, redis_url
-from bot.web.accounts import ROLES, AccountStore
+from bot.web.accounts import ROLES, AccountStore, LoginThrottle
 from bot.web.audit import AuditLog
 
 __all__ = ["main"]
@@ -40,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--role", action="append", choices=ROLES, required=True, dest="roles")
     user.add_argument("--team", action="append", default=[], dest="teams")
     user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    unlock = commands.add_parser("unlock", help="forget a user's failed sign-ins")
+    unlock.add_argument("username")
     return parser
 
 
@@ -71,9 +75,35 @@ async def _create(
         await client.close()
 
 
+async def _unlock(url: str, username: str) -> int:
+    client = await connect_async(url)
+    try:
+        ns = namespace()
+        user = await AccountStore(client, ns).get(username)
+        if user is None:
+            raise AccountError(username, "no such user")
+        username = user.username
+        throttle = LoginThrottle(client, ns)
+        failures = await throttle.failures(username)
+        await throttle.unlock(username)
+        detail = {"failures": failures}
+        await AuditLog(client, ns).record("cli", "user.unlock", "user", username, detail)
+        return failures
+    finally:
+        await client.close()
+
+
 def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
     """Run the command line; return the exit status (0 on success, 1 on a refused change)."""
     args = _parser().parse_args(argv)
+    if args.command == "unlock":
+        try:
+            failures = asyncio.run(_unlock(args.redis_url or redis_url(), args.username))
+        except CouncilError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"unlocked {args.username.strip().lower()} ({failures} recent failed sign-ins)")
+        return 0
     admin = args.command == "create-admin"
     roles: list[str] = ["admin"] if admin else args.roles
     teams: list[str] = [] if admin else args.teams

@@ -1,3 +1,4 @@
+import asyncio
 import io
 import json
 import os
@@ -8,7 +9,10 @@ import pytest
 import redis
 from argon2 import PasswordHasher
 
+from bot.web.accounts import LoginThrottle
 from bot.web.users import main
+
+GOOD = "a long admin password\n"
 
 
 @pytest.fixture
@@ -92,3 +96,22 @@ def test_runs_as_a_module(env: str, redis_client: redis.Redis) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert redis_client.hget(f"{env}:user:judy", "roles") == "admin"
+
+
+async def test_unlock_from_the_command_line(
+    env: str, redis_client: redis.Redis, async_redis
+) -> None:
+    created = await asyncio.to_thread(
+        main, ["create-admin", "root", "--password-stdin"], stdin=io.StringIO(GOOD)
+    )
+    assert created == 0
+    throttle = LoginThrottle(async_redis, env)
+    for _ in range(9):
+        await throttle.failure("root", "203.0.113.66")
+    assert await throttle.locked("root", "198.51.100.10")
+    assert await asyncio.to_thread(main, ["unlock", "Root"]) == 0
+    assert not await throttle.locked("root", "198.51.100.10")
+    *_, (_, entry) = redis_client.xrange(f"{env}:audit")
+    assert (entry["actor"], entry["action"], entry["object_id"]) == ("cli", "user.unlock", "root")
+    assert json.loads(entry["detail"]) == {"failures": 9}
+    assert await asyncio.to_thread(main, ["unlock", "nobody"]) == 1
