@@ -9,8 +9,10 @@ the provider would retry it for hours or disable the webhook, and a sibling even
 POST would be lost with it. Events that are not residents' messages (statuses, typing,
 reads, policy notices, revoked authorisations) are acknowledged and recorded where useful;
 a signed body that is still malformed, or a malformed event inside it, is answered 200 and
-dead-lettered with its reason in the stream ``{ns}:webhook:dead`` (:func:`dead_letters`
-lists them for support), never retried forever.
+dead-lettered with its reason in the inbox's dead-letter stream ``{ns}:inbox:dead`` (fields
+``channel``, ``reason``, ``body``, ``at``; :func:`dead_letters` lists them for support), never
+retried forever. Sharing that stream means the residents' data tools and the retention sweep
+(:mod:`bot.residents`) cover these bodies too.
 
 The Rasa input channels (:mod:`bot.channels.rasa`) and the public edge pass requests
 through this; tests and benchmarks call it directly.
@@ -35,7 +37,6 @@ from bot.errors import PayloadError, SignatureError
 from bot.keys import key
 
 __all__ = [
-    "DEAD_LETTERS_KEPT",
     "DEFAULT_MAX_BODY",
     "Webhook",
     "WebhookResponse",
@@ -48,13 +49,11 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 256 * 1024
 """Largest body accepted (providers' messages are a few KB; media arrive as URLs)."""
-DEAD_LETTERS_KEPT = 10_000
-"""About how many dead-lettered requests are kept (the oldest are trimmed)."""
 
 
 def dead_letter_key(ns: str) -> str:
-    """The stream of signed requests (or events in them) that could not be understood."""
-    return key(ns, "webhook", "dead")
+    """The inbox's dead letters: signed requests that could not be understood, among others."""
+    return key(ns, "inbox", "dead")
 
 
 async def dead_letter(
@@ -71,16 +70,15 @@ async def dead_letter(
         "body": raw_body.decode("utf-8", "backslashreplace"),
         "at": str(time.time()),
     }
-    entry: Any = await client.xadd(
-        dead_letter_key(ns), fields, maxlen=DEAD_LETTERS_KEPT, approximate=True
-    )
+    # no MAXLEN: only signed requests get here, and the retention sweep trims them by age
+    entry: Any = await client.xadd(dead_letter_key(ns), fields)
     return str(entry)
 
 
 async def dead_letters(
     client: redis.asyncio.Redis, ns: str, count: int = 100
 ) -> list[dict[str, str]]:
-    """The most recent dead-lettered requests, newest first."""
+    """The most recent dead letters of the inbox, newest first (the webhook's have a ``reason``)."""
     rows: Any = await client.xrevrange(dead_letter_key(ns), count=count)
     return [{"id": entry_id, **fields} for entry_id, fields in rows]
 
