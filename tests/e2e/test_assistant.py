@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bot.profile import current
 from bot.testing.assistant import Assistant, Conversation
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +34,8 @@ async def _is_p1(queue: Any, case_id: str) -> bool:
 
 
 def test_greeting(chat: Conversation) -> None:
-    assert "Ashvale" in chat.texts("hiya")
+    # The council's name comes from its profile (COUNCIL_PROFILE, default council.yml).
+    assert f"this is {current().name}'s assistant" in chat.texts("hiya")
 
 
 def test_asking_for_a_person_hands_off_and_pauses(chat: Conversation) -> None:
@@ -60,6 +62,8 @@ def test_safeguarding_is_never_answered_routinely(assistant: Assistant, message:
     chat = assistant.conversation()
     reply = chat.texts(message)
     assert "999" in reply
+    assert current().safeguarding.contacts_text() in reply  # the council's own numbers
+    assert "alerted" not in reply  # no out-of-hours hook in these tests: nobody was alerted
     intents = [event["parse_data"]["intent"]["name"] for event in events_of(chat, "user")]
     assert intents == ["safeguarding"]
     assert events_of(chat, "pause")
