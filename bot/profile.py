@@ -29,6 +29,7 @@ import yaml
 
 from bot.errors import ConfigError
 from bot.handoff.hours import OpeningHours
+from bot.nlu.postcodes import normalise_postcode
 
 if TYPE_CHECKING:
     from bot.handoff.sla import SlaPolicy
@@ -179,6 +180,7 @@ class CouncilProfile:
         name: The council's full name ("Example Borough Council").
         short_name: The name residents use ("Example").
         borough: The area, as replies name it ("isn't in {borough}").
+        example_postcode: A postcode of the area, shown when residents are asked for theirs.
         fictional: True for demo councils.
         website: The council's website.
         report_url: Where residents report problems online.
@@ -196,6 +198,7 @@ class CouncilProfile:
     name: str
     short_name: str
     borough: str
+    example_postcode: str
     fictional: bool
     website: str
     report_url: str
@@ -234,6 +237,7 @@ class CouncilProfile:
             "council_name": self.name,
             "council_short_name": self.short_name,
             "borough": self.borough,
+            "example_postcode": self.example_postcode,
             "website": self.website,
             "report_url": self.report_url,
             "contact_phone": self.contact_centre[0].phone,
@@ -285,6 +289,13 @@ class _Reader:
             raise self.fail(_join(where, key), f"must be an https:// address, not {value!r}")
         return value
 
+    def postcode(self, data: Mapping[str, Any], key: str, where: str) -> str:
+        value = self.text(data, key, where)
+        postcode = normalise_postcode(value)
+        if postcode is None:
+            raise self.fail(_join(where, key), f"not a UK postcode: {value!r}")
+        return postcode
+
     def only(self, data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
         unknown = sorted(str(k) for k in set(data) - set(allowed))
         if unknown:
@@ -329,7 +340,15 @@ class _Reader:
         council = self.mapping(data, "council")
         self.only(
             council,
-            ("name", "short_name", "borough", "fictional", "website", "report_url"),
+            (
+                "name",
+                "short_name",
+                "borough",
+                "example_postcode",
+                "fictional",
+                "website",
+                "report_url",
+            ),
             "council",
         )
         fictional = council.get("fictional", False)
@@ -344,6 +363,7 @@ class _Reader:
             name=self.text(council, "name", "council"),
             short_name=self.text(council, "short_name", "council"),
             borough=self.text(council, "borough", "council"),
+            example_postcode=self.postcode(council, "example_postcode", "council"),
             fictional=fictional,
             website=self.url(council, "website", "council"),
             report_url=self.url(council, "report_url", "council"),

@@ -121,6 +121,8 @@ def test_responses_use_the_profile(glanfor: CouncilProfile) -> None:
     outside = responses.render("utter_bin_postcode_outside", "sms", postcode="SW1A 1AA")
     assert outside is not None
     assert outside["text"].startswith("SW1A 1AA isn't in Glanfor County Borough, so another")
+    ask = responses.render("utter_ask_bin_postcode", "whatsapp")
+    assert ask is not None and ask["text"] == "What's your postcode? For example GF1 4AB."
 
 
 def _tracker() -> Tracker:
@@ -178,6 +180,11 @@ def _broken(tmp_path: Path, change: Any) -> Path:
         (lambda d: d.__setitem__("teams", ["housing"]), "teams", "mapping"),
         (lambda d: d["council"].__setitem__("fictional", "yes"), "council.fictional", "true or"),
         (lambda d: d["council"].__setitem__("website", "www.x.gov.uk"), "council.website", "https"),
+        (
+            lambda d: d["council"].__setitem__("example_postcode", "AV1"),
+            "council.example_postcode",
+            "not a UK postcode: 'AV1'",
+        ),
         (
             lambda d: d["routing"]["topics"].__setitem__("report_pothole", "roads"),
             "routing.topics.report_pothole",
