@@ -11,13 +11,20 @@ current one; a reset by an administrator forces a change at the next sign-in.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 import redis.asyncio
 from argon2 import PasswordHasher
+from httpx import AsyncClient, Response
 
 from bot.errors import AccountError
+from bot.testing.console import Login, MakeUser
 from bot.web.accounts import AccountStore
 from bot.web.passwords import common_passwords, password_problems
+
+Csrf = Callable[[AsyncClient], Awaitable[str]]
+SignIn = Callable[[AsyncClient, str, str], Awaitable[Response]]
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 GOOD = "mossy gutter lantern"
@@ -99,3 +106,32 @@ async def test_an_admin_reset_forces_a_change(store: AccountStore) -> None:
         "jsmith", "temporary violet kettle", "pebble orchard violin"
     )
     assert not changed.must_change_password
+
+
+# Over HTTP: the admin pages and the sign-in
+
+
+async def test_admin_pages_refuse_weak_passwords_and_a_reset_forces_a_change(
+    login: Login, make_user: MakeUser, csrf: Csrf, client: AsyncClient, sign_in: SignIn
+) -> None:
+    admin = await login("admin")
+    token = await csrf(admin)
+    for weak in ("aaaaaaaaaaaa", "password1234"):
+        created = await admin.post(
+            "/admin/users",
+            data={"username": "jsmith", "password": weak, "roles": "agent", "csrf_token": token},
+        )
+        assert created.status_code == 400
+    user, _ = await make_user("agent")
+    reset = await admin.post(
+        f"/admin/users/{user.username}/password",
+        data={"password": "password1234", "csrf_token": token},
+    )
+    assert reset.status_code == 400 and "too common" in reset.text
+    reset = await admin.post(
+        f"/admin/users/{user.username}/password", data={"password": GOOD, "csrf_token": token}
+    )
+    assert reset.status_code == 200
+    signed_in = await sign_in(client, user.username, GOOD)
+    assert signed_in.url.path == "/account/password"  # nothing else until it is changed
+    assert (await client.get("/", follow_redirects=False)).status_code == 303
