@@ -6,6 +6,8 @@ drop their own admin role, so a console always keeps a way in besides the CLI.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -27,6 +29,7 @@ from bot.web.app import (
     render,
     require_role,
 )
+from bot.web.audit import OUTCOMES
 
 __all__ = ["setup"]
 
@@ -177,20 +180,39 @@ async def unlock(request: Request) -> Response:
     return RedirectResponse(f"/admin/users/{user.username}?done=unlocked", status_code=303)
 
 
-@require_role("admin")
+def _day(request: Request, name: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` query parameter as the start of that day (UTC); 400 when malformed."""
+    value = request.query_params.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), time(), UTC)
+    except ValueError:
+        raise HTTPException(400, f"Give the date as YYYY-MM-DD ({name}).") from None
+
+
+@require_role("supervisor")
 async def audit_page(request: Request) -> Response:
-    """List recent audit entries, filtered by actor and object."""
+    """Recent audit entries, filtered by actor, action, outcome, object and dates (inclusive)."""
     filters = {
         name: request.query_params.get(name, "").strip()
-        for name in ("actor", "object_type", "object_id")
+        for name in ("actor", "action", "outcome", "object_type", "object_id", "since", "until")
     }
+    if filters["outcome"] not in {"", *OUTCOMES}:
+        raise HTTPException(400, f"Choose an outcome: {', '.join(OUTCOMES)}.")
+    since, until = _day(request, "since"), _day(request, "until")
     entries = await app_of(request)[AUDIT].recent(
         limit=200,
         actor=filters["actor"],
+        action=filters["action"],
+        outcome=filters["outcome"],
         object_type=filters["object_type"],
         object_id=filters["object_id"],
+        since=since,
+        until=until + timedelta(days=1) if until else None,
     )
-    return render(request, "admin/audit.html", {"entries": entries, "filters": filters})
+    context = {"entries": entries, "filters": filters, "outcomes": OUTCOMES}
+    return render(request, "admin/audit.html", context)
 
 
 def setup(app: ConsoleApp) -> None:
@@ -204,4 +226,4 @@ def setup(app: ConsoleApp) -> None:
     app.add_route("/admin/users/{username}/unlock", unlock, methods=["POST"])
     app.add_route("/admin/audit", audit_page)
     add_nav(app, "Users", "/admin/users", "admin")
-    add_nav(app, "Audit log", "/admin/audit", "admin")
+    add_nav(app, "Audit log", "/admin/audit", "supervisor")

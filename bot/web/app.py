@@ -45,6 +45,7 @@ from bot.errors import AccountError, ConfigError, MissingSecretError
 from bot.web.accounts import AccountStore, LoginThrottle, User
 from bot.web.appkey import AppKey
 from bot.web.audit import AUDIT, AuditLog, client_ip
+from bot.web.audit import record as audit_record
 from bot.web.csrf import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
@@ -397,6 +398,13 @@ def require_role(*roles: str) -> Callable[[Handler], Handler]:
             if user is None:
                 if _is_api(request):
                     raise HTTPException(401, "Sign in first.")
+                await audit_record(
+                    request,
+                    "access.unauthenticated",
+                    "path",
+                    request.url.path,
+                    outcome="refused",
+                )
                 return RedirectResponse(
                     f"/login?next={quote(_path_qs(request), safe='/')}", status_code=302
                 )
@@ -420,7 +428,7 @@ def _csrf_checked(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def checked(request: Request) -> Response:
         if not await request_passes(request):
-            raise HTTPException(403, REFUSAL)
+            raise Refused(403, REFUSAL, action="csrf.refused")
         return await handler(request)
 
     return checked
@@ -493,8 +501,20 @@ def _error_response(request: Request, status: int, message: str) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    # Client errors become a page (or JSON under /api/) instead of Starlette's plain text.
+    # Client errors become a page (or JSON under /api/) instead of Starlette's plain text;
+    # every 401 and 403 is a refusal in the audit log, named by path (never the query string).
     assert isinstance(exc, HTTPException)
+    if isinstance(exc, Refused):
+        await audit_record(
+            request,
+            exc.action,
+            exc.object_type,
+            exc.object_id or request.url.path,
+            outcome="refused",
+        )
+    elif exc.status_code in {401, 403}:
+        action = "access.unauthenticated" if exc.status_code == 401 else "access.denied"
+        await audit_record(request, action, "path", request.url.path, outcome="refused")
     response = _error_response(request, exc.status_code, exc.detail)
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
@@ -684,7 +704,15 @@ async def _login(request: Request) -> Response:
         )
 
     async def throttled(wait: int) -> Response:
-        await audit.record(username, "login.throttled", "user", username, {"wait": wait}, ip=ip)
+        await audit.record(
+            username,
+            "login.throttled",
+            "user",
+            username,
+            {"wait": wait},
+            ip=ip,
+            outcome="refused",
+        )
         response = again(LOCKED_MESSAGE.format(wait=_wait_words(wait)), 429)
         response.headers["Retry-After"] = str(wait)
         return response
@@ -694,7 +722,7 @@ async def _login(request: Request) -> Response:
     user = await app[ACCOUNTS].authenticate(username, password) if username else None
     if user is None:
         await throttle.failure(username, ip)
-        await audit.record(username, "login.failure", "user", username, ip=ip)
+        await audit.record(username, "login.failure", "user", username, ip=ip, outcome="failed")
         return again(BAD_CREDENTIALS_MESSAGE, 401)
     await throttle.success(user.username, ip)
     old = current_session(request)

@@ -1,4 +1,9 @@
-"""The console's audit log: who did what, when, to which object, from which address.
+"""The console's audit log: who did what, when, to which object, from where, with what outcome.
+
+An outcome is ``ok``, ``refused`` (the console said no) or ``failed`` (a wrong password and the
+like). Refusals are entries too (see :mod:`bot.web.app`): ``access.unauthenticated``,
+``access.denied``, ``csrf.refused``, ``login.failure``, ``login.throttled``. Objects are named
+by id or path, never by what a resident wrote.
 
 Entries are appended to the Redis stream ``{ns}:audit``. Entries older than the retention
 period (``retention_days``) are trimmed whenever a new one is written, because actor names and
@@ -21,7 +26,10 @@ from bot.keys import key
 from bot.web.accounts import User
 from bot.web.appkey import AppKey
 
-__all__ = ["AUDIT", "AuditEntry", "AuditLog", "client_ip", "record"]
+__all__ = ["AUDIT", "OUTCOMES", "AuditEntry", "AuditLog", "client_ip", "record"]
+
+OUTCOMES: tuple[str, ...] = ("ok", "refused", "failed")
+"""How an audited action ended."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class AuditEntry:
         object_id: Which object.
         ip: Client address (empty outside web requests).
         detail: Extra facts (never passwords or message bodies).
+        outcome: One of :data:`OUTCOMES`.
     """
 
     entry_id: str
@@ -47,6 +56,7 @@ class AuditEntry:
     object_id: str
     ip: str
     detail: dict[str, Any]
+    outcome: str = "ok"
 
 
 class AuditLog:
@@ -81,8 +91,15 @@ class AuditLog:
         detail: Mapping[str, Any] | None = None,
         *,
         ip: str = "",
+        outcome: str = "ok",
     ) -> str:
-        """Append an entry and return its stream id."""
+        """Append an entry and return its stream id.
+
+        Raises:
+            ValueError: ``outcome`` is not one of :data:`OUTCOMES`.
+        """
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         now = self._clock()
         entry_id: str = await self._redis.xadd(
             self._key,
@@ -93,6 +110,7 @@ class AuditLog:
                 "object_type": object_type,
                 "object_id": object_id,
                 "ip": ip,
+                "outcome": outcome,
                 "detail": json.dumps(dict(detail or {}), sort_keys=True, default=str),
             },
         )
@@ -108,10 +126,16 @@ class AuditLog:
         actor: str = "",
         object_type: str = "",
         object_id: str = "",
+        action: str = "",
+        outcome: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
         scan: int = 50_000,
     ) -> list[AuditEntry]:
         """Return up to ``limit`` entries, newest first, matching every filter given.
 
+        ``action`` matches itself and the actions under it (``login`` matches
+        ``login.failure``); ``since``/``until`` bound the entry's time (inclusive / exclusive).
         At most the ``scan`` newest entries are examined, so a filter matching nothing stays
         quick on a year of history.
         """
@@ -128,6 +152,14 @@ class AuditLog:
                     (not actor or entry.actor == actor)
                     and (not object_type or entry.object_type == object_type)
                     and (not object_id or entry.object_id == object_id)
+                    and (
+                        not action
+                        or entry.action in {action}
+                        or entry.action.startswith(f"{action}.")
+                    )
+                    and (not outcome or entry.outcome == outcome)
+                    and (since is None or entry.at >= since)
+                    and (until is None or entry.at < until)
                 ):
                     found.append(entry)
                     if len(found) == limit:
@@ -152,6 +184,7 @@ def _entry(entry_id: str, fields: Mapping[str, str]) -> AuditEntry:
         object_id=fields["object_id"],
         ip=fields.get("ip", ""),
         detail=json.loads(fields.get("detail", "{}")),
+        outcome=fields.get("outcome", "ok"),
     )
 
 
@@ -172,13 +205,16 @@ async def record(
     detail: Mapping[str, Any] | None = None,
     *,
     actor: str | None = None,
+    outcome: str = "ok",
 ) -> str:
-    """Audit something done through a console request.
+    """Audit something done (or refused) through a console request.
 
-    The actor is the signed-in user unless ``actor`` is given; the client IP comes from the
-    request. Outside requests use :meth:`AuditLog.record`.
+    The actor is the signed-in user (``anonymous`` without one) unless ``actor`` is given; the
+    client IP comes from the request. Outside requests use :meth:`AuditLog.record`.
     """
     user: User | None = getattr(request.state, "user", None)
     who = actor if actor is not None else (user.username if user else "anonymous")
     log: AuditLog = request.app[AUDIT]
-    return await log.record(who, action, object_type, object_id, detail, ip=client_ip(request))
+    return await log.record(
+        who, action, object_type, object_id, detail, ip=client_ip(request), outcome=outcome
+    )

@@ -242,6 +242,7 @@ async def reports_page(request: Request) -> Response:
         bar_chart("Handoffs by day", report.by_day),
     ]
     days = request.query_params.get("days", "30")
+    await audit.record(request, "report.view", "report", "handoff", {"days": int(days)})
     return render(request, "reports/index.html", {"r": report, "charts": charts, "days": days})
 
 

@@ -94,6 +94,10 @@ async def test_audit_page_lists_and_filters(login, console_app) -> None:
     assert "login.success" in by_object and "kb.publish" not in by_object
 
 
-async def test_audit_page_is_admin_only(login) -> None:
+async def test_audit_page_is_for_supervisors_and_admins(login) -> None:
     supervisor = await login("supervisor")
-    assert (await supervisor.get("/admin/audit")).status_code == 403
+    assert (await supervisor.get("/admin/audit")).status_code == 200
+    assert 'href="/admin/audit"' in (await supervisor.get("/")).text
+    for role in ("agent", "editor"):
+        other = await login(role)
+        assert (await other.get("/admin/audit")).status_code == 403

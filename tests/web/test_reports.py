@@ -118,7 +118,7 @@ async def test_pages_and_exports(console_app: ConsoleApp, login: Login) -> None:
         assert private not in html and private not in response.text
         assert private not in json.dumps(data)
     assert (await supervisor.get("/reports/?days=0")).status_code == 400
-    exports = await console_app[AUDIT].recent(object_type="report")
+    exports = await console_app[AUDIT].recent(action="report.export")
     assert [e.detail["format"] for e in exports] == ["csv", "json"]
 
 
