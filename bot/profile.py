@@ -35,8 +35,10 @@ if TYPE_CHECKING:
     from bot.handoff.sla import SlaPolicy
 
 __all__ = [
+    "BIN_TYPES",
     "DEFAULT_PATH",
     "NOTICE_DAYS",
+    "BinNames",
     "ClosedDays",
     "Contact",
     "CouncilProfile",
@@ -61,6 +63,8 @@ NOTICE_DAYS = 60
 # safeguarding reply may give: 999, 112, 101, 105, 111, and the 116/118 six-digit services.
 _PHONE = re.compile(r"(?:0[1-9]\d{8,9}|\+44[1-9]\d{8,9}|999|112|101|105|111|11[68]\d{3})")
 _PHONE_SEPARATORS = re.compile(r"[ \-()]")
+BIN_TYPES = ("general", "recycling", "garden", "food")
+"""The codes of the bins the council empties (:class:`bot.bins.model.BinType` values)."""
 _SECTIONS = (
     "council",
     "contact_centre",
@@ -71,6 +75,7 @@ _SECTIONS = (
     "routing",
     "service_levels",
     "channels",
+    "bins",
 )
 
 
@@ -151,6 +156,20 @@ class ClosedDays:
 
 
 @dataclass(frozen=True)
+class BinNames:
+    """How residents name one of the council's bins.
+
+    Attributes:
+        label: In replies ("recycling (blue bin)").
+        words: Words that pick it in a resident's message, matched inside words ("recycl",
+            "blue").
+    """
+
+    label: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Routing:
     """Which team gets a handed-off conversation.
 
@@ -192,6 +211,7 @@ class CouncilProfile:
         routing: Topic -> team.
         service_levels: Targets per priority and team, counted in ``hours``.
         channels: Channel name -> display name.
+        bins: Bin code (``general``, ``recycling``, ``garden``, ``food``) -> its names.
     """
 
     path: str
@@ -210,6 +230,7 @@ class CouncilProfile:
     routing: Routing
     service_levels: SlaPolicy
     channels: Mapping[str, str] = field(default_factory=dict)
+    bins: Mapping[str, BinNames] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> CouncilProfile:
@@ -375,7 +396,26 @@ class _Reader:
             routing=routing,
             service_levels=self.service_levels(data, hours, teams),
             channels=self.names(data, "channels"),
+            bins=self.bins(self.mapping(data, "bins")),
         )
+
+    def bins(self, data: Mapping[str, Any]) -> dict[str, BinNames]:
+        self.only(data, BIN_TYPES, "bins")
+        found = {}
+        for code in BIN_TYPES:
+            names = self.mapping(data, code, "bins")
+            where = f"bins.{code}"
+            self.only(names, ("label", "words"), where)
+            words = self.value(names, "words", where)
+            if (
+                not isinstance(words, list)
+                or not words
+                or not all(isinstance(w, str) and w.strip() for w in words)
+            ):
+                raise self.fail(f"{where}.words", "must be a list of words such as [blue, recycl]")
+            label = self.text(names, "label", where)
+            found[code] = BinNames(label, tuple(w.strip().lower() for w in words))
+        return found
 
     def closed_days(self, data: Mapping[str, Any]) -> ClosedDays:
         self.only(data, ("bank_holidays", "division", "also"), "closed_days")

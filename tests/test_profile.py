@@ -26,7 +26,7 @@ import bot.profile
 from actions.handoff import ActionHandoff
 from bot.bins.holidays import HolidayTable
 from bot.bins.ics import export_calendar
-from bot.bins.model import Address
+from bot.bins.model import Address, BinType
 from bot.bins.schedule import RoundScheduleSource
 from bot.errors import ConfigError
 from bot.handoff.queue import HandoffQueue
@@ -156,6 +156,15 @@ async def test_the_handoff_action_follows_the_profile(
     assert record is not None and record.team == "safeguarding"
 
 
+def test_bins_are_named_as_the_council_names_them(glanfor: CouncilProfile) -> None:
+    assert BinType.parse("the green one") is BinType.RECYCLING  # Glanfor's green box
+    assert BinType.RECYCLING.label == "recycling (green box)"
+    demo = CouncilProfile.load(DEMO)
+    bot.profile.use(demo)
+    assert BinType.parse("the green one") is BinType.GARDEN  # Ashvale's green bin
+    assert BinType.parse("general food waste") is BinType.FOOD
+
+
 def test_bin_calendars_carry_the_council(glanfor: CouncilProfile) -> None:
     address = Address("1", "1 Heol y Bont", "GF1 1AA", ())
     source = RoundScheduleSource([address], {}, HolidayTable())
@@ -220,6 +229,8 @@ def _broken(tmp_path: Path, change: Any) -> Path:
             "unknown team",
         ),
         (lambda d: d["closed_days"].__setitem__("also", ["31/12"]), "closed_days.also", "dates"),
+        (lambda d: d["bins"].pop("food"), "bins.food", "is missing"),
+        (lambda d: d["bins"]["garden"].__setitem__("words", []), "bins.garden.words", "list"),
     ],
 )  # fmt: skip
 def test_a_bad_profile_names_the_file_key_and_reason(

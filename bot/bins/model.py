@@ -1,10 +1,16 @@
-"""The nouns of bin collections: bin types, addresses and collection rounds."""
+"""The nouns of bin collections: bin types, addresses and collection rounds.
+
+How residents name each bin ("recycling (blue bin)"; "blue" picks it) is the council's:
+``bins`` in its profile (:mod:`bot.profile`).
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+from bot.profile import current as council_profile
 
 __all__ = ["Address", "BinType", "Collection", "Round"]
 
@@ -19,8 +25,8 @@ class BinType(enum.Enum):
 
     @property
     def label(self) -> str:
-        """How residents name it ("general waste (grey bin)")."""
-        return _LABELS[self]
+        """How replies name it (the profile's ``bins.<code>.label``)."""
+        return council_profile().bins[self.value].label
 
     @classmethod
     def parse(cls, text: str) -> BinType | None:
@@ -30,24 +36,18 @@ class BinType(enum.Enum):
 
     @classmethod
     def all_in(cls, text: str) -> list[BinType]:
-        """Every bin type ``text`` names, in the order of :data:`_KEYWORDS`."""
+        """Every bin type ``text`` names (its code or one of the profile's words for it)."""
         words = text.lower()
-        return [t for t, keywords in _KEYWORDS.items() if any(w in words for w in keywords)]
+        names = council_profile().bins
+        return [
+            t
+            for t in _CHECK_ORDER
+            if t.value in words or any(w in words for w in names[t.value].words)
+        ]
 
 
-_LABELS = {
-    BinType.GENERAL: "general waste (grey bin)",
-    BinType.RECYCLING: "recycling (blue bin)",
-    BinType.GARDEN: "garden waste (green bin)",
-    BinType.FOOD: "food waste (caddy)",
-}
-# Checked in order: "food" before "general" so "general food waste" is never asked.
-_KEYWORDS = {
-    BinType.FOOD: ("food", "caddy"),
-    BinType.GARDEN: ("garden", "green"),
-    BinType.RECYCLING: ("recycl", "blue"),
-    BinType.GENERAL: ("general", "grey", "gray", "rubbish", "black", "refuse"),
-}
+# Checked in order: food before general, so "general food waste" is never asked.
+_CHECK_ORDER = (BinType.FOOD, BinType.GARDEN, BinType.RECYCLING, BinType.GENERAL)
 
 
 @dataclass(frozen=True)
