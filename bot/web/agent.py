@@ -42,10 +42,12 @@ from bot.web.accounts import User
 from bot.web.app import (
     NAMESPACE,
     REDIS,
+    SESSIONS,
     AppKey,
     ConsoleApp,
     add_nav,
     app_of,
+    current_session,
     current_user,
     read_form,
     render,
@@ -380,6 +382,28 @@ async def reassign(request: Request) -> Response:
     return _done(record, "reassigned")
 
 
+def _session_state(request: Request) -> Response:
+    """How long the user's session lasts if nothing more happens (the timeout warning)."""
+    store = app_of(request)[SESSIONS]
+    session = current_session(request)
+    assert session is not None  # require_role guarantees it
+    ends_at, extendable = store.ends_at(session)
+    left = max(int(ends_at - store.now()), 0)
+    return JSONResponse({"expires_in": left, "extendable": extendable})
+
+
+@require_role("agent")
+async def session_status(request: Request) -> Response:
+    """Seconds the session has left. Asked with ``X-Council-Background: 1`` it extends nothing."""
+    return _session_state(request)
+
+
+@require_role("agent")
+async def session_extend(request: Request) -> Response:
+    """Stay signed in (WCAG 2.2.1): this request is activity, so the idle time starts again."""
+    return _session_state(request)
+
+
 @require_role("editor")
 async def canned_page(request: Request) -> Response:
     """List and add canned responses (editors)."""
@@ -452,6 +476,8 @@ def setup(app: ConsoleApp) -> None:
     app.add_route("/api/agent/queue", queue_api)
     app.add_route("/agent/cases/{case_id}", case_page)
     app.add_route("/api/agent/cases/{case_id}/updates", case_updates)
+    app.add_route("/api/agent/session", session_status)
+    app.add_route("/api/agent/session/extend", session_extend, methods=["POST"])
     for action, handler in (
         ("claim", claim),
         ("release", release),

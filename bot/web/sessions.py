@@ -21,9 +21,13 @@ import redis.asyncio
 
 from bot.keys import key
 
-__all__ = ["SESSION_COOKIE", "Session", "SessionStore"]
+__all__ = ["BACKGROUND_HEADER", "SESSION_COOKIE", "Session", "SessionStore"]
 
 SESSION_COOKIE = "cr_session"
+BACKGROUND_HEADER = "X-Council-Background"
+"""A request carrying this header with value ``1`` (a page polling for news, the timeout
+warning asking how long is left) is served without counting as activity: an unattended page
+must not keep its session alive (issue 9, findings 6 and 7)."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +118,10 @@ class SessionStore:
             await pipe.execute()
         return session
 
-    async def load(self, sid: str) -> Session | None:
-        """Return the live session for a cookie value and mark it used, or None.
+    async def load(self, sid: str, *, activity: bool = True) -> Session | None:
+        """Return the live session for a cookie value, or None.
 
+        ``activity`` marks it used, restarting its idle time; background requests pass False.
         An expired session is deleted.
         """
         if not sid:
@@ -131,11 +136,27 @@ class SessionStore:
         if now - last_seen >= self.idle_seconds or now - created_at >= self.absolute_seconds:
             await self._forget(digest, data["username"])
             return None
+        if not activity:
+            return Session(sid, data["username"], data["csrf_token"], created_at, last_seen)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._key(digest), "last_seen", repr(now))
             pipe.expire(self._key(digest), self._ttl(created_at, now))
             await pipe.execute()
         return Session(sid, data["username"], data["csrf_token"], created_at, now)
+
+    def ends_at(self, session: Session) -> tuple[float, bool]:
+        """When ``session`` ends if nothing more happens (epoch seconds), and if it can move.
+
+        The second value is False once the absolute limit is the nearer one: activity can
+        no longer make the session last longer.
+        """
+        idle_end = session.last_seen + self.idle_seconds
+        absolute_end = session.created_at + self.absolute_seconds
+        return min(idle_end, absolute_end), idle_end < absolute_end
+
+    def now(self) -> float:
+        """The store's clock (epoch seconds)."""
+        return self._clock()
 
     async def delete(self, sid: str) -> None:
         """End the session for a cookie value (sign-out)."""

@@ -22,12 +22,11 @@
     return meta ? meta.content : "";
   }
 
+  // Asking how long is left is not activity (X-Council-Background); "Stay signed in" is.
   function call(url, method) {
-    return fetch(url, {
-      method: method,
-      credentials: "same-origin",
-      headers: { Accept: "application/json", "X-CSRF-Token": csrfToken() }
-    });
+    var headers = { Accept: "application/json", "X-CSRF-Token": csrfToken() };
+    if (method === "GET") { headers["X-Council-Background"] = "1"; }
+    return fetch(url, { method: method, credentials: "same-origin", headers: headers });
   }
 
   function spoken(seconds) {

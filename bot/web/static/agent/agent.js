@@ -18,7 +18,11 @@
     document.addEventListener("council:signed-out", function () { stopped = true; });
     function tick() {
       if (stopped) { return; }
-      fetch(url(), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      // Polling is not the user doing anything: it must not keep the session alive.
+      fetch(url(), {
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-Council-Background": "1" }
+      })
         .then(function (response) {
           if (response.status === 401) {
             session().signedOut();
