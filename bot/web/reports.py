@@ -190,28 +190,18 @@ async def _conversations(
     return sum(int(c) for c in counts if c)
 
 
-def bar_chart(title: str, values: dict[str, int], *, width: int = 640) -> dict[str, Any]:
-    """Geometry of a horizontal bar chart for ``reports/_chart.html`` (no inline styles)."""
-    bar, gap, label_width = 22, 8, 180
+def bar_chart(title: str, values: dict[str, int]) -> dict[str, Any]:
+    """A horizontal bar chart for ``reports/_chart.html`` (no inline styles).
+
+    Each bar's ``share`` is its length in percent of the longest, so the chart scales to any
+    width: the page reflows down to 320 px.
+    """
     top = max(values.values(), default=0) or 1
-    room = width - label_width - 60
     bars = [
-        {
-            "label": label,
-            "value": value,
-            "y": index * (bar + gap),
-            "width": max(round(room * value / top), 1 if value else 0),
-        }
-        for index, (label, value) in enumerate(values.items())
+        {"label": label, "value": value, "share": round(100 * value / top, 2)}
+        for label, value in values.items()
     ]
-    return {
-        "title": title,
-        "width": width,
-        "height": max(len(bars) * (bar + gap), bar),
-        "bar": bar,
-        "label_width": label_width,
-        "bars": bars,
-    }
+    return {"title": title, "bars": bars}
 
 
 def _period(request: Request) -> tuple[datetime, datetime]:

@@ -76,7 +76,7 @@ def test_percentile_and_chart() -> None:
     assert percentile([5, 1, 3, 2, 4], 0.5) == 3
     assert percentile([float(n) for n in range(1, 11)], 0.9) == 9
     chart = bar_chart("t", {"a": 10, "b": 5, "c": 0})
-    assert [b["width"] for b in chart["bars"]] == [400, 200, 0]
+    assert [b["share"] for b in chart["bars"]] == [100, 50, 0]
 
 
 async def test_build_report(console_app: ConsoleApp) -> None:
