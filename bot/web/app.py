@@ -49,13 +49,14 @@ from bot.web.audit import record as audit_record
 from bot.web.csrf import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
+    MAX_FORM_FIELDS,
     REFUSAL,
     csrf_token,
     request_passes,
     set_login_cookie,
 )
 from bot.web.proxies import parse_trusted_proxies
-from bot.web.sessions import BACKGROUND_HEADER, SESSION_COOKIE, Session, SessionStore
+from bot.web.sessions import SESSION_COOKIE, Session, SessionStore
 
 __all__ = [
     "ACCOUNTS",
@@ -371,7 +372,7 @@ async def read_form(request: Request) -> FormData:
     Values are ``str`` (or ``UploadFile``, never accepted by the console); use
     ``.getlist(name)`` for repeated fields.
     """
-    return await request.form()
+    return await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
 
 
 def _is_api(request: Request) -> bool:
@@ -635,7 +636,7 @@ class _Authenticate:
             return
         app: ConsoleApp = scope["app"]
         sessions = app[SESSIONS]
-        session = await sessions.load(sid, activity=request.headers.get(BACKGROUND_HEADER) != "1")
+        session = await sessions.load(sid)
         user = await app[ACCOUNTS].get(session.username) if session else None
         if session is not None and user is not None and not user.disabled:
             request.state.session = session

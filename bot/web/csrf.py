@@ -21,6 +21,7 @@ __all__ = [
     "CSRF_FIELD",
     "CSRF_HEADER",
     "LOGIN_CSRF_COOKIE",
+    "MAX_FORM_FIELDS",
     "REFUSAL",
     "UNSAFE_METHODS",
     "csrf_token",
@@ -39,7 +40,8 @@ REFUSAL = (
 )
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _NEW_LOGIN_TOKEN = "csrf_new_login_token"  # noqa: S105 (a request key, not a secret)
-_MAX_FIELDS = 200  # the largest console form (a knowledge-base entry) has about 20
+MAX_FORM_FIELDS = 200
+"""Most fields a console form may have (a knowledge-base entry has about 20); no files."""
 
 
 def tokens_match(expected: str | None, given: str | None) -> bool:
@@ -92,6 +94,6 @@ async def request_passes(request: Request) -> bool:
     given = request.headers.get(CSRF_HEADER)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if given is None and content_type in _FORM_TYPES:
-        field = (await request.form(max_files=0, max_fields=_MAX_FIELDS)).get(CSRF_FIELD)
+        field = (await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)).get(CSRF_FIELD)
         given = field if isinstance(field, str) else None
     return tokens_match(_expected(request), given)

@@ -209,3 +209,17 @@ def test_settings_from_env() -> None:
         Settings.from_env({"COUNCIL_SECRET_KEY": secret, "COUNCIL_AUDIT_RETENTION_DAYS": "0"})
     days = Settings.from_env({"COUNCIL_SECRET_KEY": secret, "COUNCIL_AUDIT_RETENTION_DAYS": "30"})
     assert days.audit_retention_days == 30
+
+
+async def test_forms_refuse_files_and_too_many_fields(login, csrf) -> None:
+    agent = await login("agent")
+    token = await csrf(agent)
+    upload = await agent.post(
+        "/logout", data={"csrf_token": token}, files={"file": ("a.txt", b"hello", "text/plain")}
+    )
+    assert upload.status_code == 400
+    crowded = await agent.post(
+        "/logout", data={"csrf_token": token, **{f"f{n}": "x" for n in range(300)}}
+    )
+    assert crowded.status_code == 400
+    assert (await agent.get("/", follow_redirects=False)).status_code == 200  # still signed in
