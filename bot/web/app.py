@@ -56,7 +56,7 @@ from bot.web.csrf import (
     set_login_cookie,
 )
 from bot.web.proxies import parse_trusted_proxies
-from bot.web.sessions import SESSION_COOKIE, Session, SessionStore
+from bot.web.sessions import BACKGROUND_HEADER, SESSION_COOKIE, Session, SessionStore
 
 __all__ = [
     "ACCOUNTS",
@@ -636,7 +636,7 @@ class _Authenticate:
             return
         app: ConsoleApp = scope["app"]
         sessions = app[SESSIONS]
-        session = await sessions.load(sid)
+        session = await sessions.load(sid, activity=request.headers.get(BACKGROUND_HEADER) != "1")
         user = await app[ACCOUNTS].get(session.username) if session else None
         if session is not None and user is not None and not user.disabled:
             request.state.session = session
