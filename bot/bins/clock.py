@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from bot.errors import ConfigError
+from bot.profile import current as council_profile
 
-__all__ = ["BOROUGH_TZ", "today"]
-
-BOROUGH_TZ = ZoneInfo("Europe/London")
+__all__ = ["today"]
 
 
 def today() -> date:
-    """``COUNCIL_TODAY`` (``YYYY-MM-DD``) when set, else today's date in the UK.
+    """``COUNCIL_TODAY`` (``YYYY-MM-DD``) when set, else today's date in the council's zone.
 
     Raises:
         ConfigError: ``COUNCIL_TODAY`` is set but is not a date.
     """
     fixed = os.environ.get("COUNCIL_TODAY", "").strip()
     if not fixed:
-        return datetime.now(BOROUGH_TZ).date()
+        return datetime.now(council_profile().hours.zone).date()
     try:
         return date.fromisoformat(fixed)
     except ValueError:
