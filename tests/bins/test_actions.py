@@ -13,6 +13,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+import bot.profile
 from actions.bins import (
     ActionAskBinAddressChoice,
     ActionBinCollectionDay,
@@ -27,6 +28,7 @@ from bot.bins.missed import MissedReports
 from bot.bins.model import Address
 from bot.bins.schedule import RoundScheduleSource
 from bot.bins.store import BinStore
+from bot.profile import CouncilProfile
 from bot.testing.responses import rendered, rendered_messages
 
 DOMAIN = yaml.safe_load((Path(__file__).parents[2] / "responses" / "bins.yml").read_text())
@@ -348,3 +350,23 @@ async def test_the_action_server_registers_and_runs_the_bin_actions(
     assert client is not None
     await client.close()
     await client.connection_pool.disconnect()
+
+
+async def test_the_replies_are_the_loaded_councils(store: BinStore) -> None:
+    glanfor = CouncilProfile.load(Path(__file__).parents[1] / "data" / "profiles" / "glanfor.yml")
+    previous = bot.profile.use(glanfor)
+    try:
+        action = ValidateBinDayForm(store=store)
+        new = {"bin_postcode": "SW1A 1AA"}
+        _, said = await _validate(action, {}, text="SW1A 1AA", new_slots=new)
+        assert said == [
+            "SW1A 1AA isn't in Glanfor County Borough, so another council collects bins there. "
+            "You can find your council at https://www.gov.uk/find-local-council"
+        ]
+        missed = ValidateMissedBinForm(store=store, today=lambda: date(2026, 11, 23))
+        slots, _ = await _validate(
+            missed, {}, form="missed_bin_form", new_slots={"bin_type": "the green one"}
+        )
+        assert slots["bin_type"] == "recycling"  # Glanfor's green box
+    finally:
+        bot.profile.use(previous)
