@@ -6,6 +6,9 @@ carries the data a caller needs to react or to tell a person what went wrong.
 
 from __future__ import annotations
 
+import copyreg
+from typing import Any
+
 __all__ = [
     "AccountError",
     "ConfigError",
@@ -22,7 +25,18 @@ __all__ = [
 
 
 class CouncilError(Exception):
-    """Root of every error raised by this project."""
+    """Root of every error raised by this project.
+
+    Every subclass survives pickling (errors cross process boundaries: multiprocessing,
+    logging queues) with its message and data attributes, whatever its ``__init__`` takes.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException's default calls ``cls(*self.args)``, and ``args`` is only the message
+        # here; rebuild without ``__init__`` and put the data attributes (and notes) back.
+        # (copyreg.__newobj__ is pickle's own ``cls.__new__(cls, *args)``; typeshed omits it)
+        rebuild = copyreg.__newobj__  # type: ignore[attr-defined]
+        return rebuild, (type(self), *self.args), self.__dict__
 
 
 class ConfigError(CouncilError):
