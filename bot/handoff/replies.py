@@ -1,9 +1,10 @@
 """Agents' replies: what may be sent on the resident's channel, and handing it to the sender.
 
-Channels with a messaging window (WhatsApp 24 hours, Messenger 24 hours plus 7 days with the
-``HUMAN_AGENT`` tag) refuse free text once it closes. :func:`reply_options` reads the window
-state stored in the handoff record and says whether a reply can go as it is, only with an
-alternative (an approved WhatsApp template, Messenger's ``HUMAN_AGENT`` tag), or not at all.
+Channels with a messaging window (WhatsApp 24 hours; Messenger and Instagram 24 hours plus
+7 days with the ``HUMAN_AGENT`` tag) refuse free text once it closes. :func:`reply_options`
+reads the window state stored in the handoff record and says whether a reply can go as it is,
+only with an alternative (an approved WhatsApp template, Meta's ``HUMAN_AGENT`` tag), or not
+at all.
 
 :class:`OutboxSender` hands replies to the channel workers through the Redis stream
 ``{ns}:outbox`` (consumed by ``bot.channels``; this module does not import it).
@@ -79,6 +80,10 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
+_HUMAN_AGENT_CHANNELS = {"messenger": "Messenger", "instagram": "Instagram"}
+"""Meta's channels: agents may reply with the HUMAN_AGENT tag up to 7 days."""
+
+
 def reply_options(channel: str, window: Mapping[str, Any] | None, now: datetime) -> ReplyOptions:
     """Decide how a reply can reach the resident on ``channel`` given its window state."""
     if window is None:
@@ -89,19 +94,20 @@ def reply_options(channel: str, window: Mapping[str, Any] | None, now: datetime)
     )
     if is_open:
         return ReplyOptions(True, None, "", closes_at)
-    if channel == "messenger":
+    if channel in _HUMAN_AGENT_CHANNELS:
+        name = _HUMAN_AGENT_CHANNELS[channel]
         until = _time(window.get("human_agent_until"))
         if until is not None and until > now:
             return ReplyOptions(
                 False,
                 HUMAN_AGENT_TAG,
-                "The 24-hour Messenger window has closed. Your reply will be sent with the "
+                f"The 24-hour {name} window has closed. Your reply will be sent with the "
                 f"HUMAN_AGENT tag (allowed until {until:%d %b %H:%M} UTC).",
             )
         return ReplyOptions(
             False,
             None,
-            "This reply cannot be sent: Messenger allows replies only within 7 days of the "
+            f"This reply cannot be sent: {name} allows replies only within 7 days of the "
             "resident's last message. Contact the resident another way.",
         )
     if channel == "whatsapp":

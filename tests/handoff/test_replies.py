@@ -42,6 +42,10 @@ def test_closed_windows_offer_the_allowed_alternative() -> None:
         "messenger", {"open": False, "closes_at": EARLIER, "human_agent_until": EARLIER}, NOW
     )
     assert not too_late.can_send and "cannot be sent" in too_late.explanation
+    instagram = reply_options(
+        "instagram", {"open": False, "closes_at": EARLIER, "human_agent_until": LATER}, NOW
+    )
+    assert instagram.tag == HUMAN_AGENT_TAG and "Instagram" in instagram.explanation
 
 
 async def test_outbox_sender_adds_to_the_stream(
