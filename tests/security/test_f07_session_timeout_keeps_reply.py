@@ -25,6 +25,7 @@ from playwright.async_api import Page, expect
 
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
+from bot.testing.accessibility import axe_violations, describe
 from bot.testing.browser import LocalServer
 from bot.testing.console import FakeClock, Login, MakeUser
 from bot.web.agent import QUEUE
@@ -132,6 +133,7 @@ async def test_warned_in_time_and_nothing_typed_is_lost(
     await expect(warning).to_contain_text("signed out in 2 minutes")
     stay = warning.get_by_role("button", name="Stay signed in")
     await expect(stay).to_be_focused()
+    assert not (violations := await axe_violations(page)), describe(violations)
     await stay.click()
     await expect(warning).to_be_hidden()
     await expect(page.locator("#signed-out")).to_be_empty()
@@ -146,6 +148,7 @@ async def test_warned_in_time_and_nothing_typed_is_lost(
     await expect(notice).to_contain_text("You have been signed out — sign in again.")
     await expect(warning).to_be_hidden()
     await expect(reply).to_have_value(REPLY)
+    assert not (violations := await axe_violations(page)), describe(violations)
 
     # Signing in again brings the agent back to the case with the reply still there.
     await notice.get_by_role("link", name="sign in again").click()
