@@ -4,7 +4,8 @@
 council's name and borough, its web addresses, contact centre numbers, opening hours and
 closed days (bank holidays from a file in GOV.UK's ``bank-holidays.json`` format), the
 safeguarding contacts residents at risk are given, the teams and which topics go to which,
-the service levels and the channels' display names. ``docs/profile.md`` describes every key.
+the service levels, how residents name the bins and the channels' display names.
+``docs/profile.md`` describes every key.
 
 :meth:`CouncilProfile.load` validates the whole file and raises
 :class:`~bot.errors.ConfigError` naming the file, the dotted key and the reason, so a
