@@ -1,6 +1,7 @@
 """The regression gate: what an edit would change before residents see it.
 
-Before a publish, the test conversations (``tests/conversations/*.yml``) and every entry's
+Before a publish, the test conversations (``responses/knowledge/gate/*.yml``, shipped with the
+content and found from the package, whatever the working directory) and every entry's
 example questions are answered by the knowledge base as it is and as it would be after the
 edit (selection only, in process). Questions whose answer changes are shown to the editor; a
 test conversation whose expected entry or text no longer comes back blocks the publish unless an
@@ -33,6 +34,7 @@ from bot.errors import ConfigError
 from bot.knowledge.selector import Index
 
 __all__ = [
+    "DEFAULT_CONVERSATIONS",
     "NO_ENTRY",
     "Change",
     "Conversation",
@@ -43,6 +45,9 @@ __all__ = [
 ]
 
 NO_ENTRY = "none"
+
+DEFAULT_CONVERSATIONS = Path(__file__).resolve().parents[2] / "responses" / "knowledge" / "gate"
+"""The gate's test conversations, next to the knowledge-base content they check."""
 
 
 @dataclass(frozen=True)
@@ -133,8 +138,8 @@ def _turn(path: Path, where: str, data: Any) -> Turn:
     )
 
 
-def load_conversations(folder: Path) -> list[Conversation]:
-    """Read every ``*.yml`` test conversation under ``folder``.
+def load_conversations(folder: Path = DEFAULT_CONVERSATIONS) -> list[Conversation]:
+    """Read every ``*.yml`` test conversation under ``folder`` (default: the shipped ones).
 
     Raises:
         ConfigError: The folder is missing (the gate must not silently check nothing), or a

@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from bot.errors import EntryInvalidError, EntryNotFoundError, PublishBlockedError
 from bot.knowledge.diff import entry_diff
-from bot.knowledge.gate import GateReport, load_conversations
+from bot.knowledge.gate import DEFAULT_CONVERSATIONS, GateReport, load_conversations
 from bot.knowledge.model import CHANNELS, STATUSES, Entry, entry_problems
 from bot.knowledge.store import KnowledgeBase
 from bot.web import audit
@@ -29,6 +29,7 @@ from bot.web.accounts import User
 from bot.web.app import (
     NAMESPACE,
     REDIS,
+    SETTINGS,
     AppKey,
     ConsoleApp,
     add_nav,
@@ -43,7 +44,6 @@ __all__ = ["CONVERSATIONS_ENV", "KB", "setup"]
 
 KB = AppKey[KnowledgeBase]("editor.kb")
 CONVERSATIONS_ENV = "COUNCIL_TEST_CONVERSATIONS"
-_DEFAULT_CONVERSATIONS = "tests/conversations"
 
 
 def _kb(request: Request) -> KnowledgeBase:
@@ -94,9 +94,20 @@ def _entry_from_form(form: FormData, entry_id: str) -> tuple[Entry, list[str]]:
     return entry, problems + entry_problems(entry)
 
 
-def _form_values(entry: Entry | None) -> dict[str, str]:
-    if entry is None:
-        return {"review_by": date.today().replace(year=date.today().year + 1).isoformat()}
+def _a_year_after(day: date) -> date:
+    """The same day a year later; 29 February becomes 28 February."""
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February, and the next year is not a leap year
+        return day.replace(year=day.year + 1, day=28)
+
+
+def _today(request: Request) -> date:
+    """Today by the console's clock (tests inject a fake one)."""
+    return date.fromtimestamp(app_of(request)[SETTINGS].clock())
+
+
+def _form_values(entry: Entry) -> dict[str, str]:
     values = {
         "id": entry.id,
         "topic": entry.topic,
@@ -166,7 +177,8 @@ async def list_entries(request: Request) -> Response:
 async def new_entry(request: Request) -> Response:
     """Show the form for a new entry, or save it as a draft."""
     if request.method == "GET":
-        context = {"values": _form_values(None), "errors": [], "channels": CHANNELS}
+        values = {"review_by": _a_year_after(_today(request)).isoformat()}
+        context = {"values": values, "errors": [], "channels": CHANNELS}
         return render(request, "editor/new.html", context)
     form = await read_form(request)
     entry_id = _text(form, "id").lower()
@@ -411,7 +423,8 @@ async def approval_page(request: Request) -> Response:
 
 
 def _conversations_folder() -> Path:
-    return Path(os.environ.get(CONVERSATIONS_ENV, "").strip() or _DEFAULT_CONVERSATIONS)
+    configured = os.environ.get(CONVERSATIONS_ENV, "").strip()
+    return Path(configured) if configured else DEFAULT_CONVERSATIONS
 
 
 def setup(app: ConsoleApp) -> None:

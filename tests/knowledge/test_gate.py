@@ -3,13 +3,14 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError, PublishBlockedError
-from bot.knowledge.gate import load_conversations
+from bot.knowledge.content import load_entries
+from bot.knowledge.gate import DEFAULT_CONVERSATIONS, load_conversations
 from bot.knowledge.model import Entry
 from bot.knowledge.store import KnowledgeBase
 
 from .conftest import ROOT, make_entry
 
-CONVERSATIONS = ROOT / "tests" / "conversations"
+CONVERSATIONS = ROOT / "responses" / "knowledge" / "gate"
 
 
 @pytest.fixture
@@ -102,3 +103,20 @@ async def test_archiving_an_expected_entry_breaks(gated: KnowledgeBase) -> None:
     entry = (await gated.get("report-fly-tipping")).with_status("archived")
     report = await gated.regression(entry)
     assert any("expects report-fly-tipping, would get none" in b for b in report.broken)
+
+
+def test_shipped_conversations_check_shipped_entries() -> None:
+    shipped = {entry.id for entry in load_entries(ROOT / "responses" / "knowledge")}
+    expected = {t.expect_entry for c in load_conversations() for t in c.turns}
+    assert expected - {"none"} <= shipped
+    assert DEFAULT_CONVERSATIONS.is_relative_to(ROOT / "responses")
+
+
+async def test_the_gate_runs_from_any_working_directory(
+    demo_kb: KnowledgeBase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a service started from elsewhere (systemd, a container)
+    demo_kb.conversations = load_conversations()
+    report = await demo_kb.regression(await demo_kb.get("report-pothole"))
+    assert report.ok, report.broken
+    assert len(demo_kb.conversations) >= 5

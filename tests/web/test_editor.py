@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import redis.asyncio
 from httpx import AsyncClient
 from playwright.async_api import Page, expect
 
 from bot.knowledge.content import load_entries
 from bot.knowledge.embedding import CachingEncoder, default_encoder
-from bot.knowledge.gate import load_conversations
+from bot.knowledge.gate import DEFAULT_CONVERSATIONS, load_conversations
 from bot.knowledge.store import KnowledgeBase
 from bot.testing.browser import LocalServer
-from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
-from bot.web.editor import KB
+from bot.testing.console import FakeClock
+from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp, Settings, create_app
+from bot.web.editor import CONVERSATIONS_ENV, KB
 
 ROOT = Path(__file__).resolve().parents[2]
 Login = Callable[..., Awaitable[AsyncClient]]
@@ -40,7 +43,7 @@ async def console_app(console_app: ConsoleApp, kb_encoder: CachingEncoder) -> Co
         console_app[REDIS],
         console_app[NAMESPACE],
         encoder=kb_encoder,
-        conversations=load_conversations(ROOT / "tests" / "conversations"),
+        conversations=load_conversations(),
         refresh_seconds=0,
     )
     for entry in load_entries(ROOT / "responses" / "knowledge"):
@@ -329,3 +332,34 @@ async def test_admin_sets_teams_needing_approval(
     kb = console_app[KB]
     assert await kb.approval_required("Housing") and not await kb.approval_required("Highways")
     assert "kb.approval.teams" in [e.action for e in await console_app[AUDIT].recent()]
+
+
+@pytest.mark.parametrize(
+    ("today", "review_by"),
+    [(datetime(2028, 2, 29, 12), "2029-02-28"), (datetime(2026, 11, 30, 12), "2027-11-30")],
+)
+async def test_a_new_entry_is_reviewed_a_year_on_even_from_29_february(
+    login: Login, clock: FakeClock, today: datetime, review_by: str
+) -> None:
+    clock.now = today.timestamp()  # the console's clock, local time like date.today()
+    editor = await login("editor")
+    page = await editor.get("/editor/new")
+    assert page.status_code == 200
+    found = re.search(r'name="review_by"[^>]*value="([^"]*)"', page.text)
+    assert found and found[1] == review_by
+
+
+async def test_the_console_finds_the_gate_conversations_from_any_working_directory(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    console_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # started by systemd or a container, not from the checkout
+    monkeypatch.delenv(CONVERSATIONS_ENV, raising=False)
+    app = create_app(
+        async_redis, namespace=namespace, settings=console_settings, sections=("bot.web.editor",)
+    )
+    sources = {conversation.source for conversation in app[KB].conversations}
+    assert sources == {str(path) for path in DEFAULT_CONVERSATIONS.glob("*.yml")} != set()
