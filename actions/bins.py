@@ -207,6 +207,7 @@ class ActionAskBinAddressChoice(_BinsDependencies, Action):
         dispatcher.utter_message(
             response="utter_bin_address_choices",
             buttons=buttons,
+            listed="buttons" if buttons else "text",
             count=len(addresses),
             postcode=postcode,
             addresses="\n".join(lines),
