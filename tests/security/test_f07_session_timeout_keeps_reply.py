@@ -196,3 +196,29 @@ async def test_pages_say_when_the_session_has_ended(
     await expect(page.get_by_role("alert")).to_contain_text("You have been signed out")
     await expect(reply).to_have_value(REPLY)
     assert page.url.endswith(f"/agent/cases/{case.case_id}")
+
+
+@pytest.mark.browser
+async def test_at_the_12_hour_limit_the_warning_offers_no_false_hope(
+    console_server: LocalServer,
+    make_user: MakeUser,
+    page: Page,
+    clock: FakeClock,
+    case: HandoffRecord,
+) -> None:
+    user, password = await make_user("agent", teams=("customer_services",))
+    await page.clock.install()
+    await page.goto(console_server.make_url(f"/agent/cases/{case.case_id}"))
+    async with page.expect_response("**/api/agent/session"):
+        await sign_in(page, user.username, password)
+    token = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+    for _ in range(28):  # a long day of real work, 25 minutes at a time
+        clock.advance(1500)
+        extend = console_server.make_url("/api/agent/session/extend")
+        assert (await page.request.post(extend, headers={"X-CSRF-Token": token or ""})).ok
+    clock.advance(1100)  # 100 s before the 12-hour limit
+    await page.clock.fast_forward(29_000 * 1000)
+    warning = page.get_by_role("alertdialog", name="You are about to be signed out")
+    await expect(warning).to_contain_text("cannot be extended")
+    await expect(warning.get_by_role("button", name="Stay signed in")).to_be_hidden()
+    await expect(warning.get_by_role("button", name="Close")).to_be_focused()

@@ -10,7 +10,7 @@
   var RETRY_MS = 30000;
   var MAX_TIMEOUT_MS = 2147483647;
 
-  var dialog, banner, left, extendButton;
+  var dialog, banner, left, extendButton, dismissButton;
   var deadline = 0;
   var timer = null;
   var countdown = null;
@@ -82,7 +82,8 @@
   function warn() {
     if (!dialog.open) {
       dialog.showModal();
-      extendButton.focus();
+      // At the absolute limit there is nothing to extend: focus the only button left.
+      (dialog.classList.contains("final") ? dismissButton : extendButton).focus();
     }
     tick();
     if (countdown === null) { countdown = window.setInterval(tick, 1000); }
@@ -143,9 +144,8 @@
     left = document.getElementById("session-warning-left");
     extendButton = document.getElementById("session-extend");
     extendButton.addEventListener("click", extend);
-    document.getElementById("session-dismiss").addEventListener("click", function () {
-      dialog.close();
-    });
+    dismissButton = document.getElementById("session-dismiss");
+    dismissButton.addEventListener("click", function () { dialog.close(); });
     dialog.addEventListener("close", function () {
       window.clearInterval(countdown);
       countdown = null;
