@@ -266,7 +266,7 @@ def main() -> None:
             ["--side", "rasa", "--rasa-entries", str(args.rasa_entries),
              "--rasa-epochs", str(args.rasa_epochs), *common]
         )  # fmt: skip
-    from bot.bins import lookup_benchmark
+    from bench.bins import lookup_benchmark
 
     ours["lookup_p99_ms"] = round(lookup_benchmark(2000, url)["p99_ms"], 3)
     if rasa["entries"] != ours["entries"]:

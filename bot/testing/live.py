@@ -1,4 +1,4 @@
-"""Helpers for end-to-end checks that a published answer reaches residents without retraining.
+"""End-to-end test helpers: a published answer reaches residents without retraining.
 
 The end-to-end test (with the real Rasa and action servers) does::
 

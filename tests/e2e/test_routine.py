@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from bot.knowledge.live import publish_answer, wait_for_answer
 from bot.testing.assistant import Assistant, Conversation
+from bot.testing.live import publish_answer, wait_for_answer
 
 pytestmark = pytest.mark.e2e
 

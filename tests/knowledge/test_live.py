@@ -3,9 +3,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.knowledge.live import publish_answer, wait_for_answer
 from bot.knowledge.store import KnowledgeBase
 from bot.redis_conn import connect_async
+from bot.testing.live import publish_answer, wait_for_answer
 
 from .conftest import MemoEncoder, make_entry
 
