@@ -705,15 +705,17 @@ async def _login(request: Request) -> Response:
         )
 
     async def throttled(wait: int) -> Response:
-        await audit.record(
-            username,
-            "login.throttled",
-            "user",
-            username,
-            {"wait": wait},
-            ip=ip,
-            outcome="refused",
-        )
+        # a guesser keeps posting while throttled: the same per-address cap as other refusals
+        if await audit.admit_anonymous(ip):
+            await audit.record(
+                username,
+                "login.throttled",
+                "user",
+                username,
+                {"wait": wait},
+                ip=ip,
+                outcome="refused",
+            )
         response = again(LOCKED_MESSAGE.format(wait=_wait_words(wait)), 429)
         response.headers["Retry-After"] = str(wait)
         return response

@@ -66,6 +66,8 @@ class AuditLog:
         redis: Asyncio client with ``decode_responses=True``.
         namespace: Key namespace.
         retention_days: Entries older than this are removed.
+        anonymous_refusals_per_minute: Refusals of requests without a session recorded per
+            client address and minute (see :meth:`admit_anonymous`).
         clock: Returns epoch seconds.
     """
 
@@ -75,11 +77,14 @@ class AuditLog:
         namespace: str = "cr",
         *,
         retention_days: int = 365,
+        anonymous_refusals_per_minute: int = 30,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
+        self._ns = namespace
         self._key = key(namespace, "audit")
         self.retention_days = retention_days
+        self.anonymous_refusals_per_minute = anonymous_refusals_per_minute
         self._clock = clock
 
     async def record(
@@ -118,6 +123,25 @@ class AuditLog:
         oldest_ms = int(entry_id.split("-")[0]) - self.retention_days * 86_400_000
         await self._redis.xtrim(self._key, minid=f"{max(oldest_ms, 0)}-0", approximate=False)
         return entry_id
+
+    async def admit_anonymous(self, ip: str) -> bool:
+        """Whether to record one more refusal of an anonymous request from ``ip`` this minute.
+
+        Anyone can send requests without a session; recording each one would let a stranger
+        fill Redis. The first refusal over the limit is recorded once as ``audit.limited``.
+        """
+        minute = int(self._clock() // 60)
+        counter = key(self._ns, "audit", "anonymous", ip or "-", str(minute))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(counter)
+            pipe.expire(counter, 120)
+            count, _ = await pipe.execute()
+        if int(count) == self.anonymous_refusals_per_minute + 1:
+            detail = {"per_minute": self.anonymous_refusals_per_minute}
+            await self.record(
+                "anonymous", "audit.limited", "address", ip, detail, ip=ip, outcome="refused"
+            )
+        return int(count) <= self.anonymous_refusals_per_minute
 
     async def recent(
         self,
@@ -210,11 +234,14 @@ async def record(
     """Audit something done (or refused) through a console request.
 
     The actor is the signed-in user (``anonymous`` without one) unless ``actor`` is given; the
-    client IP comes from the request. Outside requests use :meth:`AuditLog.record`.
+    client IP comes from the request. Refusals of anonymous requests are recorded up to
+    :attr:`AuditLog.anonymous_refusals_per_minute` per address (returns "" past that). Outside
+    requests use :meth:`AuditLog.record`.
     """
     user: User | None = getattr(request.state, "user", None)
     who = actor if actor is not None else (user.username if user else "anonymous")
     log: AuditLog = request.app[AUDIT]
-    return await log.record(
-        who, action, object_type, object_id, detail, ip=client_ip(request), outcome=outcome
-    )
+    ip = client_ip(request)
+    if outcome == "refused" and user is None and not await log.admit_anonymous(ip):
+        return ""
+    return await log.record(who, action, object_type, object_id, detail, ip=ip, outcome=outcome)

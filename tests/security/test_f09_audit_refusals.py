@@ -40,8 +40,7 @@ def console_sections() -> tuple[str, ...]:
 
 
 async def _entries(app: ConsoleApp, **filters: str) -> list[AuditEntry]:
-    log = app[AUDIT]
-    return await log.recent(**filters)  # type: ignore[arg-type]
+    return await app[AUDIT].recent(limit=1000, **filters)
 
 
 async def _open_case(app: ConsoleApp, team_topic: str = "council_tax_pay") -> str:
@@ -159,3 +158,28 @@ async def test_a_supervisor_filters_the_audit_log(
 async def test_the_audit_log_is_not_for_agents(login: Login) -> None:
     agent = await login("agent")
     assert (await agent.get("/admin/audit")).status_code == 403
+
+
+async def test_a_flood_of_anonymous_refusals_cannot_fill_redis(
+    console_app: ConsoleApp, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    for _ in range(100):
+        await client.get("/api/agent/queue")
+    entries = await _entries(console_app, actor="anonymous")
+    assert [e.action for e in entries].count("access.unauthenticated") == 30
+    [limited] = [e for e in entries if e.action == "audit.limited"]
+    assert (limited.ip, limited.outcome) == ("127.0.0.1", "refused")
+    clock.advance(60)  # a new minute: recorded again
+    await client.get("/api/agent/queue")
+    assert len(await _entries(console_app, action="access.unauthenticated")) == 31
+
+
+async def test_a_throttled_guesser_cannot_fill_redis_either(
+    console_app: ConsoleApp, client: httpx.AsyncClient, make_user: MakeUser, sign_in: SignIn
+) -> None:
+    user, _ = await make_user("agent")
+    for _ in range(60):
+        await sign_in(client, user.username, "not the password at all")
+    entries = await _entries(console_app, actor=user.username)
+    throttled = [e for e in entries if e.action == "login.throttled"]
+    assert 0 < len(throttled) <= 30
