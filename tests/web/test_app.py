@@ -1,6 +1,9 @@
 import sys
 import types
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 import redis.asyncio
 from httpx import AsyncClient
@@ -8,7 +11,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.errors import ConfigError, MissingSecretError
-from bot.web.app import CSP, NAV, ConsoleApp, Settings, add_nav, create_app, render, require_role
+from bot.testing.browser import serve
+from bot.web.app import (
+    CSP,
+    NAMESPACE,
+    NAV,
+    ConsoleApp,
+    Settings,
+    add_nav,
+    create_app,
+    render,
+    require_role,
+)
 
 
 @pytest.fixture
@@ -223,3 +237,28 @@ async def test_forms_refuse_files_and_too_many_fields(login, csrf) -> None:
     )
     assert crowded.status_code == 400
     assert (await agent.get("/", follow_redirects=False)).status_code == 200  # still signed in
+
+
+async def test_lifespans_run_while_the_server_runs(console_app: ConsoleApp) -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def worker(app: ConsoleApp) -> AsyncIterator[None]:
+        events.append(f"start {app[NAMESPACE] != ''}")
+        yield
+        events.append("stop")
+
+    console_app.add_lifespan(worker)
+    async with serve(console_app, lifespan=True) as server:
+        assert events == ["start True"]
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(server.make_url("/login"))).status_code == 200
+    assert events == ["start True", "stop"]
+
+
+def test_handlers_must_be_async(console_app: ConsoleApp) -> None:
+    def blocking(request: Request) -> Response:
+        return PlainTextResponse("x")
+
+    with pytest.raises(ConfigError):
+        console_app.add_route("/blocking", blocking)
