@@ -3,7 +3,8 @@
 The console is a Starlette application served by uvicorn (HTTP/1.1 through h11, no server
 header, no access log: request lines would carry case ids and search words). Needs
 ``COUNCIL_SECRET_KEY``; Redis comes from ``REDIS_URL`` and the key namespace from
-``COUNCIL_NAMESPACE`` (default ``cr``).
+``COUNCIL_NAMESPACE`` (default ``cr``). A configuration error (a setting, ``REDIS_URL``, a
+content file) stops start-up with one line naming the file or variable and key, and exit code 2.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from collections.abc import Sequence
 
 import uvicorn
 
+from bot.errors import ConfigError, CouncilError
 from bot.keys import namespace
 from bot.redis_conn import connect_async, redis_url
 from bot.web.app import Settings, create_app
@@ -44,13 +47,13 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         await client.close()
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line and serve until interrupted.
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError("environment", "COUNCIL_WEB_PORT", f"not a port number: {value!r}")
+    return int(value)
 
-    Raises:
-        MissingSecretError: ``COUNCIL_SECRET_KEY`` is not set.
-        ConfigError: A setting or ``REDIS_URL`` is bad.
-    """
+
+def _start(argv: Sequence[str] | None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bot.web", description=__doc__)
     parser.add_argument(
         "--host",
@@ -60,14 +63,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--port",
         type=int,
-        default=int(os.environ.get("COUNCIL_WEB_PORT", "8080")),
         help="port to listen on (default 8080, env COUNCIL_WEB_PORT)",
     )
     args = parser.parse_args(argv)
+    port = args.port if args.port is not None else _port(os.environ.get("COUNCIL_WEB_PORT", "8080"))
     # Settings first: a missing secret must stop start-up before anything listens.
     settings = Settings.from_env()
-    asyncio.run(serve(settings, args.host, args.port))
+    asyncio.run(serve(settings, args.host, port))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and serve until interrupted; return the exit code.
+
+    A :class:`~bot.errors.CouncilError` (a missing secret, a bad setting or content file, an
+    unreachable Redis) is printed on one line, without a traceback, and returns 2.
+    """
+    try:
+        _start(argv)
+    except CouncilError as error:
+        print(f"python -m bot.web: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

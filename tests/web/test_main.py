@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -21,17 +22,56 @@ def env(redis_url: str, namespace: str) -> dict[str, str]:
     return values
 
 
-def test_refuses_to_start_without_secret(env: dict[str, str]) -> None:
+def _refusal(env: dict[str, str]) -> str:
+    """Start the console expecting a refusal; return its one line on stderr."""
+    port = [] if "COUNCIL_WEB_PORT" in env else ["--port", str(_free_port())]
     result = subprocess.run(
-        [sys.executable, "-m", "bot.web", "--port", str(_free_port())],
+        [sys.executable, "-m", "bot.web", *port],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert result.returncode != 0
-    assert "MissingSecretError" in result.stderr and "COUNCIL_SECRET_KEY" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("python -m bot.web: ")
+    return line
+
+
+def test_refuses_to_start_without_secret(env: dict[str, str]) -> None:
+    assert "environment variable COUNCIL_SECRET_KEY is not set" in _refusal(env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("COUNCIL_AUDIT_RETENTION_DAYS", "a year"),
+        ("COUNCIL_COOKIE_SECURE", "yes"),
+        ("COUNCIL_WEB_PORT", "eighty"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(
+    env: dict[str, str], variable: str, value: str
+) -> None:
+    env.update(COUNCIL_SECRET_KEY="k" * 40, **{variable: value})
+    assert f"environment: {variable}: " in _refusal(env)
+
+
+def test_a_bad_content_file_is_one_line_naming_file_and_key(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "broken.yml").write_text("conversations:\n  - name: x\n    turns: [{user: hi}]\n")
+    env.update(COUNCIL_SECRET_KEY="k" * 40, COUNCIL_TEST_CONVERSATIONS=str(tmp_path))
+    line = _refusal(env)
+    assert "broken.yml: conversations[0].turns[0].expect_entry: " in line
+
+
+def test_an_unreachable_redis_is_one_line(env: dict[str, str]) -> None:
+    env.update(COUNCIL_SECRET_KEY="k" * 40, REDIS_URL="redis://127.0.0.1:1/0")
+    assert "Redis at redis://127.0.0.1:1/0 is unreachable" in _refusal(env)
 
 
 def test_serves_on_the_given_port(env: dict[str, str]) -> None:
