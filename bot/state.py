@@ -3,7 +3,8 @@
 Rasa's own Redis stores take host, port and db separately and connect lazily, so an unreachable
 server shows up only on the first resident message. These subclasses take the ``url`` of
 ``endpoints.yml`` (``${REDIS_URL}``) and check the server answers when Rasa creates them, so the
-server refuses to start instead of failing later.
+server refuses to start instead of failing later. The check uses the store's own client: no
+second client (and connection) is opened just to ping.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from rasa.core.lock_store import RedisLockStore
 from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.utils.endpoints import EndpointConfig
+from redis import Redis
 from redis.exceptions import RedisError
 
-from bot.errors import ConfigError
-from bot.redis_conn import connect, masked
+from bot.errors import ConfigError, RedisUnavailableError
+from bot.redis_conn import masked
 
 __all__ = ["LOCK_LIFETIME", "RedisUrlLockStore", "RedisUrlTrackerStore", "redis_params"]
 
@@ -63,6 +65,25 @@ def redis_params(url: str | None, source: str) -> dict[str, Any]:
     }
 
 
+_CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a TCP connection to Redis (Rasa's clients would wait for the OS)."""
+
+
+def _check(client: Redis, url: str) -> None:
+    """Ping with the store's own client, its connections bounded by :data:`_CONNECT_TIMEOUT`.
+
+    Raises:
+        RedisUnavailableError: The server does not answer (the URL is masked).
+    """
+    settings = client.connection_pool.connection_kwargs
+    if settings.get("socket_connect_timeout") is None:
+        settings["socket_connect_timeout"] = _CONNECT_TIMEOUT
+    try:
+        client.ping()
+    except RedisError as exc:
+        raise RedisUnavailableError(masked(url), str(exc)) from exc
+
+
 class RedisUrlTrackerStore(RedisTrackerStore):
     """Rasa's Redis tracker store, configured by URL and checked at start-up.
 
@@ -73,7 +94,7 @@ class RedisUrlTrackerStore(RedisTrackerStore):
         url = host  # Rasa passes endpoints.yml's `url` as `host`
         params = redis_params(url, "endpoints.yml: tracker_store")
         super().__init__(domain, **params, **kwargs)
-        connect(url)  # raises RedisUnavailableError with the masked URL
+        _check(self.red, str(url))  # redis_params refused a missing URL
 
 
 # KEYS: the lock. ARGV: ticket number, new expiry. Rasa keeps each ticket as a JSON string
@@ -121,7 +142,7 @@ class RedisUrlLockStore(RedisLockStore):
                 "endpoints.yml", "lock_store.lock_lifetime", f"must be seconds > 0: {lifetime!r}"
             )
         self._renew = self.red.register_script(_RENEW)
-        connect(url)
+        _check(self.red, url)
 
     @asynccontextmanager
     async def lock(

@@ -1,5 +1,9 @@
 import asyncio
+import contextlib
+import socket
+import threading
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from rasa.shared.core.domain import Domain
@@ -98,3 +102,56 @@ def test_lock_lifetime_must_be_positive_seconds(redis_url: str) -> None:
     with pytest.raises(ConfigError) as info:
         RedisUrlLockStore(EndpointConfig(url=redis_url, lock_lifetime="soon"))
     assert info.value.key == "lock_store.lock_lifetime"
+
+
+class CountingProxy:
+    """A loopback TCP relay to the test Redis that counts the connections made through it."""
+
+    def __init__(self, redis_url: str) -> None:
+        parts = urlsplit(redis_url)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@" if credentials else ""
+        netloc += f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.url = urlunsplit(parts._replace(netloc=netloc))
+        self.accepted = 0
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_each_store_uses_one_connection_the_one_checked_at_start_up(redis_url: str) -> None:
+    proxy = CountingProxy(redis_url)
+    try:
+        tracker_store = RedisUrlTrackerStore(Domain.empty(), host=proxy.url, key_prefix="leak")
+        lock_store = RedisUrlLockStore(EndpointConfig(url=proxy.url, key_prefix="leak"))
+        assert tracker_store.red.ping() and lock_store.red.ping()
+        # no throw-away client just for the start-up check: one connection per store
+        assert proxy.accepted == 2
+    finally:
+        proxy.close()
