@@ -1,9 +1,9 @@
 """Accessibility checks for console pages in Chromium: axe-core and reflow.
 
 axe-core comes from npm, pinned in ``bot/testing/axe/package-lock.json`` and installed with
-``npm ci --prefix bot/testing/axe`` (``make install`` does it). It runs inside the page through
-Playwright's evaluation channel, which the console's CSP (``script-src 'self'``) does not apply
-to, so the page keeps its real policy while it is checked.
+``npm ci --prefix bot/testing/axe`` (``make test`` does it, in ``scripts/test-setup.sh``). It
+runs in the page through Playwright's evaluation channel, which the console's CSP
+(``script-src 'self'``) does not apply to, so the page keeps its real policy while checked.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ async def axe_violations(page: Page, *, tags: tuple[str, ...] = WCAG_TAGS) -> li
     """
     if not AXE_JS.is_file():
         raise FileNotFoundError(
-            f"{AXE_JS} is missing: run `npm ci --prefix bot/testing/axe` (make install does)"
+            f"{AXE_JS} is missing: run `npm ci --prefix bot/testing/axe` (make test-setup does)"
         )
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
         await page.evaluate(AXE_JS.read_text(encoding="utf-8"))
