@@ -37,7 +37,7 @@ VIEWS: dict[str, dict[str, Any]] = {
 
 
 def record(sender: str = "", *, minutes_ago: float = 0, **fields: Any) -> HandoffRecord:
-    sender = sender or f"4477009{uuid.uuid4().int % 10**5:05d}"
+    sender = sender or f"447{uuid.uuid4().int % 10**12:012d}"  # unique: one case each
     reason = fields.pop("reason", "asked_for_person")
     topic = fields.pop("topic", "bin_day")
     created = datetime.now(UTC) - timedelta(minutes=minutes_ago)
