@@ -6,9 +6,11 @@ from bot.channels.base import (
     Attachment,
     Button,
     ChannelAdapter,
+    Contact,
     InboundMessage,
     Location,
     OutboundMessage,
+    Receipt,
     Template,
     constant_time_equal,
     conversation_id,
@@ -83,3 +85,12 @@ def test_helpers() -> None:
 def test_adapter_is_abstract() -> None:
     with pytest.raises(TypeError):
         ChannelAdapter()  # type: ignore[abstract]
+
+
+def test_contact_round_trips_and_receipts_name_their_conversation() -> None:
+    message = InboundMessage(
+        "telegram", "councilbot", "5", "9", "", 1.0, contact=Contact("0788531373", "Adolf Taxi")
+    )
+    assert InboundMessage.from_json(message.to_json()) == message
+    receipt = Receipt("whatsapp", "+441234567890", "+447700900123", "read", 2.0, ("SM1",))
+    assert receipt.conversation_id == "whatsapp:+441234567890:+447700900123"
