@@ -160,6 +160,14 @@ async def test_warned_in_time_and_nothing_typed_is_lost(
     await page.reload()  # sent: the kept copy is gone
     await expect(reply).to_have_value("")
 
+    # Signing out on purpose (a shared desk) takes typed drafts with it.
+    await reply.fill("half a thought")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.goto(case_url)
+    async with page.expect_response("**/api/agent/session"):  # the page's scripts have run
+        await sign_in(page, user.username, password)
+    await expect(reply).to_have_value("")
+
 
 @pytest.mark.browser
 async def test_pages_say_when_the_session_has_ended(

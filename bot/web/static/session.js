@@ -151,6 +151,14 @@
       countdown = null;
     });
     document.addEventListener("input", function () { lastTyped = Date.now(); });
+    // Signing out on purpose (a shared desk): typed drafts go too, the next person must not see them.
+    document.querySelectorAll("form.signout").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        Object.keys(window.sessionStorage)
+          .filter(function (key) { return key.indexOf("council:draft:") === 0; })
+          .forEach(function (key) { window.sessionStorage.removeItem(key); });
+      });
+    });
     window.CouncilSession = { signedOut: signedOut, check: check };
     check();
   });
