@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,11 @@ def _require_mapping(value: Any, path: Path, key: str) -> Mapping[str, Any]:
 def _import_class(dotted: str, path: Path, key: str) -> None:
     module_name, _, class_name = dotted.rpartition(".")
     try:
-        module = importlib.import_module(module_name)
+        # Only whether it imports matters here; the libraries' import-time deprecation
+        # warnings (SQLAlchemy 2.0 from Rasa's SQL store...) are nothing a council can act on.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(str(path), key, f"cannot import {module_name}: {exc}") from exc
     if not hasattr(module, class_name):

@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,28 @@ def test_unset_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ConfigError, match="REDIS_URL is not set") as info:
         check_endpoints(path)
     assert info.value.key == "tracker_store.url"
+
+
+def test_checking_the_project_prints_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # what `make run` / `make chat` do before their own start-up lines (Makefile's environment)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(
+        TF_CPP_MIN_LOG_LEVEL="2",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        ACTION_SERVER_URL="http://127.0.0.1:5055/webhook",
+    )
+    check = (
+        "from pathlib import Path; from bot.config import check_config, check_endpoints; "
+        "check_config(Path('config.yml')); check_endpoints(Path('endpoints.yml'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
