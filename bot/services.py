@@ -177,10 +177,5 @@ def base_env(**overrides: str) -> dict[str, str]:
         TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONUNBUFFERED="1",
     )
-    # Rasa's dependencies warn on import (SQLAlchemy 2.0, pkg_resources...) in every process,
-    # and `make train` runs in the terminal; a developer's own settings win. SQLAlchemy 1.4
-    # re-enables its 2.0 notice itself unless told to keep quiet.
-    env.setdefault("PYTHONWARNINGS", "ignore")
-    env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     env.update(overrides)
     return env
