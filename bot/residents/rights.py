@@ -235,7 +235,22 @@ async def find(client: redis.asyncio.Redis, layout: Layout, query: str) -> Resid
         if rest:
             index = layout.key("handoff", "contact", f"id:{channel}:{rest.rpartition(':')[2]}")
             _add(resident.cases, *[str(c) for c in await client.zrange(index, 0, -1)])
+    resident.conversations = [
+        c for c in resident.conversations if await _has_trace(client, layout, c)
+    ]
     return resident
+
+
+async def _has_trace(client: redis.asyncio.Redis, layout: Layout, conversation: str) -> bool:
+    """Whether a conversation left anything in the places every conversation writes to."""
+    keys = (
+        layout.tracker_prefix + conversation,
+        layout.key("delivery", conversation),
+        layout.key("handoff", "conversation", conversation),
+    )
+    if await client.exists(*keys):
+        return True
+    return await client.zscore(layout.key("window", "last"), conversation) is not None
 
 
 def _message_ids(tracker: dict[str, Any] | None) -> list[str]:

@@ -349,6 +349,15 @@ def test_cli_unknown_resident_is_nothing_held(redis_url: str, namespace: str) ->
     assert f"Nothing held about 'nobody@example.org' in namespace '{namespace}'" in done.stdout
 
 
+@pytest.mark.parametrize(
+    "who", ["whatsapp:+441632960000:+447700900999", "07700 900999", "0123456789abcdef"]
+)
+async def test_unknown_conversation_phone_or_case_is_nothing_held(
+    async_redis: redis.asyncio.Redis, layout: Layout, who: str
+) -> None:
+    assert not (await find(async_redis, layout, who)).found
+
+
 def test_cli_unreachable_redis_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--redis-url", "redis://127.0.0.1:1/0", "export", "+447700900123"]) == 2
     assert "error:" in capsys.readouterr().err
