@@ -1,8 +1,10 @@
 """Run the whole assistant with one command: ``python -m bot.run`` (``make run``).
 
 Checks the configuration, connects to ``REDIS_URL`` or starts an embedded Redis under
-``.data/redis``, then starts the action server, the Rasa server (REST channel and HTTP API) and
-the web console, and prints where to talk to them. ``--chat`` adds a terminal chat.
+``.data/redis``, then starts the action server and the Rasa server (HTTP API with its token;
+both on the internal address only), the public edge (residents' webhooks) and the web console,
+and prints where to reach them. ``--chat`` adds a terminal chat over Rasa's REST channel,
+which only the demo credentials open, on loopback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+from bot.channels.accounts import load_credentials
 from bot.config import check_config, check_endpoints
 from bot.demo import seed
 from bot.errors import CouncilError
@@ -28,6 +31,8 @@ from bot.services import (
     Service,
     action_server_argv,
     base_env,
+    edge_argv,
+    internal_host,
     rasa_server_argv,
     start_service,
 )
@@ -50,6 +55,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rasa-port", type=int, default=5005)
     parser.add_argument("--actions-port", type=int, default=5055)
     parser.add_argument("--console-port", type=int, default=8080)
+    parser.add_argument(
+        "--edge-host",
+        default="127.0.0.1",
+        help="where the public edge listens (the internet-facing interface in production)",
+    )
+    parser.add_argument("--edge-port", type=int, default=8000)
     parser.add_argument("--no-console", action="store_true", help="do not start the web console")
     parser.add_argument(
         "--no-demo",
@@ -67,6 +78,11 @@ def _redis() -> tuple[str, EmbeddedRedis | None]:
         return url, None
     embedded = start_embedded(DATA_DIR / "redis")
     return embedded.url, embedded
+
+
+def _reachable(host: str) -> str:
+    """An address this machine can reach a server on that listens on ``host``."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 (comparison)
 
 
 def chat(rasa_url: str) -> None:
@@ -110,11 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         if not MODEL.exists():
             print(f"No trained model at {MODEL}: run `make train` first.", file=sys.stderr)
             return 2
+        rest = "rest" in load_credentials(args.credentials)
+        if args.chat and not rest:
+            print(
+                f"--chat needs Rasa's REST channel, which {args.credentials} does not open "
+                "(credentials.demo.yml does, on loopback only).",
+                file=sys.stderr,
+            )
+            return 2
         redis_url, embedded = _redis()
+        internal = internal_host()
         env = base_env(
             REDIS_URL=redis_url,
-            ACTION_SERVER_URL=f"http://127.0.0.1:{args.actions_port}/webhook",
-            RASA_URL=f"http://127.0.0.1:{args.rasa_port}",
+            ACTION_SERVER_URL=f"http://{internal}:{args.actions_port}/webhook",
+            RASA_URL=f"http://{internal}:{args.rasa_port}",
             RASA_AUTH_TOKEN=os.environ.get("RASA_AUTH_TOKEN") or secrets.token_urlsafe(24),
             # A per-run random key is safe for the demo: sessions simply end with the run.
             COUNCIL_SECRET_KEY=os.environ.get("COUNCIL_SECRET_KEY") or secrets.token_urlsafe(32),
@@ -132,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             start_service(
                 "actions",
                 action_server_argv(args.actions_port),
-                ready_url=f"http://127.0.0.1:{args.actions_port}/health",
+                ready_url=f"http://{internal}:{args.actions_port}/health",
                 env=env,
                 log_dir=logs,
             )
@@ -147,10 +172,20 @@ def main(argv: list[str] | None = None) -> int:
                     endpoints=ROOT / "endpoints.yml",
                     auth_token=env["RASA_AUTH_TOKEN"],
                 ),
-                ready_url=f"http://127.0.0.1:{args.rasa_port}/status?token={env['RASA_AUTH_TOKEN']}",
+                ready_url=f"{env['RASA_URL']}/status?token={env['RASA_AUTH_TOKEN']}",
                 env=env,
                 log_dir=logs,
                 timeout=300,
+            )
+        )
+        edge_url = f"http://{_reachable(args.edge_host)}:{args.edge_port}"
+        services.append(
+            start_service(
+                "edge",
+                edge_argv(host=args.edge_host, port=args.edge_port, credentials=args.credentials),
+                ready_url=f"{edge_url}/health",
+                env=env,
+                log_dir=logs,
             )
         )
         if not args.no_console:
@@ -164,11 +199,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         rasa_url = env["RASA_URL"]
-        print(f"Assistant ready. REST channel: POST {rasa_url}/webhooks/rest/webhook")
-        print(
-            '  e.g. curl -s -XPOST -d \'{"sender":"me","message":"when is my bin day?"}\' '
-            f"{rasa_url}/webhooks/rest/webhook"
-        )
+        print("Assistant ready.")
+        print(f"Edge (residents' webhooks): {edge_url}/webhooks/<channel>/webhook")
+        if rest:
+            print(f"REST channel (internal address only): POST {rasa_url}/webhooks/rest/webhook")
+            print(
+                '  e.g. curl -s -XPOST -d \'{"sender":"me","message":"when is my bin day?"}\' '
+                f"{rasa_url}/webhooks/rest/webhook"
+            )
         if not args.no_console:
             print(
                 f"Web console: http://127.0.0.1:{args.console_port}/ (create an admin: "

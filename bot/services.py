@@ -1,11 +1,15 @@
 """Start the project's server processes and wait until they answer.
 
 Used by the launcher (:mod:`bot.run`) and by the end-to-end tests, so both start the real Rasa
-server and action server the same way.
+server, action server and edge the same way. The Rasa server and the action server are
+internal: they listen only on :func:`internal_host` (``COUNCIL_INTERNAL_HOST``, loopback by
+default, or a private address when they run on other machines than the edge), never on a
+public or wildcard address. Only the edge (:mod:`bot.edge`) faces the internet.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import subprocess
@@ -17,14 +21,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.errors import CouncilError
+from bot.errors import ConfigError, CouncilError
 
 __all__ = [
     "Service",
     "ServiceFailedError",
     "action_server_argv",
     "base_env",
+    "edge_argv",
     "free_port",
+    "internal_host",
     "rasa_server_argv",
     "start_service",
 ]
@@ -140,9 +146,48 @@ def start_service(
     raise ServiceFailedError(name, f"was not ready within {timeout:.0f} s", service.log_tail())
 
 
+def internal_host() -> str:
+    """The address the internal servers listen on: ``COUNCIL_INTERNAL_HOST`` or 127.0.0.1.
+
+    Raises:
+        ConfigError: It is not an IP address, or is a public or wildcard one.
+    """
+    value = os.environ.get("COUNCIL_INTERNAL_HOST", "").strip() or "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError as exc:
+        raise ConfigError("environment", "COUNCIL_INTERNAL_HOST", "must be an IP address") from exc
+    if address.is_unspecified or not (address.is_loopback or address.is_private):
+        raise ConfigError(
+            "environment",
+            "COUNCIL_INTERNAL_HOST",
+            f"{value} is not a loopback or private address (Rasa must not face the internet)",
+        )
+    return value
+
+
 def action_server_argv(port: int) -> list[str]:
-    """The command that runs the rasa-sdk action server on ``port``."""
+    """The command that runs the rasa-sdk action server on ``port``.
+
+    It listens on ``SANIC_HOST`` (rasa-sdk's default is every interface), which
+    :func:`base_env` sets to :func:`internal_host`.
+    """
     return [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)]
+
+
+def edge_argv(*, host: str, port: int, credentials: Path) -> list[str]:
+    """The command that runs the public edge (:mod:`bot.edge`)."""
+    return [
+        sys.executable,
+        "-m",
+        "bot.edge",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--credentials",
+        str(credentials),
+    ]
 
 
 def rasa_server_argv(
@@ -161,7 +206,7 @@ def rasa_server_argv(
         "--port",
         str(port),
         "--interface",
-        "127.0.0.1",
+        internal_host(),
         "--enable-api",
         "--auth-token",
         auth_token,
@@ -169,9 +214,10 @@ def rasa_server_argv(
 
 
 def base_env(**overrides: str) -> dict[str, str]:
-    """The environment for child processes: ours plus offline model loading."""
+    """The environment for child processes: ours, offline model loading, internal address."""
     env = dict(os.environ)
     env.update(
+        SANIC_HOST=internal_host(),  # where rasa-sdk's action server listens
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         TF_CPP_MIN_LOG_LEVEL="2",

@@ -1,12 +1,15 @@
-"""Rasa input channels for WhatsApp/SMS, Messenger, Twitter and Telegram.
+"""Rasa input channels for WhatsApp/SMS, Messenger, Twitter and Telegram: the workers only.
 
 Each is a thin :class:`rasa.core.channels.channel.InputChannel` registered in
-``credentials.yml`` under its dotted path; its Sanic blueprint serves
-``/webhooks/<name>/webhook`` and passes requests to :class:`bot.channels.webhook.Webhook`
-(size limit → signature → parse → Redis inbox → 200). The same process runs one
-:class:`~bot.channels.inbox.InboxWorker`, which feeds messages to Rasa's ``on_new_message``
-with a collecting output channel, and one :class:`~bot.channels.outbox.OutboxWorker`, which
-sends the replies. Both start with the server and use ``REDIS_URL`` and ``COUNCIL_NAMESPACE``.
+``credentials.yml`` under its dotted path. The webhooks are not served here: the public edge
+(:mod:`bot.edge`) receives, verifies and queues them in the Redis inbox, and the Rasa server
+listens only on a private address. What a section adds to the Rasa server is its adapter (to
+send replies) and, through its blueprint's listeners, one
+:class:`~bot.channels.inbox.InboxWorker`, which feeds queued messages to Rasa's
+``on_new_message`` with a collecting output channel, and one
+:class:`~bot.channels.outbox.OutboxWorker`, which sends the replies. Both start and stop with
+the server and use ``REDIS_URL`` and ``COUNCIL_NAMESPACE``. Importing this module (Rasa does
+so at start-up) installs the log redaction of :mod:`bot.logs` in the Rasa server.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -23,17 +27,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.channels.accounts import DEFAULT_CREDENTIALS, Section
+from bot import logs
+from bot.channels.accounts import DEFAULT_CREDENTIALS
 from bot.channels.base import Button, ChannelAdapter, InboundMessage, OutboundMessage
 from bot.channels.inbox import Inbox, InboxWorker
-from bot.channels.messenger import MessengerAdapter
 from bot.channels.outbox import OutboxWorker
+from bot.channels.registry import CHANNELS, ChannelSpec, build, secret_values
 from bot.channels.stream import consumer_name
 from bot.channels.supervisor import supervised
-from bot.channels.telegram import TelegramAdapter
-from bot.channels.twilio import TwilioAdapter
-from bot.channels.twitter import TwitterAdapter
-from bot.channels.webhook import DEFAULT_MAX_BODY, Webhook, WebhookResponse
 from bot.keys import namespace as process_namespace
 from bot.redis_conn import connect_async, redis_url
 
@@ -192,24 +193,24 @@ runtime = ChannelRuntime()
 """This process' channel runtime (Rasa runs one server per process)."""
 
 
-def _sanic_response(answer: WebhookResponse) -> HTTPResponse:
-    return response.text(answer.body, status=answer.status, content_type=answer.content_type)
+logs.install()
 
 
-class _WebhookInput(InputChannel):
-    """Shared blueprint of our channels; subclasses name the channel and its adapter."""
+def _spec(name: str) -> ChannelSpec:
+    return next(spec for spec in CHANNELS if spec.name == name)
+
+
+class _WorkerInput(InputChannel):
+    """Shared behaviour of our channels; subclasses name their row of the registry."""
 
     channel_name: ClassVar[str] = ""
-    adapter_class: ClassVar[Any] = None
-    section_keys: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, adapter: ChannelAdapter, max_body_bytes: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(self, adapter: ChannelAdapter) -> None:
         self.adapter = adapter
-        self.max_body_bytes = max_body_bytes
 
     @classmethod
     def name(cls) -> str:
-        """The channel's name (``/webhooks/<name>/webhook``)."""
+        """The channel's name (its row in :data:`bot.channels.registry.CHANNELS`)."""
         return cls.channel_name
 
     @classmethod
@@ -220,42 +221,22 @@ class _WebhookInput(InputChannel):
             ConfigError: A key is unknown or a value is wrong.
             MissingSecretError: A referenced environment variable is unset.
         """
-        section = Section(credentials, DEFAULT_CREDENTIALS, f"{cls.__module__}.{cls.__name__}")
-        section.only(cls.section_keys | {"accounts", "api_base_url", "max_body_bytes"})
-        options = {key: value for key, value in section.data.items() if key != "max_body_bytes"}
-        adapter = cls.adapter_class.from_config(
-            Section(options, section.path, section.key, section.env)
-        )
-        return cls(adapter, int(section.number("max_body_bytes", DEFAULT_MAX_BODY)))
+        spec = _spec(cls.channel_name)
+        logs.protect(secret_values(credentials, os.environ))
+        return cls(build(spec, credentials, DEFAULT_CREDENTIALS).adapter)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
-        """The webhook routes, and the workers' start and stop with the server."""
-        runtime.register(self.adapter, on_new_message)
-        hook: Webhook | None = None
-        blueprint = Blueprint(f"{self.name()}_webhook", __name__)
+        """The workers' start and stop, and a health route; the edge serves the webhooks.
 
-        async def webhook_for() -> Webhook:
-            nonlocal hook
-            if hook is None:
-                hook = Webhook(
-                    self.adapter, await runtime.inbox(), max_body_bytes=self.max_body_bytes
-                )
-            return hook
+        The health route (``GET /webhooks/<name>/``, on the internal address like all of the
+        Rasa server) also keeps Sanic starting when nothing else has a route.
+        """
+        runtime.register(self.adapter, on_new_message)
+        blueprint = Blueprint(f"{self.name()}_workers", __name__)
 
         @blueprint.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
-
-        @blueprint.route("/webhook", methods=["GET", "POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            current = await webhook_for()
-            if request.method == "GET":
-                query = {key: values[0] for key, values in request.args.items() if values}
-                return _sanic_response(current.challenge(query))
-            headers = dict(request.headers)
-            if current.too_large(headers):
-                return _sanic_response(WebhookResponse(413, "payload too large"))
-            return _sanic_response(await current.receive(request.url, headers, request.body))
 
         @blueprint.listener("after_server_start")
         async def start(app: Any, loop: Any) -> None:
@@ -268,32 +249,25 @@ class _WebhookInput(InputChannel):
         return blueprint
 
 
-class WhatsAppInput(_WebhookInput):
-    """WhatsApp and SMS through Twilio (``/webhooks/whatsapp/webhook``)."""
+class WhatsAppInput(_WorkerInput):
+    """WhatsApp and SMS through Twilio (webhook on the edge: ``/webhooks/whatsapp/webhook``)."""
 
     channel_name = "whatsapp"
-    adapter_class = TwilioAdapter
-    section_keys = frozenset({"trust_proxy"})
 
 
-class MessengerInput(_WebhookInput):
-    """Facebook Messenger (``/webhooks/messenger/webhook``)."""
+class MessengerInput(_WorkerInput):
+    """Facebook Messenger (webhook on the edge: ``/webhooks/messenger/webhook``)."""
 
     channel_name = "messenger"
-    adapter_class = MessengerAdapter
-    section_keys = frozenset({"app_secret", "verify_token", "api_version"})
 
 
-class TwitterInput(_WebhookInput):
-    """Twitter/X direct messages (``/webhooks/twitter/webhook``)."""
+class TwitterInput(_WorkerInput):
+    """Twitter/X direct messages (webhook on the edge: ``/webhooks/twitter/webhook``)."""
 
     channel_name = "twitter"
-    adapter_class = TwitterAdapter
-    section_keys = frozenset({"consumer_secret"})
 
 
-class TelegramInput(_WebhookInput):
-    """Telegram (``/webhooks/telegram/webhook``)."""
+class TelegramInput(_WorkerInput):
+    """Telegram (webhook on the edge: ``/webhooks/telegram/webhook``)."""
 
     channel_name = "telegram"
-    adapter_class = TelegramAdapter

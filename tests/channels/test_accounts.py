@@ -49,7 +49,7 @@ def test_repo_credentials_build_all_four_channels(monkeypatch: pytest.MonkeyPatc
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     data = load_credentials(ROOT / "credentials.yml")
-    assert "rest" in data
+    assert "rest" not in data  # finding 11: no unauthenticated REST channel in production
     for key, (input_class, adapter_class) in INPUTS.items():
         channel = input_class.from_credentials(data[key])
         assert isinstance(channel, input_class)

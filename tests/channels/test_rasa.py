@@ -84,7 +84,8 @@ def test_blueprints_build() -> None:
         return None
 
     blueprint = channel.blueprint(on_new_message)
-    assert blueprint.name == "telegram_webhook"
+    assert blueprint.name == "telegram_workers"
+    assert [route.uri for route in blueprint._future_routes] == ["/"]  # health only
     assert channel.url_prefix() == "telegram"
     assert WhatsAppInput.name() == "whatsapp"
 

@@ -1,8 +1,10 @@
-"""The real assistant behind our channel adapters: signed webhooks in, replies at a fake provider.
+"""The real assistant behind the public edge: signed webhooks in, replies at a fake provider.
 
-One Rasa server and action server open ``bot.channels.rasa.WhatsAppInput`` and
-``TelegramInput`` (the real ``twilio`` Client and python-telegram-bot ``Bot`` send to a local
-fake provider API); the web console runs in this process against the same Redis namespace.
+The edge (``python -m bot.edge``, Starlette on uvicorn) receives the signed webhooks and
+queues them; one Rasa server and action server, on loopback only, open
+``bot.channels.rasa.WhatsAppInput`` and ``TelegramInput`` (their workers read the inbox; the
+real ``twilio`` Client and python-telegram-bot ``Bot`` send to a local fake provider API); the
+web console runs in this process against the same Redis namespace.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 from argon2 import PasswordHasher
@@ -25,8 +28,9 @@ from twilio.request_validator import RequestValidator
 
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import TEAMS
-from bot.handoff.resume import RasaResumer
+from bot.handoff.resume import RasaResumer, Resumer
 from bot.redis_conn import connect_async
+from bot.services import Service, base_env, edge_argv, free_port, start_service
 from bot.testing.assistant import Assistant, running_assistant
 from bot.testing.browser import LocalServer, chromium, serve
 from bot.testing.providers import ProviderThread, Recorded
@@ -44,7 +48,6 @@ TELEGRAM_SECRET = secrets.token_urlsafe(16)
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "webhooks"
 
 CREDENTIALS = """\
-rest:
 bot.channels.rasa.WhatsAppInput:
   api_base_url: "{url}"
   accounts:
@@ -85,13 +88,31 @@ def assistant(
     with running_assistant(
         redis_url, namespace, folder, credentials=credentials, env=env
     ) as running:
-        yield running
+        port = free_port()
+        edge = start_service(
+            "edge",
+            edge_argv(host="127.0.0.1", port=port, credentials=credentials),
+            ready_url=f"http://127.0.0.1:{port}/health",
+            env=base_env(**env, REDIS_URL=redis_url, COUNCIL_NAMESPACE=namespace),
+            log_dir=folder,
+        )
+        running.services["edge"] = edge
+        try:
+            yield running
+        finally:
+            edge.stop()
     client = redis.Redis.from_url(redis_url)
     for prefix in (f"{namespace}:", running.tracker_prefix):
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
             client.delete(*keys)
     client.close()
+
+
+def edge_url(assistant: Assistant) -> str:
+    """Where residents' providers post: the edge, never the Rasa server."""
+    service: Service = assistant.services["edge"]
+    return service.url.removesuffix("/health")
 
 
 def new_resident() -> str:
@@ -124,7 +145,7 @@ def whatsapp(assistant: Assistant, resident: str, text: str, *, name: str = "Ale
 
 
 def send_whatsapp(assistant: Assistant, body: bytes, *, signature: str | None = None) -> int:
-    url = f"{assistant.rasa_url}/webhooks/whatsapp/webhook"
+    url = f"{edge_url(assistant)}/webhooks/whatsapp/webhook"
     form = dict(urllib.parse.parse_qsl(body.decode()))
     signed = RequestValidator(TWILIO_TOKEN).compute_signature(url, form)
     headers = {
@@ -164,7 +185,7 @@ async def test_safeguarding_over_telegram_is_a_top_priority_handoff(
     update["update_id"] = secrets.randbelow(10**9)
     update["message"]["chat"]["id"] = update["message"]["from"]["id"] = chat_id
     update["message"]["text"] = "my partner hits me and I'm scared to go home tonight"
-    url = f"{assistant.rasa_url}/webhooks/telegram/webhook"
+    url = f"{edge_url(assistant)}/webhooks/telegram/webhook"
     headers = {"Content-Type": "application/json"}
     body = json.dumps(update).encode()
     assert post(url, body, {**headers, "X-Telegram-Bot-Api-Secret-Token": "wrong"}) == 403
@@ -249,7 +270,8 @@ async def console(assistant: Assistant) -> AsyncIterator[tuple[LocalServer, User
     app = create_app(
         client, namespace=assistant.namespace, settings=settings, sections=("bot.web.agent",)
     )
-    app[RESUME] = RasaResumer(assistant.rasa_url, assistant.auth_token)
+    resumer: Resumer = RasaResumer(assistant.rasa_url, assistant.auth_token)
+    app[RESUME] = resumer
     password = secrets.token_urlsafe(16)
     user = await app[ACCOUNTS].create(f"agent{uuid.uuid4().hex[:6]}", password, ("agent",), TEAMS)
     async with serve(app) as server:
@@ -298,3 +320,20 @@ async def test_whatsapp_handoff_answered_from_the_console_in_chromium(
 
     assert send_whatsapp(assistant, whatsapp(assistant, resident, "when is my bin day?")) == 200
     assert "postcode" in replies(provider, resident, 3)[2].lower()
+
+
+def test_only_the_edge_faces_out_and_it_serves_no_rest_channel(assistant: Assistant) -> None:
+    for name in ("rasa", "actions"):
+        process = psutil.Process(assistant.services[name].process.pid)
+        family = [*process.children(recursive=True), process]
+        listening = [
+            c.laddr.ip
+            for member in family
+            for c in member.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+        assert listening, f"{name} listens nowhere?"
+        assert all(ip in ("127.0.0.1", "::1") for ip in listening), (name, listening)
+    body = json.dumps({"sender": "whatsapp:+441234567890:+447700900123", "message": "hi"})
+    for path in ("/webhooks/rest/webhook", "/conversations/x/tracker/events", "/model/parse"):
+        assert post(f"{edge_url(assistant)}{path}", body.encode(), {}) == 404, path

@@ -1,0 +1,185 @@
+"""The edge's ASGI application: residents' webhooks in, Redis inbox out, nothing else.
+
+Routes:
+
+* ``GET|POST /webhooks/<channel>/webhook``: a channel of :data:`bot.channels.registry.CHANNELS`
+  configured in the credentials file. POST: body size limit (413, on ``Content-Length`` and
+  again while the body streams in), body read within ``body_timeout`` seconds (408), then
+  :class:`bot.channels.webhook.Webhook`: signature check before parsing (403), parse (400),
+  durable Redis inbox (503 while Redis is down), 200. GET answers Messenger's and X's checks.
+* ``GET /health``: 200 while Redis answers, else 503 (for a load balancer).
+
+Anything else is 404; nothing ever answers with a stack trace (:class:`Guard`). Request bodies
+are never logged. The application keeps no state of its own, so any number of replicas can run
+behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import redis.asyncio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.channels.inbox import Inbox
+from bot.channels.registry import ConfiguredChannel
+from bot.channels.webhook import Webhook, WebhookResponse
+
+__all__ = ["DEFAULT_BODY_TIMEOUT", "MAX_HEAD_BYTES", "Guard", "create_app"]
+
+MAX_HEAD_BYTES = 16 * 1024
+"""Largest request line plus headers (providers send about 1 KiB)."""
+DEFAULT_BODY_TIMEOUT = 10.0
+"""Seconds a client has to send a request's body (providers send a few KB at once)."""
+
+_log = logging.getLogger(__name__)
+_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+_CLOSE = {**_HEADERS, "Connection": "close"}
+
+
+class _BodyTooLarge(Exception):
+    """The body grew past the channel's limit while it was read."""
+
+
+class Guard:
+    """Outermost ASGI middleware: an exception becomes a short 500, logged without details.
+
+    Starlette's own error middleware would answer, then re-raise to the server, which logs the
+    traceback (and the exception's message, which may quote the request).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request; answer 500 if the application raised before answering."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # the one place every failure ends
+            _log.error(
+                "edge: %s %s failed: %s", scope.get("method"), scope.get("path"), type(exc).__name__
+            )
+            if not started:
+                answer = PlainTextResponse("internal error", status_code=500, headers=_CLOSE)
+                await answer(scope, receive, send)
+
+
+def _response(answer: WebhookResponse) -> Response:
+    return Response(
+        answer.body, status_code=answer.status, media_type=answer.content_type, headers=_HEADERS
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _BodyTooLarge
+    return bytes(body)
+
+
+def create_app(
+    channels: Sequence[ConfiguredChannel],
+    inbox: Inbox,
+    *,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+) -> Starlette:
+    """The edge application.
+
+    Args:
+        channels: The configured channels (their adapters verify and parse).
+        inbox: Where verified messages are queued; its Redis client is the caller's to close.
+        body_timeout: Seconds allowed to read a request body.
+    """
+    hooks = {
+        channel.spec.name: Webhook(channel.adapter, inbox, max_body_bytes=channel.max_body_bytes)
+        for channel in channels
+    }
+
+    async def webhook(request: Request) -> Response:
+        name = request.path_params["channel"]
+        hook = hooks.get(name)
+        if hook is None:
+            return PlainTextResponse("unknown channel", status_code=404, headers=_HEADERS)
+        if request.method != "POST":
+            query = {key: value for key, value in request.query_params.items()}
+            return _response(hook.challenge(query))
+        raw = request.scope["headers"]
+        if sum(len(name) + len(value) for name, value in raw) > MAX_HEAD_BYTES:
+            # h11 limits a head that arrives in pieces; this catches one sent in one packet
+            _log.warning("%s: request headers over %d bytes refused", name, MAX_HEAD_BYTES)
+            return PlainTextResponse("request headers too large", status_code=431, headers=_CLOSE)
+        headers = dict(request.headers)
+        if "transfer-encoding" in headers and "content-length" in headers:
+            # two framings: a proxy in front may read the body differently (request smuggling)
+            _log.warning("%s: request with two framings refused", name)
+            return PlainTextResponse("ambiguous framing", status_code=400, headers=_CLOSE)
+        if headers.get("content-encoding", "identity").lower() != "identity":
+            # providers send plain bodies; decompressing would let a small request grow huge
+            _log.warning("%s: compressed body refused", name)
+            return PlainTextResponse(
+                "compressed bodies are not accepted", status_code=415, headers=_CLOSE
+            )
+        if hook.too_large(headers):
+            _log.warning("%s: declared body over %d bytes refused", name, hook.max_body_bytes)
+            return PlainTextResponse("payload too large", status_code=413, headers=_CLOSE)
+        try:
+            async with asyncio.timeout(body_timeout):
+                body = await _read_body(request, hook.max_body_bytes)
+        except _BodyTooLarge:
+            _log.warning("%s: body over %d bytes refused", name, hook.max_body_bytes)
+            return PlainTextResponse("payload too large", status_code=413, headers=_CLOSE)
+        except TimeoutError:
+            _log.warning("%s: body not received within %.0f s", name, body_timeout)
+            return PlainTextResponse("request body too slow", status_code=408, headers=_CLOSE)
+        except ClientDisconnect:
+            _log.info("%s: client went away while sending", name)
+            return PlainTextResponse("incomplete request", status_code=400, headers=_CLOSE)
+        return _response(await hook.receive(str(request.url), headers, body))
+
+    async def health(request: Request) -> Response:
+        try:
+            async with asyncio.timeout(2.0):
+                await inbox.redis.ping()
+        except (TimeoutError, redis.RedisError, OSError):
+            return JSONResponse({"status": "redis unavailable"}, 503, headers=_HEADERS)
+        return JSONResponse({"status": "ok"}, headers=_HEADERS)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await inbox.ensure_group()  # the workers create it too; here it is there sooner
+        except redis.RedisError as exc:
+            # keep serving: webhooks answer 503 (providers retry) and /health says why
+            _log.warning("edge: Redis unavailable at start-up (%s)", type(exc).__name__)
+        yield
+        await asyncio.gather(*(hook.adapter.aclose() for hook in hooks.values()))
+
+    return Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/webhooks/{channel}/webhook", webhook, methods=["GET", "POST"]),
+        ],
+        middleware=[Middleware(Guard)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,167 @@
+"""Run the public edge: ``python -m bot.edge --host --port --credentials credentials.yml``.
+
+Reads the channel sections of the credentials file (the same file the Rasa server reads: the
+table is :data:`bot.channels.registry.CHANNELS`), connects to ``REDIS_URL`` in the namespace
+``COUNCIL_NAMESPACE`` and serves the webhooks on uvicorn's h11 protocol, hardened:
+
+* a request's line and headers must arrive within ``--head-timeout`` s and fit in 16 KiB
+  (``h11_max_incomplete_event_size``), its body within ``--body-timeout`` s;
+* idle keep-alive connections close after ``--keep-alive`` s;
+* beyond ``--limit-concurrency`` connections, requests get 503 at once instead of queueing;
+* proxy headers are not trusted by the server (the Twilio adapter's ``trust_proxy`` decides
+  which URL its signature covers); no access log unless ``--access-log`` (query strings can
+  carry verification tokens; they are redacted anyway).
+
+Every log record is redacted (:mod:`bot.logs`). Several edges may run side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+import uvloop
+
+from bot import logs
+from bot.channels.accounts import load_credentials
+from bot.channels.inbox import Inbox
+from bot.channels.registry import configured, secret_values
+from bot.edge.app import DEFAULT_BODY_TIMEOUT, MAX_HEAD_BYTES, create_app
+from bot.edge.protocol import DEFAULT_HEAD_TIMEOUT, guarded_h11
+from bot.errors import CouncilError
+from bot.keys import namespace
+from bot.redis_conn import connect_async, masked, redis_url
+
+__all__ = ["EdgeSettings", "main", "serve", "uvicorn_config"]
+
+_log = logging.getLogger(__name__)
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """Everything the edge reads at start-up (command line and environment), read once.
+
+    Attributes:
+        host: Address to listen on (the public interface, or a load balancer's network).
+        port: Port to listen on.
+        credentials: The credentials file with the channel sections.
+        redis_url: ``REDIS_URL``.
+        namespace: ``COUNCIL_NAMESPACE``.
+        head_timeout: Seconds for a request's line and headers.
+        body_timeout: Seconds for a request's body.
+        keep_alive: Seconds an idle keep-alive connection stays open.
+        limit_concurrency: Connections served at once; more get 503.
+        access_log: Log one line per request (paths and statuses, never bodies).
+    """
+
+    host: str
+    port: int
+    credentials: Path
+    redis_url: str
+    namespace: str
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    keep_alive: int = 5
+    limit_concurrency: int = 1000
+    access_log: bool = False
+
+
+def uvicorn_config(app: object, settings: EdgeSettings) -> uvicorn.Config:
+    """The hardened server configuration (see the module docstring)."""
+    # uvicorn logs access lines whenever its logger has a handler, root's included
+    logging.getLogger("uvicorn.access").propagate = settings.access_log
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.port,
+        http=guarded_h11(settings.head_timeout),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_keep_alive=settings.keep_alive,
+        limit_concurrency=settings.limit_concurrency,
+        timeout_graceful_shutdown=10,
+        proxy_headers=False,
+        access_log=settings.access_log,
+        log_config=None,
+        lifespan="on",
+        ws="none",
+    )
+
+
+async def serve(settings: EdgeSettings, sockets: Sequence[socket.socket] | None = None) -> None:
+    """Build the channels, connect to Redis and serve until stopped.
+
+    Raises:
+        ConfigError: The credentials file is wrong (names the file and key).
+        MissingSecretError: A secret's environment variable is unset.
+        RedisUnavailableError: Redis does not answer at start-up.
+    """
+    channels = configured(settings.credentials)
+    logs.protect(secret_values(load_credentials(settings.credentials), os.environ))
+    client = await connect_async(settings.redis_url)
+    try:
+        app = create_app(
+            channels, Inbox(client, settings.namespace), body_timeout=settings.body_timeout
+        )
+        server = uvicorn.Server(uvicorn_config(app, settings))
+        names = ", ".join(channel.spec.name for channel in channels) or "none"
+        _log.info(
+            "edge: channels %s, Redis %s, namespace %s",
+            names,
+            masked(settings.redis_url),
+            settings.namespace,
+        )
+        await server.serve(list(sockets) if sockets else None)
+    finally:
+        await client.close()
+
+
+def _parse_args(argv: Sequence[str] | None) -> EdgeSettings:
+    parser = argparse.ArgumentParser(prog="python -m bot.edge", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--credentials", type=Path, default=Path("credentials.yml"))
+    parser.add_argument("--head-timeout", type=float, default=DEFAULT_HEAD_TIMEOUT)
+    parser.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT)
+    parser.add_argument("--keep-alive", type=int, default=5)
+    parser.add_argument("--limit-concurrency", type=int, default=1000)
+    parser.add_argument("--access-log", action="store_true")
+    args = parser.parse_args(argv)
+    return EdgeSettings(
+        host=args.host,
+        port=args.port,
+        credentials=args.credentials,
+        redis_url=redis_url(),
+        namespace=namespace(),
+        head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout,
+        keep_alive=args.keep_alive,
+        limit_concurrency=args.limit_concurrency,
+        access_log=args.access_log,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the edge; return the exit code (1 with a one-line error for configuration errors)."""
+    logs.install()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = _parse_args(argv)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings))
+    except CouncilError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,122 @@
+"""Keep secrets and residents' phone numbers out of every log line.
+
+:func:`install` is called once at process start (the edge, the Rasa server through
+:mod:`bot.channels.rasa`, the console). It replaces the logging module's record factory, so
+every record any library creates (httpx prints ``.../bot<token>/sendMessage``, the twilio
+client prints request URLs and parameters with numbers) is redacted once, before any handler
+or formatter sees it: handlers that Rasa or uvicorn add later are covered too. Redacted:
+
+* the values of the secrets registered with :func:`protect` (channel secrets from
+  ``credentials.yml``, the Rasa token, the console's key, a Redis password);
+* anything shaped like a secret: Telegram bot tokens (``bot123456:AA...``), ``token=``,
+  ``verify_token=``, ``auth_token=`` and ``password=`` values, ``Authorization`` values;
+* phone numbers in international form (``+447700900123``, URL-encoded ``%2B447700900123``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+__all__ = ["REDACTED", "install", "protect", "redact"]
+
+REDACTED = "[redacted]"
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Telegram: https://api.telegram.org/bot<id>:<secret>/sendMessage
+    (re.compile(r"bot\d{3,}:[A-Za-z0-9_-]{10,}"), f"bot{REDACTED}"),
+    (re.compile(r"bot\d{3,}(?:%3A|:)[A-Za-z0-9_-]+", re.IGNORECASE), f"bot{REDACTED}"),
+    # query strings and key=value pairs that carry secrets
+    (
+        re.compile(
+            r"((?:^|[?&\s,;'\"{])(?:[A-Za-z_.]*token|password|secret|api_key|auth)"
+            r"['\"]?\s*[=:]\s*['\"]?)[^&\s'\",;}]+",
+            re.IGNORECASE,
+        ),
+        rf"\1{REDACTED}",
+    ),
+    (
+        re.compile(r"(Authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\n]+", re.IGNORECASE),
+        rf"\1{REDACTED}",
+    ),
+    # phone numbers in international form, plain or URL-encoded
+    (re.compile(r"(?:\+|%2B)\d[\d ()-]{5,18}\d", re.IGNORECASE), "+[phone]"),
+)
+_MIN_SECRET = 6  # shorter values would redact ordinary words
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_secret_pattern: re.Pattern[str] | None = None
+_installed = False
+
+
+def protect(values: Iterable[str]) -> None:
+    """Register secret values: they never appear in a log record from now on."""
+    global _secret_pattern
+    with _lock:
+        for value in values:
+            if value and len(value) >= _MIN_SECRET:
+                _secrets.add(value)
+                encoded = quote(value, safe="")
+                if encoded != value:
+                    _secrets.add(encoded)
+        ordered = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leaks
+        _secret_pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret, secret-shaped value and phone number removed."""
+    pattern = _secret_pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    for found, replacement in _PATTERNS:
+        text = found.sub(replacement, text)
+    return text
+
+
+def _environment_secrets() -> list[str]:
+    found = [os.environ.get(name, "") for name in ("RASA_AUTH_TOKEN", "COUNCIL_SECRET_KEY")]
+    for name in ("REDIS_URL", "TEST_REDIS_URL"):
+        password = urlsplit(os.environ.get(name, "")).password
+        if password:
+            found.append(password)
+    return found
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string must still be logged, redacted
+        message = f"{record.msg!r} {record.args!r}"
+    cleaned = redact(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, ()
+    if record.exc_info and record.exc_info[0] is not None:
+        # formatted now, redacted, and cached where every Formatter looks first
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        record.exc_info = None
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+def install() -> None:
+    """Redact every log record of this process (idempotent; call at start-up)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+        previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    protect(_environment_secrets())
