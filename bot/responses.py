@@ -14,26 +14,34 @@ three additions:
 - ``channel:`` variations are picked by the channel the resident wrote on (the tracker's latest
   input channel: ``whatsapp``, ``sms``, ``telegram``...), not by Rasa's output channel, which is
   the same collecting channel for all of ours.
+- A variation whose ``condition`` names the slot ``language`` (``{type: slot, name: language,
+  value: cy}``) is in that language; the others are in English. A conversation in Welsh (slot
+  ``language`` = ``cy``, see :mod:`bot.nlu.language`) is answered only from the Welsh
+  variations, with the same conditions and channels among them; a response without any is sent
+  in English (:meth:`CouncilResponses.has_variant` tells; ``docs/welsh.md``).
 
 Values take precedence in this order: the action's, then slots, then the profile's.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from rasa.core.nlg.generator import ResponseVariationFilter
 from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.nlu.language import DEFAULT_LANGUAGE, LANGUAGE, language_of
 from bot.profile import CouncilProfile
 from bot.profile import current as council_profile
 
-__all__ = ["RESPONSES_DIR", "CouncilResponses", "load_responses"]
+__all__ = ["RESPONSES_DIR", "CouncilResponses", "load_responses", "variation_language"]
 
 RESPONSES_DIR = Path(__file__).resolve().parent.parent / "responses"
 """The domain files of this project."""
@@ -50,6 +58,34 @@ def load_responses(folder: Path = RESPONSES_DIR) -> dict[str, list[dict[str, Any
         if isinstance(content, Mapping):
             found.update(content.get("responses") or {})
     return found
+
+
+def variation_language(variation: Mapping[str, Any]) -> str:
+    """The language a response variation is written in: its ``language`` condition, else English."""
+    for condition in variation.get("condition") or ():
+        if isinstance(condition, Mapping) and condition.get("name") == LANGUAGE:
+            return str(condition.get("value"))
+    return DEFAULT_LANGUAGE
+
+
+def _by_language(
+    responses: Mapping[str, list[dict[str, Any]]],
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Each language's variations, without their language condition.
+
+    Within its language, a variation whose only condition was the language is the fallback,
+    as a variation without conditions is in Rasa (otherwise it would compete at random with
+    the ones whose conditions match).
+    """
+    split: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name, variations in responses.items():
+        for variation in variations:
+            own = dict(variation)
+            rest = [c for c in own.pop("condition", None) or () if c.get("name") != LANGUAGE]
+            if rest:
+                own["condition"] = rest
+            split.setdefault(variation_language(variation), {}).setdefault(name, []).append(own)
+    return split
 
 
 class CouncilResponses(TemplatedNaturalLanguageGenerator):
@@ -73,8 +109,29 @@ class CouncilResponses(TemplatedNaturalLanguageGenerator):
         if responses is None:
             responses = domain.responses if domain is not None else {}
         super().__init__(dict(responses))
+        self._languages = _by_language(self.responses)
         # Load (and validate) the profile as the Rasa server starts, not at the first reply.
         self.profile = profile or council_profile()
+
+    def has_variant(self, utter_action: str, language: str) -> bool:
+        """True when ``utter_action`` has a variation in ``language`` (``"cy"``, ``"en"``)."""
+        return utter_action in self._languages.get(language, {})
+
+    def _random_response_for(
+        self, utter_action: str, output_channel: str, filled_slots: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A variation in the conversation's language (English when it has none), as Rasa picks."""
+        language = language_of(filled_slots.get(LANGUAGE))
+        if not self.has_variant(utter_action, language):
+            language = DEFAULT_LANGUAGE
+        responses = self._languages.get(language, {})
+        if utter_action not in responses:
+            return None
+        suitable = ResponseVariationFilter(responses).responses_for_utter_action(
+            utter_action, output_channel, filled_slots
+        )
+        # like Rasa's own choice among equally suitable variations: not security-relevant
+        return random.choice(suitable) if suitable else None  # noqa: S311
 
     async def generate(
         self,
