@@ -16,6 +16,7 @@ restarted or another worker goes on with the same budget (:class:`Retries`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -205,6 +206,19 @@ for i, row in ipairs(rows) do ids[i] = row[1] end
 return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, unpack(ids))
 """
 
+# KEYS: stream. ARGV: group, this consumer, then the ids it holds.
+_KEEP_ALIVE = """
+local args = {KEYS[1], ARGV[1], ARGV[2], 0}
+for i = 3, #ARGV do
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) > 0 then
+    args[#args + 1] = ARGV[i]
+  end
+end
+if #args == 4 then return 0 end
+args[#args + 1] = 'JUSTID'
+return #redis.call('XCLAIM', unpack(args))
+"""
+
 
 def _pairs(flat: Sequence[str] | None) -> Fields | None:
     if flat is None:  # deleted while pending
@@ -254,6 +268,7 @@ class GroupReader:
         self.beat_every = beat_every
         self.heartbeats = f"{stream}:workers"
         self._take_over = client.register_script(_TAKE_OVER)
+        self._keep_alive = client.register_script(_KEEP_ALIVE)
         self._own_from: str | None = "0"  # where reading own pending entries goes on (None: done)
         self._next_claim = 0.0  # time.monotonic() of the next look for stale entries
         self._claim_from = "0-0"  # where the look goes on while more remain
@@ -294,14 +309,18 @@ class GroupReader:
             self._next_beat = time.monotonic() + self.beat_every
 
     async def keep_alive(self, held: Iterable[str]) -> None:
-        """Reset the idle time of held entries so no other consumer takes them over."""
+        """Reset the idle time of held entries so no other consumer takes them over.
+
+        Only entries still pending for this consumer: one taken over while this consumer was
+        silent stays with the consumer that took it.
+        """
         if time.monotonic() < self._next_keep_alive:
             return
         self._next_keep_alive = time.monotonic() + self.claim_idle_ms / 3000
         ids = list(held)
         for start in range(0, len(ids), 500):
-            await self.redis.xclaim(
-                self.stream, self.group, self.consumer, 0, ids[start : start + 500], justid=True
+            await self._keep_alive(
+                keys=[self.stream], args=[self.group, self.consumer, *ids[start : start + 500]]
             )
 
     async def take_over_dead(self) -> list[Entry]:
@@ -399,7 +418,7 @@ class Lanes:
     Args:
         work: Runs one entry to its end.
         field: The field naming an entry's conversation.
-        limit: Entries held at most; :meth:`put` waits for room beyond it.
+        limit: Entries held at most before the worker stops reading (:meth:`room`).
     """
 
     def __init__(self, work: Work, field: str, *, limit: int = 1000) -> None:
@@ -415,6 +434,15 @@ class Lanes:
         """Ids of the entries read and not yet finished."""
         return list(self._held)
 
+    async def room(self, timeout: float) -> bool:
+        """Whether fewer than ``limit`` entries are held, waiting up to ``timeout`` for it."""
+        if len(self._held) < self.limit:
+            return True
+        self._room.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room.wait(), timeout)
+        return len(self._held) < self.limit
+
     async def put(self, entries: Sequence[Entry]) -> list[str]:
         """Queue entries on their conversations' lanes (skipping those already held).
 
@@ -428,9 +456,6 @@ class Lanes:
             if not fields:
                 deleted.append(entry_id)
                 continue
-            while len(self._held) >= self.limit:
-                self._room.clear()
-                await self._room.wait()
             lane = fields.get(self.field) or entry_id
             self._held.add(entry_id)
             self._queues.setdefault(lane, deque()).append((entry_id, fields))
@@ -519,6 +544,8 @@ class StreamWorker(ABC):
         """Beat, then hand the next entries to their lanes (without waiting for them)."""
         await self.reader.beat()
         await self.reader.keep_alive(self.lanes.held())
+        if not await self.lanes.room(timeout=self.reader.beat_every):
+            return 0  # full: beat again, read later
         entries = await self.reader.backlog() or await self.reader.new(block)
         await self.reader.ack(await self.lanes.put(entries))
         return len(entries)
