@@ -12,7 +12,7 @@ __all__ = ["SlowClient"]
 
 @dataclass
 class SlowClient:
-    """Dribbles ``payload`` to ``port``, ``chunk`` bytes every ``every`` seconds.
+    """Sends ``first`` at once, then dribbles ``payload``, ``chunk`` bytes every ``every`` s.
 
     :meth:`run` returns what the server answered and how long it kept the connection: a
     guarded server closes it long before the payload is sent.
@@ -22,6 +22,7 @@ class SlowClient:
     payload: bytes
     every: float = 0.2
     chunk: int = 1
+    first: bytes = b""
 
     async def run(self, give_up: float) -> tuple[bytes, float]:
         """Dribble until the server closes the connection or ``give_up`` seconds pass.
@@ -34,6 +35,7 @@ class SlowClient:
 
         async def dribble() -> None:
             try:
+                writer.write(self.first)
                 for index in range(0, len(self.payload), self.chunk):
                     writer.write(self.payload[index : index + self.chunk])
                     await writer.drain()
