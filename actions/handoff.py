@@ -6,6 +6,11 @@ reply that says when a person will answer (``utter_handoff_holding``, or
 ``utter_handoff_safeguarding`` with the safeguarding contacts first: ``responses/handoff.yml``),
 and pauses the bot for that conversation until an agent gives it back.
 
+A conversation in Welsh (slot ``language`` = ``cy``) is routed to a team the profile marks
+``welsh_speaking``, the case shows its language to agents, and the holding reply is the Welsh
+one, which says a Welsh-speaking person will reply; when the profile has no Welsh-speaking
+team that promise cannot be kept, so the holding reply is then the English one.
+
 A safeguarding case opened while no agent is on duty also alerts the out-of-hours hook
 ``COUNCIL_SAFEGUARDING_WEBHOOK`` at once (:class:`~bot.handoff.alerts.SafeguardingAlerts`:
 case id, team, priority, channel and time, none of the resident's words). The resident's reply
@@ -36,6 +41,8 @@ from bot.handoff.notify import WebhookNotifier
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, build_record, split_conversation_id
 from bot.handoff.sla import SlaPolicy
+from bot.nlu.language import LANGUAGE, language_of
+from bot.profile import current as council_profile
 
 __all__ = [
     "ALERT_TIMEOUT_SECONDS",
@@ -152,6 +159,7 @@ class ActionHandoff(Action):
         )
         reason = handoff_reason(intent)
         channel = tracker.get_latest_input_channel() or "rest"
+        language = language_of(tracker.get_slot(LANGUAGE))
         metadata = tracker.latest_message.get("metadata") or {}
         account, sender = split_conversation_id(tracker.sender_id, channel)
         queue = self._queue or await handoff_queue()
@@ -172,11 +180,14 @@ class ActionHandoff(Action):
             display_name=metadata.get("display_name", ""),
             window=window,
             now=now,
+            language=language,
         )
         case_id = await queue.open(record)
         when = reply_time(self._hours, now).variables()
         if record.priority != "P1":
-            dispatcher.utter_message(response="utter_handoff_holding", **when)
+            if not council_profile().routing.welsh_speaking:
+                language = "en"  # nobody to keep the Welsh reply's promise of a Welsh speaker
+            dispatcher.utter_message(response="utter_handoff_holding", language=language, **when)
             return [ConversationPaused()]
         open_now = self._hours.is_open(now)
         outcome: AlertOutcome | None = None
@@ -188,6 +199,9 @@ class ActionHandoff(Action):
                 # numbers; the console's monitor alerts out-of-hours cases that have no alert.
                 logger.exception("could not record the safeguarding alert for case %s", case_id)
         dispatcher.utter_message(
-            response="utter_handoff_safeguarding", alert=alert_state(open_now, outcome), **when
+            response="utter_handoff_safeguarding",
+            alert=alert_state(open_now, outcome),
+            language=language,
+            **when,
         )
         return [ConversationPaused()]

@@ -4,7 +4,8 @@
 council's name and borough, its web addresses, contact centre numbers, opening hours and
 closed days (bank holidays from a file in GOV.UK's ``bank-holidays.json`` format), the
 safeguarding contacts residents at risk are given, the teams and which topics go to which,
-the service levels, how residents name the bins and the channels' display names.
+the service levels, how residents name the bins and the channels' display names. Teams may
+be marked ``welsh_speaking``: conversations in Welsh are routed to them (``docs/welsh.md``).
 ``docs/profile.md`` describes every key.
 
 :meth:`CouncilProfile.load` validates the whole file and raises
@@ -178,17 +179,30 @@ class Routing:
         default: The team for topics not listed.
         safeguarding: The team every safeguarding case goes to.
         topics: Topic (intent) -> team.
+        welsh_speaking: The teams that answer residents in Welsh.
     """
 
     default: str
     safeguarding: str
     topics: Mapping[str, str]
+    welsh_speaking: frozenset[str] = frozenset()
 
-    def team_for(self, topic: str, reason: str) -> str:
-        """The team for a topic; safeguarding cases always go to the safeguarding team."""
+    def team_for(self, topic: str, reason: str, *, welsh: bool = False) -> str:
+        """The team for a topic; safeguarding cases always go to the safeguarding team.
+
+        A conversation in Welsh (``welsh``) goes to the topic's team when it speaks Welsh,
+        else to the default team when that does, else to the first Welsh-speaking team by
+        id. Safeguarding is never rerouted: safety comes first, so mark the safeguarding team
+        ``welsh_speaking`` when it can answer in Welsh.
+        """
         if reason == "safeguarding":
             return self.safeguarding
-        return self.topics.get(topic, self.default)
+        team = self.topics.get(topic, self.default)
+        if not welsh or not self.welsh_speaking or team in self.welsh_speaking:
+            return team
+        if self.default in self.welsh_speaking:
+            return self.default
+        return min(self.welsh_speaking)
 
 
 @dataclass(frozen=True)
@@ -209,7 +223,7 @@ class CouncilProfile:
         closed_days: Where the closed days came from and how far they reach.
         safeguarding: Emergency text, out-of-hours numbers and helplines.
         teams: Team id -> display name.
-        routing: Topic -> team.
+        routing: Topic -> team (and which teams speak Welsh).
         service_levels: Targets per priority and team, counted in ``hours``.
         channels: Channel name -> display name.
         bins: Bin code (``general``, ``recycling``, ``garden``, ``food``) -> its names.
@@ -378,8 +392,8 @@ class _Reader:
             raise self.fail("council.fictional", "must be true or false")
         closed_days = self.closed_days(self.mapping(data, "closed_days"))
         hours = self.hours(self.mapping(data, "opening_hours"), closed_days)
-        teams = self.names(data, "teams")
-        routing = self.routing(self.mapping(data, "routing"), teams)
+        teams, welsh_speaking = self.teams(data)
+        routing = self.routing(self.mapping(data, "routing"), teams, welsh_speaking)
         return CouncilProfile(
             path=str(self.path),
             name=self.text(council, "name", "council"),
@@ -459,7 +473,36 @@ class _Reader:
             helplines=self.contacts(data, "helplines", "safeguarding"),
         )
 
-    def routing(self, data: Mapping[str, Any], teams: Mapping[str, str]) -> Routing:
+    def teams(self, data: Mapping[str, Any]) -> tuple[dict[str, str], frozenset[str]]:
+        """Team id -> display name, and the Welsh-speaking teams.
+
+        A team is ``id: Display name`` or ``id: {name: Display name, welsh_speaking: true}``.
+        """
+        value = self.mapping(data, "teams")
+        if not value:
+            raise self.fail("teams", "must name at least one")
+        names, welsh = {}, set()
+        for team, item in value.items():
+            where = f"teams.{team}"
+            if isinstance(item, Mapping):
+                self.only(item, ("name", "welsh_speaking"), where)
+                flag = item.get("welsh_speaking", False)
+                if not isinstance(flag, bool):
+                    raise self.fail(f"{where}.welsh_speaking", "must be true or false")
+                if flag:
+                    welsh.add(str(team))
+                names[str(team)] = self.text(item, "name", where)
+            elif isinstance(item, str) and item.strip():
+                names[str(team)] = item.strip()
+            else:
+                raise self.fail(
+                    where, "must be a display name, or {name: ..., welsh_speaking: true}"
+                )
+        return names, frozenset(welsh)
+
+    def routing(
+        self, data: Mapping[str, Any], teams: Mapping[str, str], welsh_speaking: frozenset[str]
+    ) -> Routing:
         self.only(data, ("default", "safeguarding", "topics"), "routing")
 
         def team(key: str, value: Any) -> str:
@@ -472,6 +515,7 @@ class _Reader:
             default=team("routing.default", self.text(data, "default", "routing")),
             safeguarding=team("routing.safeguarding", self.text(data, "safeguarding", "routing")),
             topics={str(t): team(f"routing.topics.{t}", v) for t, v in topics.items()},
+            welsh_speaking=welsh_speaking,
         )
 
     def service_levels(

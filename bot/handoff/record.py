@@ -5,7 +5,8 @@ the whole transcript with the bot's replies, the intents and confidences that le
 entities found, the reason and the priority.
 
 The teams (:func:`teams`; ``TEAMS`` still works, read when asked for) and the routing of topics
-to teams are the council's, from its profile (:mod:`bot.profile`).
+to teams are the council's, from its profile (:mod:`bot.profile`). A conversation in Welsh
+(``language`` ``"cy"``) goes to a Welsh-speaking team (``docs/welsh.md``).
 """
 
 from __future__ import annotations
@@ -57,12 +58,16 @@ def priority_for(reason: str) -> str:
     return _PRIORITY_BY_REASON.get(reason, "P3")
 
 
-def team_for(topic: str, reason: str, profile: CouncilProfile | None = None) -> str:
+def team_for(
+    topic: str, reason: str, profile: CouncilProfile | None = None, *, language: str = "en"
+) -> str:
     """Return the team that handles a topic (the profile's ``routing``).
 
-    Safeguarding cases always go to the profile's safeguarding team.
+    Safeguarding cases always go to the profile's safeguarding team; other conversations in
+    Welsh (``language="cy"``) to a Welsh-speaking team when the profile has one.
     """
-    return (profile or council_profile()).routing.team_for(topic, reason)
+    routing = (profile or council_profile()).routing
+    return routing.team_for(topic, reason, welsh=language == "cy")
 
 
 def split_conversation_id(conversation_id: str, channel: str) -> tuple[str, str]:
@@ -99,6 +104,7 @@ class HandoffRecord:
     entities: dict[str, list[str]] = field(default_factory=dict)
     window: dict[str, Any] | None = None
     status: str = "open"
+    language: str = "en"
     case_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     def to_json(self) -> str:
@@ -123,6 +129,7 @@ def build_record(
     display_name: str = "",
     window: dict[str, Any] | None = None,
     now: datetime | None = None,
+    language: str = "en",
 ) -> HandoffRecord:
     """Build the record from a tracker's events.
 
@@ -138,6 +145,8 @@ def build_record(
         display_name: The resident's name on the channel, if known.
         window: The channel's messaging-window state, if the channel has one.
         now: The time of the handoff.
+        language: The conversation's language (``"en"``, ``"cy"``): routes Welsh to a
+            Welsh-speaking team, and agents see it.
     """
     now = now or datetime.now(UTC)
     transcript: list[dict[str, Any]] = []
@@ -173,10 +182,11 @@ def build_record(
         reason=reason,
         topic=topic,
         priority=priority_for(reason),
-        team=team_for(topic, reason),
+        team=team_for(topic, reason, language=language),
         created_at=now.isoformat(),
         transcript=transcript,
         intents=intents[-_INTENT_HISTORY:],
         entities=entities,
         window=window,
+        language=language,
     )
