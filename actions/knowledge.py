@@ -1,8 +1,11 @@
 """The knowledge-base action: answer a routine question from the entries editors maintain.
 
 It reads the classified intent, its confidence, the message and the input channel, asks the
-knowledge base for the entry that fits, and utters that entry's variant for the channel. When
-nothing fits it does not invent an answer: it hands the conversation to a person.
+knowledge base for the entry that fits, and utters that entry's variant for the channel in
+the conversation's language (slot ``language``). When nothing fits it does not invent an
+answer: it hands the conversation to a person. A conversation in Welsh whose entry has no
+Welsh answer is handed to a person too (a Welsh-speaking team, with the Welsh holding reply:
+``docs/welsh.md``), rather than answered in English.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.resources import shared_redis
 from bot.keys import namespace
 from bot.knowledge.store import KnowledgeBase
+from bot.nlu.language import LANGUAGE, language_of
 
 __all__ = ["HANDOFF_ACTION", "ActionAnswer", "latest_intent", "shared_knowledge_base"]
 
@@ -83,5 +87,8 @@ class ActionAnswer(Action):
         if found is None:
             return [FollowupAction(HANDOFF_ACTION)]
         entry, _ = found
-        dispatcher.utter_message(text=entry.answer_for(channel))
+        answer = entry.answer_in(language_of(tracker.get_slot(LANGUAGE)), channel)
+        if answer is None:
+            return [FollowupAction(HANDOFF_ACTION)]
+        dispatcher.utter_message(text=answer)
         return [SlotSet("kb_entry", entry.id)]

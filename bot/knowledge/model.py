@@ -1,15 +1,16 @@
 """Knowledge-base entries, their versions and the checks an entry must pass before it is saved.
 
 An entry is one answer editors maintain: the topic (an intent of the contract or a new topic)
-it answers, example questions residents ask, the answer text with per-channel variants, the
-team that owns it, when it must be reviewed, and its publication state. Every change is kept as
+it answers, example questions residents ask, the answer text with per-channel variants (and
+the same in other languages: Welsh, ``translations``), the team that owns it, when it must be
+reviewed, and its publication state. Every change is kept as
 a :class:`Version` with who, when, what changed and why.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ __all__ = [
     "CHANNELS",
     "SHORT_CHANNELS",
     "STATUSES",
+    "TRANSLATION_LANGUAGES",
     "Entry",
     "Version",
     "changed_fields",
@@ -29,6 +31,8 @@ __all__ = [
 STATUSES = ("draft", "published", "archived")
 # Channels that may carry their own variant; "default" serves every other channel.
 CHANNELS = ("default", "sms", "whatsapp", "messenger", "twitter", "telegram")
+# Languages an answer may be given in besides English (ISO 639-1): Welsh.
+TRANSLATION_LANGUAGES = ("cy",)
 # SMS and WhatsApp variants must stay short: long texts split or get cut on handsets.
 SHORT_CHANNELS = {"sms": 320, "whatsapp": 700}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
@@ -71,6 +75,8 @@ class Entry:
         publish_from: Not served before this time (UTC), if set.
         expire_at: Not served from this time (UTC), if set.
         title: A short name editors see in lists.
+        translations: The answer in other languages: language (``cy``) -> channel -> text,
+            with the same channels and rules as ``answers`` (``default`` required).
     """
 
     id: str
@@ -83,6 +89,18 @@ class Entry:
     publish_from: datetime | None = None
     expire_at: datetime | None = None
     title: str = ""
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def answer_in(self, language: str, channel: str | None) -> str | None:
+        """The answer in ``language`` for ``channel`` (as :meth:`answer_for`), None without one.
+
+        English (``en``) is ``answers``; another language is its ``translations`` entry.
+        """
+        if language == "en":
+            return self.answer_for(channel)
+        answers = self.translations.get(language) or {}
+        text = answers.get(channel or "", "") or answers.get("default", "")
+        return plain_text(text) if text.strip() else None
 
     def answer_for(self, channel: str | None) -> str:
         """Return the variant for ``channel``, or the default text, as safe plain text.
@@ -113,6 +131,8 @@ class Entry:
                 data[name] = value.isoformat()
         if not self.title:
             data.pop("title")
+        if not self.translations:
+            data.pop("translations")  # entries without any keep their earlier form
         return data
 
     @classmethod
@@ -135,6 +155,10 @@ class Entry:
             publish_from=_when(data.get("publish_from")),
             expire_at=_when(data.get("expire_at")),
             title=str(data.get("title") or ""),
+            translations={
+                str(language): {str(k): str(v) for k, v in (answers or {}).items()}
+                for language, answers in (data.get("translations") or {}).items()
+            },
         )
 
 
@@ -272,6 +296,20 @@ def plain_text(text: str) -> str:
         cleaned = stripped
 
 
+def _answers_problems(where: str, answers: dict[str, str]) -> list[str]:
+    problems = []
+    for channel, text in answers.items():
+        if channel not in CHANNELS:
+            problems.append(f"{where}.{channel}: unknown channel (use {', '.join(CHANNELS)})")
+            continue
+        limit = SHORT_CHANNELS.get(channel)
+        if limit is not None and len(text) > limit:
+            problems.append(f"{where}.{channel}: {len(text)} characters, at most {limit}")
+        problems.extend(f"{where}.{p}" for p in _link_problems(channel, text))
+        problems.extend(f"{where}.{p}" for p in _markup_problems(channel, text))
+    return problems
+
+
 def entry_problems(entry: Entry) -> list[str]:
     """Return what is wrong with ``entry`` (empty when it can be saved).
 
@@ -290,15 +328,16 @@ def entry_problems(entry: Entry) -> list[str]:
         problems.append("answers.default: the answer must not be empty")
     if not entry.owner_team.strip():
         problems.append("owner_team: name the team that owns this answer")
-    for channel, text in entry.answers.items():
-        if channel not in CHANNELS:
-            problems.append(f"answers.{channel}: unknown channel (use {', '.join(CHANNELS)})")
+    problems.extend(_answers_problems("answers", entry.answers))
+    for language, answers in entry.translations.items():
+        where = f"translations.{language}"
+        if language not in TRANSLATION_LANGUAGES:
+            known = ", ".join(TRANSLATION_LANGUAGES)
+            problems.append(f"{where}: unknown language (use {known})")
             continue
-        limit = SHORT_CHANNELS.get(channel)
-        if limit is not None and len(text) > limit:
-            problems.append(f"answers.{channel}: {len(text)} characters, at most {limit}")
-        problems.extend(f"answers.{p}" for p in _link_problems(channel, text))
-        problems.extend(f"answers.{p}" for p in _markup_problems(channel, text))
+        if not answers.get("default", "").strip():
+            problems.append(f"{where}.default: the answer must not be empty")
+        problems.extend(_answers_problems(where, answers))
     if entry.publish_from and entry.expire_at and entry.expire_at <= entry.publish_from:
         problems.append("expire_at: must be after publish_from")
     return problems
