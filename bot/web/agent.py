@@ -171,6 +171,7 @@ async def _queue_rows(request: Request, teams: list[str], offset: int) -> list[d
                 "reason": record.reason.replace("_", " "),
                 "topic": record.topic,
                 "channel": record.channel,
+                "language": record.language,
                 "name": record.display_name or record.sender,
                 "created_at": record.created_at,
                 "waiting": _ago(datetime.fromisoformat(record.created_at), now),

@@ -61,7 +61,17 @@
       var link = document.createElement("a");
       link.href = c.url;
       link.textContent = c.name;
-      cell(tr, COLUMNS[1], "").appendChild(link);
+      var resident = cell(tr, COLUMNS[1], "");
+      resident.appendChild(link);
+      if (c.language === "cy") {  // a Welsh conversation: answer in Welsh
+        var welsh = document.createElement("span");
+        var cymraeg = document.createElement("span");
+        welsh.className = "language";
+        cymraeg.lang = "cy";
+        cymraeg.textContent = "Cymraeg";
+        welsh.append("Welsh (", cymraeg, ")");
+        resident.append(" ", welsh);
+      }
       [c.reason, c.team, c.channel, c.waiting, c.sla, c.holder || "—"].forEach(function (t, i) {
         cell(tr, COLUMNS[i + 2], t);
       });
