@@ -474,6 +474,10 @@ class Lanes:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # a lane cancelled before it ever ran did not clean up after itself
+        self._queues.clear()
+        self._tasks.clear()
+        self._held.clear()
 
     async def _run(self, lane: str) -> None:
         queue = self._queues[lane]

@@ -153,3 +153,18 @@ def test_retry_policy() -> None:
     assert policy.exhausted(RetryState(12, now - 600), now)
     assert policy.exhausted(RetryState(3, now, errors=3), now)
     assert RetryPolicy(max_attempts=3).exhausted(RetryState(3, now), now)
+
+
+async def test_closed_lanes_let_go_of_their_entries_even_before_they_ran() -> None:
+    done: list[str] = []
+
+    async def work(entry_id: str, fields: Fields) -> None:
+        done.append(entry_id)
+
+    lanes = Lanes(work, "conversation")
+    await lanes.put([("1-0", {"conversation": "a"})])
+    await lanes.close()  # at once: its task never started
+    assert lanes.held() == [] and done == []
+    await lanes.put([("1-0", {"conversation": "a"})])  # read again after a restart
+    await lanes.drain()
+    assert done == ["1-0"]
