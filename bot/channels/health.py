@@ -84,9 +84,9 @@ async def _stream_health(
 ) -> dict[str, Any]:
     async with client.pipeline(transaction=False) as pipe:
         pipe.xlen(stream)
-        pipe.zrange(f"{stream}:workers", 0, -1, withscores=True)
-        pipe.zcard(f"{stream}:due")
-        pipe.zrangebyscore(f"{stream}:due", now, "+inf")
+        pipe.zrange(key(stream, "workers"), 0, -1, withscores=True)
+        pipe.zcard(key(stream, "due"))
+        pipe.zrangebyscore(key(stream, "due"), now, "+inf")
         pipe.xlen(dead)
         pipe.xrange(stream, count=_LOOKED_AT)
         length, beats, retrying, not_yet_due, dead_count, first = await pipe.execute()

@@ -33,6 +33,8 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import RedisError, ResponseError
 
+from bot.keys import key
+
 __all__ = [
     "Entry",
     "Fields",
@@ -53,6 +55,7 @@ Entry = tuple[str, dict[str, str] | None]
 """A stream id and its fields (None when the entry was deleted while pending)."""
 
 Fields = dict[str, str]
+"""The fields of a stream entry."""
 
 
 def consumer_name() -> str:
@@ -155,8 +158,8 @@ class Retries:
 
     def __init__(self, client: redis.asyncio.Redis, stream: str) -> None:
         self.redis = client
-        self.state_key = f"{stream}:retries"
-        self.due_key = f"{stream}:due"
+        self.state_key = key(stream, "retries")
+        self.due_key = key(stream, "due")
 
     async def get(self, entry_id: str) -> RetryState:
         """The failures so far of an entry (none when it never failed)."""
@@ -266,7 +269,7 @@ class GroupReader:
         self.batch = batch
         self.dead_after = dead_after
         self.beat_every = beat_every
-        self.heartbeats = f"{stream}:workers"
+        self.heartbeats = key(stream, "workers")
         self._take_over = client.register_script(_TAKE_OVER)
         self._keep_alive = client.register_script(_KEEP_ALIVE)
         self._own_from: str | None = "0"  # where reading own pending entries goes on (None: done)
@@ -302,9 +305,9 @@ class GroupReader:
         if entry_ids:
             await self.redis.xack(self.stream, self.group, *entry_ids)
 
-    async def beat(self, *, force: bool = False) -> None:
+    async def beat(self) -> None:
         """Record that this consumer is alive (at most every ``beat_every`` seconds)."""
-        if force or time.monotonic() >= self._next_beat:
+        if time.monotonic() >= self._next_beat:
             await self.redis.zadd(self.heartbeats, {self.consumer: time.time()})
             self._next_beat = time.monotonic() + self.beat_every
 
