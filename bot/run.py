@@ -101,11 +101,15 @@ def chat(rasa_url: str) -> None:
             f"{rasa_url}/webhooks/rest/webhook", body, {"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            for reply in json.load(response):
-                if "text" in reply:
-                    print(f"bot> {reply['text']}")
-                for number, button in enumerate(reply.get("buttons", []), start=1):
-                    print(f"     {number}. {button.get('title')}")
+            replies = json.load(response)
+        if not replies:  # Rasa logs why (a response it could not render, an action error)
+            log = (DATA_DIR / "logs" / "rasa.log").relative_to(ROOT)
+            print(f"bot> (no reply: the Rasa server's log, {log}, says why)")
+        for reply in replies:
+            if "text" in reply:
+                print(f"bot> {reply['text']}")
+            for number, button in enumerate(reply.get("buttons", []), start=1):
+                print(f"     {number}. {button.get('title')}")
 
 
 def main(argv: list[str] | None = None) -> int:
