@@ -1,4 +1,4 @@
-"""Rasa input channels for WhatsApp/SMS, Messenger, Twitter and Telegram: the workers only.
+"""Rasa input channels for WhatsApp/SMS, Messenger, Instagram, Twitter and Telegram: workers only.
 
 Each is a thin :class:`rasa.core.channels.channel.InputChannel` registered in
 ``credentials.yml`` under its dotted path. The webhooks are not served here: the public edge
@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 import redis.asyncio
@@ -40,6 +41,7 @@ from bot.redis_conn import connect_async, redis_url
 
 __all__ = [
     "ChannelRuntime",
+    "InstagramInput",
     "MessengerInput",
     "TelegramInput",
     "TwitterInput",
@@ -75,6 +77,8 @@ def user_message(message: InboundMessage, output: CollectingOutputChannel) -> Us
             "longitude": message.location.longitude,
             "label": message.location.label,
         }
+    if message.contact is not None:
+        metadata["contact"] = asdict(message.contact)
     return UserMessage(
         text=text,
         output_channel=output,
@@ -271,3 +275,9 @@ class TelegramInput(_WorkerInput):
     """Telegram (webhook on the edge: ``/webhooks/telegram/webhook``)."""
 
     channel_name = "telegram"
+
+
+class InstagramInput(_WorkerInput):
+    """Instagram direct messages (webhook on the edge: ``/webhooks/instagram/webhook``)."""
+
+    channel_name = "instagram"

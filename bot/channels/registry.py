@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from bot.channels.accounts import DEFAULT_CREDENTIALS, Section, load_credentials
 from bot.channels.base import ChannelAdapter
+from bot.channels.instagram import InstagramAdapter
 from bot.channels.messenger import MessengerAdapter
 from bot.channels.telegram import TelegramAdapter
 from bot.channels.twilio import TwilioAdapter
@@ -88,6 +89,12 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         "twitter", TwitterAdapter, "bot.channels.rasa.TwitterInput", frozenset({"consumer_secret"})
     ),
     ChannelSpec("telegram", TelegramAdapter, "bot.channels.rasa.TelegramInput"),
+    ChannelSpec(
+        "instagram",
+        InstagramAdapter,
+        "bot.channels.rasa.InstagramInput",
+        frozenset({"app_secret", "verify_token", "api_version"}),
+    ),
 )
 """Every residents' channel, by webhook name."""
 

@@ -122,8 +122,8 @@ def create_app(
         if hook is None:
             return PlainTextResponse("unknown channel", status_code=404, headers=_HEADERS)
         if request.method != "POST":
-            query = {key: value for key, value in request.query_params.items()}
-            return _response(hook.challenge(query))
+            # a provider's check, or a delivery in the query string (a Twilio number set to GET)
+            return _response(await hook.get(str(request.url), dict(request.headers)))
         raw = request.scope["headers"]
         if sum(len(name) + len(value) for name, value in raw) > MAX_HEAD_BYTES:
             # h11 limits a head that arrives in pieces; this catches one sent in one packet

@@ -8,14 +8,24 @@ import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from twilio.request_validator import RequestValidator
 
-from bot.channels.base import Attachment, Button, InboundMessage, Location, OutboundMessage
+from bot.channels.base import (
+    Attachment,
+    Button,
+    Contact,
+    InboundMessage,
+    Location,
+    OutboundMessage,
+)
+from bot.channels.instagram import InstagramAdapter
 from bot.channels.rasa import (
     ChannelRuntime,
+    InstagramInput,
     TelegramInput,
     WhatsAppInput,
     collected_to_outbound,
     user_message,
 )
+from bot.channels.registry import CHANNELS, build
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.webhook import Webhook
@@ -137,3 +147,21 @@ async def test_webhook_to_rasa_to_provider(
     form = request.form()
     assert form["Body"] == "You said: When is my bin day?"
     assert form["To"] == "whatsapp:+447700900123"
+
+
+def test_a_shared_contact_reaches_rasa_and_instagram_has_an_input() -> None:
+    message = InboundMessage(
+        "telegram", "councilbot", "5", "9", "", 1.0, contact=Contact("0788531373", "Adolf Taxi")
+    )
+    metadata = user_message(message, CollectingOutputChannel()).metadata or {}
+    assert metadata["contact"] == {"phone": "0788531373", "name": "Adolf Taxi", "user_id": ""}
+    env = {"S": "secret", "V": "verify", "T": "token"}
+    section = {
+        "app_secret": "${S}",
+        "verify_token": "${V}",
+        "accounts": [{"account_id": "17841400000000001", "token": "${T}"}],
+    }
+    spec = next(spec for spec in CHANNELS if spec.name == "instagram")
+    assert spec.section == "bot.channels.rasa.InstagramInput"
+    assert isinstance(build(spec, section, "credentials.yml", env).adapter, InstagramAdapter)
+    assert InstagramInput.name() == "instagram"

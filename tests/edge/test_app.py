@@ -8,12 +8,21 @@ import logging
 import aiohttp
 import pytest
 import redis.asyncio
+import yarl
+from twilio.request_validator import RequestValidator
 
 from bot.channels.inbox import Inbox
 from bot.channels.telegram import TelegramAdapter
 from bot.testing.edge import serving
 
-from .conftest import channels, signed_whatsapp, telegram_headers, telegram_update
+from .conftest import (
+    TWILIO_TOKEN,
+    channels,
+    load,
+    signed_whatsapp,
+    telegram_headers,
+    telegram_update,
+)
 
 
 async def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, dict[str, str]]:
@@ -116,3 +125,18 @@ async def test_the_group_exists_before_any_worker_starts(
 ) -> None:
     groups = await async_redis.xinfo_groups(Inbox(async_redis, namespace).stream)
     assert [group["name"] for group in groups] == ["workers"]
+
+
+async def test_a_whatsapp_number_set_to_get_is_received(
+    edge: str, async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    url = f"{edge}/webhooks/whatsapp/webhook?{load('twilio', 'whatsapp_text.txt').decode()}"
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, {})
+    exact = yarl.URL(url, encoded=True)  # as Twilio sends it: no re-encoding of the query
+    async with aiohttp.ClientSession() as session:
+        async with session.get(exact, headers={"X-Twilio-Signature": signature}) as answer:
+            assert answer.status == 200
+        async with session.get(exact, headers={"X-Twilio-Signature": "AAAA"}) as refused:
+            assert refused.status == 403
+    [message] = await queued(async_redis, namespace)
+    assert message["text"] == "When is my bin day?"
