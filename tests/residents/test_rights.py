@@ -35,10 +35,12 @@ from bot.bins.model import BinType
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.channels.inbox import Inbox
 from bot.channels.outbox import queue_reply
+from bot.errors import ConfigError
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
 from bot.residents.__main__ import main
 from bot.residents.rights import Layout, erase, export, find, leftovers
+from bot.services import ROOT
 from bot.state import RedisUrlTrackerStore
 from bot.web.audit import AuditLog
 
@@ -361,3 +363,14 @@ async def test_unknown_conversation_phone_or_case_is_nothing_held(
 def test_cli_unreachable_redis_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--redis-url", "redis://127.0.0.1:1/0", "export", "+447700900123"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_layout_follows_the_rasa_stores_in_endpoints_yml(tmp_path: Path) -> None:
+    assert Layout.from_endpoints(ROOT / "endpoints.yml", "cr") == Layout("cr", "tracker:", "lock:")
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text("tracker_store:\n  key_prefix: council\n")
+    assert Layout.from_endpoints(endpoints, "cr").tracker_prefix == "council:tracker:"
+    endpoints.write_text("lock_store:\n  key_prefix: not-alnum\n")
+    with pytest.raises(ConfigError) as info:
+        Layout.from_endpoints(endpoints, "cr")
+    assert (info.value.path, info.value.key) == (str(endpoints), "lock_store.key_prefix")
