@@ -17,7 +17,8 @@ from bot.knowledge.model import Entry
 
 __all__ = ["CONTENT_DIR", "TOP_KEY", "dump_entries", "load_entries"]
 
-CONTENT_DIR = Path("responses/knowledge")
+CONTENT_DIR = Path(__file__).resolve().parents[2] / "responses" / "knowledge"
+"""The shipped content, found from the package (not the working directory)."""
 TOP_KEY = "knowledge_base"
 
 

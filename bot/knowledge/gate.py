@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from bot.errors import ConfigError
+from bot.knowledge.content import CONTENT_DIR
 from bot.knowledge.selector import Index
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
 
 NO_ENTRY = "none"
 
-DEFAULT_CONVERSATIONS = Path(__file__).resolve().parents[2] / "responses" / "knowledge" / "gate"
+DEFAULT_CONVERSATIONS = CONTENT_DIR / "gate"
 """The gate's test conversations, next to the knowledge-base content they check."""
 
 

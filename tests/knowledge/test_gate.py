@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError, PublishBlockedError
-from bot.knowledge.content import load_entries
+from bot.knowledge.content import CONTENT_DIR, load_entries
 from bot.knowledge.gate import DEFAULT_CONVERSATIONS, load_conversations
 from bot.knowledge.model import Entry
 from bot.knowledge.store import KnowledgeBase
@@ -120,3 +120,11 @@ async def test_the_gate_runs_from_any_working_directory(
     report = await demo_kb.regression(await demo_kb.get("report-pothole"))
     assert report.ok, report.broken
     assert len(demo_kb.conversations) >= 5
+
+
+def test_the_content_is_found_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # `python -m bot.run` seeds the demo from CONTENT_DIR
+    assert len(load_entries(CONTENT_DIR)) > 20
+    assert DEFAULT_CONVERSATIONS.parent == CONTENT_DIR
