@@ -109,9 +109,18 @@ class CouncilResponses(TemplatedNaturalLanguageGenerator):
         if responses is None:
             responses = domain.responses if domain is not None else {}
         super().__init__(dict(responses))
-        self._languages = _by_language(self.responses)
         # Load (and validate) the profile as the Rasa server starts, not at the first reply.
         self.profile = profile or council_profile()
+
+    @property
+    def responses(self) -> dict[str, list[dict[str, Any]]]:
+        """The domain's responses (Rasa's agent sets them again when it loads a model)."""
+        return self._responses
+
+    @responses.setter
+    def responses(self, responses: dict[str, list[dict[str, Any]]]) -> None:
+        self._responses = responses
+        self._languages = _by_language(responses)
 
     def has_variant(self, utter_action: str, language: str) -> bool:
         """True when ``utter_action`` has a variation in ``language`` (``"cy"``, ``"en"``)."""

@@ -144,3 +144,15 @@ def test_one_welsh_variation_fits_each_case(name: str, values: dict[str, str]) -
         assert "o fewn yr oriau gwaith nesaf" in text
     else:
         assert "9am" in text and "9am" in english
+
+
+def test_responses_set_after_creation_are_used_in_every_language() -> None:
+    # Rasa's agent creates the generator, then sets `nlg.responses` when it loads a model
+    # (rasa/core/agent.py, load_model): found by the end-to-end test, where every reply was
+    # missing because the Welsh/English split was made once, from no responses.
+    generator = CouncilResponses(responses={})
+    generator.responses = load_responses()
+    english = generator.render("utter_greet", "rest")
+    welsh = generator.render("utter_greet", "rest", WELSH)
+    assert english is not None and english["text"].startswith("Hello, this is")
+    assert welsh is not None and welsh["text"].startswith("Helo, dyma gynorthwyydd")
