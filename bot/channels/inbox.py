@@ -238,7 +238,8 @@ class InboxWorker(StreamWorker):
         await until_saved(lambda: self._finish(entry_id, rows), "inbox")
 
     async def _dead(self, entry_id: str, fields: Fields, reason: str) -> None:
-        dead = {**fields, "entry": entry_id, "reason": reason[:500]}
+        # the fields of the webhook's own dead letters (bot.channels.webhook.dead_letter)
+        dead = {**fields, "entry": entry_id, "reason": reason[:500], "at": str(self.clock())}
         await until_saved(lambda: self._finish(entry_id, [], dead=dead), "inbox")
 
     async def _finish(
