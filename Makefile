@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install train run chat test test-fast test-setup lint typecheck pytest pytest-fast bench bench-channels bench-knowledge bench-handoff clean
+.PHONY: install train run chat test test-fast test-setup lint typecheck pytest pytest-fast bench bench-channels bench-knowledge bench-handoff bench-fullstack clean
 
 install:
 	@bash scripts/install.sh
@@ -62,6 +62,11 @@ bench-knowledge: install
 
 bench-handoff: install
 	@$(PY) bench/handoff.py
+
+# The whole assistant (real model, actions, Redis) over signed webhooks vs Rasa's REST channel.
+# Needs a trained model (make train); BENCH_ARGS=--short for a quick development run.
+bench-fullstack: install
+	@$(PY) bench/fullstack.py $(BENCH_ARGS)
 
 clean:
 	rm -rf models .data .mypy_cache .ruff_cache .pytest_cache
