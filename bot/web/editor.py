@@ -79,6 +79,7 @@ def _entry_from_form(form: FormData, entry_id: str) -> tuple[Entry, list[str]]:
             problems.append(f"{name}: give a date and time (UTC)")
             times[name] = None
     answers = {c: _text(form, f"answer_{c}") for c in CHANNELS}
+    welsh = {c: t for c in CHANNELS if (t := _text(form, f"answer_cy_{c}"))}
     entry = Entry(
         id=entry_id,
         topic=_text(form, "topic"),
@@ -90,6 +91,8 @@ def _entry_from_form(form: FormData, entry_id: str) -> tuple[Entry, list[str]]:
         review_by=review_by,
         publish_from=times["publish_from"],
         expire_at=times["expire_at"],
+        # the Welsh answer, if any (docs/welsh.md); all fields empty: none
+        translations={"cy": welsh} if welsh else {},
     )
     return entry, problems + entry_problems(entry)
 
@@ -119,6 +122,8 @@ def _form_values(entry: Entry) -> dict[str, str]:
         "expire_at": entry.expire_at.strftime("%Y-%m-%dT%H:%M") if entry.expire_at else "",
     }
     values.update({f"answer_{c}": entry.answers.get(c, "") for c in CHANNELS})
+    welsh = entry.translations.get("cy", {})
+    values.update({f"answer_cy_{c}": welsh.get(c, "") for c in CHANNELS})
     return values
 
 
