@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from bot import logs
 from bot.errors import ConfigError, CouncilError
 from bot.keys import namespace
 from bot.redis_conn import connect_async, redis_url
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     A :class:`~bot.errors.CouncilError` (a missing secret, a bad setting or content file, an
     unreachable Redis) is printed on one line, without a traceback, and returns 2.
     """
+    logs.install()  # no secret, token or phone number in any log line (finding 13)
     try:
         _start(argv)
     except CouncilError as error:
