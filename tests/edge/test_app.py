@@ -140,3 +140,19 @@ async def test_a_whatsapp_number_set_to_get_is_received(
             assert refused.status == 403
     [message] = await queued(async_redis, namespace)
     assert message["text"] == "When is my bin day?"
+
+
+async def test_replicas_behind_a_load_balancer_share_nothing_but_redis(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    async with (
+        serving(channels(), async_redis, namespace) as first,
+        serving(channels(), async_redis, namespace) as second,
+    ):
+        update = telegram_update("bins?", update_id=77)
+        for replica in (first, second, first):  # Telegram's retries land anywhere
+            status, _, _ = await post(
+                f"{replica}/webhooks/telegram/webhook", update, telegram_headers()
+            )
+            assert status == 200
+    assert [m["message_id"] for m in await queued(async_redis, namespace)] == ["77"]
