@@ -36,10 +36,12 @@ from bot.channels.outbox import OutboxWorker
 from bot.channels.registry import CHANNELS, ChannelSpec, build, secret_values
 from bot.channels.stream import consumer_name
 from bot.channels.supervisor import supervised
+from bot.handoff.attachments import INTENT_PAYLOAD
 from bot.keys import namespace as process_namespace
 from bot.redis_conn import connect_async, redis_url
 
 __all__ = [
+    "CANNOT_READ",
     "ChannelRuntime",
     "InstagramInput",
     "MessengerInput",
@@ -56,10 +58,23 @@ _log = logging.getLogger(__name__)
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
+CANNOT_READ = INTENT_PAYLOAD
+"""What Rasa reads for a message with only things the bot cannot use (a photo, a voice note, a
+sticker, a shared contact...): the intent ``attachment``, answered by the rule that sends
+``utter_cannot_read_attachment``; while a person has the conversation the case shows it as
+"[photo]" etc. (:mod:`bot.handoff.attachments`)."""
+
+
 def user_message(message: InboundMessage, output: CollectingOutputChannel) -> UserMessage:
-    """The Rasa message for an inbound message (a tapped button sends its payload)."""
+    """The Rasa message for an inbound message (a tapped button sends its payload).
+
+    A message with no words and no location, only attachments or a contact, becomes
+    :data:`CANNOT_READ`; its attachments stay in the metadata for the handoff case.
+    """
     payload = message.quick_reply_payload
     text = payload if payload and payload.startswith("/") else message.text
+    if not text.strip() and message.location is None and (message.attachments or message.contact):
+        text = CANNOT_READ
     metadata: dict[str, Any] = {
         "account": message.account,
         "display_name": message.display_name,

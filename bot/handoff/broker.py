@@ -3,8 +3,10 @@
 While a person has a conversation, the bot is paused, but Rasa still reads and stores what the
 resident writes. This broker sees every stored event; a resident's message in a conversation
 with an open case is added to that case (and a message Rasa recognises as a safeguarding worry
-raises the case to the top priority), so the agent sees it at once. What the bot said after the
-case was opened (its holding reply) is added too, so the agent reads what the resident was told.
+raises the case to the top priority), so the agent sees it at once; a photo, voice note or
+shared contact reads as "[photo]" etc. (:mod:`bot.handoff.attachments`). What the bot said
+after the case was opened (its holding reply) is added too, so the agent reads what the
+resident was told.
 It also counts each day's conversations (residents who wrote that day) for the containment
 figure of the reports.
 """
@@ -19,6 +21,7 @@ from typing import Any
 from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.handoff.attachments import resident_text
 from bot.handoff.questions import UnansweredQuestions
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
@@ -87,7 +90,7 @@ class HandoffEventBroker(EventBroker):
         """
         conversation_id = str(event.get("sender_id"))
         sent_at = datetime.fromtimestamp(float(event.get("timestamp") or 0), UTC)
-        text = str(event.get("text") or "")
+        text = resident_text(event)  # a photo or contact reads "[photo]", "[contact: ...]"
         await self.count_conversation(conversation_id, sent_at)
         record = await self._open_case(conversation_id)
         if record is None:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.handoff.attachments import resident_text
 from bot.profile import CouncilProfile
 from bot.profile import current as council_profile
 
@@ -156,7 +157,7 @@ def build_record(
         kind = event.get("event")
         at = _iso(event.get("timestamp"), now)
         if kind == "user":
-            transcript.append({"role": "resident", "text": event.get("text") or "", "at": at})
+            transcript.append({"role": "resident", "text": resident_text(event), "at": at})
             parse = event.get("parse_data") or {}
             intent = parse.get("intent") or {}
             intents.append(
