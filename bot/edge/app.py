@@ -7,7 +7,12 @@ Routes:
   again while the body streams in), body read within ``body_timeout`` seconds (408), then
   :class:`bot.channels.webhook.Webhook`: signature check before parsing (403), parse (400),
   durable Redis inbox (503 while Redis is down), 200. GET answers Messenger's and X's checks.
-* ``GET /health``: 200 while Redis answers, else 503 (for a load balancer).
+* ``GET /health``: liveness for a load balancer: 200 while Redis answers, else 503.
+* ``GET /health/channels``: :func:`bot.channels.health.channel_health` as JSON (the workers'
+  heartbeats and backlogs, no personal data), 200 while replies flow, else 503. Only with
+  ``Authorization: Bearer <COUNCIL_HEALTH_TOKEN>`` (compared in constant time; 401 otherwise);
+  404 while the variable is unset. A token rather than "loopback only": behind a proxy on the
+  same host every request would come from loopback.
 
 Anything else is 404; nothing ever answers with a stack trace (:class:`Guard`). Request bodies
 are never logged. The application keeps no state of its own, so any number of replicas can run
@@ -17,7 +22,9 @@ behind a load balancer.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -29,16 +36,29 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.channels.health import channel_health
 from bot.channels.inbox import Inbox
 from bot.channels.registry import ConfiguredChannel
 from bot.channels.webhook import Webhook, WebhookResponse
+from bot.errors import ConfigError
 
-__all__ = ["DEFAULT_BODY_TIMEOUT", "MAX_HEAD_BYTES", "Guard", "create_app"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "HEALTH_TOKEN_VARIABLE",
+    "MAX_HEAD_BYTES",
+    "MIN_HEALTH_TOKEN_LENGTH",
+    "Guard",
+    "create_app",
+]
 
 MAX_HEAD_BYTES = 16 * 1024
 """Largest request line plus headers (providers send about 1 KiB)."""
 DEFAULT_BODY_TIMEOUT = 10.0
 """Seconds a client has to send a request's body (providers send a few KB at once)."""
+HEALTH_TOKEN_VARIABLE = "COUNCIL_HEALTH_TOKEN"  # noqa: S105 (a variable name, not a secret)
+"""The environment variable holding the token of ``/health/channels`` (unset: not served)."""
+MIN_HEALTH_TOKEN_LENGTH = 32
+"""Shortest token accepted (the route faces the internet: a guessable token is refused)."""
 
 _log = logging.getLogger(__name__)
 _HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
@@ -98,11 +118,23 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _health_token(given: str | None) -> str:
+    token = os.environ.get(HEALTH_TOKEN_VARIABLE, "") if given is None else given
+    if token and len(token) < MIN_HEALTH_TOKEN_LENGTH:
+        raise ConfigError(
+            "environment",
+            HEALTH_TOKEN_VARIABLE,
+            f"use at least {MIN_HEALTH_TOKEN_LENGTH} random characters",
+        )
+    return token
+
+
 def create_app(
     channels: Sequence[ConfiguredChannel],
     inbox: Inbox,
     *,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    health_token: str | None = None,
 ) -> Starlette:
     """The edge application.
 
@@ -110,7 +142,13 @@ def create_app(
         channels: The configured channels (their adapters verify and parse).
         inbox: Where verified messages are queued; its Redis client is the caller's to close.
         body_timeout: Seconds allowed to read a request body.
+        health_token: The bearer token of ``/health/channels`` ('' turns it off; None reads
+            ``COUNCIL_HEALTH_TOKEN``).
+
+    Raises:
+        ConfigError: The health token is shorter than :data:`MIN_HEALTH_TOKEN_LENGTH`.
     """
+    token = _health_token(health_token)
     hooks = {
         channel.spec.name: Webhook(channel.adapter, inbox, max_body_bytes=channel.max_body_bytes)
         for channel in channels
@@ -165,6 +203,21 @@ def create_app(
             return JSONResponse({"status": "redis unavailable"}, 503, headers=_HEADERS)
         return JSONResponse({"status": "ok"}, headers=_HEADERS)
 
+    async def channels_health(request: Request) -> Response:
+        if not token:
+            return PlainTextResponse("not found", status_code=404, headers=_HEADERS)
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            _log.warning("edge: /health/channels refused (no or wrong token)")
+            challenge = {**_HEADERS, "WWW-Authenticate": "Bearer"}
+            return PlainTextResponse("token required", status_code=401, headers=challenge)
+        try:
+            async with asyncio.timeout(5.0):
+                report = await channel_health(inbox.redis, inbox.namespace)
+        except (TimeoutError, redis.RedisError, OSError):
+            report = {"ok": False, "problems": ["Redis is unavailable"]}
+        return JSONResponse(report, 200 if report["ok"] else 503, headers=_HEADERS)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
@@ -178,6 +231,7 @@ def create_app(
     return Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
+            Route("/health/channels", channels_health, methods=["GET"]),
             Route("/webhooks/{channel}/webhook", webhook, methods=["GET", "POST"]),
         ],
         middleware=[Middleware(Guard)],
