@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.resources import shared_redis
 from bot.keys import namespace
+from bot.knowledge.embedding import message_embedding
 from bot.knowledge.store import KnowledgeBase
 from bot.nlu.language import LANGUAGE, language_of
 
@@ -83,7 +84,9 @@ class ActionAnswer(Action):
         intent, confidence = latest_intent(tracker.latest_message)
         text = tracker.latest_message.get("text")
         channel = tracker.get_latest_input_channel()
-        found = await kb.select(intent, confidence, text, channel, self._clock())
+        # the NLU's embedding of the message, when it sent one: no second encoding here
+        vector = message_embedding(tracker.latest_message)
+        found = await kb.select(intent, confidence, text, channel, self._clock(), vector)
         if found is None:
             return [FollowupAction(HANDOFF_ACTION)]
         entry, _ = found

@@ -3,15 +3,21 @@
 The knowledge base compares messages with example questions in the same embedding space the
 intent classifier uses, so it reads the featurizer's model name and checksum from
 ``config.yml`` and loads it through :class:`bot.nlu.embedder.Embedder` (checked, offline,
-once per process).
+once per process). The featurizer also puts each message's embedding into the parse data
+(:data:`bot.nlu.featurizer.EMBEDDING`): :func:`message_embedding` reads it back, so the
+action server does not encode the message a second time.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -20,9 +26,50 @@ from bot.errors import ConfigError
 from bot.knowledge.selector import TextEncoder
 from bot.nlu.embedder import Embedder, FloatArray
 
-__all__ = ["FEATURIZER", "CachingEncoder", "default_encoder"]
+__all__ = [
+    "EMBEDDING",
+    "FEATURIZER",
+    "CachingEncoder",
+    "default_encoder",
+    "embedding_output",
+    "message_embedding",
+]
 
 FEATURIZER = "bot.nlu.featurizer.SentenceEmbeddingFeaturizer"
+
+EMBEDDING = "text_embedding"
+"""Parse-data key of the message's sentence embedding, set by the featurizer for selection.
+
+Its value is :func:`embedding_output`'s: ``{"model_sha256", "dimension", "vector"}``, the vector
+as base64 of little-endian float32 (exact, and a quarter of the size of a JSON list). Defined
+here, not in the featurizer, so the action server reads it without importing Rasa's engine.
+"""
+
+
+def embedding_output(vector: FloatArray, model_sha256: str) -> dict[str, Any]:
+    """The parse-data value carrying ``vector`` (1-D), tagged with the model that made it."""
+    data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+    return {
+        "model_sha256": model_sha256,
+        "dimension": int(vector.shape[0]),
+        "vector": base64.b64encode(data).decode("ascii"),
+    }
+
+
+@functools.lru_cache(maxsize=2)
+def _featurizer_model(config_path: str) -> tuple[str, str]:
+    """``(model, model_sha256)`` of the featurizer step in ``config_path``."""
+    path = Path(config_path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(config_path, "", f"cannot read: {exc}") from exc
+    for step in config.get("pipeline") or []:
+        if isinstance(step, dict) and step.get("name") == FEATURIZER:
+            if not step.get("model") or not step.get("model_sha256"):
+                raise ConfigError(config_path, "pipeline.model", "model and model_sha256 needed")
+            return str(step["model"]), str(step["model_sha256"]).lower()
+    raise ConfigError(config_path, "pipeline", f"no {FEATURIZER} step")
 
 
 @functools.lru_cache(maxsize=2)
@@ -33,17 +80,30 @@ def default_encoder(config_path: str = "config.yml") -> Embedder:
         ConfigError: The file has no featurizer with ``model`` and ``model_sha256``.
         ModelIntegrityError: The model's weights do not match the checksum.
     """
-    path = Path(config_path)
+    return Embedder(*_featurizer_model(config_path))
+
+
+def message_embedding(
+    parse_data: Mapping[str, Any], config_path: str = "config.yml"
+) -> FloatArray | None:
+    """The message's embedding from its parse data, or None to encode it here instead.
+
+    None when the parse data has none (an older model, the HTTP API's parse without our
+    featurizer), or one from another model than the one ``config_path`` names, or a damaged one.
+    """
+    value = parse_data.get(EMBEDDING)
+    if not isinstance(value, Mapping):
+        return None
+    if value.get("model_sha256") != _featurizer_model(config_path)[1]:
+        return None
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(config_path, "", f"cannot read: {exc}") from exc
-    for step in config.get("pipeline") or []:
-        if isinstance(step, dict) and step.get("name") == FEATURIZER:
-            if not step.get("model") or not step.get("model_sha256"):
-                raise ConfigError(config_path, "pipeline.model", "model and model_sha256 needed")
-            return Embedder(str(step["model"]), str(step["model_sha256"]))
-    raise ConfigError(config_path, "pipeline", f"no {FEATURIZER} step")
+        raw = base64.b64decode(str(value.get("vector")), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != 4 * int(value.get("dimension") or -1):
+        return None
+    vector: FloatArray = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    return vector if np.all(np.isfinite(vector)) else None
 
 
 class CachingEncoder:

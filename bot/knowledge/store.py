@@ -30,7 +30,7 @@ from bot.errors import EntryInvalidError, EntryNotFoundError, PublishBlockedErro
 from bot.keys import key
 from bot.knowledge.gate import Conversation, GateReport, run_gate
 from bot.knowledge.model import Entry, Version, changed_fields, entry_problems
-from bot.knowledge.selector import Index, Selection, SelectionPolicy, TextEncoder
+from bot.knowledge.selector import FloatArray, Index, Selection, SelectionPolicy, TextEncoder
 
 __all__ = ["KnowledgeBase"]
 
@@ -465,6 +465,7 @@ class KnowledgeBase:
         text: str | None,
         channel: str | None,
         now: datetime,
+        vector: FloatArray | None = None,
     ) -> tuple[Entry, float] | None:
         """Return the live entry that answers a message and the confidence, or None.
 
@@ -474,16 +475,24 @@ class KnowledgeBase:
             text: The resident's message.
             channel: The input channel (the caller picks the entry's variant with it).
             now: When the answer is served; expired or not-yet-published entries are skipped.
+            vector: The message's embedding when the NLU already computed it (with the
+                encoder's model); None encodes ``text`` here.
         """
-        selection = await self.choose(intent, confidence, text, now)
+        selection = await self.choose(intent, confidence, text, now, vector)
         return (selection.entry, selection.confidence) if selection else None
 
     async def choose(
-        self, intent: str | None, confidence: float, text: str | None, now: datetime
+        self,
+        intent: str | None,
+        confidence: float,
+        text: str | None,
+        now: datetime,
+        vector: FloatArray | None = None,
     ) -> Selection | None:
         """Like :meth:`select`, but also says how the entry was chosen."""
         index = await self.refresh()
-        vector = await asyncio.to_thread(index.encode_message, text)
+        if vector is None or not text or not text.strip():
+            vector = await asyncio.to_thread(index.encode_message, text)
         return index.select(intent, confidence, vector, now)
 
     async def regression(self, edited: Entry, now: datetime | None = None) -> GateReport:

@@ -14,6 +14,7 @@ from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.knowledge.embedding import EMBEDDING, embedding_output
 from bot.nlu.embedder import Embedder, FloatArray
 
 __all__ = [
@@ -55,6 +56,7 @@ class SentenceEmbeddingFeaturizer(GraphComponent):
     def __init__(self, config: dict[str, Any], name: str) -> None:
         self._name = name
         self.layers = [int(layer) for layer in config.get("layers") or []]
+        self.model_sha256 = str(config["model_sha256"]).lower()
         self.embedder = Embedder(
             config["model"], config["model_sha256"], config["batch_size"], config["threads"]
         )
@@ -67,18 +69,25 @@ class SentenceEmbeddingFeaturizer(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> SentenceEmbeddingFeaturizer:
-        """Load the (checked) model."""
-        return cls(config, execution_context.node_name or cls.__name__)
+        """Load the (checked) model, warm it up, and install the Rasa server's speed-ups."""
+        from bot import rasa_patches
 
-    def _featurize(self, messages: list[Message]) -> None:
+        rasa_patches.install()
+        featurizer = cls(config, execution_context.node_name or cls.__name__)
+        # the first pass through the model is slow (allocations, lazy set-up): not a resident's
+        featurizer._featurize([Message(data={TEXT: "warm up"})])
+        return featurizer
+
+    def _featurize(self, messages: list[Message]) -> FloatArray:
         with_text = [message for message in messages if message.get(TEXT) is not None]
         texts = [str(message.get(TEXT)) for message in with_text]
         if not self.layers:
-            for message, vector in zip(with_text, self.embedder.encode(texts), strict=True):
+            vectors = self.embedder.encode(texts)
+            for message, vector in zip(with_text, vectors, strict=True):
                 message.add_features(
                     Features(vector[np.newaxis, :], FEATURE_TYPE_SENTENCE, TEXT, self._name)
                 )
-            return
+            return vectors
         vectors, per_layer = self.embedder.encode_layers(texts, self.layers)
         origin = self._name + LAYERS_ORIGIN_SUFFIX
         for message, vector, layered in zip(with_text, vectors, per_layer, strict=True):
@@ -88,6 +97,7 @@ class SentenceEmbeddingFeaturizer(GraphComponent):
             message.add_features(
                 Features(layered[np.newaxis, :], FEATURE_TYPE_SENTENCE, TEXT, origin)
             )
+        return vectors
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         """Featurize every training message that has text, in batches."""
@@ -95,8 +105,13 @@ class SentenceEmbeddingFeaturizer(GraphComponent):
         return training_data
 
     def process(self, messages: list[Message]) -> list[Message]:
-        """Featurize incoming messages."""
-        self._featurize(messages)
+        """Featurize incoming messages; each one's embedding also goes into its parse data.
+
+        The knowledge base selects with it (:data:`EMBEDDING`), so the message is encoded once.
+        """
+        with_text = [message for message in messages if message.get(TEXT) is not None]
+        for message, vector in zip(with_text, self._featurize(messages), strict=True):
+            message.set(EMBEDDING, embedding_output(vector, self.model_sha256), add_to_output=True)
         return messages
 
 

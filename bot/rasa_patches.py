@@ -1,0 +1,224 @@
+"""Speed-ups of the Rasa server that keep its behaviour (issue 12; ``docs/performance.md``).
+
+Installed once per process by :func:`install`, which our featurizer calls when the model is
+loaded (so every Rasa server running our pipeline has them, with nothing else to configure):
+
+* The action server's answer is checked against Rasa's JSON schema with a validator built
+  once. ``jsonschema.validate`` first checks the (large) schema itself against its
+  meta-schema on every call: 22-25 ms of the Rasa server's CPU per action call, for the same
+  answer and the same error.
+* An action is sent the tracker's state (slots, latest message, active loop...) with the
+  events of the current turn only (from the latest user message on), instead of the whole
+  conversation, which grows with every turn. Our actions read the current turn; the ones
+  listed in :data:`FULL_HISTORY_ACTIONS` (``action_handoff`` writes the transcript into the
+  case) still get every event.
+* The NLU parse runs in a worker thread, so the event loop keeps answering (inbox and outbox
+  workers, HTTP, Redis) meanwhile; the model releases the GIL while it computes.
+* The sentence embedding our featurizer adds to the parse data (for the knowledge base, so the
+  action server does not encode the message again) is dropped from the earlier user messages
+  when a new one is parsed, so stored trackers do not grow by it.
+* Saving a tracker in Redis reads and rebuilds the stored one once instead of three times.
+  Rasa's ``RedisTrackerStore.save`` rebuilt it (replaying every event of the conversation) to
+  find the new events for the event broker, then again (twice: the sessions split, then a
+  replay "back in time") to merge it with the one being saved: work that grew with every turn.
+  The same events are published and the same tracker is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.processor import MessageProcessor
+    from rasa.core.tracker_store import RedisTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+__all__ = ["FULL_HISTORY_ACTIONS", "current_turn_events", "install", "installed"]
+
+FULL_HISTORY_ACTIONS = frozenset({"action_handoff"})
+"""Custom actions that read earlier turns, so they are sent every event."""
+
+_installed = False
+
+
+def installed() -> bool:
+    """Whether :func:`install` has run in this process."""
+    return _installed
+
+
+@functools.lru_cache(maxsize=1)
+def _response_validator() -> Any:
+    from jsonschema.validators import validator_for
+    from rasa.core.actions.action import RemoteAction
+
+    schema = RemoteAction.action_response_format_spec()
+    validator_class = validator_for(schema)
+    validator_class.check_schema(schema)  # once, as jsonschema.validate does on every call
+    return validator_class(schema)
+
+
+def _validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
+    from jsonschema import ValidationError, exceptions
+    from rasa.shared.constants import DOCS_BASE_URL
+
+    error = exceptions.best_match(_response_validator().iter_errors(result))
+    if error is None:
+        return True
+    if not isinstance(error, ValidationError):  # pragma: no cover (best_match's type)
+        raise error
+    error.message += (
+        ". Failed to validate Action server response from API, "
+        "make sure your response from the Action endpoint is valid. "
+        "For more information about the format visit "
+        f"{DOCS_BASE_URL}/custom-actions"
+    )
+    raise error
+
+
+def current_turn_events(tracker: DialogueStateTracker) -> list[Any]:
+    """The tracker's events from its latest user message on (all of them when it has none)."""
+    from rasa.shared.core.events import UserUttered
+
+    events = list(tracker.events)
+    for index in range(len(events) - 1, -1, -1):
+        if isinstance(events[index], UserUttered):
+            return events[index:]
+    return events
+
+
+def _action_call_format(
+    self: RemoteAction, tracker: DialogueStateTracker, domain: Domain
+) -> dict[str, Any]:
+    import rasa
+    from rasa.shared.core.trackers import EventVerbosity
+
+    if self.name() in FULL_HISTORY_ACTIONS:
+        state = tracker.current_state(EventVerbosity.ALL)
+    else:
+        state = tracker.current_state(EventVerbosity.NONE)
+        state["events"] = [event.as_dict() for event in current_turn_events(tracker)]
+    result: dict[str, Any] = {
+        "next_action": self._name,
+        "sender_id": tracker.sender_id,
+        "tracker": state,
+        "version": rasa.__version__,
+    }
+    if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(
+        self.name()
+    ):
+        result["domain"] = domain.as_dict()
+    return result
+
+
+def _forget_earlier_embeddings(tracker: DialogueStateTracker | None) -> None:
+    from rasa.shared.core.events import UserUttered
+
+    from bot.knowledge.embedding import EMBEDDING
+
+    if tracker is None:
+        return
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            event.parse_data.pop(EMBEDDING, None)
+            return  # only the latest user message ever carries one
+
+
+async def _parse_message(
+    self: MessageProcessor,
+    message: UserMessage,
+    tracker: DialogueStateTracker | None = None,
+    only_output_properties: bool = True,
+) -> dict[str, Any]:
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    _forget_earlier_embeddings(tracker)
+    if self.http_interpreter:
+        parsed: dict[str, Any] = await _original_parse_message(
+            self, message, tracker, only_output_properties
+        )
+        return parsed
+    graph_tracker = tracker or DialogueStateTracker.from_events(message.sender_id, [])
+    parse_data: dict[str, Any] = await asyncio.to_thread(
+        self._parse_message_with_graph, message, graph_tracker, only_output_properties
+    )
+    # what Rasa's parse_message does after the graph (its debug log aside)
+    self._update_full_retrieval_intent(parse_data)
+    self._check_for_unseen_features(parse_data)
+    return parse_data
+
+
+_original_parse_message: Any = None
+
+
+def _last_session_length(stored: DialogueStateTracker | None) -> int:
+    """How many events ``RedisTrackerStore.retrieve`` would return (the latest session's)."""
+    from rasa.shared.core.constants import ACTION_SESSION_START_NAME
+    from rasa.shared.core.events import ActionExecuted, split_events
+
+    if stored is None:
+        return 0
+    sessions = split_events(
+        stored.events,
+        ActionExecuted,
+        {"action_name": ACTION_SESSION_START_NAME},
+        include_splitting_event=True,
+    )
+    return len(sessions[-1]) if len(sessions) > 1 else len(stored.events)
+
+
+def _extends(tracker: DialogueStateTracker, prior: DialogueStateTracker) -> bool:
+    """Whether Rasa's merge would keep ``tracker`` as it is, decided without replaying it.
+
+    Rasa replays ``tracker``'s events up to the first one newer than ``prior``'s last and
+    keeps ``tracker`` when those are ``prior``'s events: the same test on the events.
+    """
+    count, events = len(prior.events), tracker.events
+    if not count or len(events) < count:
+        return not count
+    last = prior.events[-1].timestamp
+    head = list(itertools.islice(events, count))
+    if any(event.timestamp > last for event in head):
+        return False
+    if len(events) > count and events[count].timestamp <= last:
+        return False
+    return head == list(prior.events)
+
+
+async def _save(
+    self: RedisTrackerStore, tracker: DialogueStateTracker, timeout: float | None = None
+) -> None:
+    key = self.key_prefix + tracker.sender_id
+    stored = self.red.get(key)
+    prior = self.deserialise_tracker(tracker.sender_id, stored) if stored is not None else None
+    if self.event_broker is not None:
+        offset = _last_session_length(prior)
+        new_events = list(itertools.islice(tracker.events, offset, len(tracker.events)))
+        await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+    if not timeout and self.record_exp:
+        timeout = self.record_exp
+    if prior is not None and not _extends(tracker, prior):
+        tracker = self._merge_trackers(prior, tracker)
+    self.red.set(key, self.serialise_tracker(tracker), ex=timeout)
+
+
+def install() -> None:
+    """Apply the speed-ups to this process' Rasa classes (idempotent)."""
+    global _installed, _original_parse_message
+    if _installed:
+        return
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.processor import MessageProcessor
+    from rasa.core.tracker_store import RedisTrackerStore
+
+    RedisTrackerStore.save = _save
+    RemoteAction._validate_action_result = _validate_action_result
+    RemoteAction._action_call_format = _action_call_format
+    _original_parse_message = MessageProcessor.parse_message
+    MessageProcessor.parse_message = _parse_message
+    _installed = True

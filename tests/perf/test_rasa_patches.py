@@ -1,0 +1,170 @@
+"""The Rasa server's speed-ups keep Rasa's behaviour (bot.rasa_patches; docs/performance.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from rasa.core.actions.action import RemoteAction
+from rasa.core.brokers.broker import EventBroker
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+from rasa.utils.endpoints import EndpointConfig
+
+from bot import rasa_patches
+from bot.state import RedisUrlTrackerStore
+
+DOMAIN = Domain.from_dict(
+    {
+        "intents": ["ask_bin_day", "human_agent"],
+        "slots": {"bin_postcode": {"type": "text", "mappings": [{"type": "custom"}]}},
+        "actions": ["action_answer", "action_handoff"],
+    }
+)
+# a well-formed answer of rasa-sdk's webhook, and three it would refuse (Rasa's schema)
+GOOD = {
+    "events": [{"event": "slot", "name": "kb_entry", "value": "report-pothole"}],
+    "responses": [{"text": "Report it at https://example.org/potholes"}],
+}
+BAD = [
+    {"events": "not a list"},
+    {"events": [{"event": "no_such_event"}]},
+    {"responses": [{"text": "hi"}, "not an object"]},
+]
+
+
+def _original_message(result: dict[str, Any]) -> str:
+    try:
+        jsonschema.validate(result, RemoteAction.action_response_format_spec())
+    except jsonschema.ValidationError as error:
+        return error.message
+    return ""
+
+
+@pytest.fixture(autouse=True)
+def patched() -> None:
+    rasa_patches.install()
+
+
+def _action(name: str) -> RemoteAction:
+    return RemoteAction(name, EndpointConfig("http://127.0.0.1:1/webhook"))
+
+
+def _conversation() -> DialogueStateTracker:
+    tracker = DialogueStateTracker.from_events(
+        "whatsapp:+441234567890:+447700900123",
+        [
+            ActionExecuted("action_listen"),
+            UserUttered("when is my bin day", {"name": "ask_bin_day", "confidence": 0.9}),
+            BotUttered("What is your postcode?"),
+            ActionExecuted("action_listen"),
+            UserUttered(
+                "AV5 1QA", {"name": "ask_bin_day", "confidence": 0.8}, input_channel="whatsapp"
+            ),
+            SlotSet("bin_postcode", "AV5 1QA"),
+        ],
+        slots=DOMAIN.slots,
+    )
+    return tracker
+
+
+def test_valid_action_answers_pass_the_check() -> None:
+    assert _action("action_answer")._validate_action_result(GOOD) is True
+
+
+@pytest.mark.parametrize("answer", BAD)
+def test_invalid_action_answers_are_refused_with_rasas_error(answer: dict[str, Any]) -> None:
+    expected = _original_message(answer)
+    assert expected  # Rasa's own check refuses it too
+    with pytest.raises(jsonschema.ValidationError) as refused:
+        _action("action_answer")._validate_action_result(answer)
+    assert refused.value.message.startswith(expected + ". Failed to validate Action server")
+
+
+def test_an_action_of_the_current_turn_gets_its_events_and_the_whole_state() -> None:
+    tracker = _conversation()
+    sent = _action("action_answer")._action_call_format(tracker, DOMAIN)
+    full = tracker.current_state(EventVerbosity.ALL)
+    assert [e["event"] for e in sent["tracker"]["events"]] == ["user", "slot"]
+    assert sent["tracker"]["events"][0]["text"] == "AV5 1QA"
+    assert {k: v for k, v in sent["tracker"].items() if k != "events"} == {
+        k: v for k, v in full.items() if k != "events"
+    }
+    assert sent["tracker"]["slots"]["bin_postcode"] == "AV5 1QA"
+    assert sent["tracker"]["latest_input_channel"] == "whatsapp"
+    assert sent["next_action"] == "action_answer" and "domain" in sent
+
+
+def test_the_handoff_still_gets_the_whole_conversation_for_its_transcript() -> None:
+    tracker = _conversation()
+    sent = _action("action_handoff")._action_call_format(tracker, DOMAIN)
+    assert sent["tracker"] == tracker.current_state(EventVerbosity.ALL)
+    texts = [e.get("text") for e in sent["tracker"]["events"] if e["event"] in ("user", "bot")]
+    assert texts == ["when is my bin day", "What is your postcode?", "AV5 1QA"]
+
+
+def test_a_tracker_without_user_messages_sends_every_event() -> None:
+    tracker = DialogueStateTracker.from_events("api", [ActionExecuted("action_listen")])
+    assert len(rasa_patches.current_turn_events(tracker)) == 1
+
+
+def test_install_is_idempotent() -> None:
+    before = RemoteAction._action_call_format
+    rasa_patches.install()
+    assert RemoteAction._action_call_format is before
+    assert rasa_patches.installed()
+
+
+class Published(EventBroker):
+    """Collects what the tracker store publishes."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self.bodies.append(event)
+
+
+def _turn(tracker: DialogueStateTracker, text: str) -> None:
+    tracker.update(ActionExecuted("action_listen"))
+    tracker.update(UserUttered(text, {"name": "ask_bin_day", "confidence": 0.9}))
+    tracker.update(BotUttered(f"you said {text}"))
+
+
+async def test_saved_trackers_and_published_events_are_rasas(
+    redis_url: str, namespace: str
+) -> None:
+    broker = Published()
+    prefix = "".join(c for c in namespace if c.isalnum())  # Rasa refuses other prefixes
+    store = RedisUrlTrackerStore(DOMAIN, host=redis_url, key_prefix=prefix)
+    store.event_broker = broker
+    tracker = DialogueStateTracker.from_events(
+        "resident", [ActionExecuted(ACTION_SESSION_START_NAME)], slots=DOMAIN.slots
+    )
+    for turn in range(3):
+        _turn(tracker, f"message {turn}")
+        await store.save(tracker)
+        stored = await store.retrieve_full_tracker("resident")
+        assert stored is not None and list(stored.events) == list(tracker.events)
+    # a new session in the same tracker, then a turn of the tracker Rasa retrieves after it
+    # (the latest session only): the stored tracker keeps every session (Rasa's merge)
+    tracker.update(ActionExecuted(ACTION_SESSION_START_NAME))
+    _turn(tracker, "after a while")
+    await store.save(tracker)
+    latest = await store.retrieve("resident")
+    assert latest is not None and len(latest.events) == 4
+    _turn(latest, "and again")
+    await store.save(latest)
+    everything = await store.retrieve_full_tracker("resident")
+    assert everything is not None
+    assert list(everything.events) == list(tracker.events) + list(latest.events)[4:]
+    texts = [body.get("text") for body in broker.bodies if body["event"] == "user"]
+    assert texts == ["message 0", "message 1", "message 2", "after a while", "and again"]
+    assert [body["event"] for body in broker.bodies] == [
+        event.as_dict()["event"] for event in everything.events
+    ]
+    assert all(body["sender_id"] == "resident" for body in broker.bodies)
+    store.red.delete(f"{prefix}:resident")
