@@ -134,6 +134,7 @@ class DeliveryState:
         entry: The outbox entry it was sent from ('' when unknown).
         error: Why it failed.
         code: The provider's error code.
+        text: The start of the reply's text, when :func:`sent` recorded it ('' otherwise).
     """
 
     provider_id: str
@@ -143,6 +144,7 @@ class DeliveryState:
     entry: str = ""
     error: str = ""
     code: str = ""
+    text: str = ""
 
 
 async def _apply(
@@ -292,6 +294,7 @@ def _state(provider_id: str, raw: str) -> DeliveryState:
         entry=str(data.get("entry") or ""),
         error=str(data.get("error") or ""),
         code=str(data.get("code") or ""),
+        text=str(data.get("text") or ""),
     )
 
 

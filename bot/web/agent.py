@@ -7,6 +7,11 @@ internal notes, reassign it to another team, resolve it, or give the conversatio
 bot (through the Rasa HTTP API). Every action is written to the audit log, without the
 resident's words. Editors maintain the canned responses under ``/agent/canned``.
 
+Each reply on the case page shows its delivery state (queued, sent, delivered, read, not
+delivered: :mod:`bot.channels.delivery`), a failed delivery puts a notice on the case and a
+marker in the queue, and every agent page shows a banner while replies are not flowing
+(:func:`bot.channels.health.channel_health`).
+
 Environment: ``RASA_URL`` / ``RASA_AUTH_TOKEN`` (return to bot), ``COUNCIL_SLA_FILE`` (JSON
 targets, see :meth:`SlaPolicy.from_mapping`), ``COUNCIL_SLA_WEBHOOK`` and
 ``COUNCIL_SAFEGUARDING_WEBHOOK`` (breach and out-of-hours alert hooks; the console checks
@@ -21,7 +26,7 @@ import logging
 import math
 import os
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -30,6 +35,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from bot.channels import delivery
+from bot.channels.delivery import DeliveryState
+from bot.channels.health import channel_health
 from bot.channels.window import window_state
 from bot.handoff.canned import CannedResponses
 from bot.handoff.queue import HandoffQueue
@@ -37,6 +45,7 @@ from bot.handoff.record import TEAMS, HandoffRecord
 from bot.handoff.replies import OutboundReply, OutboxSender, ReplySender, reply_options
 from bot.handoff.resume import RasaResumer, Resumer
 from bot.handoff.sla import Breach, SlaMonitor, SlaPolicy, WebhookNotifier, evaluate
+from bot.keys import key
 from bot.web import audit
 from bot.web.accounts import User
 from bot.web.app import (
@@ -56,12 +65,14 @@ from bot.web.app import (
 
 __all__ = [
     "CANNED",
+    "DELIVERY_LABELS",
     "LEASE_SECONDS",
     "QUEUE",
     "QUEUE_PAGE_SIZE",
     "RESUME",
     "SENDER",
     "SLA_POLICY",
+    "match_deliveries",
     "setup",
 ]
 
@@ -76,6 +87,19 @@ CANNED = AppKey[CannedResponses]("agent.canned")
 LEASE_SECONDS = 15 * 60
 QUEUE_PAGE_SIZE = 50
 _MAX_TEXT = 4000
+
+DELIVERY_LABELS = {
+    # status: (symbol beside the words, the words: never the symbol or a colour alone)
+    "queued": ("…", "queued"),
+    "sent": ("✓", "sent"),
+    "delivered": ("✓✓", "delivered"),
+    "read": ("✓✓", "read"),
+    "failed": ("⚠", "not delivered"),
+}
+"""How the case page shows each delivery state."""
+_DELIVERY_TEXT_KEPT = 500  # bot.channels.delivery keeps the start of each reply's text
+_QUEUED_BEFORE = 5.0  # seconds an outbox entry may be older than the transcript says (clocks)
+_QUEUED_AFTER = 120.0  # ...and younger (the bot's replies are queued once Rasa has answered)
 
 
 def _me(request: Request) -> User:
@@ -158,8 +182,9 @@ async def _queue_rows(request: Request, teams: list[str], offset: int) -> list[d
     holders = await queue.holders(ids)
     now = _now(request)
     policy = app_of(request)[SLA_POLICY]
+    states = await asyncio.gather(*(_states(request, record) for record in records))
     rows = []
-    for record, meta in zip(records, await queue.metas(ids), strict=True):
+    for record, meta, sent in zip(records, await queue.metas(ids), states, strict=True):
         first, resolution = evaluate(policy, record, meta, now)
         due = first if first.met_at is None else resolution
         rows.append(
@@ -178,9 +203,126 @@ async def _queue_rows(request: Request, teams: list[str], offset: int) -> list[d
                 "holder": holders.get(record.case_id, ""),
                 "sla": f"{due.kind.replace('_', ' ')}: {due.left_text}",
                 "breached": first.breached or resolution.breached,
+                "delivery_failed": bool(_failed_since(sent, record)),
             }
         )
     return rows
+
+
+def _seconds(moment: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(moment)).timestamp()
+    except ValueError:
+        return None
+
+
+def _queued_at(state: DeliveryState) -> float | None:
+    """When the reply was queued: its outbox entry id starts with the Unix milliseconds."""
+    stamp = state.entry.split("-", 1)[0]
+    return int(stamp) / 1000 if stamp.isdigit() else None
+
+
+def _shown(state: DeliveryState | None, role: str) -> dict[str, str] | None:
+    status = state.status if state is not None else "queued"
+    if state is None and role != "agent":
+        return None  # a resident's message, or a bot reply from before delivery states
+    symbol, words = DELIVERY_LABELS[status]
+    error = state.error if state is not None and status == "failed" else ""
+    return {"status": status, "symbol": symbol, "label": words, "error": error}
+
+
+def _matched(
+    transcript: list[dict[str, Any]], states: list[DeliveryState]
+) -> list[DeliveryState | None]:
+    unused = list(states)
+    found: list[DeliveryState | None] = [None] * len(transcript)
+    outbound = [i for i, m in enumerate(transcript) if m.get("role") in ("bot", "agent")]
+    by_time = []
+    for index in outbound:
+        text = str(transcript[index].get("text") or "")[:_DELIVERY_TEXT_KEPT]
+        same = next((state for state in unused if state.text and state.text == text), None)
+        if same is None:
+            by_time.append(index)
+            continue
+        unused.remove(same)
+        found[index] = same
+    for index in by_time:
+        at = _seconds(transcript[index].get("at"))
+        near = [
+            (abs(queued - at), state)
+            for state in unused
+            if not state.text
+            and at is not None
+            and (queued := _queued_at(state)) is not None
+            and at - _QUEUED_BEFORE <= queued <= at + _QUEUED_AFTER
+        ]
+        if near:
+            best = min(near, key=lambda pair: pair[0])[1]
+            unused.remove(best)
+            found[index] = best
+    return found
+
+
+def match_deliveries(
+    transcript: list[dict[str, Any]], states: list[DeliveryState]
+) -> list[dict[str, str] | None]:
+    """Each transcript message's delivery state as the case page shows it (None: not ours).
+
+    A reply is matched to the oldest unmatched state with its text; a state without text (a
+    send that failed before the provider took it) to the reply queued nearest in time. An
+    agent's reply with no state yet is ``queued`` (it waits in the outbox).
+    """
+    return _show(_matched(transcript, states), transcript)
+
+
+def _show(
+    matched: list[DeliveryState | None], transcript: list[dict[str, Any]]
+) -> list[dict[str, str] | None]:
+    return [
+        _shown(state, str(message.get("role")))
+        for state, message in zip(matched, transcript, strict=True)
+    ]
+
+
+def _failed_since(states: list[DeliveryState], record: HandoffRecord) -> list[DeliveryState]:
+    """The deliveries that failed since the case was opened."""
+    opened = _seconds(record.created_at) or 0.0
+    return [s for s in states if s.status == "failed" and s.updated_at >= opened]
+
+
+async def _states(request: Request, record: HandoffRecord) -> list[DeliveryState]:
+    app = app_of(request)
+    return await delivery.states(app[REDIS], record.conversation_id, namespace=app[NAMESPACE])
+
+
+async def _deliveries(
+    request: Request, record: HandoffRecord, transcript: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Delivery state per transcript message, and the failures an agent must see."""
+    states = await _states(request, record)
+    matched = _matched(transcript, states)
+    failures = []
+    for state in _failed_since(states, record):
+        index = next((i for i, found in enumerate(matched) if found is state), None)
+        reply = state.text or (str(transcript[index]["text"]) if index is not None else "")
+        failures.append(
+            {
+                "text": reply,
+                "error": state.error or "the provider could not deliver it",
+                "code": state.code,
+                "at": datetime.fromtimestamp(state.updated_at, UTC).strftime("%d %b %H:%M"),
+            }
+        )
+    return {"deliveries": _show(matched, transcript), "failures": failures}
+
+
+async def _channel_problems(request: Request) -> list[str]:
+    """Why replies are not flowing ([] when they are, or when no channel ever ran here)."""
+    client, ns = app_of(request)[REDIS], app_of(request)[NAMESPACE]
+    if not await client.exists(key(ns, "inbox"), key(ns, "outbox")):
+        return []  # a console without channels: nothing to warn about
+    report = await channel_health(client, ns)
+    return [str(problem) for problem in report["problems"]]
 
 
 def _ago(then: datetime, now: datetime) -> str:
@@ -201,8 +343,15 @@ async def queue_page(request: Request) -> Response:
         "pages": shown["pages"],
         "first": shown["first"],
         "teams": _teams(_me(request)),
+        "channel_problems": await _channel_problems(request),
     }
     return render(request, "agent/queue.html", context)
+
+
+@require_role("agent")
+async def channels_api(request: Request) -> Response:
+    """Why replies are not flowing, for the banner on agent pages (no personal data)."""
+    return JSONResponse({"problems": await _channel_problems(request)})
 
 
 @require_role("agent")
@@ -236,6 +385,14 @@ async def case_updates(request: Request) -> Response:
     )
 
 
+@require_role("agent")
+async def case_deliveries(request: Request) -> Response:
+    """The delivery state of each transcript message, and the failed deliveries."""
+    record = await _case(request)
+    transcript = await app_of(request)[QUEUE].transcript(record.case_id)
+    return JSONResponse(await _deliveries(request, record, transcript))
+
+
 async def _case_page(
     request: Request, record: HandoffRecord, *, error: str = "", status: int = 200
 ) -> Response:
@@ -245,12 +402,17 @@ async def _case_page(
     earlier = await queue.earlier_cases(record)
     me = _me(request)
     window = await _window(request, record)
+    transcript = await queue.transcript(record.case_id)
+    shown = await _deliveries(request, record, transcript)
     return render(
         request,
         "agent/case.html",
         {
             "case": record,
-            "transcript": await queue.transcript(record.case_id),
+            "transcript": transcript,
+            "deliveries": shown["deliveries"],
+            "delivery_failures": shown["failures"],
+            "channel_problems": await _channel_problems(request),
             "notes": await queue.notes(record.case_id),
             "holder": await queue.holder(record.case_id),
             "me": me.username,
@@ -477,6 +639,8 @@ def setup(app: ConsoleApp) -> None:
     app.add_route("/api/agent/queue", queue_api)
     app.add_route("/agent/cases/{case_id}", case_page)
     app.add_route("/api/agent/cases/{case_id}/updates", case_updates)
+    app.add_route("/api/agent/cases/{case_id}/deliveries", case_deliveries)
+    app.add_route("/api/agent/channels", channels_api)
     app.add_route("/api/agent/session", session_status)
     app.add_route("/api/agent/session/extend", session_extend, methods=["POST"])
     for action, handler in (

@@ -5,6 +5,8 @@
   "use strict";
   var QUEUE_POLL_MS = 3000;
   var CASE_POLL_MS = 4000;
+  var CHANNELS_POLL_MS = 15000;
+  var DELIVERY_POLL_MS = 5000;
   var COLUMNS = ["Priority", "Resident", "Reason", "Team", "Channel", "Waiting", "Service level", "Agent"];
 
   function session() {
@@ -47,6 +49,17 @@
     return td;
   }
 
+  // A warning symbol (hidden from screen readers) and the words, e.g. "⚠ Reply not delivered".
+  function flag(words) {
+    var span = document.createElement("span");
+    var symbol = document.createElement("span");
+    span.className = "delivery-flag";
+    symbol.setAttribute("aria-hidden", "true");
+    symbol.textContent = "⚠";
+    span.append(symbol, " " + words);
+    return span;
+  }
+
   function renderQueue(table, data) {
     var body = table.tBodies[0];
     var rows = document.createDocumentFragment();
@@ -71,6 +84,9 @@
         cymraeg.textContent = "Cymraeg";
         welsh.append("Welsh (", cymraeg, ")");
         resident.append(" ", welsh);
+      }
+      if (c.delivery_failed) {  // a reply on this case was not delivered
+        resident.append(" ", flag("Reply not delivered"));
       }
       [c.reason, c.team, c.channel, c.waiting, c.sla, c.holder || "—"].forEach(function (t, i) {
         cell(tr, COLUMNS[i + 2], t);
@@ -128,7 +144,7 @@
   }
 
   // New messages of the open case arrive without a reload; the count is where the next read starts.
-  function followCase(transcript) {
+  function followCase(transcript, afterNew) {
     var live = document.getElementById("case-live");
     poll(function () {
       return transcript.dataset.updates + "?after=" + encodeURIComponent(transcript.dataset.count);
@@ -140,6 +156,7 @@
         if (m.role === "resident") { fromResident += 1; }
       });
       transcript.dataset.count = String(data.total);
+      if (data.messages.length) { afterNew(); }
       if (atBottom) { transcript.scrollTop = transcript.scrollHeight; }
       if (fromResident) {
         live.textContent = fromResident === 1
@@ -150,6 +167,89 @@
       if (status && data.status_text && status.textContent !== data.status_text) {
         status.textContent = data.status_text;
       }
+    });
+  }
+
+  // Each reply's delivery state (queued, sent, delivered, read, not delivered) and the notice of
+  // failed ones; applied again when new messages arrive, as the two polls are independent.
+  function followDeliveries(transcript) {
+    var notice = document.getElementById("delivery-failed");
+    var latest = null;
+    function state(d) {
+      var p = document.createElement("p");
+      var symbol = document.createElement("span");
+      p.className = "delivery delivery-" + d.status;
+      p.dataset.status = d.status;
+      symbol.setAttribute("aria-hidden", "true");
+      symbol.textContent = d.symbol;
+      p.append(symbol, " Delivery: " + d.label + (d.error ? " (" + d.error + ")" : ""));
+      return p;
+    }
+    function apply() {
+      if (!latest) { return; }
+      var items = transcript.children;
+      latest.deliveries.forEach(function (d, i) {
+        var li = items[i];
+        if (!li) { return; }
+        var shown = li.querySelector("p.delivery");
+        if (!d) {
+          if (shown) { shown.remove(); }
+        } else if (!shown) {
+          li.appendChild(state(d));
+        } else if (shown.textContent !== state(d).textContent) {
+          shown.replaceWith(state(d));
+        }
+      });
+    }
+    function renderNotice(failures) {
+      if (!notice) { return; }
+      if (!failures.length) { notice.replaceChildren(); return; }
+      var lead = document.createElement("p");
+      var strong = document.createElement("strong");
+      var symbol = document.createElement("span");
+      symbol.setAttribute("aria-hidden", "true");
+      symbol.textContent = "⚠";
+      strong.append(symbol, failures.length === 1
+        ? " A reply was not delivered to the resident."
+        : " Replies were not delivered to the resident.");
+      lead.append(strong, " Try again, or reach them another way.");
+      var list = document.createElement("ul");
+      failures.forEach(function (f) {
+        var li = document.createElement("li");
+        var text = f.text.length > 120 ? f.text.slice(0, 117) + "..." : f.text;
+        li.textContent = f.at + " UTC: “" + text + "”: " + f.error + (f.code ? " (code " + f.code + ")" : "");
+        list.appendChild(li);
+      });
+      var next = document.createElement("div");
+      next.append(lead, list);
+      if (notice.textContent !== next.textContent) { notice.replaceChildren(lead, list); }
+    }
+    poll(function () { return transcript.dataset.deliveries; }, DELIVERY_POLL_MS, function (data) {
+      latest = data;
+      apply();
+      renderNotice(data.failures);
+    });
+    return apply;
+  }
+
+  // The banner when replies to residents are not flowing (a polite live region).
+  function followChannels(banner) {
+    poll(function () { return banner.dataset.source; }, CHANNELS_POLL_MS, function (data) {
+      if (!data.problems.length) { banner.replaceChildren(); return; }
+      var lead = document.createElement("p");
+      var strong = document.createElement("strong");
+      strong.textContent = "Replies to residents are not flowing.";
+      lead.append(strong, " Residents may be waiting for answers: tell your system administrator.");
+      var list = document.createElement("ul");
+      data.problems.forEach(function (problem) {
+        var li = document.createElement("li");
+        li.textContent = problem.charAt(0).toUpperCase() + problem.slice(1) + ".";
+        list.appendChild(li);
+      });
+      var next = document.createElement("div");
+      next.append(lead, list);
+      // the same words again are not announced again
+      if (banner.textContent !== next.textContent) { banner.replaceChildren(lead, list); }
     });
   }
 
@@ -226,7 +326,11 @@
       });
     }
     var transcript = document.getElementById("transcript");
-    if (transcript && transcript.dataset.updates) { followCase(transcript); }
+    if (transcript && transcript.dataset.updates) {
+      followCase(transcript, transcript.dataset.deliveries ? followDeliveries(transcript) : function () {});
+    }
+    var banner = document.getElementById("channel-banner");
+    if (banner) { followChannels(banner); }
     keepDrafts();
     checkSessionBeforeSending();
     cannedPickers();
