@@ -4,11 +4,13 @@ The messages are the conformance corpus' public examples (``tests/data/webhooks`
 webhook guide, RapidPro courier's fixtures; each file says where it came from), read by the
 real adapters, turned into Rasa's message by :func:`bot.channels.rasa.user_message`, parsed by
 Rasa's own ``/intent`` handler with the project's domain, and added to a handoff case by the
-event broker as Rasa publishes the stored event.
+event broker as Rasa publishes the stored event. The last test (``e2e``) does it with the real
+trained assistant.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +32,8 @@ from bot.handoff.attachments import label, resident_text, safe_url
 from bot.handoff.broker import HandoffEventBroker
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import build_record
+from bot.redis_conn import connect_async
+from bot.testing.assistant import Assistant, Conversation
 from bot.testing.responses import rendered_messages
 
 from .conftest import DATA, load
@@ -201,3 +205,41 @@ def test_an_attachment_before_the_handoff_reads_the_same_in_the_record() -> None
     )
     assert record.transcript[0]["text"] == f"[photo {TWILIO_MEDIA}]"
     assert quote(CANNOT_READ) not in json.dumps(record.transcript)
+
+
+@pytest.mark.e2e
+async def test_with_the_real_assistant_a_photo_is_answered_politely_or_reaches_the_agent(
+    assistant: Assistant, redis_url: str
+) -> None:
+    photo = {"attachments": [{"kind": "image", "url": TWILIO_MEDIA, "content_type": "image/jpeg"}]}
+
+    def send(chat: Conversation) -> list[dict[str, Any]]:
+        """What a channel worker gives Rasa for a photo without words (over the REST channel)."""
+        payload = {"sender": chat.sender, "message": CANNOT_READ, "metadata": photo}
+        answer: list[dict[str, Any]] = assistant.post("/webhooks/rest/webhook", payload)
+        return answer
+
+    english = assistant.conversation()
+    [reply] = send(english)
+    assert reply["text"].startswith("Thank you. I can only read text and locations here")
+    welsh = assistant.conversation()
+    assert welsh.texts("Shwmae").startswith("Helo")
+    [reply] = send(welsh)
+    assert reply["text"].startswith("Diolch. Dim ond testun a lleoliadau")
+
+    handed = assistant.conversation()
+    handed.say("I want to talk to a person please")
+    assert send(handed) == []  # paused for the agent: the bot says nothing
+    client = await connect_async(redis_url)
+    try:
+        queue = HandoffQueue(client, assistant.namespace)
+        case_id = await queue.case_for(handed.sender)
+        assert case_id is not None
+        async with asyncio.timeout(30):  # the event broker adds it as Rasa stores the event
+            while (said := await queue.transcript(case_id))[-1][
+                "text"
+            ] != f"[photo {TWILIO_MEDIA}]":
+                await asyncio.sleep(0.1)
+        assert [m["role"] for m in said][-1] == "resident"
+    finally:
+        await client.close()
