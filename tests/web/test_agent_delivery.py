@@ -25,7 +25,7 @@ from bot.channels.inbox import Inbox, InboxWorker
 from bot.channels.outbox import OutboxWorker
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
-from bot.testing.accessibility import axe_violations, describe
+from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
 from bot.web.agent import QUEUE, match_deliveries
 from bot.web.app import NAMESPACE, REDIS, ConsoleApp
@@ -152,6 +152,8 @@ async def test_each_reply_shows_its_state_and_a_failure_is_surfaced(
     [row] = (await agent.get("/api/agent/queue")).json()["cases"]
     assert row["delivery_failed"] is True
     assert "Reply not delivered" in (await agent.get("/agent/")).text
+    other_team = await login("agent", teams=("revenues",))
+    assert (await other_team.get(f"/api/agent/cases/{case.case_id}/deliveries")).status_code == 403
 
 
 async def test_a_failure_from_before_the_case_is_not_this_cases(
@@ -277,6 +279,10 @@ async def test_in_chromium_states_notice_marker_and_banner_are_shown_live_and_ax
     await expect(notice).to_contain_text("“A crew will come back today.”", timeout=15_000)
     await expect(notice).to_contain_text("(code 30003)")
     assert not (violations := await axe_violations(page)), describe(violations)
+    await page.set_viewport_size({"width": 320, "height": 640})  # reflows, nothing off screen
+    await expect(notice).to_be_visible()
+    assert await horizontal_overflow(page) == 0
+    await page.set_viewport_size({"width": 1280, "height": 800})
 
     await page.goto(console_server.make_url("/agent/"))
     row = page.locator(f'tr[data-case="{case.case_id}"]')
