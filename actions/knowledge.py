@@ -20,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.resources import shared_redis
 from bot.keys import namespace
-from bot.knowledge.embedding import message_embedding
+from bot.knowledge.embedding import message_embedding, one_blas_thread
 from bot.knowledge.store import KnowledgeBase
 from bot.nlu.language import LANGUAGE, language_of
 
@@ -36,6 +36,7 @@ async def shared_knowledge_base() -> KnowledgeBase:
     """Return this process' knowledge base (one index, refreshed from Redis), creating it once."""
     global _shared  # one index per action-server process: embeddings are reused across turns
     if _shared is None:
+        one_blas_thread()  # one message at a time: small matrix products
         _shared = KnowledgeBase(await shared_redis(), namespace())
     return _shared
 

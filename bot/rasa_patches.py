@@ -13,10 +13,13 @@ loaded (so every Rasa server running our pipeline has them, with nothing else to
   listed in :data:`FULL_HISTORY_ACTIONS` (``action_handoff`` writes the transcript into the
   case) still get every event.
 * The NLU parse runs in a worker thread, so the event loop keeps answering (inbox and outbox
-  workers, HTTP, Redis) meanwhile; the model releases the GIL while it computes.
+  workers, HTTP, Redis) meanwhile; the model releases the GIL while it computes. From the
+  first parse on, NumPy's BLAS uses one thread (:func:`bot.knowledge.embedding.one_blas_thread`;
+  training never parses this way, so it keeps its threads).
 * The sentence embedding our featurizer adds to the parse data (for the knowledge base, so the
-  action server does not encode the message again) is dropped from the earlier user messages
-  when a new one is parsed, so stored trackers do not grow by it.
+  action server does not encode the message again) lives for the turn only: it is dropped
+  from the tracker before it is saved or its events published, so stored trackers and the
+  event broker never carry it.
 * Saving a tracker in Redis reads and rebuilds the stored one once instead of three times.
   Rasa's ``RedisTrackerStore.save`` rebuilt it (replaying every event of the conversation) to
   find the new events for the event broker, then again (twice: the sessions split, then a
@@ -116,17 +119,15 @@ def _action_call_format(
     return result
 
 
-def _forget_earlier_embeddings(tracker: DialogueStateTracker | None) -> None:
+def _drop_embeddings(tracker: DialogueStateTracker) -> None:
     from rasa.shared.core.events import UserUttered
 
     from bot.knowledge.embedding import EMBEDDING
 
-    if tracker is None:
-        return
     for event in reversed(tracker.events):
         if isinstance(event, UserUttered):
             event.parse_data.pop(EMBEDDING, None)
-            return  # only the latest user message ever carries one
+            return  # only the latest user message can carry one: earlier ones were saved
 
 
 async def _parse_message(
@@ -137,7 +138,9 @@ async def _parse_message(
 ) -> dict[str, Any]:
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    _forget_earlier_embeddings(tracker)
+    from bot.knowledge.embedding import one_blas_thread
+
+    one_blas_thread()
     if self.http_interpreter:
         parsed: dict[str, Any] = await _original_parse_message(
             self, message, tracker, only_output_properties
@@ -193,6 +196,7 @@ def _extends(tracker: DialogueStateTracker, prior: DialogueStateTracker) -> bool
 async def _save(
     self: RedisTrackerStore, tracker: DialogueStateTracker, timeout: float | None = None
 ) -> None:
+    _drop_embeddings(tracker)
     key = self.key_prefix + tracker.sender_id
     stored = self.red.get(key)
     prior = self.deserialise_tracker(tracker.sender_id, stored) if stored is not None else None

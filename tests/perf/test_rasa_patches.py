@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 from rasa.core.actions.action import RemoteAction
 from rasa.core.brokers.broker import EventBroker
@@ -15,6 +16,7 @@ from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from rasa.utils.endpoints import EndpointConfig
 
 from bot import rasa_patches
+from bot.knowledge.embedding import EMBEDDING, embedding_output
 from bot.state import RedisUrlTrackerStore
 
 DOMAIN = Domain.from_dict(
@@ -129,8 +131,12 @@ class Published(EventBroker):
 
 
 def _turn(tracker: DialogueStateTracker, text: str) -> None:
+    intent = {"name": "ask_bin_day", "confidence": 0.9}
+    # what our featurizer adds to the parse data (for the turn's actions only)
+    carried = embedding_output(np.ones(4, np.float32), "0" * 64)
+    parse_data: Any = {"text": text, "intent": intent, "entities": [], EMBEDDING: carried}
     tracker.update(ActionExecuted("action_listen"))
-    tracker.update(UserUttered(text, {"name": "ask_bin_day", "confidence": 0.9}))
+    tracker.update(UserUttered(text, intent, [], parse_data))
     tracker.update(BotUttered(f"you said {text}"))
 
 
@@ -167,4 +173,8 @@ async def test_saved_trackers_and_published_events_are_rasas(
         event.as_dict()["event"] for event in everything.events
     ]
     assert all(body["sender_id"] == "resident" for body in broker.bodies)
-    store.red.delete(f"{prefix}:resident")
+    # the embedding was for the turn: neither stored nor published
+    stored_text = store.red.get(store.key_prefix + "resident")
+    assert stored_text is not None and EMBEDDING not in str(stored_text)
+    assert not any(EMBEDDING in body.get("parse_data", {}) for body in broker.bodies)
+    store.red.delete(store.key_prefix + "resident")
