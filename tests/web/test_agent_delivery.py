@@ -25,9 +25,10 @@ from bot.channels.inbox import Inbox, InboxWorker
 from bot.channels.outbox import OutboxWorker
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
+from bot.handoff.replies import OutboxSender
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
-from bot.web.agent import QUEUE, match_deliveries
+from bot.web.agent import QUEUE, SENDER, match_deliveries
 from bot.web.app import NAMESPACE, REDIS, ConsoleApp
 
 Login = Callable[..., Awaitable[AsyncClient]]
@@ -93,8 +94,9 @@ class Agent:
             follow_redirects=False,
         )
         assert answer.status_code == 302, answer.text
-        outbox = f"{self.app[NAMESPACE]}:outbox"
-        [(entry_id, fields)] = await self.app[REDIS].xrevrange(outbox, count=1)
+        sender = self.app[SENDER]
+        assert isinstance(sender, OutboxSender)
+        [(entry_id, fields)] = await self.app[REDIS].xrevrange(sender.key, count=1)
         assert fields["text"] == text
         return str(entry_id)
 
