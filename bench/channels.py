@@ -486,6 +486,7 @@ class Phase:
         self.lags: list[float] = []
         self.rest_replies: Counter[str] = Counter()
         self.rest_arrivals: dict[str, float] = {}
+        self.client_errors = 0
         self.started = 0.0
         self.sent_for = 0.0
         self.earlier = 0  # distinct replies at the provider before this phase
@@ -507,8 +508,13 @@ class Phase:
                 if rate:
                     self.lags.append((begun - due) * 1000)
                 self.sent_at.setdefault(ident, begun)
-                async with session.post(url, data=body, headers=headers) as answer:
-                    text = await answer.text()
+                try:
+                    async with session.post(url, data=body, headers=headers) as answer:
+                        text = await answer.text()
+                except aiohttp.ClientError:
+                    # an overloaded server dropped the connection: the message counts as lost
+                    self.client_errors += 1
+                    continue
                 done = time.perf_counter()
                 self.acks.append((done - begun) * 1000)
                 if self.side == "rest" and answer.status == 200:
@@ -574,6 +580,7 @@ class Phase:
                 1 for ident, _, bad in self.plan if bad and counts.get(ident)
             ),
             "client_lag_p99_ms": _pct(self.lags, 0.99),
+            "client_errors": self.client_errors,
         }
 
 
