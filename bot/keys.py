@@ -2,15 +2,33 @@
 
 Every key this project writes starts with a namespace: ``"cr"`` in production, a unique one per
 test, so that test runs and deployments can share a Redis server without colliding.
+
+The namespace is written as a Redis Cluster hash tag, ``{cr}:inbox``: a cluster hashes only the
+part between the braces, so every key of one deployment lives in one hash slot and the
+multi-key Lua scripts and transactions work on a cluster as on a single server. The trade-off:
+one deployment's keys live on one shard (a cluster spreads several deployments, not one).
+A namespace that already holds a hash tag (``{test-1}``) is used as it is.
+
+Keys written before the hash tag (``cr:inbox``) are renamed once, on a single server, by
+``python -m bot.keys migrate`` (:func:`migrate`).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 
-__all__ = ["DEFAULT_NAMESPACE", "key", "namespace"]
+import redis
+
+from bot.redis_conn import connect
+
+__all__ = ["DEFAULT_NAMESPACE", "key", "migrate", "namespace", "prefix", "tagged"]
 
 DEFAULT_NAMESPACE = "cr"
+
+# Redis Cluster hashes the text between the first "{" and the next "}" when it is not empty
+_HASH_TAG = re.compile(r"\{[^}]+\}")
 
 
 def namespace() -> str:
@@ -18,6 +36,53 @@ def namespace() -> str:
     return os.environ.get("COUNCIL_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
 
 
+def tagged(ns: str) -> str:
+    """Return ``ns`` as a hash tag: ``"cr"`` becomes ``"{cr}"``; ``"{test-1}"`` is kept."""
+    first = ns.find("{")
+    if first >= 0 and _HASH_TAG.match(ns, first):
+        return ns
+    return "{" + ns + "}"
+
+
+def prefix(ns: str) -> str:
+    """The start of every key of namespace ``ns`` (``"{cr}:"``): for SCAN patterns."""
+    return tagged(ns) + ":"
+
+
 def key(ns: str, *parts: str) -> str:
-    """Join a namespace and key parts with ``:``."""
-    return ":".join((ns, *parts))
+    """Join the hash-tagged namespace and key parts with ``:`` (``{cr}:inbox:dead``)."""
+    return ":".join((tagged(ns), *parts))
+
+
+def migrate(client: redis.Redis, ns: str = DEFAULT_NAMESPACE) -> int:
+    """Rename the keys of ``ns`` written before the hash tag (``cr:x`` to ``{cr}:x``).
+
+    Run once, on a single server (a cluster cannot rename across slots), with the
+    deployment stopped. A key whose new name exists already is left as it is.
+
+    Returns:
+        How many keys were renamed.
+    """
+    old = ns + ":"
+    renamed = 0
+    for name in client.scan_iter(match=old.replace("[", "\\[") + "*", count=1000):
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        renamed += bool(client.renamenx(text, prefix(ns) + text[len(old) :]))
+    return renamed
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.keys", description=__doc__)
+    parser.add_argument("command", choices=["migrate"])
+    parser.add_argument("--namespace", help="default: COUNCIL_NAMESPACE or cr")
+    args = parser.parse_args(argv)
+    client = connect()
+    try:
+        print(f"renamed {migrate(client, args.namespace or namespace())} keys")
+    finally:
+        client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
@@ -28,6 +28,7 @@ import redis.retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from bot.errors import ConfigError, RedisUnavailableError
+from bot.redis_cluster import AsyncClusterClient, ClusterClient
 
 __all__ = [
     "DEFAULT_EMBEDDED_PORT",
@@ -121,9 +122,16 @@ def connect(url: str | None = None, **kwargs: Any) -> redis.Redis:
     )
     try:
         client.ping()
+        try:
+            cluster = _is_cluster(client.info("cluster"))
+        except redis.ResponseError:  # INFO refused (some managed services): not a cluster
+            cluster = False
     except redis.RedisError as exc:
         client.close()
         raise RedisUnavailableError(masked(url), str(exc)) from exc
+    if cluster:
+        client.close()
+        return _connect_cluster(url, policy, kwargs)
     client.set_retry(policy)
     return client
 
@@ -156,11 +164,62 @@ async def connect_async(url: str | None = None, **kwargs: Any) -> redis.asyncio.
     client.auto_close_connection_pool = True
     try:
         await client.ping()
+        try:
+            cluster = _is_cluster(await client.info("cluster"))
+        except redis.ResponseError:  # INFO refused (some managed services): not a cluster
+            cluster = False
     except redis.RedisError as exc:
         await client.close()
         raise RedisUnavailableError(masked(url), str(exc)) from exc
+    if cluster:
+        await client.close()
+        return await _connect_cluster_async(url, policy, kwargs)
     client.set_retry(policy)
     return client
+
+
+def _is_cluster(info: dict[str, Any]) -> bool:
+    """``INFO cluster`` says the server is a Redis Cluster node."""
+    return str(info.get("cluster_enabled", 0)) == "1"
+
+
+def _cluster_url(url: str) -> str:
+    """The URL for redis-py's cluster client: a cluster has database 0 only."""
+    db = urlsplit(url).path.lstrip("/")
+    if db not in {"", "0"}:
+        reason = f"a cluster has database 0 only: {masked(url)}"
+        raise ConfigError("environment", "REDIS_URL", reason)
+    return url
+
+
+def _connect_cluster(url: str, policy: redis.retry.Retry, kwargs: dict[str, Any]) -> redis.Redis:
+    """A cluster client (:mod:`bot.redis_cluster`) for a URL naming one of its nodes."""
+    try:
+        cluster = ClusterClient.from_url(
+            _cluster_url(url), decode_responses=True, socket_connect_timeout=5, **kwargs
+        )
+        cluster.ping()
+    except redis.RedisError as exc:
+        raise RedisUnavailableError(masked(url), str(exc)) from exc
+    cluster.set_retry(policy)
+    # the cluster client answers the same commands: callers keep one client type
+    return cast(redis.Redis, cluster)
+
+
+async def _connect_cluster_async(
+    url: str, policy: redis.asyncio.retry.Retry, kwargs: dict[str, Any]
+) -> redis.asyncio.Redis:
+    """The asyncio twin of :func:`_connect_cluster`."""
+    cluster = AsyncClusterClient.from_url(
+        _cluster_url(url), decode_responses=True, socket_connect_timeout=5, **kwargs
+    )
+    try:
+        await cluster.ping()
+    except redis.RedisError as exc:
+        await cluster.close()
+        raise RedisUnavailableError(masked(url), str(exc)) from exc
+    cluster.set_retry(policy)
+    return cast(redis.asyncio.Redis, cluster)
 
 
 def server_binary() -> Path:
@@ -232,7 +291,7 @@ def _log_tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def _write_config(data_dir: Path, port: int, password: str | None) -> Path:
+def _write_config(data_dir: Path, port: int, password: str | None, *, cluster: bool) -> Path:
     """The server's configuration file: loopback only, AOF, the password never on a command line."""
     lines = [
         f"port {port}",
@@ -246,6 +305,8 @@ def _write_config(data_dir: Path, port: int, password: str | None) -> Path:
     ]
     if password is not None:
         lines.append(f'requirepass "{password}"')
+    if cluster:
+        lines += ["cluster-enabled yes", f'cluster-config-file "{data_dir / "nodes.conf"}"']
     path = data_dir / "server.conf"
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -260,6 +321,7 @@ def start_embedded(
     timeout: float = 30.0,
     *,
     password: str | None = None,
+    cluster: bool = False,
 ) -> EmbeddedRedis:
     """Start the embedded server (Valkey 8.1), keeping its data under ``data_dir``.
 
@@ -275,6 +337,8 @@ def start_embedded(
             while).
         password: When given, clients must authenticate with it (it is written to a
             configuration file only its owner can read, never to the command line).
+        cluster: Start it as a Redis Cluster node without slots (the caller assigns them and
+            joins the nodes, as :mod:`bot.testing.cluster` does).
 
     Raises:
         RedisUnavailableError: The binary is missing, or the server exited or did not answer in
@@ -288,7 +352,7 @@ def start_embedded(
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "redis.log"
-    config = _write_config(data_dir, port, password)
+    config = _write_config(data_dir, port, password, cluster=cluster)
     auth = f":{quote(password, safe='')}@" if password else ""
     url = f"redis://{auth}127.0.0.1:{port}/0"
     process = subprocess.Popen(  # noqa: S603 (the bundled binary, our configuration)

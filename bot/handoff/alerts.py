@@ -35,6 +35,7 @@ import redis.asyncio
 
 from bot.handoff.notify import Breach, Notifier
 from bot.handoff.record import HandoffRecord
+from bot.keys import key
 
 __all__ = ["ALERT_KIND", "AlertOutcome", "SafeguardingAlert", "SafeguardingAlerts"]
 
@@ -142,7 +143,7 @@ class SafeguardingAlerts:
         max_retry_seconds: float = 900,
     ) -> None:
         self.redis = client
-        self.prefix = f"{namespace}:handoff:alerts"
+        self.prefix = key(namespace, "handoff", "alerts")
         self.hook = hook
         self.clock = clock
         self.lease_ms = int(lease_seconds * 1000)

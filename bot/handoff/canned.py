@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 
 import redis.asyncio
 
+from bot.keys import key
+
 __all__ = ["CannedResponse", "CannedResponses"]
 
 
@@ -36,7 +38,7 @@ class CannedResponses:
 
     def __init__(self, client: redis.asyncio.Redis, namespace: str = "cr") -> None:
         self.redis = client
-        self.key = f"{namespace}:handoff:canned"
+        self.key = key(namespace, "handoff", "canned")
 
     async def all(self) -> list[CannedResponse]:
         """Every canned response, by title."""

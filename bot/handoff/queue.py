@@ -42,6 +42,7 @@ import redis.asyncio
 from redis.exceptions import WatchError
 
 from bot.handoff.record import PRIORITIES, HandoffRecord
+from bot.keys import key
 
 __all__ = ["CLOSED_STATUSES", "OP_SECONDS", "Claim", "HandoffQueue", "contact_keys", "op_key"]
 
@@ -125,7 +126,7 @@ class Claim:
 
 def op_key(namespace: str) -> str:
     """A new operation marker key (``{ns}:handoff:op:{random id}``) for a write done once."""
-    return f"{namespace}:handoff:op:{uuid.uuid4().hex}"
+    return key(namespace, "handoff", "op", uuid.uuid4().hex)
 
 
 async def _ignore(error: Exception) -> None:
@@ -169,7 +170,7 @@ class HandoffQueue:
     ) -> None:
         self.redis = client
         self.namespace = namespace
-        self.prefix = f"{namespace}:handoff"
+        self.prefix = key(namespace, "handoff")
         self.clock = clock
         self._open = client.register_script(_OPEN)
         self._claim = client.register_script(_CLAIM)

@@ -27,6 +27,7 @@ import redis.asyncio
 
 from bot.handoff.queue import OP_SECONDS, op_key
 from bot.handoff.record import HandoffRecord
+from bot.keys import key
 
 __all__ = [
     "HUMAN_AGENT_TAG",
@@ -168,7 +169,7 @@ class OutboxSender(ReplySender):
     def __init__(self, client: redis.asyncio.Redis, namespace: str = "cr") -> None:
         self.redis = client
         self.namespace = namespace
-        self.key = f"{namespace}:outbox"
+        self.key = key(namespace, "outbox")
         self._send_once = client.register_script(_SEND_ONCE)
 
     async def send(self, reply: OutboundReply) -> str:

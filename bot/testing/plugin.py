@@ -68,8 +68,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def namespace(redis_url: str) -> Iterator[str]:
-    """A key namespace unique to this test, removed afterwards."""
-    name = f"test:{uuid.uuid4().hex[:12]}"
+    """A key namespace unique to this test, removed afterwards.
+
+    It is its own hash tag (``{test:…}``, :func:`bot.keys.tagged`), so ``f"{namespace}:inbox"``
+    is the key the stores write.
+    """
+    name = f"{{test:{uuid.uuid4().hex[:12]}}}"
     yield name
     _delete_namespace(redis_url, f"{name}:")
 
@@ -93,7 +97,7 @@ async def async_redis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 @pytest.fixture(scope="session")
 def assistant(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
     """The real assistant (trained model, action server, Rasa server) for this session."""
-    name = f"e2e{uuid.uuid4().hex[:10]}"
+    name = f"{{e2e{uuid.uuid4().hex[:10]}}}"  # its own hash tag, as the namespace fixture
     with running_assistant(redis_url, name, tmp_path_factory.mktemp("assistant")) as running:
         yield running
     _delete_namespace(redis_url, f"{name}:")

@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 from bot.handoff.questions import UnansweredQuestions
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.sla import SlaPolicy, evaluate
+from bot.keys import key
 from bot.web import audit
 from bot.web.agent import QUEUE, SLA_POLICY
 from bot.web.app import NAMESPACE, REDIS, ConsoleApp, add_nav, app_of, render, require_role
@@ -184,7 +185,7 @@ async def _conversations(
 ) -> int:
     day, keys = start.date(), []
     while day <= (end - timedelta(microseconds=1)).date():
-        keys.append(f"{namespace}:stats:conversations:{day.isoformat()}")
+        keys.append(key(namespace, "stats", "conversations", day.isoformat()))
         day += timedelta(days=1)
     counts = await queue.redis.mget(keys) if keys else []
     return sum(int(c) for c in counts if c)

@@ -27,7 +27,7 @@ from bot.redis_conn import connect_async
 from .conftest import make_record
 from .redis_server import RedisServer
 
-NAMESPACE = "restart"
+NAMESPACE = "{restart}"  # its own hash tag (bot.keys.tagged), as the stores write it
 BEFORE = 120  # cases opened before and during the restart
 AFTER = 60  # cases opened once the server is back
 AGENTS = 6
