@@ -23,7 +23,6 @@ was sent only when the hook accepted it (``alert``: ``in_hours``, ``sent`` or ``
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from rasa_sdk.events import ConversationPaused, EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.resources import handoff_queue
+from bot import settings
 from bot.channels.window import window_state
 from bot.handoff.alerts import AlertOutcome, SafeguardingAlert, SafeguardingAlerts
 from bot.handoff.hours import OpeningHours, reply_time
@@ -97,7 +97,7 @@ async def alert_out_of_hours(
     Raises:
         redis.RedisError: Redis failed, so the alert could not be recorded.
     """
-    url = os.environ.get("COUNCIL_SAFEGUARDING_WEBHOOK", "").strip()
+    url = settings.current().safeguarding_webhook
     if not url:
         logger.warning(
             "safeguarding case %s opened out of hours, but COUNCIL_SAFEGUARDING_WEBHOOK is not "

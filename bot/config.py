@@ -7,7 +7,6 @@ class silently becomes an in-memory store). The launcher runs these checks first
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import warnings
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from bot import settings
 from bot.errors import ConfigError
 
 __all__ = ["check_config", "check_endpoints", "load_yaml"]
@@ -109,22 +109,27 @@ def _check_featurizer(item: Mapping[str, Any], path: Path, key: str) -> None:
         raise ConfigError(str(path), f"{key}.batch_size", "must be a positive whole number")
 
 
-def _expand(value: Any, path: Path, key: str) -> Any:
+def _expand(value: Any, path: Path, key: str, env: Mapping[str, str]) -> Any:
     """Expand ``${VAR}`` references the way Rasa does, failing on unset variables."""
     if not isinstance(value, str):
         return value
 
     def substitute(match: re.Match[str]) -> str:
         variable = match.group(1)
-        if variable not in os.environ:
+        if variable not in env:
             raise ConfigError(str(path), key, f"environment variable {variable} is not set")
-        return os.environ[variable]
+        return env[variable]
 
     return _ENV_REFERENCE.sub(substitute, value)
 
 
-def check_endpoints(path: Path) -> dict[str, Any]:
+def check_endpoints(path: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Check ``endpoints.yml``: Redis-backed stores, an action server, set variables.
+
+    Args:
+        path: The file.
+        env: Where ``${VAR}`` values come from: the environment the Rasa server will get
+            (default: this process' settings).
 
     Returns:
         The content with environment references expanded.
@@ -133,10 +138,13 @@ def check_endpoints(path: Path) -> dict[str, Any]:
         ConfigError: naming the file and the key at fault.
     """
     endpoints = load_yaml(path)
+    env = settings.current().environ if env is None else env
     expanded: dict[str, Any] = {}
     for section, value in endpoints.items():
         if isinstance(value, Mapping):
-            expanded[section] = {k: _expand(v, path, f"{section}.{k}") for k, v in value.items()}
+            expanded[section] = {
+                k: _expand(v, path, f"{section}.{k}", env) for k, v in value.items()
+            }
         else:
             expanded[section] = value
     for section, required in _REDIS_STORES.items():

@@ -16,11 +16,11 @@ Keys written before the hash tag (``cr:inbox``) are renamed once, on a single se
 from __future__ import annotations
 
 import argparse
-import os
 import re
 
 import redis
 
+from bot import settings
 from bot.redis_conn import connect
 
 __all__ = ["DEFAULT_NAMESPACE", "key", "migrate", "namespace", "prefix", "tagged"]
@@ -33,7 +33,7 @@ _HASH_TAG = re.compile(r"\{[^}]+\}")
 
 def namespace() -> str:
     """Return the namespace of this process: ``COUNCIL_NAMESPACE`` or ``"cr"``."""
-    return os.environ.get("COUNCIL_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
+    return settings.current().namespace
 
 
 def tagged(ns: str) -> str:

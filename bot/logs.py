@@ -16,12 +16,14 @@ or formatter sees it: handlers that Rasa or uvicorn add later are covered too. R
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+from bot import settings
+from bot.errors import ConfigError
 
 __all__ = ["REDACTED", "install", "protect", "redact"]
 
@@ -80,11 +82,14 @@ def redact(text: str) -> str:
 
 
 def _environment_secrets() -> list[str]:
-    found = [os.environ.get(name, "") for name in ("RASA_AUTH_TOKEN", "COUNCIL_SECRET_KEY")]
-    for name in ("REDIS_URL", "TEST_REDIS_URL"):
-        password = urlsplit(os.environ.get(name, "")).password
-        if password:
-            found.append(password)
+    try:
+        current = settings.current()
+    except ConfigError:  # the entry point reports it and stops; nothing to protect yet
+        return []
+    found = current.secrets()
+    password = urlsplit(current.environ.get("TEST_REDIS_URL", "")).password
+    if password:
+        found.append(password)
     return found
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from bot import settings
 from bot.errors import ConfigError
 from bot.handoff.hours import OpeningHours
 from bot.nlu.postcodes import normalise_postcode
@@ -55,7 +55,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "council.yml"
+DEFAULT_PATH = settings.DEFAULT_PROFILE
 """The demo profile at the project root, used when ``COUNCIL_PROFILE`` is unset."""
 
 NOTICE_DAYS = 60
@@ -585,8 +585,7 @@ _current: CouncilProfile | None = None
 
 def profile_path() -> Path:
     """The profile file of this process: ``COUNCIL_PROFILE``, else ``council.yml``."""
-    configured = os.environ.get("COUNCIL_PROFILE", "").strip()
-    return Path(configured) if configured else DEFAULT_PATH
+    return settings.current().profile_path
 
 
 def current() -> CouncilProfile:

@@ -27,6 +27,7 @@ import redis.asyncio.retry
 import redis.retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
+from bot import settings
 from bot.errors import ConfigError, RedisUnavailableError
 from bot.redis_cluster import AsyncClusterClient, ClusterClient
 
@@ -84,16 +85,14 @@ def masked(url: str) -> str:
 
 
 def redis_url() -> str:
-    """Return the Redis URL from ``REDIS_URL``.
+    """Return the Redis URL of this process' settings (``REDIS_URL``, checked there).
 
     Raises:
         ConfigError: ``REDIS_URL`` is unset or not a redis URL.
     """
-    url = os.environ.get("REDIS_URL", "").strip()
+    url = settings.current().redis_url
     if not url:
         raise ConfigError("environment", "REDIS_URL", "not set (the launcher sets it)")
-    if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError("environment", "REDIS_URL", f"not a redis:// URL: {masked(url)}")
     return url
 
 

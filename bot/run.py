@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import signal
 import sys
@@ -20,11 +19,11 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+from bot import settings
 from bot.channels.accounts import load_credentials
 from bot.config import check_config, check_endpoints
 from bot.demo import seed
 from bot.errors import CouncilError
-from bot.keys import namespace
 from bot.redis_conn import EmbeddedRedis, connect, masked, start_embedded
 from bot.services import (
     ROOT,
@@ -32,7 +31,6 @@ from bot.services import (
     action_server_argv,
     base_env,
     edge_argv,
-    internal_host,
     rasa_server_argv,
     start_service,
 )
@@ -71,8 +69,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _redis() -> tuple[str, EmbeddedRedis | None]:
-    url = os.environ.get("REDIS_URL", "").strip()
+def _redis(url: str) -> tuple[str, EmbeddedRedis | None]:
     if url:
         connect(url).close()
         return url, None
@@ -126,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
+        configured = settings.current()
         check_config(ROOT / "config.yml")
         if not MODEL.exists():
             print(f"No trained model at {MODEL}: run `make train` first.", file=sys.stderr)
@@ -138,25 +136,23 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        redis_url, embedded = _redis()
-        internal = internal_host()
+        redis_url, embedded = _redis(configured.redis_url)
+        internal = configured.internal_host
         env = base_env(
             REDIS_URL=redis_url,
             ACTION_SERVER_URL=f"http://{internal}:{args.actions_port}/webhook",
             RASA_URL=f"http://{internal}:{args.rasa_port}",
-            RASA_AUTH_TOKEN=os.environ.get("RASA_AUTH_TOKEN") or secrets.token_urlsafe(24),
+            RASA_AUTH_TOKEN=configured.rasa_auth_token or secrets.token_urlsafe(24),
             # A per-run random key is safe for the demo: sessions simply end with the run.
-            COUNCIL_SECRET_KEY=os.environ.get("COUNCIL_SECRET_KEY") or secrets.token_urlsafe(32),
+            COUNCIL_SECRET_KEY=configured.secret_key or secrets.token_urlsafe(32),
             # The bot's calendar links point at this console unless a public URL is configured.
-            COUNCIL_PUBLIC_URL=os.environ.get("COUNCIL_PUBLIC_URL")
-            or f"http://127.0.0.1:{args.console_port}",
+            COUNCIL_PUBLIC_URL=configured.public_url or f"http://127.0.0.1:{args.console_port}",
         )
-        os.environ.update(env)  # check_endpoints expands ${...} from this process' environment
-        check_endpoints(ROOT / "endpoints.yml")
+        check_endpoints(ROOT / "endpoints.yml", env)  # ${...} as the Rasa server will expand them
         logs = DATA_DIR / "logs"
         print(f"Redis: {masked(redis_url)}{' (embedded)' if embedded else ''}")
         if args.demo:
-            print(seed(redis_url, namespace()))
+            print(seed(redis_url, configured.namespace))
         services.append(
             start_service(
                 "actions",

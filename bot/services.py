@@ -9,8 +9,6 @@ public or wildcard address. Only the edge (:mod:`bot.edge`) faces the internet.
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import socket
 import subprocess
 import sys
@@ -21,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.errors import ConfigError, CouncilError
+from bot import settings
+from bot.errors import CouncilError
 
 __all__ = [
     "Service",
@@ -152,18 +151,7 @@ def internal_host() -> str:
     Raises:
         ConfigError: It is not an IP address, or is a public or wildcard one.
     """
-    value = os.environ.get("COUNCIL_INTERNAL_HOST", "").strip() or "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError as exc:
-        raise ConfigError("environment", "COUNCIL_INTERNAL_HOST", "must be an IP address") from exc
-    if address.is_unspecified or not (address.is_loopback or address.is_private):
-        raise ConfigError(
-            "environment",
-            "COUNCIL_INTERNAL_HOST",
-            f"{value} is not a loopback or private address (Rasa must not face the internet)",
-        )
-    return value
+    return settings.current().internal_host
 
 
 def action_server_argv(port: int) -> list[str]:
@@ -215,7 +203,7 @@ def rasa_server_argv(
 
 def base_env(**overrides: str) -> dict[str, str]:
     """The environment for child processes: ours, offline model loading, internal address."""
-    env = dict(os.environ)
+    env = dict(settings.current().environ)
     env.update(
         SANIC_HOST=internal_host(),  # where rasa-sdk's action server listens
         HF_HUB_OFFLINE="1",

@@ -9,6 +9,7 @@ import redis
 import redis.asyncio.retry
 from redis.backoff import ConstantBackoff
 
+from bot import settings
 from bot.errors import ConfigError, RedisUnavailableError
 from bot.redis_conn import (
     connect,
@@ -19,6 +20,7 @@ from bot.redis_conn import (
     start_embedded,
 )
 from bot.services import free_port
+from bot.settings import Settings
 
 
 def test_connect_pings(redis_url: str, namespace: str) -> None:
@@ -40,13 +42,13 @@ def test_masked_hides_password() -> None:
     assert masked("redis://host:6379/0") == "redis://host:6379/0"
 
 
-def test_redis_url_must_be_set_and_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("REDIS_URL", raising=False)
+def test_redis_url_must_be_set_and_valid() -> None:
+    settings.use(Settings.from_env({}))
     with pytest.raises(ConfigError, match="REDIS_URL"):
         redis_url()
-    monkeypatch.setenv("REDIS_URL", "http://nope")
-    with pytest.raises(ConfigError, match="not a redis"):
-        redis_url()
+    with pytest.raises(ConfigError, match="REDIS_URL: not a redis") as caught:
+        Settings.from_env({"REDIS_URL": "http://user:hunter2@nope"})
+    assert "hunter2" not in str(caught.value)
 
 
 def test_embedded_redis_keeps_data_across_restarts(tmp_path: Path) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 
-from bot.errors import ConfigError
+from bot import settings
 from bot.profile import current as council_profile
 
 __all__ = ["today"]
@@ -17,12 +16,7 @@ def today() -> date:
     Raises:
         ConfigError: ``COUNCIL_TODAY`` is set but is not a date.
     """
-    fixed = os.environ.get("COUNCIL_TODAY", "").strip()
-    if not fixed:
+    fixed = settings.current().today
+    if fixed is None:
         return datetime.now(council_profile().hours.zone).date()
-    try:
-        return date.fromisoformat(fixed)
-    except ValueError:
-        raise ConfigError(
-            "environment", "COUNCIL_TODAY", f"not a YYYY-MM-DD date: {fixed!r}"
-        ) from None
+    return fixed

@@ -7,12 +7,12 @@ else with a :class:`~bot.errors.ConfigError` naming the line, rather than guessi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
+from bot import settings
 from bot.bins.holidays import HolidayTable
 from bot.bins.model import Address, BinType, Collection
 from bot.bins.schedule import ScheduleSource
@@ -265,7 +265,7 @@ def calendar_url(uprn: str, public_url: str | None = None) -> str:
         public_url: The console's public base URL; default ``COUNCIL_PUBLIC_URL`` from the
             environment, else :data:`DEFAULT_PUBLIC_URL` (a local demo).
     """
-    base = public_url or os.environ.get("COUNCIL_PUBLIC_URL", "").strip() or DEFAULT_PUBLIC_URL
+    base = public_url or settings.current().public_url or DEFAULT_PUBLIC_URL
     return base.rstrip("/") + CALENDAR_PATH.format(uprn=uprn)
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import enum
-import os
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import redis.asyncio
 
+from bot import settings
 from bot.bins.model import BinType
 from bot.bins.schedule import ScheduleSource
-from bot.errors import ConfigError
 from bot.keys import key
 
 __all__ = [
@@ -75,13 +74,7 @@ def retention_days() -> int:
     Raises:
         ConfigError: The variable is not a positive whole number.
     """
-    raw = os.environ.get("COUNCIL_MISSED_BIN_RETENTION_DAYS", "").strip()
-    if not raw:
-        return DEFAULT_RETENTION_DAYS
-    if not raw.isdigit() or int(raw) < 1:
-        reason = f"must be a positive number of days, got {raw!r}"
-        raise ConfigError("environment", "COUNCIL_MISSED_BIN_RETENTION_DAYS", reason)
-    return int(raw)
+    return settings.current().missed_bin_retention_days
 
 
 class MissedReports:

@@ -8,11 +8,12 @@ follow ``action_listen``) would not match the next message.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import aiohttp
+
+from bot import settings
 
 __all__ = ["RESUME_EVENTS", "RasaResumer", "Resumer"]
 
@@ -38,8 +39,12 @@ class RasaResumer:
     def __init__(
         self, url: str | None = None, token: str | None = None, timeout_seconds: float = 10
     ) -> None:
-        self.url = (url or os.environ.get("RASA_URL") or "http://127.0.0.1:5005").rstrip("/")
-        self.token = token if token is not None else os.environ.get("RASA_AUTH_TOKEN", "")
+        if url is None or token is None:
+            configured = settings.current()
+            url = configured.rasa_url if url is None else url
+            token = configured.rasa_auth_token if token is None else token
+        self.url = url.rstrip("/")
+        self.token = token
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
     async def __call__(self, conversation_id: str) -> None:

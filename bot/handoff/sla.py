@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot import settings
 from bot.errors import ConfigError
 from bot.handoff.alerts import SafeguardingAlert, SafeguardingAlerts
 from bot.handoff.hours import OpeningHours
@@ -173,9 +173,10 @@ class SlaPolicy:
             ConfigError: The profile or the file is wrong; the error names the file and key.
         """
         profile = council_profile()
-        path = os.environ.get("COUNCIL_SLA_FILE", "").strip()
-        if not path:
+        sla_file = settings.current().sla_file
+        if sla_file is None:
             return profile.service_levels
+        path = str(sla_file)
         logger.warning(
             "COUNCIL_SLA_FILE is deprecated: move its targets to service_levels and its hours "
             "to opening_hours in the council profile (%s), then unset it",

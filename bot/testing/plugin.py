@@ -7,6 +7,8 @@ Fixtures:
         end-to-end tests) hand them this URL.
     namespace: a key namespace unique to the test; its keys are deleted afterwards, so test
         runs share one Redis without colliding.
+    fresh_settings (automatic): every test starts and ends with no settings read
+        (:mod:`bot.settings`).
     redis_client / async_redis: clients connected to the test Redis.
     assistant: the real Rasa server and action server, started once per test session.
     chat: a new resident's conversation with ``assistant``:
@@ -15,7 +17,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,12 +25,21 @@ import pytest
 import redis
 import redis.asyncio
 
+from bot import settings
 from bot.errors import RedisUnavailableError
 from bot.redis_conn import EmbeddedRedis, connect, connect_async, start_embedded
 from bot.services import free_port
 from bot.testing.assistant import Assistant, Conversation, running_assistant
 
-__all__ = ["assistant", "async_redis", "chat", "namespace", "redis_client", "redis_url"]
+__all__ = [
+    "assistant",
+    "async_redis",
+    "chat",
+    "fresh_settings",
+    "namespace",
+    "redis_client",
+    "redis_url",
+]
 
 
 def _delete_namespace(redis_url: str, name: str) -> None:
@@ -55,7 +65,8 @@ def _start_session_server(data_dir: Path, attempts: int = 3) -> EmbeddedRedis:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Redis server tests run against (see the module docstring)."""
-    configured = os.environ.get("TEST_REDIS_URL", "").strip()
+    configured = settings.current().environ.get("TEST_REDIS_URL", "").strip()
+    settings.use(None)  # set up inside a test: it reads them after its own monkeypatch.setenv
     if configured:
         yield configured
         return
@@ -64,6 +75,18 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the settings anew (:func:`bot.settings.current`) and forgets them after.
+
+    So a test may inject its own with :func:`bot.settings.use`, or set variables with
+    ``monkeypatch.setenv`` before the code under test first asks for them.
+    """
+    settings.use(None)
+    yield
+    settings.use(None)
 
 
 @pytest.fixture

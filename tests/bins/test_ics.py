@@ -4,10 +4,12 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from bot import settings
 from bot.bins.ics import IcsScheduleSource, calendar_url, export_calendar, parse_calendar
 from bot.bins.model import Address, BinType, Collection
 from bot.bins.schedule import RoundScheduleSource
 from bot.errors import ConfigError
+from bot.settings import Settings
 
 FEED = (
     "BEGIN:VCALENDAR\r\n"
@@ -118,10 +120,10 @@ def test_export_is_valid_and_round_trips(demo_source: RoundScheduleSource) -> No
     assert exported.collections(uprn, start, end) == demo_source.collections(uprn, start, end)
 
 
-def test_calendar_url_uses_the_public_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("COUNCIL_PUBLIC_URL", raising=False)
+def test_calendar_url_uses_the_public_url() -> None:
+    settings.use(Settings.from_env({}))
     assert calendar_url("100") == "http://127.0.0.1:8080/bins/calendar/100.ics"
-    monkeypatch.setenv("COUNCIL_PUBLIC_URL", "https://bins.ashvale.gov.uk/")
+    settings.use(Settings.from_env({"COUNCIL_PUBLIC_URL": "https://bins.ashvale.gov.uk/"}))
     assert calendar_url("100") == "https://bins.ashvale.gov.uk/bins/calendar/100.ics"
     assert calendar_url("100", "https://x.example") == "https://x.example/bins/calendar/100.ics"
 

@@ -5,11 +5,13 @@ from datetime import UTC, date, datetime
 import pytest
 import redis.asyncio
 
+from bot import settings
 from bot.bins.holidays import HolidayTable
 from bot.bins.missed import MissedReports, MissedStatus, check_missed, retention_days
 from bot.bins.model import Address, BinType, Round
 from bot.bins.schedule import RoundScheduleSource
 from bot.errors import ConfigError
+from bot.settings import Settings
 
 # Fortnightly grey bin on Thursdays (19 Nov, 3 Dec, 17 Dec, 31 Dec -> 2 Jan ...).
 HOLIDAYS = HolidayTable.build(
@@ -81,12 +83,11 @@ async def test_the_same_missed_collection_reported_twice_keeps_one_reference(
     assert other_bin == "MB-2027-000002"
 
 
-def test_retention_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("COUNCIL_MISSED_BIN_RETENTION_DAYS", raising=False)
+def test_retention_from_environment() -> None:
+    settings.use(Settings.from_env({}))
     assert retention_days() == 90
-    monkeypatch.setenv("COUNCIL_MISSED_BIN_RETENTION_DAYS", "30")
+    settings.use(Settings.from_env({"COUNCIL_MISSED_BIN_RETENTION_DAYS": "30"}))
     assert retention_days() == 30
-    monkeypatch.setenv("COUNCIL_MISSED_BIN_RETENTION_DAYS", "forever")
     with pytest.raises(ConfigError) as caught:
-        retention_days()
+        Settings.from_env({"COUNCIL_MISSED_BIN_RETENTION_DAYS": "forever"})
     assert caught.value.key == "COUNCIL_MISSED_BIN_RETENTION_DAYS"
