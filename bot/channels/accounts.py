@@ -10,7 +10,6 @@ generic message, while a quoted one reaches :class:`Section`, which names the mi
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from bot import settings
 from bot.errors import ConfigError, MissingSecretError
 
 __all__ = ["DEFAULT_CREDENTIALS", "Section", "expand", "load_credentials"]
@@ -73,7 +73,8 @@ class Section:
         data: The mapping (``None`` counts as empty).
         path: The file it came from (for error messages).
         key: Its dotted key inside the file.
-        env: Where ``${VAR}`` values come from (default ``os.environ``).
+        env: Where ``${VAR}`` values come from (default: this process' settings'
+            environment, :attr:`bot.settings.Settings.environ`).
     """
 
     def __init__(
@@ -88,7 +89,7 @@ class Section:
         self.data: Mapping[str, Any] = data or {}
         self.path = path
         self.key = key
-        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.env: Mapping[str, str] = settings.current().environ if env is None else env
 
     def where(self, name: str) -> str:
         """The dotted key of ``name`` inside this section."""

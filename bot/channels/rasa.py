@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, ClassVar
@@ -28,7 +27,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import logs
+from bot import logs, settings
 from bot.channels.accounts import DEFAULT_CREDENTIALS
 from bot.channels.base import Button, ChannelAdapter, InboundMessage, OutboundMessage
 from bot.channels.inbox import Inbox, InboxWorker
@@ -241,7 +240,7 @@ class _WorkerInput(InputChannel):
             MissingSecretError: A referenced environment variable is unset.
         """
         spec = _spec(cls.channel_name)
-        logs.protect(secret_values(credentials, os.environ))
+        logs.protect(secret_values(credentials, settings.current().environ))
         return cls(build(spec, credentials, DEFAULT_CREDENTIALS).adapter)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:

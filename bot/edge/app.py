@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -36,6 +35,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import settings
 from bot.channels.health import channel_health
 from bot.channels.inbox import Inbox
 from bot.channels.registry import ConfiguredChannel
@@ -119,7 +119,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _health_token(given: str | None) -> str:
-    token = os.environ.get(HEALTH_TOKEN_VARIABLE, "") if given is None else given
+    token = settings.current().health_token if given is None else given
     if token and len(token) < MIN_HEALTH_TOKEN_LENGTH:
         raise ConfigError(
             "environment",

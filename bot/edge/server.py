@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from bot.edge.protocol import DEFAULT_HEAD_TIMEOUT, guarded_h11
 from bot.errors import CouncilError
 from bot.keys import namespace
 from bot.redis_conn import connect_async, masked, redis_url
+from bot.settings import current as current_settings
 
 __all__ = ["EdgeSettings", "main", "serve", "uvicorn_config"]
 
@@ -105,7 +105,8 @@ async def serve(settings: EdgeSettings, sockets: Sequence[socket.socket] | None 
         RedisUnavailableError: Redis does not answer at start-up.
     """
     channels = configured(settings.credentials)
-    logs.protect(secret_values(load_credentials(settings.credentials), os.environ))
+    environ = current_settings().environ  # the ${VAR}s of the credentials file
+    logs.protect(secret_values(load_credentials(settings.credentials), environ))
     client = await connect_async(settings.redis_url)
     try:
         app = create_app(

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import redis.asyncio
 
+from bot import settings
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.channels.inbox import Inbox, InboxWorker
 from bot.channels.outbox import OutboxWorker
@@ -57,6 +58,7 @@ async def test_without_a_token_the_channels_health_is_not_served(
         assert (await get(f"{edge}/health/channels", ""))[0] == 404
         assert (await get(f"{edge}/health/channels", TOKEN))[0] == 404
     monkeypatch.setenv("COUNCIL_HEALTH_TOKEN", "short")
+    settings.use(None)  # the environment is read once per process: read it again
     with pytest.raises(ConfigError, match="COUNCIL_HEALTH_TOKEN: use at least 32"):
         create_app(channels(), Inbox(async_redis, namespace))
 
