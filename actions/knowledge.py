@@ -20,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.resources import shared_redis
 from bot.keys import namespace
-from bot.knowledge.embedding import message_embedding, one_blas_thread
+from bot.knowledge.embedding import default_encoder, message_embedding, one_blas_thread
 from bot.knowledge.store import KnowledgeBase
 from bot.nlu.language import LANGUAGE, language_of
 
@@ -61,7 +61,9 @@ class ActionAnswer(Action):
     """Utter the knowledge-base entry that answers the latest message, or hand off.
 
     Args:
-        knowledge_base: The knowledge base (default: the process-wide one).
+        knowledge_base: The knowledge base (default: the process-wide one, whose encoder is
+            loaded and run once here: rasa-sdk creates the action at start-up, so the first
+            resident does not wait for it).
         clock: Returns the current time (UTC).
     """
 
@@ -72,6 +74,8 @@ class ActionAnswer(Action):
     ) -> None:
         self._kb = knowledge_base
         self._clock = clock
+        if knowledge_base is None:
+            default_encoder().encode(["warm up"])
 
     def name(self) -> str:
         """Return the action's name in the domain."""

@@ -546,6 +546,12 @@ async def _step(
         "lost": sum(1 for m in sent if not m.replies),
         "refused": sum(1 for m in sent if m.status != 200),
         "duplicates": sum(m.duplicates() for m in sent),
+        "duplicate_examples": [
+            {"kind": c.kind, "turn": turn, "replies": [text[:60] for _, text in m.replies]}
+            for c in conversations
+            for turn, m in enumerate(c.messages)
+            if m.duplicates()
+        ][:3],
         "backlog_growth_per_s": round((backlog_after - backlog_before) / args.step_seconds, 2),
         "backlog_peak": max(backlog_peak, backlog_after),
         "generator_lag_ms": round(lag * 1000, 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from inspect import isabstract
 from typing import Any
 
 import jsonschema
@@ -178,3 +179,18 @@ async def test_saved_trackers_and_published_events_are_rasas(
     assert stored_text is not None and EMBEDDING not in str(stored_text)
     assert not any(EMBEDDING in body.get("parse_data", {}) for body in broker.bodies)
     store.red.delete(store.key_prefix + "resident")
+
+
+def test_stored_events_read_back_as_the_same_classes() -> None:
+    from rasa.shared.core.events import Event
+    from rasa.shared.utils.common import all_subclasses
+
+    for event_class in all_subclasses(Event):
+        if getattr(event_class, "type_name", None) and not isabstract(event_class):
+            found = Event.resolve_by_type(event_class.type_name)
+            assert found is not None and found.type_name == event_class.type_name
+    assert Event.resolve_by_type("user") is UserUttered
+    assert Event.resolve_by_type("topic") is None  # Rasa's backwards compatibility
+    assert Event.resolve_by_type("no_such_event", default=SlotSet) is SlotSet
+    with pytest.raises(ValueError, match="Unknown event name"):
+        Event.resolve_by_type("no_such_event")
