@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -27,9 +28,17 @@ from bot.keys import namespace as default_namespace
 from bot.redis_conn import connect_async, redis_url
 from bot.residents.rights import Layout, Retention, erase, export, find, leftovers, sweep
 from bot.services import ROOT
+from bot.settings import current as process_settings
 from bot.web.audit import AuditLog
 
 __all__ = ["main"]
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container's numeric user): say who ran it
+        return "cli"
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,7 +52,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     exporting.add_argument("--out", type=Path, help="JSON file (default: standard output)")
     erasing = commands.add_parser("erase", help="remove everything held about a resident")
     erasing.add_argument("who")
-    erasing.add_argument("--actor", default=os.environ.get("USER") or "cli")
+    erasing.add_argument("--actor", default=_login_name())
     erasing.add_argument("--request", default="", help="the council's reference of the request")
     commands.add_parser("sweep", help="remove what is older than its retention period")
     return parser.parse_args(argv)
@@ -58,7 +67,7 @@ def _write_private(path: Path, text: str) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     layout = Layout.from_endpoints(args.endpoints, args.namespace or default_namespace())
-    retention = Retention.from_env(os.environ)
+    retention = Retention.from_settings(process_settings())
     client = await connect_async(args.redis_url or redis_url())
     try:
         if args.command == "sweep":

@@ -40,6 +40,7 @@ from bot.errors import ConfigError
 from bot.handoff.queue import contact_keys
 from bot.handoff.record import HandoffRecord
 from bot.keys import key
+from bot.settings import Settings
 
 if TYPE_CHECKING:
     from bot.web.audit import AuditLog
@@ -554,12 +555,6 @@ async def leftovers(
     return sorted(set(found))
 
 
-_RETENTION_VARIABLES = {
-    "handoff_days": "COUNCIL_HANDOFF_RETENTION_DAYS",
-    "failed_days": "COUNCIL_FAILED_MESSAGE_RETENTION_DAYS",
-}
-
-
 @dataclass(frozen=True)
 class Retention:
     """How long each kind of data is kept, in days (UK GDPR: storage limitation).
@@ -580,21 +575,17 @@ class Retention:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Retention:
-        """Read the periods from the environment.
+        """Read the periods from an environment (checked by :class:`bot.settings.Settings`).
 
         Raises:
             ConfigError: A period is not a positive whole number of days.
         """
-        periods = {}
-        for name, variable in _RETENTION_VARIABLES.items():
-            raw = environ.get(variable, "").strip()
-            if not raw:
-                continue
-            if not raw.isdigit() or int(raw) < 1:
-                reason = f"must be a positive number of days, got {raw!r}"
-                raise ConfigError("environment", variable, reason)
-            periods[name] = int(raw)
-        return cls(**periods)
+        return cls.from_settings(Settings.from_env(environ))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Retention:
+        """The periods of a process' settings."""
+        return cls(settings.handoff_retention_days, settings.failed_message_retention_days)
 
 
 async def sweep(

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 
 from bot import logs
-from bot.errors import ConfigError, CouncilError
+from bot.errors import CouncilError
 from bot.keys import namespace
 from bot.redis_conn import connect_async, redis_url
+from bot.settings import current as process_settings
 from bot.web.app import Settings, create_app
 
 __all__ = ["main", "serve"]
@@ -48,17 +48,13 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         await client.close()
 
 
-def _port(value: str) -> int:
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise ConfigError("environment", "COUNCIL_WEB_PORT", f"not a port number: {value!r}")
-    return int(value)
-
-
 def _start(argv: Sequence[str] | None) -> None:
+    # Settings first: a missing secret or a bad value must stop start-up before anything listens.
+    configured = process_settings()
     parser = argparse.ArgumentParser(prog="python -m bot.web", description=__doc__)
     parser.add_argument(
         "--host",
-        default=os.environ.get("COUNCIL_WEB_HOST", "127.0.0.1"),
+        default=configured.web_host,
         help="address to listen on (default 127.0.0.1, env COUNCIL_WEB_HOST)",
     )
     parser.add_argument(
@@ -67,10 +63,8 @@ def _start(argv: Sequence[str] | None) -> None:
         help="port to listen on (default 8080, env COUNCIL_WEB_PORT)",
     )
     args = parser.parse_args(argv)
-    port = args.port if args.port is not None else _port(os.environ.get("COUNCIL_WEB_PORT", "8080"))
-    # Settings first: a missing secret must stop start-up before anything listens.
-    settings = Settings.from_env()
-    asyncio.run(serve(settings, args.host, port))
+    port = args.port if args.port is not None else configured.web_port
+    asyncio.run(serve(Settings.from_settings(configured), args.host, port))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +34,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from bot import settings
 from bot.channels import delivery
 from bot.channels.delivery import DeliveryState
 from bot.channels.health import channel_health
@@ -597,8 +597,8 @@ async def canned_delete(request: Request) -> Response:
 @contextlib.asynccontextmanager
 async def _sla_monitor(app: ConsoleApp) -> AsyncIterator[None]:
     # Only with a hook configured: without one there is nobody to notify.
-    breach_url = os.environ.get("COUNCIL_SLA_WEBHOOK", "").strip()
-    alert_url = os.environ.get("COUNCIL_SAFEGUARDING_WEBHOOK", "").strip()
+    configured = settings.current()
+    breach_url, alert_url = configured.sla_webhook, configured.safeguarding_webhook
     if not breach_url and not alert_url:
         yield
         return

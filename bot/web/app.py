@@ -15,7 +15,6 @@ import importlib
 import importlib.util
 import inspect
 import logging
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -42,6 +41,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot.errors import AccountError, ConfigError, MissingSecretError
+from bot.settings import Settings as ProcessSettings
+from bot.settings import current as process_settings
 from bot.web.accounts import AccountStore, LoginThrottle, User
 from bot.web.appkey import AppKey
 from bot.web.audit import AUDIT, AuditLog, client_ip
@@ -55,7 +56,6 @@ from bot.web.csrf import (
     request_passes,
     set_login_cookie,
 )
-from bot.web.proxies import parse_trusted_proxies
 from bot.web.sessions import BACKGROUND_HEADER, SESSION_COOKIE, Session, SessionStore
 
 __all__ = [
@@ -193,7 +193,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read settings from the environment.
+        """The console's settings from ``environ`` (default: this process' settings).
 
         ``COUNCIL_SECRET_KEY`` is required; ``COUNCIL_COOKIE_SECURE`` (``1``/``0``, default
         ``1``), ``COUNCIL_AUDIT_RETENTION_DAYS`` (default 365) and
@@ -204,26 +204,27 @@ class Settings:
             MissingSecretError: ``COUNCIL_SECRET_KEY`` is not set.
             ConfigError: A variable has a bad value.
         """
-        env = os.environ if environ is None else environ
-        secret = env.get("COUNCIL_SECRET_KEY", "")
+        shared = process_settings() if environ is None else ProcessSettings.from_env(environ)
+        return cls.from_settings(shared)
+
+    @classmethod
+    def from_settings(cls, shared: ProcessSettings) -> Settings:
+        """The console's part of the process' settings (:class:`bot.settings.Settings`).
+
+        Raises:
+            MissingSecretError: ``COUNCIL_SECRET_KEY`` is not set.
+            ConfigError: It is shorter than 32 characters.
+        """
+        secret = shared.secret_key
         if not secret:
             raise MissingSecretError("COUNCIL_SECRET_KEY", "signs web console sessions")
         if len(secret) < 32:
             raise ConfigError("environment", "COUNCIL_SECRET_KEY", "must be at least 32 characters")
-        secure = env.get("COUNCIL_COOKIE_SECURE", "1").strip()
-        if secure not in {"0", "1"}:
-            raise ConfigError("environment", "COUNCIL_COOKIE_SECURE", "must be 1 or 0")
-        retention = env.get("COUNCIL_AUDIT_RETENTION_DAYS", "365").strip()
-        if not retention.isdigit() or int(retention) < 1:
-            raise ConfigError(
-                "environment", "COUNCIL_AUDIT_RETENTION_DAYS", "must be a whole number of days"
-            )
-        proxies = parse_trusted_proxies(env.get("COUNCIL_TRUSTED_PROXIES", ""))
         return cls(
             secret_key=secret.encode(),
-            secure_cookies=secure == "1",
-            audit_retention_days=int(retention),
-            trusted_proxies=tuple(str(network) for network in proxies),
+            secure_cookies=shared.cookie_secure,
+            audit_retention_days=shared.audit_retention_days,
+            trusted_proxies=shared.trusted_proxies,
         )
 
 

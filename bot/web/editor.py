@@ -9,7 +9,6 @@ approval. Every change is written to the audit log.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from bot import settings
 from bot.errors import EntryInvalidError, EntryNotFoundError, PublishBlockedError
 from bot.knowledge.diff import entry_diff
 from bot.knowledge.gate import DEFAULT_CONVERSATIONS, GateReport, load_conversations
@@ -428,8 +428,7 @@ async def approval_page(request: Request) -> Response:
 
 
 def _conversations_folder() -> Path:
-    configured = os.environ.get(CONVERSATIONS_ENV, "").strip()
-    return Path(configured) if configured else DEFAULT_CONVERSATIONS
+    return settings.current().test_conversations or DEFAULT_CONVERSATIONS
 
 
 def setup(app: ConsoleApp) -> None:
