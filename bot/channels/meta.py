@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ from bot.channels.base import (
     constant_time_equal,
     header,
     numbered_text,
+    retry_after_seconds,
 )
 from bot.channels.http import JsonSender
 from bot.errors import PayloadError, SignatureError
@@ -401,5 +403,32 @@ def _classify(
     if (code, subcode) in _PERMANENT:
         return SendResult("failed", error="resident unreachable or window closed", code=label)
     if code in _RATE_LIMIT_CODES:
-        return SendResult("retry", error="rate limited", code=label)
+        wait = retry_after_seconds(header(headers, "Retry-After"))
+        if wait is None:
+            wait = _time_to_regain_access(header(headers, "X-Business-Use-Case-Usage"))
+        return SendResult("retry", error="rate limited", code=label, retry_after=wait)
     return None
+
+
+def _time_to_regain_access(usage: str) -> float | None:
+    """Seconds until Meta lifts a business use case's rate limit, from its usage header.
+
+    The header is JSON: each business object id maps to a list of usage entries, whose
+    ``estimated_time_to_regain_access`` is in minutes; the longest wait wins. Anything
+    unreadable is None (the outbox's own backoff applies).
+    """
+    try:
+        objects = json.loads(usage) if usage else None
+    except ValueError:
+        return None
+    minutes = [
+        entry["estimated_time_to_regain_access"]
+        for entries in (objects.values() if isinstance(objects, dict) else ())
+        if isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, dict)
+        and isinstance(entry.get("estimated_time_to_regain_access"), int | float)
+        and not isinstance(entry.get("estimated_time_to_regain_access"), bool)
+    ]
+    longest = max(minutes, default=0)
+    return float(longest) * 60.0 if longest > 0 else None

@@ -3,7 +3,9 @@
 Inbound: form-encoded webhooks signed with ``X-Twilio-Signature`` (checked with the ``twilio``
 library's :class:`~twilio.request_validator.RequestValidator`, which compares in constant
 time), routed by the number called (``To``). Outbound: :class:`twilio.rest.Client` with the
-library's aiohttp transport; ``api_base_url`` points it at a fake API in tests.
+library's aiohttp transport; ``api_base_url`` points it at a fake API in tests. A 429 or 503
+answer's ``Retry-After`` reaches the :class:`SendResult` through that transport (the library's
+exception does not carry the response's headers).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -23,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
@@ -44,6 +48,7 @@ from bot.channels.base import (
     constant_time_equal,
     header,
     numbered_text,
+    retry_after_seconds,
 )
 from bot.errors import ConfigError, PayloadError, SignatureError
 
@@ -67,6 +72,38 @@ PERMANENT_ERRORS = {
 """Twilio error codes that no retry can fix."""
 
 _WHATSAPP = "whatsapp:"
+
+# The headers of the answers to the send running in this context (lower-case names). One
+# transport serves every concurrent send of an account, so an attribute on it would mix them up.
+_ANSWER_HEADERS: ContextVar[dict[str, str] | None] = ContextVar(
+    "twilio_answer_headers", default=None
+)
+
+
+class _HeaderKeepingTransport(AsyncTwilioHttpClient):
+    """The library's aiohttp transport, handing each answer's headers to the send that asked."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        """Make the request (see the library); record the answer's headers for the caller."""
+        response = await super().request(
+            method, url, params, data, headers, auth, timeout, allow_redirects
+        )
+        kept = _ANSWER_HEADERS.get()
+        if kept is not None and response.headers is not None:
+            kept.update((name.lower(), value) for name, value in response.headers.items())
+        return response
+
+
 _STATUSES: dict[str, DeliveryStatus] = {
     "accepted": "queued",
     "scheduled": "queued",
@@ -193,7 +230,7 @@ class TwilioAdapter(ChannelAdapter):
         self.api_base_url = api_base_url
         self.timeout = timeout
         self.clock = clock
-        self._clients: dict[str, tuple[Any, AsyncTwilioHttpClient]] = {}
+        self._clients: dict[str, tuple[Any, _HeaderKeepingTransport]] = {}
 
     @classmethod
     def from_config(cls, section: Section, **overrides: Any) -> TwilioAdapter:
@@ -418,7 +455,7 @@ class TwilioAdapter(ChannelAdapter):
     def _client(self, account: TwilioAccount) -> Any:
         found = self._clients.get(account.number)
         if found is None:
-            transport = AsyncTwilioHttpClient(logger=_TRANSPORT_LOG)
+            transport = _HeaderKeepingTransport(logger=_TRANSPORT_LOG)
             client = Client(account.account_sid, account.auth_token, http_client=transport)
             if self.api_base_url:
                 client.api.base_url = self.api_base_url
@@ -443,15 +480,19 @@ class TwilioAdapter(ChannelAdapter):
                 kwargs["content_variables"] = json.dumps(dict(message.template.variables))
         else:
             kwargs["body"] = numbered_text(message)
+        answer_headers: dict[str, str] = {}
+        kept = _ANSWER_HEADERS.set(answer_headers)
         try:
             # the library's async transport passes timeout=None to aiohttp whatever it was
             # given, so enforce ours here: a hung provider must become a retry, not a stuck worker
             async with asyncio.timeout(self.timeout):
                 sent = await self._client(found).messages.create_async(**kwargs)
         except TwilioRestException as exc:
-            return _classify(exc)
+            return _classify(exc, answer_headers)
         except (TimeoutError, aiohttp.ClientError) as exc:
             return SendResult("retry", error=f"network: {type(exc).__name__}")
+        finally:
+            _ANSWER_HEADERS.reset(kept)
         return SendResult("sent", provider_id=str(sent.sid))
 
     async def aclose(self) -> None:
@@ -460,10 +501,15 @@ class TwilioAdapter(ChannelAdapter):
         await asyncio.gather(*(transport.close() for _, transport in clients.values()))
 
 
-def _classify(exc: TwilioRestException) -> SendResult:
+def _classify(exc: TwilioRestException, headers: Mapping[str, str]) -> SendResult:
     code = int(exc.code) if isinstance(exc.code, int) else 0
     if code in PERMANENT_ERRORS:
         return SendResult("failed", error=PERMANENT_ERRORS[code], code=str(code))
     if exc.status == 429 or exc.status >= 500:
-        return SendResult("retry", error=f"HTTP {exc.status}", code=str(code or ""))
+        return SendResult(
+            "retry",
+            error=f"HTTP {exc.status}",
+            code=str(code or ""),
+            retry_after=retry_after_seconds(headers.get("retry-after")),
+        )
     return SendResult("failed", error=f"HTTP {exc.status}", code=str(code or ""))

@@ -185,3 +185,50 @@ async def test_send_failures(adapter: MessengerAdapter, provider: FakeProvider) 
     assert (await send()).outcome == "failed"
     assert (await send()).outcome == "retry"  # timed out
     assert (await adapter.send("42", "1", OutboundMessage("x"))).outcome == "failed"
+
+
+# The rate-limit codes (4 application, 17 user, 32 page, 613 custom) and the
+# X-Business-Use-Case-Usage header (JSON: business object id -> usage entries, with
+# estimated_time_to_regain_access in minutes) as in Meta's Graph API "Rate Limiting" page
+# (developers.facebook.com/docs/graph-api/overview/rate-limiting).
+BUC_USAGE = json.dumps(
+    {
+        "104857600000001": [
+            {
+                "type": "pages",
+                "call_count": 100,
+                "total_cputime": 25,
+                "total_time": 25,
+                "estimated_time_to_regain_access": 19,
+            }
+        ]
+    }
+)
+
+
+async def test_rate_limits_say_when_to_retry(
+    adapter: MessengerAdapter, provider: FakeProvider
+) -> None:
+    provider.script(
+        Answer(429, {"error": {"message": "limit", "code": 4}}, {"Retry-After": "120"}),
+        Answer(
+            400,
+            {"error": {"message": "page limit", "code": 32}},
+            {"X-Business-Use-Case-Usage": BUC_USAGE},
+        ),
+        Answer(
+            400,
+            {"error": {"message": "user limit", "code": 17}},
+            {"X-Business-Use-Case-Usage": "not json"},
+        ),
+        Answer(400, {"error": {"message": "custom", "code": 613}}),
+    )
+    send = lambda: adapter.send("104857600000001", "1", OutboundMessage("x"))  # noqa: E731
+    asked = await send()
+    assert (asked.outcome, asked.code, asked.retry_after) == ("retry", "4", 120.0)
+    regained = await send()
+    assert (regained.outcome, regained.code, regained.retry_after) == ("retry", "32", 19 * 60.0)
+    unreadable = await send()
+    assert (unreadable.outcome, unreadable.retry_after) == ("retry", None)
+    bare = await send()
+    assert (bare.outcome, bare.retry_after) == ("retry", None)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlencode
 
@@ -294,3 +295,46 @@ def test_webhooks_rule_needs_a_known_key(adapter: TwilioAdapter) -> None:
     }
     with pytest.raises(SignatureError):
         adapter.verify(headers, body, URL)
+
+
+async def test_rate_limit_carries_retry_after(
+    adapter: TwilioAdapter, provider: FakeProvider
+) -> None:
+    # Twilio answers 429 with error 20429 and a Retry-After in seconds
+    # (twilio.com/docs/api/errors/20429); TwilioRestException carries no headers, so the
+    # adapter's transport has to keep them.
+    provider.script(
+        Answer(
+            429,
+            {"code": 20429, "message": "Too Many Requests", "status": 429},
+            {"Retry-After": "30"},
+        ),
+        Answer(503, {"code": 20503, "message": "Service Unavailable"}, {"Retry-After": "7"}),
+        Answer(429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
+    )
+    send = lambda: adapter.send("+441234567890", "+447700900123", OutboundMessage("hi"))  # noqa: E731
+    limited = await send()
+    assert (limited.outcome, limited.code, limited.retry_after) == ("retry", "20429", 30.0)
+    unavailable = await send()
+    assert (unavailable.outcome, unavailable.retry_after) == ("retry", 7.0)
+    without_header = await send()
+    assert (without_header.outcome, without_header.retry_after) == ("retry", None)
+
+
+async def test_concurrent_sends_keep_their_own_retry_after(
+    adapter: TwilioAdapter, provider: FakeProvider
+) -> None:
+    # one client (one transport) per account: a header from another send must not leak in
+    provider.script(
+        Answer(429, {"code": 20429, "message": "Too Many Requests"}, {"Retry-After": "30"}),
+        Answer(201, {"sid": "SMok"}, delay=0.2),
+    )
+    results = await asyncio.gather(
+        adapter.send("+441234567890", "+447700900123", OutboundMessage("a")),
+        adapter.send("+441234567890", "+447700900124", OutboundMessage("b")),
+    )
+    # whichever arrived first was refused; the other finished last and saw no header
+    assert sorted((r.outcome, r.retry_after) for r in results) == [
+        ("retry", 30.0),
+        ("sent", None),
+    ]
