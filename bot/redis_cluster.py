@@ -16,8 +16,10 @@ primary.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
+import redis
 import redis.asyncio.client
 import redis.asyncio.cluster
 import redis.client
@@ -25,7 +27,39 @@ import redis.cluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError, TimeoutError
 
-__all__ = ["AsyncClusterClient", "ClusterClient"]
+__all__ = ["AsyncClusterClient", "ClusterClient", "is_cluster", "on_cluster"]
+
+
+def is_cluster(info: Mapping[str, Any]) -> bool:
+    """``INFO cluster`` (as redis-py returns it) says the server is a Redis Cluster node."""
+    return str(info.get("cluster_enabled", 0)) == "1"
+
+
+def on_cluster(client: redis.Redis) -> redis.Redis:
+    """``client``, or when its server is a cluster node, a cluster client with its settings.
+
+    For clients built by others (Rasa's stores): the cluster client keeps their connection
+    settings (password, TLS, timeouts, decoding); ``client`` is closed then.
+
+    Raises:
+        redis.RedisError: The server does not answer; a cluster client asked for a database
+            other than 0 (``RedisClusterException``).
+    """
+    try:
+        info = client.info("cluster")
+    except redis.ResponseError:  # INFO refused (some managed services): not a cluster
+        return client
+    if not is_cluster(info):
+        return client
+    settings = dict(client.connection_pool.connection_kwargs)
+    if int(settings.pop("db", 0) or 0):
+        raise redis.cluster.RedisClusterException("a Redis Cluster has database 0 only")
+    if issubclass(client.connection_pool.connection_class, redis.SSLConnection):
+        settings["ssl"] = True
+    client.close()
+    cluster = ClusterClient(**settings)
+    # the cluster client answers the same commands: callers keep one client type
+    return cast(redis.Redis, cluster)
 
 
 def _layout_changed(exc: Exception) -> bool:
@@ -125,6 +159,9 @@ class _AsyncSlotTransaction(redis.asyncio.client.Pipeline):
             await self._cluster.forget_layout()
 
 
+_STREAM_SUBCOMMANDS = ("XGROUP ", "XINFO ")
+
+
 class AsyncClusterClient(redis.asyncio.cluster.RedisCluster):
     """redis-py's asyncio cluster client, with single-slot transactions (module docstring)."""
 
@@ -137,6 +174,14 @@ class AsyncClusterClient(redis.asyncio.cluster.RedisCluster):
         if transaction:
             return _AsyncSlotTransaction(self)
         return super().pipeline(transaction, shard_hint)
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        # redis-py 4.6's asyncio cluster finds no key in "XGROUP CREATE" (it reads XGROUP's
+        # key position, 0, not its subcommands'); their key is the stream, the first argument
+        if command.startswith(_STREAM_SUBCOMMANDS) and args:
+            return int(self.keyslot(args[0]))
+        slot: int = await super()._determine_slot(command, *args)
+        return slot
 
     def node_pool(self, node: redis.asyncio.cluster.ClusterNode) -> redis.asyncio.ConnectionPool:
         """The connection pool of transactions on ``node`` (the cluster node keeps no pool)."""

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -27,6 +27,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from bot.errors import ConfigError, RedisUnavailableError
+from bot.redis_cluster import on_cluster
 from bot.redis_conn import masked
 
 __all__ = ["LOCK_LIFETIME", "RedisUrlLockStore", "RedisUrlTrackerStore", "redis_params"]
@@ -84,6 +85,18 @@ def _check(client: Redis, url: str) -> None:
         raise RedisUnavailableError(masked(url), str(exc)) from exc
 
 
+def _on_cluster(client: Redis, url: str) -> Redis:
+    """The store's client, or on a Redis Cluster a cluster client with its settings.
+
+    Rasa's keys (``{prefix}{conversation id}``) are one key per conversation and command, so a
+    cluster spreads conversations over its nodes (the tracker store's ``keys()`` scans them all).
+    """
+    try:
+        return on_cluster(client)
+    except RedisError as exc:
+        raise RedisUnavailableError(masked(url), str(exc)) from exc
+
+
 class RedisUrlTrackerStore(RedisTrackerStore):
     """Rasa's Redis tracker store, configured by URL and checked at start-up.
 
@@ -94,7 +107,17 @@ class RedisUrlTrackerStore(RedisTrackerStore):
         url = host  # Rasa passes endpoints.yml's `url` as `host`
         params = redis_params(url, "endpoints.yml: tracker_store")
         super().__init__(domain, **params, **kwargs)
-        _check(self.red, str(url))  # redis_params refused a missing URL
+        rasa_client: Redis = self.red
+        _check(rasa_client, str(url))  # redis_params refused a missing URL
+        self.red: Redis = _on_cluster(rasa_client, str(url))
+
+    async def keys(self) -> Iterable[str]:
+        """The stored trackers' keys, as Rasa lists them (prefix included).
+
+        SCAN, not Rasa's KEYS: on a cluster KEYS asks one node, SCAN every primary (and it
+        does not block a single server while it walks the keys).
+        """
+        return [str(k) for k in self.red.scan_iter(match=self.key_prefix + "*", count=1000)]
 
 
 # KEYS: the lock. ARGV: ticket number, new expiry. Rasa keeps each ticket as a JSON string
@@ -141,8 +164,10 @@ class RedisUrlLockStore(RedisLockStore):
             raise ConfigError(
                 "endpoints.yml", "lock_store.lock_lifetime", f"must be seconds > 0: {lifetime!r}"
             )
+        rasa_client: Redis = self.red
+        _check(rasa_client, url)
+        self.red: Redis = _on_cluster(rasa_client, url)
         self._renew = self.red.register_script(_RENEW)
-        _check(self.red, url)
 
     @asynccontextmanager
     async def lock(
