@@ -742,10 +742,11 @@ class Servers:
     def stop(self) -> None:
         for process in reversed(self.processes):
             _end(process)
+        from bot.keys import prefix
         from bot.redis_conn import connect
 
         client = connect(self.redis_url)
-        keys = list(client.scan_iter(match=f"{self.namespace}:*", count=1000))
+        keys = list(client.scan_iter(match=f"{prefix(self.namespace)}*", count=1000))
         if keys:
             client.delete(*keys)
         client.close()

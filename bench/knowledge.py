@@ -92,6 +92,7 @@ def _peak_rss_mb() -> float:
 
 
 async def _ours(url: str, n: int, questions: int, queries: int) -> dict[str, Any]:
+    from bot.keys import prefix
     from bot.knowledge.embedding import CachingEncoder, default_encoder
     from bot.knowledge.store import KnowledgeBase
     from bot.redis_conn import connect_async
@@ -141,7 +142,7 @@ async def _ours(url: str, n: int, questions: int, queries: int) -> dict[str, Any
             await asyncio.sleep(0.05)
         publish_s = time.perf_counter() - began
     finally:
-        keys = [k async for k in editor_client.scan_iter(match=f"{namespace}:*", count=1000)]
+        keys = [k async for k in editor_client.scan_iter(match=f"{prefix(namespace)}*", count=1000)]
         if keys:
             await editor_client.delete(*keys)
         await editor_client.close()

