@@ -41,6 +41,7 @@ from bot.channels.inbox import Inbox
 from bot.channels.registry import ConfiguredChannel
 from bot.channels.webhook import Webhook, WebhookResponse
 from bot.errors import ConfigError
+from bot.http_server import MAX_HEAD_BYTES
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -51,8 +52,6 @@ __all__ = [
     "create_app",
 ]
 
-MAX_HEAD_BYTES = 16 * 1024
-"""Largest request line plus headers (providers send about 1 KiB)."""
 DEFAULT_BODY_TIMEOUT = 10.0
 """Seconds a client has to send a request's body (providers send a few KB at once)."""
 HEALTH_TOKEN_VARIABLE = "COUNCIL_HEALTH_TOKEN"  # noqa: S105 (a variable name, not a secret)

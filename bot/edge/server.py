@@ -2,7 +2,8 @@
 
 Reads the channel sections of the credentials file (the same file the Rasa server reads: the
 table is :data:`bot.channels.registry.CHANNELS`), connects to ``REDIS_URL`` in the namespace
-``COUNCIL_NAMESPACE`` and serves the webhooks on uvicorn's h11 protocol, hardened:
+``COUNCIL_NAMESPACE`` and serves the webhooks on uvicorn's h11 protocol, hardened
+(:mod:`bot.http_server`, shared with the web console):
 
 * a request's line and headers must arrive within ``--head-timeout`` s and fit in 16 KiB
   (``h11_max_incomplete_event_size``), its body within ``--body-timeout`` s;
@@ -33,9 +34,14 @@ from bot import logs
 from bot.channels.accounts import load_credentials
 from bot.channels.inbox import Inbox
 from bot.channels.registry import configured, secret_values
-from bot.edge.app import DEFAULT_BODY_TIMEOUT, MAX_HEAD_BYTES, create_app
-from bot.edge.protocol import DEFAULT_HEAD_TIMEOUT, guarded_h11
+from bot.edge.app import DEFAULT_BODY_TIMEOUT, create_app
 from bot.errors import CouncilError
+from bot.http_server import (
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_LIMIT_CONCURRENCY,
+    hardened_config,
+)
 from bot.keys import namespace
 from bot.redis_conn import connect_async, masked, redis_url
 from bot.settings import current as current_settings
@@ -70,29 +76,22 @@ class EdgeSettings:
     namespace: str
     head_timeout: float = DEFAULT_HEAD_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
-    keep_alive: int = 5
-    limit_concurrency: int = 1000
+    keep_alive: int = DEFAULT_KEEP_ALIVE
+    limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY
     access_log: bool = False
 
 
 def uvicorn_config(app: object, settings: EdgeSettings) -> uvicorn.Config:
-    """The hardened server configuration (see the module docstring)."""
-    # uvicorn logs access lines whenever its logger has a handler, root's included
-    logging.getLogger("uvicorn.access").propagate = settings.access_log
-    return uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        host=settings.host,
-        port=settings.port,
-        http=guarded_h11(settings.head_timeout),
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-        timeout_keep_alive=settings.keep_alive,
+    """The hardened server configuration (:func:`bot.http_server.hardened_config`)."""
+    return hardened_config(
+        app,
+        settings.host,
+        settings.port,
+        head_timeout=settings.head_timeout,
+        keep_alive=settings.keep_alive,
         limit_concurrency=settings.limit_concurrency,
-        timeout_graceful_shutdown=10,
-        proxy_headers=False,
         access_log=settings.access_log,
         log_config=None,
-        lifespan="on",
-        ws="none",
     )
 
 
@@ -132,8 +131,8 @@ def _parse_args(argv: Sequence[str] | None) -> EdgeSettings:
     parser.add_argument("--credentials", type=Path, default=Path("credentials.yml"))
     parser.add_argument("--head-timeout", type=float, default=DEFAULT_HEAD_TIMEOUT)
     parser.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT)
-    parser.add_argument("--keep-alive", type=int, default=5)
-    parser.add_argument("--limit-concurrency", type=int, default=1000)
+    parser.add_argument("--keep-alive", type=int, default=DEFAULT_KEEP_ALIVE)
+    parser.add_argument("--limit-concurrency", type=int, default=DEFAULT_LIMIT_CONCURRENCY)
     parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args(argv)
     return EdgeSettings(

@@ -1,7 +1,9 @@
 """Serve the web console: ``python -m bot.web [--host 127.0.0.1] [--port 8080]``.
 
-The console is a Starlette application served by uvicorn (HTTP/1.1 through h11, no server
-header, no access log: request lines would carry case ids and search words). Needs
+The console is a Starlette application served by uvicorn on the edge's hardened
+configuration (:mod:`bot.http_server`: HTTP/1.1 through h11, a request's head within 10 s and
+16 KiB, idle connections closed after 5 s, 503 beyond 1,000 connections, no server header, no
+access log: request lines would carry case ids and search words). Needs
 ``COUNCIL_SECRET_KEY``; Redis comes from ``REDIS_URL`` and the key namespace from
 ``COUNCIL_NAMESPACE`` (default ``cr``). A configuration error (a setting, ``REDIS_URL``, a
 content file) stops start-up with one line naming the file or variable and key, and exit code 2.
@@ -13,17 +15,48 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 
 from bot import logs
 from bot.errors import CouncilError
+from bot.http_server import DEFAULT_HEAD_TIMEOUT, DEFAULT_LIMIT_CONCURRENCY, hardened_config
 from bot.keys import namespace
 from bot.redis_conn import connect_async, redis_url
 from bot.settings import current as process_settings
 from bot.web.app import Settings, create_app
 
-__all__ = ["main", "serve"]
+__all__ = ["console_config", "main", "serve"]
+
+
+def console_config(
+    app: object,
+    host: str,
+    port: int,
+    *,
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+    limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY,
+    **options: Any,
+) -> uvicorn.Config:
+    """The console's server configuration: the edge's hardened one, no ``Server`` header.
+
+    Args:
+        app: The console application.
+        host: Address to listen on.
+        port: Port to listen on.
+        head_timeout: Seconds for a request's line and headers.
+        limit_concurrency: Connections served at once; more get 503.
+        **options: Other ``uvicorn.Config`` arguments (tests turn the lifespan off).
+    """
+    return hardened_config(
+        app,
+        host,
+        port,
+        head_timeout=head_timeout,
+        limit_concurrency=limit_concurrency,
+        **{"log_level": "info", "server_header": False, **options},
+    )
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:
@@ -31,19 +64,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     client = await connect_async(redis_url())
     try:
         app = create_app(client, namespace=namespace(), settings=settings)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            http="h11",
-            ws="none",
-            lifespan="on",
-            access_log=False,
-            server_header=False,
-            proxy_headers=False,
-            log_level="info",
-        )
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(console_config(app, host, port)).serve()
     finally:
         await client.close()
 
