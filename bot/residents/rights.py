@@ -13,7 +13,9 @@ every channel and their handoff cases, then what each store keeps about them:
 * the outbox (``{ns}:outbox``), failed sends (``{ns}:outbox:failed``) and delivery states
   (``{ns}:delivery:{conversation id}``);
 * handoff cases (:mod:`bot.handoff.queue`'s layout: record, messages, notes, timings, lease,
-  queue and contact indexes, events, safeguarding alerts, service-level breaches);
+  queue and contact indexes, events, safeguarding alerts, service-level breaches) and the
+  reports' redacted copy of a case's unanswered question (``{ns}:stats:question:{case id}``,
+  :mod:`bot.handoff.questions`: redacted, but still the resident's words);
 * missed-bin reports whose reference the bot gave in the conversation.
 
 :func:`erase` removes all of it and writes one ``resident.erase`` entry to the audit log, which
@@ -390,6 +392,18 @@ class _Collector:
             "timings": await client.hgetall(meta_key),
         }
 
+    async def report_question(self, case_id: str) -> str | None:
+        """The reports' redacted copy of a case's unanswered question (None: none kept).
+
+        Not part of :meth:`case`: :func:`sweep` leaves it to its own expiry, as long as
+        reports look back, while an erasure removes it with the case.
+        """
+        question_key = self.layout.key("stats", "question", case_id)
+        question: str | None = await self.client.get(question_key)
+        self.keys.append(question_key)
+        self.texts.append(question or "")
+        return question
+
     async def missed_bin_reports(self) -> list[dict[str, str]]:
         """Missed-bin reports whose reference appears in what was collected so far."""
         found = []
@@ -434,7 +448,10 @@ async def _collect(
             "emails": resident.emails,
         },
         "conversations": [await collector.conversation(c) for c in resident.conversations],
-        "handoff_cases": [await collector.case(c) for c in resident.cases],
+        "handoff_cases": [
+            {**await collector.case(c), "report_question": await collector.report_question(c)}
+            for c in resident.cases
+        ],
     }
     held["missed_bin_reports"] = await collector.missed_bin_reports()
     return collector, held

@@ -1,7 +1,8 @@
 """A resident asks what the council holds about them, then asks for it to be erased (UK GDPR).
 
-Two residents talk to the council: Priya on WhatsApp (handed off to a person, reported a missed
-bin, a reply that could not be delivered) and on Telegram where she gave her email address;
+Two residents talk to the council: Priya on WhatsApp (handed off to a person when the bot did
+not understand her, so her question is kept redacted for the reports; reported a missed bin, a
+reply that could not be delivered) and on Telegram where she gave her email address;
 Tom on WhatsApp (handed off too, reported his own missed bin). Every store is written through
 the project's own code where it is settled (inbox, handoff queue, outbox, missed-bin reports,
 Rasa's tracker store); the delivery states and failed sends in the layout
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from bot.channels.base import InboundMessage, OutboundMessage
 from bot.channels.inbox import Inbox
 from bot.channels.outbox import queue_reply
 from bot.errors import ConfigError
+from bot.handoff.questions import UnansweredQuestions
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
 from bot.residents.__main__ import main
@@ -106,7 +108,13 @@ async def _seed(
         phone=phone,
         email=f"{name.split()[0].lower()}.{tag}@example.org",
         conversations=[whatsapp],
-        words=[f"wheelie{tag}", f"agentreply{tag}", f"note{tag}", f"undelivered{tag}"],
+        words=[
+            f"wheelie{tag}",
+            f"agentreply{tag}",
+            f"note{tag}",
+            f"undelivered{tag}",
+            f"kettle{tag}",
+        ],
     )
     ns = layout.namespace
     inbox = Inbox(client, ns)
@@ -150,9 +158,9 @@ async def _seed(
         channel="whatsapp",
         account=ACCOUNT,
         sender=phone,
-        reason="asked_for_person",
+        reason="low_confidence",
         topic="bin_day",
-        priority="P2",
+        priority="P3",
         team="waste",
         created_at=NOW.isoformat(),
         display_name=name,
@@ -161,6 +169,9 @@ async def _seed(
     )
     case_id = await queue.open(record)
     resident.cases.append(case_id)
+    # the report's copy of the question the bot could not answer (bot/handoff/questions.py)
+    question = f"can I put a {resident.words[4]} in the bin"
+    assert await UnansweredQuestions(client, ns).record(replace(record, case_id=case_id), question)
     assert await queue.claim(case_id, "agent.amy", 300)
     await queue.append_message(whatsapp, "agent", resident.words[1])
     await queue.add_note(case_id, "agent.amy", resident.words[2])
@@ -258,6 +269,7 @@ async def test_export_then_erase_leaves_nothing_of_the_resident(
     (case,) = exported["handoff_cases"]
     assert [m["text"] for m in case["messages"]] == [priya.words[1]]
     assert [n["text"] for n in case["notes"]] == [priya.words[2]]
+    assert case["report_question"] == f"can I put a {priya.words[4]} in the bin"
     (report,) = exported["missed_bin_reports"]
     assert report["reference"] == priya.references[0]
     (whatsapp,) = exported["conversations"]
