@@ -44,6 +44,7 @@ from bot.http_server import (
 )
 from bot.keys import namespace
 from bot.redis_conn import connect_async, masked, redis_url
+from bot.services import ROOT
 from bot.settings import current as current_settings
 
 __all__ = ["EdgeSettings", "main", "serve", "uvicorn_config"]
@@ -128,7 +129,12 @@ def _parse_args(argv: Sequence[str] | None) -> EdgeSettings:
     parser = argparse.ArgumentParser(prog="python -m bot.edge", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--credentials", type=Path, default=Path("credentials.yml"))
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        default=ROOT / "credentials.yml",  # the project's, wherever the edge is started from
+        help="the credentials file (default: the project's credentials.yml)",
+    )
     parser.add_argument("--head-timeout", type=float, default=DEFAULT_HEAD_TIMEOUT)
     parser.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT)
     parser.add_argument("--keep-alive", type=int, default=DEFAULT_KEEP_ALIVE)
