@@ -162,7 +162,7 @@ def create_app(
             # a provider's check, or a delivery in the query string (a Twilio number set to GET)
             return _response(await hook.get(str(request.url), dict(request.headers)))
         raw = request.scope["headers"]
-        if sum(len(name) + len(value) for name, value in raw) > MAX_HEAD_BYTES:
+        if sum(len(key) + len(value) for key, value in raw) > MAX_HEAD_BYTES:
             # h11 limits a head that arrives in pieces; this catches one sent in one packet
             _log.warning("%s: request headers over %d bytes refused", name, MAX_HEAD_BYTES)
             return PlainTextResponse("request headers too large", status_code=431, headers=_CLOSE)
