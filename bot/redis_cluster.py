@@ -9,8 +9,9 @@ a transaction's keys share one slot: :class:`ClusterClient` runs it on the prima
 slot of its first key, over that node's own connections. Lua scripts need nothing: redis-py sends
 them to the node of their keys.
 
-A transaction that meets a moved slot or a lost primary fails (as on a single server that
-restarts) and makes the client read the cluster's layout again, so the next one finds the new
+A transaction that meets a moved slot makes the client read the cluster's layout again and
+runs on the slot's new primary (the old one ran none of its commands); one that held a WATCH,
+or lost its primary, fails as on a single server that restarts, and the next one finds the new
 primary.
 """
 
@@ -24,8 +25,8 @@ import redis.asyncio.client
 import redis.asyncio.cluster
 import redis.client
 import redis.cluster
+from redis.exceptions import AskError, MovedError, ReadOnlyError, TimeoutError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError, TimeoutError
 
 __all__ = ["AsyncClusterClient", "ClusterClient", "is_cluster", "on_cluster"]
 
@@ -64,9 +65,16 @@ def on_cluster(client: redis.Redis) -> redis.Redis:
 
 def _layout_changed(exc: Exception) -> bool:
     """The error means the slot has another primary now (moved, failed over, unreachable)."""
-    if isinstance(exc, (RedisConnectionError, TimeoutError)):
-        return True
-    return isinstance(exc, ResponseError) and str(exc).startswith(("MOVED", "ASK", "READONLY"))
+    return isinstance(exc, (RedisConnectionError, TimeoutError, AskError, ReadOnlyError))
+
+
+def _run_again(exc: Exception, watched: bool, stack: list[Any]) -> bool:
+    """Whether a failed transaction can be sent again to the slot's new primary.
+
+    MOVED answers the queued commands, so the server ran none of them (EXECABORT); a WATCH was
+    on the old primary, so the caller's read-and-write must start again instead.
+    """
+    return isinstance(exc, MovedError) and not watched and bool(stack)
 
 
 class _SlotTransaction(redis.client.Pipeline):
@@ -95,12 +103,19 @@ class _SlotTransaction(redis.client.Pipeline):
             raise
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack, watched = list(self.command_stack), self.watching
         try:
             results: list[Any] = super().execute(raise_on_error)
             return results
         except Exception as exc:
             self._forget_layout(exc)
-            raise
+            if not _run_again(exc, watched, stack):
+                raise
+        self._bound = False
+        for args, options in stack:
+            self.execute_command(*args, **options)
+        results = super().execute(raise_on_error)
+        return results
 
     def _forget_layout(self, exc: Exception) -> None:
         if _layout_changed(exc):
@@ -147,12 +162,19 @@ class _AsyncSlotTransaction(redis.asyncio.client.Pipeline):
             raise
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack, watched = list(self.command_stack), self.watching
         try:
             results: list[Any] = await super().execute(raise_on_error)
             return results
         except Exception as exc:
             await self._forget_layout(exc)
-            raise
+            if not _run_again(exc, watched, stack):
+                raise
+        self._bound = False
+        for args, options in stack:
+            self.execute_command(*args, **options)
+        results = await super().execute(raise_on_error)
+        return results
 
     async def _forget_layout(self, exc: Exception) -> None:
         if _layout_changed(exc):
@@ -195,8 +217,7 @@ class AsyncClusterClient(redis.asyncio.cluster.RedisCluster):
         return pool
 
     async def forget_layout(self) -> None:
-        """Read the cluster's layout again and drop the transactions' pools."""
-        await self._close_pools()
+        """Read the cluster's layout again (pools stay: other transactions may be using them)."""
         await self.nodes_manager.initialize()
 
     async def close(self) -> None:

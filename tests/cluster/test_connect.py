@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import cast
+
 import redis
 import redis.asyncio
+from redis.crc import key_slot
 
 from bot.keys import key
 from bot.redis_cluster import AsyncClusterClient, ClusterClient
@@ -39,3 +43,35 @@ async def test_an_async_transaction_with_watch(
         pipe.hgetall(key(cluster_namespace, "none"))
         assert await pipe.execute() == [True, {}]
     assert await async_cluster_client.get(seq) == "2"
+
+
+def _move_slot(client: redis.Redis, name: str) -> None:
+    """Give the (empty) slot of ``name`` to another primary, as resharding does."""
+    cluster = cast(ClusterClient, client)
+    owner = cluster.get_node_from_key(name)
+    other = next(n for n in cluster.get_primaries() if n.name != owner.name)
+    new_owner = other.redis_connection.execute_command("CLUSTER", "MYID")
+    slot = key_slot(name.encode())
+    for node in cluster.get_primaries():
+        node.redis_connection.execute_command("CLUSTER", "SETSLOT", slot, "NODE", new_owner)
+
+
+async def test_a_transaction_follows_its_slot_to_a_new_primary(
+    cluster_client: redis.Redis, async_cluster_client: redis.asyncio.Redis
+) -> None:
+    ns = f"{{moved-{uuid.uuid4().hex[:8]}}}"
+    first, second = key(ns, "a"), key(ns, "b")
+    await async_cluster_client.get(first)  # both clients know the layout before the move
+    cluster_client.get(first)
+    _move_slot(cluster_client, first)
+    try:
+        with cluster_client.pipeline(transaction=True) as pipe:
+            pipe.incr(first)
+            pipe.incr(second)
+            assert pipe.execute() == [1, 1]  # MOVED: sent again to the new primary
+        async with async_cluster_client.pipeline(transaction=True) as apipe:
+            apipe.incr(first)
+            apipe.incr(second)
+            assert await apipe.execute() == [2, 2]
+    finally:
+        cluster_client.delete(first, second)
