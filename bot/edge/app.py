@@ -41,7 +41,7 @@ from bot.channels.inbox import Inbox
 from bot.channels.registry import ConfiguredChannel
 from bot.channels.webhook import Webhook, WebhookResponse
 from bot.errors import ConfigError
-from bot.http_server import MAX_HEAD_BYTES
+from bot.http_server import DEFAULT_BODY_TIMEOUT, MAX_HEAD_BYTES
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -52,8 +52,6 @@ __all__ = [
     "create_app",
 ]
 
-DEFAULT_BODY_TIMEOUT = 10.0
-"""Seconds a client has to send a request's body (providers send a few KB at once)."""
 HEALTH_TOKEN_VARIABLE = "COUNCIL_HEALTH_TOKEN"  # noqa: S105 (a variable name, not a secret)
 """The environment variable holding the token of ``/health/channels`` (unset: not served)."""
 MIN_HEALTH_TOKEN_LENGTH = 32

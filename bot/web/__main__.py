@@ -2,8 +2,9 @@
 
 The console is a Starlette application served by uvicorn on the edge's hardened
 configuration (:mod:`bot.http_server`: HTTP/1.1 through h11, a request's head within 10 s and
-16 KiB, idle connections closed after 5 s, 503 beyond 1,000 connections, no server header, no
-access log: request lines would carry case ids and search words). Needs
+16 KiB, its body within 10 s, idle connections closed after 5 s, 503 beyond 1,000
+connections, no server header, no access log: request lines would carry case ids and search
+words). Needs
 ``COUNCIL_SECRET_KEY``; Redis comes from ``REDIS_URL`` and the key namespace from
 ``COUNCIL_NAMESPACE`` (default ``cr``). A configuration error (a setting, ``REDIS_URL``, a
 content file) stops start-up with one line naming the file or variable and key, and exit code 2.
@@ -21,7 +22,12 @@ import uvicorn
 
 from bot import logs
 from bot.errors import CouncilError
-from bot.http_server import DEFAULT_HEAD_TIMEOUT, DEFAULT_LIMIT_CONCURRENCY, hardened_config
+from bot.http_server import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_LIMIT_CONCURRENCY,
+    hardened_config,
+)
 from bot.keys import namespace
 from bot.redis_conn import connect_async, redis_url
 from bot.settings import current as process_settings
@@ -36,6 +42,7 @@ def console_config(
     port: int,
     *,
     head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
     limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY,
     **options: Any,
 ) -> uvicorn.Config:
@@ -46,6 +53,7 @@ def console_config(
         host: Address to listen on.
         port: Port to listen on.
         head_timeout: Seconds for a request's line and headers.
+        body_timeout: Seconds for its body (a slow one gets 408).
         limit_concurrency: Connections served at once; more get 503.
         **options: Other ``uvicorn.Config`` arguments (tests turn the lifespan off).
     """
@@ -54,6 +62,7 @@ def console_config(
         host,
         port,
         head_timeout=head_timeout,
+        body_timeout=body_timeout,
         limit_concurrency=limit_concurrency,
         **{"log_level": "info", "server_header": False, **options},
     )

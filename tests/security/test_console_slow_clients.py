@@ -5,7 +5,7 @@ on the council's reverse proxy to buffer requests. It now runs on the edge's har
 (:mod:`bot.http_server`): here 40 clients dribble request heads at the console (its connection
 limit set to 60, so without the deadline they would soon fill it) while a member of staff
 keeps loading the sign-in page: every page is served within a second, every slow client is
-cut off at its deadline, and an oversized head is refused.
+cut off at its deadline, and an oversized head is refused. Slow form bodies get 408 at theirs.
 """
 
 from __future__ import annotations
@@ -78,3 +78,33 @@ async def test_an_oversized_head_is_refused(console_app: ConsoleApp) -> None:
         answer, held = await SlowClient(port, head, every=0.0, chunk=4096).run(give_up=10)
     assert answer.startswith(b"HTTP/1.1 400"), answer[:40]  # h11 stops buffering at 16 KiB
     assert held < 10
+
+
+async def test_slow_bodies_get_408_while_staff_are_served(console_app: ConsoleApp) -> None:
+    # a sign-in form posted a byte at a time: the head is prompt, the body never ends
+    head = (
+        b"POST /login HTTP/1.1\r\nHost: console\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 400\r\n\r\n"
+    )
+    async with running(console_app, body_timeout=1.5, limit_concurrency=60) as port:
+        slow = asyncio.gather(
+            *(
+                SlowClient(port, b"u" * 400, every=0.05, first=head).run(give_up=15)
+                for _ in range(30)
+            )
+        )
+        await asyncio.sleep(0.3)
+        async with aiohttp.ClientSession() as session:
+            for _ in range(10):
+                begun = time.monotonic()
+                async with session.get(f"http://127.0.0.1:{port}/login") as page:
+                    await page.read()
+                    assert page.status == 200
+                assert time.monotonic() - begun < 1.0
+                await asyncio.sleep(0.1)
+        results = await slow
+
+    for received, held in results:
+        assert received.startswith(b"HTTP/1.1 408"), received[:40]
+        assert received.endswith(b"request body too slow")
+        assert held < 4.0
