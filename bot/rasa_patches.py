@@ -20,11 +20,14 @@ loaded (so every Rasa server running our pipeline has them, with nothing else to
   action server does not encode the message again) lives for the turn only: it is dropped
   from the tracker before it is saved or its events published, so stored trackers and the
   event broker never carry it.
-* Saving a tracker in Redis reads and rebuilds the stored one once instead of three times.
-  Rasa's ``RedisTrackerStore.save`` rebuilt it (replaying every event of the conversation) to
-  find the new events for the event broker, then again (twice: the sessions split, then a
-  replay "back in time") to merge it with the one being saved: work that grew with every turn.
-  The same events are published and the same tracker is stored. Retrieving the latest
+* Saving a tracker in Redis reads the stored events once and rebuilds no tracker. Rasa's
+  ``RedisTrackerStore.save`` rebuilt the stored one (replaying every event of the
+  conversation) to find the new events for the event broker, then again (twice: the sessions
+  split, then a replay "back in time") to merge it with the one being saved, and with session
+  metadata (our channels) the merge compared every event with every other: work that grew
+  with every turn. When the tracker continues the stored conversation the merge's result is
+  known from the events (:func:`_continued`); otherwise Rasa's merge runs. The same events are
+  published and the same events are stored. Retrieving the latest
   session builds the session trackers only when there are several (a single session is the
   tracker read), and reading a stored event finds its class in a table instead of walking
   every subclass of ``Event`` (a quarter of the Rasa process's CPU at turn 50).
@@ -162,56 +165,76 @@ async def _parse_message(
 _original_parse_message: Any = None
 
 
-def _last_session_length(stored: DialogueStateTracker | None) -> int:
-    """How many events ``RedisTrackerStore.retrieve`` would return (the latest session's)."""
+def _latest_session_start(events: list[Any]) -> int:
+    """Where the tracker ``RedisTrackerStore.retrieve`` gives begins (its latest session)."""
     from rasa.shared.core.constants import ACTION_SESSION_START_NAME
     from rasa.shared.core.events import ActionExecuted, split_events
 
-    if stored is None:
-        return 0
     sessions = split_events(
-        stored.events,
-        ActionExecuted,
-        {"action_name": ACTION_SESSION_START_NAME},
-        include_splitting_event=True,
+        events, ActionExecuted, {"action_name": ACTION_SESSION_START_NAME}, True
     )
-    return len(sessions[-1]) if len(sessions) > 1 else len(stored.events)
+    return len(events) - len(sessions[-1]) if len(sessions) > 1 else 0
 
 
-def _extends(tracker: DialogueStateTracker, prior: DialogueStateTracker) -> bool:
-    """Whether Rasa's merge would keep ``tracker`` as it is, decided without replaying it.
+def _continued(stored: list[Any], start: int, tracker: DialogueStateTracker) -> list[Any] | None:
+    """The events Rasa's merge stores when ``tracker`` continues the stored conversation.
 
-    Rasa replays ``tracker``'s events up to the first one newer than ``prior``'s last and
-    keeps ``tracker`` when those are ``prior``'s events: the same test on the events.
+    ``tracker`` was retrieved as the stored events from ``start`` on (the latest session; with
+    session metadata Rasa stores a slot event before the session start, so the retrieved
+    tracker is shorter than the stored one) and has new events after them. Rasa's merge then
+    keeps the stored events and appends each of the tracker's events whose ``as_dict`` is not
+    there yet. None when that cannot be decided from the events alone (a tracker that is not a
+    continuation, timestamps out of order): Rasa's merge runs instead.
     """
-    count, events = len(prior.events), tracker.events
-    if not count or len(events) < count:
-        return not count
-    last = prior.events[-1].timestamp
-    head = list(itertools.islice(events, count))
-    if any(event.timestamp > last for event in head):
-        return False
-    if len(events) > count and events[count].timestamp <= last:
-        return False
-    return head == list(prior.events)
+    events = list(tracker.events)
+    session = stored[start:]
+    if len(events) < len(session):
+        return None
+    last = stored[-1].timestamp if stored else float("-inf")
+    if any(event.timestamp > last for event in stored):
+        return None
+    if [e.as_dict() for e in events[: len(session)]] != [e.as_dict() for e in session]:
+        return None
+    added: list[Any] = []
+    seen: list[dict[str, Any]] = []
+    for event in events[len(session) :]:
+        if event.timestamp <= last:
+            return None  # it could equal a stored event: Rasa's comparison decides
+        as_dict = event.as_dict()
+        if as_dict not in seen:
+            seen.append(as_dict)
+            added.append(event)
+    return [*stored, *added]
 
 
 async def _save(
     self: RedisTrackerStore, tracker: DialogueStateTracker, timeout: float | None = None
 ) -> None:
+    import json
+
+    from rasa.shared.core.conversation import Dialogue
+
     _drop_embeddings(tracker)
     key = self.key_prefix + tracker.sender_id
-    stored = self.red.get(key)
-    prior = self.deserialise_tracker(tracker.sender_id, stored) if stored is not None else None
+    raw = self.red.get(key)
+    # the stored events, read without replaying them into a tracker
+    stored = list(Dialogue.from_parameters(json.loads(raw)).events) if raw is not None else None
+    start = _latest_session_start(stored) if stored is not None else 0
     if self.event_broker is not None:
-        offset = _last_session_length(prior)
+        offset = len(stored) - start if stored is not None else 0  # len(retrieve().events)
         new_events = list(itertools.islice(tracker.events, offset, len(tracker.events)))
         await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
     if not timeout and self.record_exp:
         timeout = self.record_exp
-    if prior is not None and not _extends(tracker, prior):
-        tracker = self._merge_trackers(prior, tracker)
-    self.red.set(key, self.serialise_tracker(tracker), ex=timeout)
+    events = list(tracker.events)
+    if stored is not None and stored:
+        continued = _continued(stored, start, tracker)
+        if continued is None:
+            prior = self.deserialise_tracker(tracker.sender_id, raw)
+            if prior is not None:
+                continued = list(self._merge_trackers(prior, tracker).events)
+        events = continued if continued is not None else events
+    self.red.set(key, json.dumps(Dialogue(tracker.sender_id, events).as_dict()), ex=timeout)
 
 
 _event_classes: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from inspect import isabstract
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from rasa.core.actions.action import RemoteAction
 from rasa.core.brokers.broker import EventBroker
-from rasa.shared.core.constants import ACTION_SESSION_START_NAME
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME, SESSION_START_METADATA_SLOT
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
@@ -194,3 +195,41 @@ def test_stored_events_read_back_as_the_same_classes() -> None:
     assert Event.resolve_by_type("no_such_event", default=SlotSet) is SlotSet
     with pytest.raises(ValueError, match="Unknown event name"):
         Event.resolve_by_type("no_such_event")
+
+
+async def test_a_session_with_metadata_is_stored_as_rasas_merge_would(
+    redis_url: str, namespace: str
+) -> None:
+    # Rasa stores session metadata (our channels send some) as a slot event before the session
+    # start, and retrieves the latest session from the session start: the tracker it saves is
+    # shorter than the stored one, and its merge decides what is stored
+    broker = Published()
+    prefix = "".join(c for c in namespace if c.isalnum())
+    store = RedisUrlTrackerStore(DOMAIN, host=redis_url, key_prefix=prefix)
+    store.event_broker = broker
+    started = [
+        SlotSet(SESSION_START_METADATA_SLOT, {"account": "+441234567890"}),
+        ActionExecuted(ACTION_SESSION_START_NAME),
+    ]
+    first = DialogueStateTracker.from_events("resident", started, slots=DOMAIN.slots)
+    _turn(first, "message 0")
+    await store.save(first)
+    for turn in (1, 2):
+        latest = await store.retrieve("resident")
+        assert latest is not None and latest.events[0] == ActionExecuted(ACTION_SESSION_START_NAME)
+        _turn(latest, f"message {turn}")
+        raw_before = store.red.get(store.key_prefix + "resident")
+        prior = store.deserialise_tracker("resident", raw_before)
+        assert prior is not None
+        expected = [e.as_dict() for e in store._merge_trackers(prior, latest).events]
+        published = len(broker.bodies)
+        await store.save(latest)
+        raw = store.red.get(store.key_prefix + "resident")
+        assert raw is not None
+        assert json.loads(raw)["events"] == expected
+        assert [body["event"] for body in broker.bodies[published:]] == ["action", "user", "bot"]
+    stored = await store.retrieve_full_tracker("resident")
+    assert stored is not None
+    texts = [e.text for e in stored.events if isinstance(e, UserUttered)]
+    assert texts == ["message 0", "message 1", "message 2"]  # each once
+    store.red.delete(store.key_prefix + "resident")
