@@ -415,40 +415,59 @@ class Stack:
             BENCH_TELEGRAM_TOKEN=TELEGRAM_TOKEN,
             BENCH_TELEGRAM_SECRET=TELEGRAM_SECRET,
         )
+        self.launchers: dict[str, Callable[[], Service]] = {
+            "actions": lambda: start_service(
+                "actions",
+                action_server_argv(actions_port),
+                ready_url=f"http://127.0.0.1:{actions_port}/health",
+                env=env,
+                log_dir=folder,
+            ),
+            "rasa": lambda: start_service(
+                "rasa",
+                rasa_server_argv(
+                    model=folder / "model.tar.gz",
+                    port=rasa_port,
+                    credentials=credentials,
+                    endpoints=folder / "endpoints.yml",
+                    auth_token=token,
+                ),
+                ready_url=f"http://127.0.0.1:{rasa_port}/status?token={token}",
+                env=env,
+                log_dir=folder,
+                timeout=600,
+            ),
+            "edge": lambda: start_service(
+                "edge",
+                edge_argv(host="127.0.0.1", port=edge_port, credentials=credentials),
+                ready_url=f"http://127.0.0.1:{edge_port}/health",
+                env=env,
+                log_dir=folder,
+            ),
+        }
         self.services: dict[str, Service] = {}
         started = time.perf_counter()
-        self.services["actions"] = start_service(
-            "actions",
-            action_server_argv(actions_port),
-            ready_url=f"http://127.0.0.1:{actions_port}/health",
-            env=env,
-            log_dir=folder,
-        )
-        self.services["rasa"] = start_service(
-            "rasa",
-            rasa_server_argv(
-                model=folder / "model.tar.gz",
-                port=rasa_port,
-                credentials=credentials,
-                endpoints=folder / "endpoints.yml",
-                auth_token=token,
-            ),
-            ready_url=f"http://127.0.0.1:{rasa_port}/status?token={token}",
-            env=env,
-            log_dir=folder,
-            timeout=600,
-        )
-        self.services["edge"] = start_service(
-            "edge",
-            edge_argv(host="127.0.0.1", port=edge_port, credentials=credentials),
-            ready_url=f"http://127.0.0.1:{edge_port}/health",
-            env=env,
-            log_dir=folder,
-        )
+        for name, launch in self.launchers.items():  # the actions first: Rasa calls them
+            self.services[name] = launch()
         self.start_seconds = round(time.perf_counter() - started, 1)
         self.rasa_url = f"http://127.0.0.1:{rasa_port}"
         self.edge_url = f"http://127.0.0.1:{edge_port}"
         self.client = connect(self.redis.url)
+
+    def kill(self, name: str) -> None:
+        """Kill a process at once (SIGKILL), as a crash would: ``redis`` or a service."""
+        process = self.redis.process if name == "redis" else self.services[name].process
+        process.kill()
+        process.wait()
+
+    def restart(self, name: str) -> None:
+        """Start a killed process again, as before, and wait until it is ready."""
+        if name == "redis":
+            port = int(self.redis.url.rsplit(":", 1)[1].split("/")[0])
+            self.redis = start_embedded(self.folder / "redis", port)
+            return
+        self.services[name].stop()
+        self.services[name] = self.launchers[name]()
 
     def pids(self) -> dict[str, int]:
         found = {name: service.process.pid for name, service in self.services.items()}
@@ -634,6 +653,79 @@ async def _turns(stack: Stack, load: Load, mix: Mix, turns: int) -> dict[str, An
     }
 
 
+FAULTS = (
+    ("action_server", "actions", 14.0),  # the issue's 14 s outage
+    ("rasa_worker", "rasa", 0.0),  # restarted at once: the outage is its start-up
+    ("redis", "redis", 5.0),
+)
+
+
+async def _fault(
+    stack: Stack, load: Load, mix: Mix, name: str, process: str, outage: float, args: Any
+) -> dict[str, Any]:
+    """Open-loop load at ``--fault-rate``; ``process`` killed a quarter in, restarted later."""
+    await _settle(stack, load, args.drain_seconds)
+    spacing = 1.2 / args.fault_rate
+    seconds = args.fault_seconds
+    conversations: list[Conversation] = []
+    begun = time.perf_counter()
+    end = begun + seconds
+    kill_at = begun + seconds / 4
+
+    async def fault() -> tuple[float, float]:
+        await asyncio.sleep(max(0.0, kill_at - time.perf_counter()))
+        killed = time.perf_counter()
+        stack.kill(process)
+        await asyncio.sleep(outage)
+        await asyncio.to_thread(stack.restart, process)
+        return killed, time.perf_counter()
+
+    faulting = asyncio.create_task(fault())
+    n = 0
+    while (due := begun + n * spacing) < end:
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        conversation = load.new(*mix.texts())
+        conversations.append(conversation)
+        load.start(conversation, end + args.fault_drain / 2)
+        n += 1
+    killed, ready = await faulting
+    deadline = max(end, ready) + args.fault_drain
+    while time.perf_counter() < deadline:
+        sent = [m for c in conversations for m in c.messages if m.sent_at]
+        if all(m.replies for m in sent) and not load.tasks:
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.0)  # late duplicates
+    sent = [m for c in conversations for m in c.messages if m.sent_at]
+    hit = [m for m in sent if m.sent_at <= ready]  # sent before the process was back
+    answered = [m.replies[0][0] for m in hit if m.replies]
+    lost = [m for m in sent if not m.replies]
+    return {
+        "fault": f"{process} killed (SIGKILL) {seconds / 4:g} s into the run, "
+        f"restarted {outage:g} s later",
+        "rate": args.fault_rate,
+        "messages": len(sent),
+        "refused_by_edge": sum(1 for m in sent if m.status != 200),
+        "lost": len(lost),
+        "lost_kinds": sorted({c.kind for c in conversations for m in c.messages if m in lost}),
+        "duplicates": sum(m.duplicates() for m in sent),
+        "restart_seconds": round(ready - killed, 1),
+        # from the kill until every message sent before the restart was answered
+        "recovery_seconds": round(max(answered) - killed, 1) if answered else None,
+        "e2e_p99_ms": _pct([ms for m in sent if (ms := m.e2e_ms()) is not None], 0.99),
+        "dead_letters": stack.dead_letters(),
+    }
+
+
+async def _faults(stack: Stack, load: Load, args: Any) -> dict[str, Any]:
+    mix = Mix(seed_value=11)
+    found: dict[str, Any] = {}
+    for name, process, outage in FAULTS:
+        found[name] = await _fault(stack, load, mix, name, process, outage, args)
+        print(f"  fault {name}: {json.dumps(found[name])}", flush=True)
+    return found
+
+
 def _summary(
     steps: list[dict[str, Any]], turns: dict[str, Any], first: float | None
 ) -> dict[str, Any]:
@@ -691,8 +783,12 @@ async def run_side(
                 break
         turns = await _turns(stack, load, mix, args.turns)
         print(f"  {side} turns: {json.dumps(turns)}", flush=True)
+        faults = await _faults(stack, load, args) if side == "ours" and args.faults else None
     del provider_load
-    return _summary(steps, turns, first)
+    summary = _summary(steps, turns, first)
+    if faults is not None:
+        summary["faults"] = faults
+    return summary
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -785,6 +881,19 @@ def main() -> None:
     parser.add_argument(
         "--short", action="store_true", help="development run: 5,20 msg/s, 10 s steps, 20 turns"
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="ours: action server, Rasa server and Redis killed under load, one at a time",
+    )
+    parser.add_argument(
+        "--merge-faults",
+        action="store_true",
+        help="with --faults: save only the faults, into the results already in --out",
+    )
+    parser.add_argument("--fault-rate", type=float, default=5.0, help="msgs/s during faults")
+    parser.add_argument("--fault-seconds", type=float, default=40.0)
+    parser.add_argument("--fault-drain", type=float, default=120.0, help="s to wait for replies")
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--as-before", action="store_true", help="save under 'before' (a baseline)")
@@ -796,11 +905,22 @@ def main() -> None:
         args.rates, args.step_seconds, args.drain_seconds, args.turns = "5,20", 10.0, 10.0, 20
     if not args.model.exists():
         parser.error(f"no model at {args.model}: run `make train` first")
+    if args.merge_faults and not args.faults:
+        parser.error("--merge-faults needs --faults")
     args.first = True
     results = asyncio.run(bench(args))
     print(_table(results), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     kept = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.merge_faults:  # a faults run joins the saved results, which it leaves as they are
+        kept.setdefault("ours", {})["faults"] = {
+            **results["ours"]["faults"],
+            "measured_at": results["measured_at"],
+            "load_average_at_start": results["load_average_at_start"],
+        }
+        args.out.write_text(json.dumps(kept, indent=2) + "\n")
+        print(f"saved the faults in {args.out}", flush=True)
+        return
     if args.as_before:
         kept["before"] = results
     else:
