@@ -5,8 +5,9 @@ them all (a bad value is a :class:`~bot.errors.ConfigError` naming the variable)
 :func:`current` reads ``os.environ`` once per process; entry points call it at start and pass
 the object (or the values they need) down, and code that Rasa instantiates itself (tracker
 store, channel inputs, actions) calls :func:`current`. No other module of ``bot`` or
-``actions`` reads the environment (``tests/test_settings.py`` scans for it), except the
-builders of child processes' environments (:func:`bot.services.base_env`).
+``actions`` reads the environment (``tests/test_settings.py`` scans for it): children's
+environments are built from :attr:`Settings.environ` (:func:`bot.services.base_env`), and
+:mod:`bot.nlu.embedder` only sets the Hugging Face libraries' offline switches.
 
 Tests inject settings with :func:`use` (``bot.testing.plugin`` forgets them after each test,
 so a test may also set variables with ``monkeypatch.setenv`` before the code under test
@@ -164,8 +165,9 @@ class Settings:
             handoff out of hours.
     """
 
-    environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    redis_url: str = ""
+    # secrets and the environment stay out of repr(): a logged or printed Settings leaks nothing
+    environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    redis_url: str = field(default="", repr=False)
     namespace: str = "cr"
     profile_path: Path = DEFAULT_PROFILE
     public_url: str = ""
@@ -174,15 +176,15 @@ class Settings:
     audit_retention_days: int = 365
     handoff_retention_days: int = 365
     failed_message_retention_days: int = 30
-    secret_key: str = ""
+    secret_key: str = field(default="", repr=False)
     cookie_secure: bool = True
     trusted_proxies: tuple[str, ...] = ()
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     test_conversations: Path | None = None
     rasa_url: str = "http://127.0.0.1:5005"
-    rasa_auth_token: str = ""
-    health_token: str = ""
+    rasa_auth_token: str = field(default="", repr=False)
+    health_token: str = field(default="", repr=False)
     internal_host: str = "127.0.0.1"
     sla_file: Path | None = None
     sla_webhook: str = ""

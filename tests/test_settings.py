@@ -111,6 +111,7 @@ def test_values_are_typed() -> None:
     assert read.rasa_url == "http://10.20.0.5:5005"
     assert read.sla_file == Path("/etc/council/sla.json")
     assert sorted(read.secrets()) == ["pw", "rasa-token"]
+    assert "pw" not in repr(read) and "rasa-token" not in repr(read)
 
 
 @pytest.mark.parametrize(
