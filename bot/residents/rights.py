@@ -501,6 +501,7 @@ async def erase(
     *,
     actor: str = "cli",
     request: str = "",
+    ip: str = "",
 ) -> Erasure:
     """Remove everything held about ``resident`` and record the erasure in the audit log.
 
@@ -513,6 +514,7 @@ async def erase(
             never the resident's contact details.
         actor: Who asked for it.
         request: The council's own reference of the erasure request (a ticket number).
+        ip: The operator's address (a console request's client), for the audit entry.
     """
     collector, held = await _collect(client, layout, resident)
     removed_keys, removed_entries = await collector.remove()
@@ -525,7 +527,7 @@ async def erase(
         len(resident.cases),
         len(held["missed_bin_reports"]),
     )
-    await audit.record(actor, "resident.erase", "resident", reference, erasure.summary())
+    await audit.record(actor, "resident.erase", "resident", reference, erasure.summary(), ip=ip)
     return erasure
 
 

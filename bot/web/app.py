@@ -100,6 +100,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 SECTION_MODULES: tuple[str, ...] = (
     "bot.web.admin",
+    "bot.web.residents",
     "bot.web.editor",
     "bot.web.agent",
     "bot.web.reports",
