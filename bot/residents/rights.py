@@ -41,7 +41,7 @@ from bot.config import load_yaml
 from bot.errors import ConfigError
 from bot.handoff.queue import contact_keys
 from bot.handoff.record import HandoffRecord
-from bot.keys import key
+from bot.keys import key, prefix
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -564,8 +564,8 @@ async def leftovers(
     needles = resident.identifiers()
     skipped = set(skip)
     found = []
-    for prefix in (f"{layout.namespace}:", layout.tracker_prefix, layout.lock_prefix):
-        for name in await _scan(client, f"{_glob(prefix)}*"):
+    for start in (prefix(layout.namespace), layout.tracker_prefix, layout.lock_prefix):
+        for name in await _scan(client, f"{_glob(start)}*"):
             if name in skipped:
                 continue
             haystack = [name, *await _values(client, name)]

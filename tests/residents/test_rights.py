@@ -386,3 +386,17 @@ def test_layout_follows_the_rasa_stores_in_endpoints_yml(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as info:
         Layout.from_endpoints(endpoints, "cr")
     assert (info.value.path, info.value.key) == (str(endpoints), "lock_store.key_prefix")
+
+
+async def test_leftovers_reads_the_keys_of_an_untagged_namespace(
+    async_redis: redis.asyncio.Redis, layout: Layout
+) -> None:
+    # production namespaces are plain ("cr") and the keys carry the hash tag ("{cr}:...")
+    plain = Layout(f"test{uuid.uuid4().hex[:10]}", layout.tracker_prefix, layout.lock_prefix)
+    left = plain.key("delivery", "sms:+441632960000:+447700900123")
+    await async_redis.set(left, "undelivered")
+    try:
+        resident = await find(async_redis, plain, "sms:+441632960000:+447700900123")
+        assert await leftovers(async_redis, plain, resident) == [left]
+    finally:
+        await async_redis.delete(left)
