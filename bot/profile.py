@@ -4,7 +4,8 @@
 council's name and borough, its web addresses, contact centre numbers, opening hours and
 closed days (bank holidays from a file in GOV.UK's ``bank-holidays.json`` format), the
 safeguarding contacts residents at risk are given, the teams and which topics go to which,
-the service levels, how residents name the bins and the channels' display names. Teams may
+the service levels, how residents name the bins, the channels' display names and how long
+each kind of residents' data is kept (``retention``). Teams may
 be marked ``welsh_speaking``: conversations in Welsh are routed to them (``docs/welsh.md``).
 ``docs/profile.md`` describes every key.
 
@@ -21,7 +22,7 @@ import logging
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,11 +40,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BIN_TYPES",
     "DEFAULT_PATH",
+    "MAX_REPORT_QUESTION_DAYS",
     "NOTICE_DAYS",
     "BinNames",
     "ClosedDays",
     "Contact",
     "CouncilProfile",
+    "Retention",
     "Routing",
     "Safeguarding",
     "bank_holiday_notice",
@@ -78,7 +81,26 @@ _SECTIONS = (
     "service_levels",
     "channels",
     "bins",
+    "retention",
 )
+# profile key -> Retention field
+_RETENTION_KEYS = {
+    "conversations": "conversation_days",
+    "handoff_cases": "handoff_days",
+    "failed_messages": "failed_days",
+    "missed_bin_reports": "missed_bin_days",
+    "audit_log": "audit_days",
+    "report_questions": "report_question_days",
+}
+# Retention field -> (environment variable, bot.settings.Settings attribute) that overrides it
+_RETENTION_OVERRIDES = {
+    "handoff_days": ("COUNCIL_HANDOFF_RETENTION_DAYS", "handoff_retention_days"),
+    "failed_days": ("COUNCIL_FAILED_MESSAGE_RETENTION_DAYS", "failed_message_retention_days"),
+    "missed_bin_days": ("COUNCIL_MISSED_BIN_RETENTION_DAYS", "missed_bin_retention_days"),
+    "audit_days": ("COUNCIL_AUDIT_RETENTION_DAYS", "audit_retention_days"),
+}
+MAX_REPORT_QUESTION_DAYS = 400
+"""Reports' copies of unanswered questions expire by themselves after this many days."""
 
 
 def uk_phone_number(text: str) -> bool:
@@ -172,6 +194,48 @@ class BinNames:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long each kind of residents' data is kept, in days (UK GDPR: storage limitation).
+
+    The profile's ``retention`` section sets them; :meth:`in_force` applies the environment
+    variables that override some. The scheduled sweep (:mod:`bot.residents.schedule`) removes
+    what is older.
+
+    Attributes:
+        handoff_days: Closed handoff cases (record, messages, notes, timings, events), counted
+            from when they were closed.
+        failed_days: Failed sends and inbox dead letters.
+        conversation_days: Conversations (Rasa trackers and what the channels keep about
+            them), counted from their last message.
+        missed_bin_days: Missed-bin reports, from when they were made.
+        audit_days: Audit log entries.
+        report_question_days: The reports' redacted copies of unanswered questions (at most
+            :data:`MAX_REPORT_QUESTION_DAYS`).
+    """
+
+    handoff_days: int = 365
+    failed_days: int = 30
+    conversation_days: int = 90
+    missed_bin_days: int = 90
+    audit_days: int = 365
+    report_question_days: int = MAX_REPORT_QUESTION_DAYS
+
+    def in_force(self, shared: settings.Settings) -> Retention:
+        """These periods, with those whose environment variable is set taken from ``shared``.
+
+        ``COUNCIL_HANDOFF_RETENTION_DAYS``, ``COUNCIL_FAILED_MESSAGE_RETENTION_DAYS``,
+        ``COUNCIL_MISSED_BIN_RETENTION_DAYS`` and ``COUNCIL_AUDIT_RETENTION_DAYS`` override
+        the profile (docs/configuration.md); unset, the profile's value stands.
+        """
+        changes = {
+            name: getattr(shared, attribute)
+            for name, (variable, attribute) in _RETENTION_OVERRIDES.items()
+            if variable in shared.environ
+        }
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
 class Routing:
     """Which team gets a handed-off conversation.
 
@@ -227,6 +291,8 @@ class CouncilProfile:
         service_levels: Targets per priority and team, counted in ``hours``.
         channels: Channel name -> display name.
         bins: Bin code (``general``, ``recycling``, ``garden``, ``food``) -> its names.
+        retention: How long each kind of residents' data is kept (before the environment's
+            overrides: use :meth:`retention_in_force`).
     """
 
     path: str
@@ -246,6 +312,7 @@ class CouncilProfile:
     service_levels: SlaPolicy
     channels: Mapping[str, str] = field(default_factory=dict)
     bins: Mapping[str, BinNames] = field(default_factory=dict)
+    retention: Retention = field(default_factory=Retention)
 
     @classmethod
     def load(cls, path: str | Path) -> CouncilProfile:
@@ -257,6 +324,10 @@ class CouncilProfile:
                 error names the file and the dotted key.
         """
         return _Reader(Path(path)).profile()
+
+    def retention_in_force(self, shared: settings.Settings | None = None) -> Retention:
+        """The retention periods with the environment's overrides (default: this process')."""
+        return self.retention.in_force(shared or settings.current())
 
     @property
     def team_ids(self) -> tuple[str, ...]:
@@ -412,7 +483,25 @@ class _Reader:
             service_levels=self.service_levels(data, hours, teams),
             channels=self.names(data, "channels"),
             bins=self.bins(self.mapping(data, "bins")),
+            retention=self.retention(self.mapping(data, "retention")),
         )
+
+    def retention(self, data: Mapping[str, Any]) -> Retention:
+        self.only(data, tuple(_RETENTION_KEYS), "retention")
+        days = {}
+        for key, name in _RETENTION_KEYS.items():
+            value = self.value(data, key, "retention")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise self.fail(
+                    f"retention.{key}", f"must be a whole number of days, not {value!r}"
+                )
+            days[name] = value
+        if days["report_question_days"] > MAX_REPORT_QUESTION_DAYS:
+            raise self.fail(
+                "retention.report_questions",
+                f"at most {MAX_REPORT_QUESTION_DAYS} days (reports' copies expire then)",
+            )
+        return Retention(**days)
 
     def bins(self, data: Mapping[str, Any]) -> dict[str, BinNames]:
         self.only(data, BIN_TYPES, "bins")

@@ -29,11 +29,19 @@ from bot.bins.ics import export_calendar
 from bot.bins.model import Address, BinType
 from bot.bins.schedule import RoundScheduleSource
 from bot.errors import ConfigError
+from bot.handoff.questions import RETENTION_SECONDS as QUESTION_SECONDS
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import team_for, teams
 from bot.handoff.sla import SlaPolicy
-from bot.profile import CouncilProfile, current, uk_phone_number
+from bot.profile import (
+    MAX_REPORT_QUESTION_DAYS,
+    CouncilProfile,
+    Retention,
+    current,
+    uk_phone_number,
+)
 from bot.responses import CouncilResponses, load_responses
+from bot.settings import Settings
 from bot.testing.responses import rendered
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +189,10 @@ def _broken(tmp_path: Path, change: Any) -> Path:
     return path
 
 
+def _retention(name: str, value: object) -> Any:
+    return lambda d: d["retention"].__setitem__(name, value)
+
+
 @pytest.mark.parametrize(
     ("change", "key", "reason"),
     [
@@ -231,6 +243,13 @@ def _broken(tmp_path: Path, change: Any) -> Path:
         (lambda d: d["closed_days"].__setitem__("also", ["31/12"]), "closed_days.also", "dates"),
         (lambda d: d["bins"].pop("food"), "bins.food", "is missing"),
         (lambda d: d["bins"]["garden"].__setitem__("words", []), "bins.garden.words", "list"),
+        (lambda d: d.pop("retention"), "retention", "is missing"),
+        (lambda d: d["retention"].pop("audit_log"), "retention.audit_log", "is missing"),
+        (_retention("conversations", 0), "retention.conversations", "whole number of days"),
+        (_retention("handoff_cases", "1y"), "retention.handoff_cases", "whole number"),
+        (_retention("failed_messages", True), "retention.failed_messages", "whole number"),
+        (_retention("report_questions", 500), "retention.report_questions", "at most 400"),
+        (_retention("chat_logs", 30), "retention.chat_logs", "unknown key"),
     ],
 )  # fmt: skip
 def test_a_bad_profile_names_the_file_key_and_reason(
@@ -300,3 +319,27 @@ def test_every_response_an_action_names_is_in_the_domain() -> None:
         names |= set(re.findall(r"\"(utter_[a-z_]+)\"", path.read_text(encoding="utf-8")))
     assert {"utter_handoff_safeguarding", "utter_bin_postcode_outside"} <= names
     assert names - set(load_responses()) == set()
+
+
+def test_retention_periods_come_from_the_profile_and_the_environment_overrides_some(
+    glanfor: CouncilProfile,
+) -> None:
+    assert glanfor.retention == Retention(
+        handoff_days=730,
+        failed_days=14,
+        conversation_days=60,
+        missed_bin_days=120,
+        audit_days=2190,
+        report_question_days=366,
+    )
+    assert glanfor.retention_in_force(Settings.from_env({})) == glanfor.retention
+    overridden = glanfor.retention_in_force(
+        Settings.from_env(
+            {"COUNCIL_HANDOFF_RETENTION_DAYS": "400", "COUNCIL_AUDIT_RETENTION_DAYS": "365"}
+        )
+    )
+    assert (overridden.handoff_days, overridden.audit_days) == (400, 365)
+    assert overridden.conversation_days == 60  # no variable: the profile's
+    assert overridden.failed_days == 14  # its variable unset: the profile's, not the default
+    # the reports' copies of questions cannot outlive the expiry they are written with
+    assert MAX_REPORT_QUESTION_DAYS * 86_400 == QUESTION_SECONDS

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import redis.asyncio
 
-from bot import settings
+from bot import profile, settings
 from bot.bins.model import BinType
 from bot.bins.schedule import ScheduleSource
 from bot.keys import key
@@ -69,12 +69,14 @@ def check_missed(source: ScheduleSource, uprn: str, bin_type: BinType, today: da
 
 
 def retention_days() -> int:
-    """Days a report is kept: ``COUNCIL_MISSED_BIN_RETENTION_DAYS`` (default 90).
+    """Days a report is kept: the profile's ``retention.missed_bin_reports``.
+
+    ``COUNCIL_MISSED_BIN_RETENTION_DAYS``, when set, overrides it.
 
     Raises:
-        ConfigError: The variable is not a positive whole number.
+        ConfigError: The variable is not a positive whole number, or the profile is invalid.
     """
-    return settings.current().missed_bin_retention_days
+    return profile.current().retention_in_force(settings.current()).missed_bin_days
 
 
 class MissedReports:

@@ -3,10 +3,10 @@
 ``<who>`` is a conversation id (``whatsapp:+441234567890:+447700900123``), a phone number, an
 email address or a handoff case id. ``export`` writes everything held as JSON (to ``--out``,
 readable by its owner only, or standard output); ``erase`` removes it, records the erasure in
-the audit log and then checks every key for anything left. ``sweep`` (run it daily) removes
-closed handoff cases and failed messages older than their retention periods
-(``COUNCIL_HANDOFF_RETENTION_DAYS``, 365; ``COUNCIL_FAILED_MESSAGE_RETENTION_DAYS``, 30).
-Redis comes from ``REDIS_URL``, the
+the audit log and then checks every key for anything left. ``sweep`` removes what is older
+than its retention period in the council profile's ``retention`` section (some environment
+variables override it: docs/configuration.md); the console runs it daily by itself
+(:mod:`bot.residents.schedule`). Redis comes from ``REDIS_URL``, the
 namespace from ``COUNCIL_NAMESPACE``, the Rasa stores' key prefixes from ``endpoints.yml``.
 Exit codes: 0 done (also when nothing is held), 1 something was left after an erasure,
 2 configuration or Redis error.
@@ -25,8 +25,9 @@ from pathlib import Path
 
 from bot.errors import ConfigError, RedisUnavailableError
 from bot.keys import namespace as default_namespace
+from bot.profile import current as council_profile
 from bot.redis_conn import connect_async, redis_url
-from bot.residents.rights import Layout, Retention, erase, export, find, leftovers, sweep
+from bot.residents.rights import Layout, erase, export, find, leftovers, sweep
 from bot.services import ROOT
 from bot.settings import current as process_settings
 from bot.web.audit import AuditLog
@@ -67,7 +68,7 @@ def _write_private(path: Path, text: str) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     layout = Layout.from_endpoints(args.endpoints, args.namespace or default_namespace())
-    retention = Retention.from_settings(process_settings())
+    retention = council_profile().retention_in_force(process_settings())
     client = await connect_async(args.redis_url or redis_url())
     try:
         if args.command == "sweep":

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,10 +39,11 @@ import redis.asyncio
 
 from bot.config import load_yaml
 from bot.errors import ConfigError
+from bot.handoff.questions import RETENTION_SECONDS as QUESTION_SECONDS
 from bot.handoff.queue import contact_keys
 from bot.handoff.record import HandoffRecord
 from bot.keys import key, prefix
-from bot.settings import Settings
+from bot.profile import Retention
 
 if TYPE_CHECKING:
     from bot.web.audit import AuditLog
@@ -574,37 +575,75 @@ async def leftovers(
     return sorted(set(found))
 
 
-@dataclass(frozen=True)
-class Retention:
-    """How long each kind of data is kept, in days (UK GDPR: storage limitation).
+def _last_event_at(raw: str | None) -> float | None:
+    """When a stored tracker's last event happened (epoch seconds); None when unreadable."""
+    try:
+        events = json.loads(raw or "").get("events") or []
+        return max(float(event["timestamp"]) for event in events)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
 
-    Conversations (Rasa's ``record_exp`` in ``endpoints.yml``), missed-bin reports
-    (``COUNCIL_MISSED_BIN_RETENTION_DAYS``), delivery states, messaging windows and the audit
-    log expire by themselves; :func:`sweep` removes what does not.
 
-    Attributes:
-        handoff_days: Closed handoff cases (record, messages, notes, timings, events), counted
-            from when they were closed (``COUNCIL_HANDOFF_RETENTION_DAYS``, default 365).
-        failed_days: Failed sends and inbox dead letters
-            (``COUNCIL_FAILED_MESSAGE_RETENTION_DAYS``, default 30).
+async def _stale_conversations(
+    client: redis.asyncio.Redis, layout: Layout, before: float
+) -> list[str]:
+    """Conversations whose last message is older than ``before`` (epoch seconds).
+
+    A conversation's last message is its tracker's last event, or its last inbound message
+    in the messaging window when later (or when the tracker has gone). A conversation still
+    handed off to a person is left alone: its case has its own period.
     """
+    last: dict[str, float] = {}
+    async for member, score in client.zscan_iter(layout.key("window", "last")):
+        last[str(member)] = float(score)
+    for name in await _scan(client, f"{_glob(layout.tracker_prefix)}*"):
+        try:
+            at = _last_event_at(await client.get(name))
+        except redis.ResponseError:  # not a tracker (another key under the prefix)
+            continue
+        if at is None:
+            continue
+        conversation = name[len(layout.tracker_prefix) :]
+        last[conversation] = max(last.get(conversation, 0.0), at)
+    stale = []
+    for conversation, at in last.items():
+        handed_off = await client.exists(layout.key("handoff", "conversation", conversation))
+        if at < before and not handed_off:
+            stale.append(conversation)
+    return stale
 
-    handoff_days: int = 365
-    failed_days: int = 30
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Retention:
-        """Read the periods from an environment (checked by :class:`bot.settings.Settings`).
+async def _stale_missed_bin_reports(
+    client: redis.asyncio.Redis, layout: Layout, before: datetime
+) -> list[str]:
+    """Keys of missed-bin reports made before ``before``, with their de-duplication keys."""
+    found = []
+    for name in await _scan(client, f"{_glob(layout.key('bins', 'missed', 'MB-'))}*"):
+        fields = ("reference", "uprn", "bin_type", "due", "reported_at")
+        reference, uprn, bin_type, due, reported_at = await client.hmget(name, fields)
+        if not reported_at or datetime.fromisoformat(reported_at) >= before:
+            continue
+        found.append(name)
+        dedupe = layout.key("bins", "missed", "by", uprn or "", bin_type or "", due or "")
+        if reference and await client.get(dedupe) == reference:
+            found.append(dedupe)
+    return found
 
-        Raises:
-            ConfigError: A period is not a positive whole number of days.
-        """
-        return cls.from_settings(Settings.from_env(environ))
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Retention:
-        """The periods of a process' settings."""
-        return cls(settings.handoff_retention_days, settings.failed_message_retention_days)
+async def _stale_report_questions(
+    client: redis.asyncio.Redis, layout: Layout, days: int
+) -> list[str]:
+    """Reports' copies of unanswered questions older than ``days``.
+
+    They are written to expire after :data:`bot.handoff.questions.RETENTION_SECONDS`, so the
+    time they have left tells their age.
+    """
+    found = []
+    for name in await _scan(client, f"{_glob(layout.key('stats', 'question', ''))}*"):
+        left = int(await client.ttl(name))
+        if left >= 0 and QUESTION_SECONDS - left > days * 86_400:
+            found.append(name)
+    return found
 
 
 async def sweep(
@@ -612,9 +651,18 @@ async def sweep(
 ) -> dict[str, int]:
     """Remove what is older than its retention period; return how much of each kind.
 
-    Safe to run at any time and as often as wanted (a scheduled job runs it daily).
+    Closed handoff cases (from when they were closed), failed sends and inbox dead letters,
+    conversations (from their last message: tracker, inbox, window, outbox, delivery states,
+    report markers), missed-bin reports, audit log entries and the reports' copies of
+    unanswered questions. Safe to run at any time and as often as wanted
+    (:mod:`bot.residents.schedule` runs it daily). Reads every tracker, so it is not for
+    every request.
     """
-    closed_before = now - timedelta(days=retention.handoff_days)
+
+    def cutoff(days: int) -> datetime:
+        return now - timedelta(days=days)
+
+    closed_before = cutoff(retention.handoff_days)
     collector = _Collector(client, layout)
     cases = 0
     # a case is closed after it was opened, so only cases opened before the cut-off can qualify
@@ -626,9 +674,32 @@ async def sweep(
         if closed_at and datetime.fromisoformat(closed_at) < closed_before:
             await collector.case(case_id)
             cases += 1
+    stale = await _stale_conversations(
+        client, layout, cutoff(retention.conversation_days).timestamp()
+    )
+    for conversation in stale:
+        await collector.conversation(conversation)
+    reports = await _stale_missed_bin_reports(client, layout, cutoff(retention.missed_bin_days))
+    questions = await _stale_report_questions(client, layout, retention.report_question_days)
+    collector.keys += [*reports, *questions]
     await collector.remove()
-    failed_before = int((now - timedelta(days=retention.failed_days)).timestamp() * 1000)
+
+    def minid(days: int) -> int:
+        return int(cutoff(days).timestamp() * 1000)
+
     failed = 0
     for stream in (layout.key("outbox", "failed"), layout.key("inbox", "dead")):
-        failed += int(await client.xtrim(stream, minid=failed_before, approximate=False))
-    return {"handoff_cases": cases, "failed_messages": failed}
+        failed += int(
+            await client.xtrim(stream, minid=minid(retention.failed_days), approximate=False)
+        )
+    audit = await client.xtrim(
+        layout.key("audit"), minid=minid(retention.audit_days), approximate=False
+    )
+    return {
+        "handoff_cases": cases,
+        "failed_messages": failed,
+        "conversations": len(stale),
+        "missed_bin_reports": sum(":by:" not in name for name in reports),
+        "audit_entries": int(audit),
+        "report_questions": len(questions),
+    }

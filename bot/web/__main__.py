@@ -8,12 +8,16 @@ words). Needs
 ``COUNCIL_SECRET_KEY``; Redis comes from ``REDIS_URL`` and the key namespace from
 ``COUNCIL_NAMESPACE`` (default ``cr``). A configuration error (a setting, ``REDIS_URL``, a
 content file) stops start-up with one line naming the file or variable and key, and exit code 2.
+While it serves, the console runs the retention sweep once a day (:mod:`bot.residents.schedule`,
+one replica at a time), with the council profile's periods; the audit log is trimmed to the
+profile's period too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +33,11 @@ from bot.http_server import (
     hardened_config,
 )
 from bot.keys import namespace
+from bot.profile import current as council_profile
 from bot.redis_conn import connect_async, redis_url
+from bot.residents import Layout
+from bot.residents.schedule import SweepSchedule
+from bot.services import ROOT
 from bot.settings import current as process_settings
 from bot.web.app import Settings, create_app
 
@@ -69,10 +77,15 @@ def console_config(
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:
-    """Connect to Redis, build the console and serve it until interrupted."""
+    """Connect to Redis, build the console and serve it (and the daily sweep) until interrupted."""
+    retention = council_profile().retention_in_force(process_settings())
+    layout = Layout.from_endpoints(ROOT / "endpoints.yml", namespace())
     client = await connect_async(redis_url())
     try:
-        app = create_app(client, namespace=namespace(), settings=settings)
+        settings = dataclasses.replace(settings, audit_retention_days=retention.audit_days)
+        app = create_app(client, namespace=layout.namespace, settings=settings)
+        sweeps = SweepSchedule(client, layout, retention)
+        app.add_lifespan(lambda _app: sweeps.running())
         await uvicorn.Server(console_config(app, host, port)).serve()
     finally:
         await client.close()

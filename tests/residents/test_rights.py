@@ -347,7 +347,10 @@ async def test_cli_export_and_erase(
     assert "Nothing held about '+447700900333'" in capsys.readouterr().out
 
     assert await _cli(*common, "sweep") == 0  # nothing is old enough yet
-    assert capsys.readouterr().out == "0 handoff cases, 0 failed messages removed.\n"
+    assert capsys.readouterr().out == (
+        "0 handoff cases, 0 failed messages, 0 conversations, 0 missed bin reports, "
+        "0 audit entries, 0 report questions removed.\n"
+    )
 
 
 def test_cli_unknown_resident_is_nothing_held(redis_url: str, namespace: str) -> None:

@@ -1,18 +1,30 @@
-"""The retention sweep: closed handoff cases and failed messages go once their time is up."""
+"""The retention sweep: each kind of residents' data goes once its period is up, nothing sooner.
+
+Closed handoff cases count from when they were closed; failed sends and dead letters, audit
+entries and missed-bin reports from when they were written; conversations from their last
+message; the reports' copies of unanswered questions from when they were kept. An open case,
+a conversation still handed off to a person and anything within its period stay.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, date, datetime, timedelta
 
-import pytest
 import redis.asyncio
 
-from bot.errors import ConfigError
+from bot.bins.missed import MissedReports
+from bot.bins.model import BinType
+from bot.handoff.questions import RETENTION_SECONDS
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
 from bot.residents.rights import Layout, Retention, sweep
+from residents.test_rights import cleanup, layout
+
+__all__ = ["cleanup", "layout"]
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+DAY = 86_400
 
 
 def _record(sender: str, opened: datetime) -> HandoffRecord:
@@ -33,7 +45,7 @@ def _record(sender: str, opened: datetime) -> HandoffRecord:
 
 
 async def test_sweep_removes_only_what_is_past_its_period(
-    async_redis: redis.asyncio.Redis, namespace: str
+    async_redis: redis.asyncio.Redis, namespace: str, layout: Layout
 ) -> None:
     now = T0
     queue = HandoffQueue(async_redis, namespace, clock=lambda: now)
@@ -50,22 +62,90 @@ async def test_sweep_removes_only_what_is_past_its_period(
     await async_redis.xadd(failed, {"conversation_id": "sms:x:+447700900003"}, id=recent_id)
 
     retention = Retention(handoff_days=15, failed_days=10)
-    removed = await sweep(async_redis, Layout(namespace), retention, T0 + timedelta(days=25))
+    removed = await sweep(async_redis, layout, retention, T0 + timedelta(days=25))
 
-    assert removed == {"handoff_cases": 1, "failed_messages": 1}
+    assert (removed["handoff_cases"], removed["failed_messages"]) == (1, 1)
     assert await queue.get(old_closed) is None
     assert await queue.transcript(old_closed) == []
     assert old_closed not in await async_redis.zrange(f"{namespace}:handoff:cases", 0, -1)
     assert await queue.get(old_open) is not None  # still open: never swept
     assert await queue.get(recent_closed) is not None  # closed 5 days ago
     assert [e for e, _ in await async_redis.xrange(failed)] == [recent_id]
-    again = await sweep(async_redis, Layout(namespace), retention, T0 + timedelta(days=25))
-    assert again == {"handoff_cases": 0, "failed_messages": 0}
+    again = await sweep(async_redis, layout, retention, T0 + timedelta(days=25))
+    assert (again["handoff_cases"], again["failed_messages"]) == (0, 0)
 
 
-def test_retention_periods_from_the_environment() -> None:
-    assert Retention.from_env({}) == Retention(365, 30)
-    assert Retention.from_env({"COUNCIL_HANDOFF_RETENTION_DAYS": "730"}).handoff_days == 730
-    with pytest.raises(ConfigError) as info:
-        Retention.from_env({"COUNCIL_FAILED_MESSAGE_RETENTION_DAYS": "0"})
-    assert info.value.key == "COUNCIL_FAILED_MESSAGE_RETENTION_DAYS"
+async def _tracker(client: redis.asyncio.Redis, layout: Layout, sender: str, at: datetime) -> str:
+    conversation = f"sms:+441632960000:{sender}"
+    events = [
+        {
+            "event": "action",
+            "name": "action_listen",
+            "timestamp": (at - timedelta(days=3)).timestamp(),
+        },
+        {"event": "user", "text": f"hello from {sender}", "timestamp": at.timestamp()},
+    ]
+    await client.set(layout.tracker_prefix + conversation, json.dumps({"events": events}))
+    return conversation
+
+
+async def test_sweep_applies_the_period_of_each_kind_of_data(
+    async_redis: redis.asyncio.Redis, layout: Layout, cleanup: None
+) -> None:
+    now = T0 + timedelta(days=100)
+    retention = Retention(
+        conversation_days=60, missed_bin_days=30, audit_days=90, report_question_days=50
+    )
+    # conversations: last message 70 and 10 days ago; a third 70 days ago, still handed off
+    old_talk = await _tracker(async_redis, layout, "+447700900011", now - timedelta(days=70))
+    new_talk = await _tracker(async_redis, layout, "+447700900012", now - timedelta(days=10))
+    handed = await _tracker(async_redis, layout, "+447700900013", now - timedelta(days=70))
+    await async_redis.set(layout.key("handoff", "conversation", handed), "case-1")
+    window = layout.key("window", "last")
+    await async_redis.zadd(window, {old_talk: (now - timedelta(days=70)).timestamp()})
+    # a conversation whose tracker has expired: only the window remembers it
+    gone = "sms:+441632960000:+447700900014"
+    await async_redis.zadd(window, {gone: (now - timedelta(days=90)).timestamp()})
+    await async_redis.hset(layout.key("delivery", old_talk), "SM1", "{}")
+    # missed-bin reports made 40 and 5 days ago
+    reports = MissedReports(async_redis, layout.namespace, retention=365)
+    old_report = await reports.record(
+        "10001", BinType.FOOD, date(2026, 3, 1), "sms", now - timedelta(days=40)
+    )
+    new_report = await reports.record(
+        "10002", BinType.FOOD, date(2026, 4, 1), "sms", now - timedelta(days=5)
+    )
+    # audit entries written 120 and 1 days ago (ids carry the time, as the AuditLog's do)
+    audit = layout.key("audit")
+    for days in (120, 1):
+        entry_id = f"{int((now - timedelta(days=days)).timestamp() * 1000)}-0"
+        await async_redis.xadd(audit, {"actor": "amy", "action": "login"}, id=entry_id)
+    # reports' questions kept 60 days and 1 day ago (their expiry tells their age)
+    old_question = layout.key("stats", "question", "case-old")
+    new_question = layout.key("stats", "question", "case-new")
+    await async_redis.set(old_question, "q", ex=RETENTION_SECONDS - 60 * DAY)
+    await async_redis.set(new_question, "q", ex=RETENTION_SECONDS - DAY)
+
+    removed = await sweep(async_redis, layout, retention, now)
+
+    assert removed == {
+        "handoff_cases": 0,
+        "failed_messages": 0,
+        "conversations": 2,
+        "missed_bin_reports": 1,
+        "audit_entries": 1,
+        "report_questions": 1,
+    }
+    assert not await async_redis.exists(layout.tracker_prefix + old_talk)
+    assert not await async_redis.exists(layout.key("delivery", old_talk))
+    assert await async_redis.zrange(window, 0, -1) == []
+    assert await async_redis.exists(layout.tracker_prefix + new_talk)
+    assert await async_redis.exists(layout.tracker_prefix + handed)
+    assert await reports.get(old_report) is None
+    assert await reports.get(new_report) is not None
+    [(kept, _)] = await async_redis.xrange(audit)
+    assert kept == f"{int((now - timedelta(days=1)).timestamp() * 1000)}-0"
+    assert not await async_redis.exists(old_question)
+    assert await async_redis.exists(new_question)
+    again = await sweep(async_redis, layout, retention, now)
+    assert set(again.values()) == {0}
