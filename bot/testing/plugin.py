@@ -13,10 +13,16 @@ Fixtures:
     assistant: the real Rasa server and action server, started once per test session.
     chat: a new resident's conversation with ``assistant``:
         ``chat.say("when is my bin day?")`` returns the bot's replies.
+
+Option:
+    ``--profile PATH``: run the tests (the end-to-end suite included: the servers inherit the
+        environment) under another council profile, as ``COUNCIL_PROFILE=PATH`` would:
+        ``pytest tests/e2e --profile tests/data/profiles/glanfor.yml``.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,7 +31,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from bot import settings
+from bot import profile, settings
 from bot.errors import RedisUnavailableError
 from bot.redis_conn import EmbeddedRedis, connect, connect_async, start_embedded
 from bot.services import free_port
@@ -37,9 +43,32 @@ __all__ = [
     "chat",
     "fresh_settings",
     "namespace",
+    "pytest_addoption",
+    "pytest_configure",
     "redis_client",
     "redis_url",
 ]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--profile``."""
+    parser.addoption(
+        "--profile",
+        metavar="PATH",
+        help="council profile for this run (sets COUNCIL_PROFILE; default: council.yml)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Apply ``--profile`` before any test (or server it starts) reads the settings."""
+    chosen = config.getoption("--profile")
+    if chosen:
+        path = Path(chosen).resolve()
+        if not path.is_file():
+            raise pytest.UsageError(f"--profile: no such file: {chosen}")
+        os.environ["COUNCIL_PROFILE"] = str(path)  # one place every process reads it from
+        settings.use(None)
+        profile.use(None)
 
 
 def _delete_namespace(redis_url: str, name: str) -> None:

@@ -129,6 +129,6 @@ async def test_handoff_record_is_complete_and_durable(assistant: Assistant, redi
         await eventually(lambda: _is_p1(queue, case_id))
         escalated = await queue.get(case_id)
         assert escalated is not None
-        assert (escalated.priority, escalated.team) == ("P1", "safeguarding")
+        assert (escalated.priority, escalated.team) == ("P1", current().routing.safeguarding)
     finally:
         await client.close()

@@ -1,19 +1,34 @@
-"""Routine questions answered by the real assistant: bin days and knowledge-base answers."""
+"""Routine questions answered by the real assistant: bin days and knowledge-base answers.
 
+Runs under any council profile (``--profile``): bins are named as the profile names them, and
+knowledge-base answers are expected as the shipped content words them.
+"""
+
+import re
 import time
 
 import pytest
 
+from bot.knowledge.content import load_entries
+from bot.profile import current
 from bot.testing.assistant import Assistant, Conversation
 from bot.testing.live import publish_answer, wait_for_answer
 
 pytestmark = pytest.mark.e2e
 
 
+def _content_link(entry_id: str) -> str:
+    """The first web address of a knowledge-base entry's default answer, as published."""
+    [entry] = [e for e in load_entries() if e.id == entry_id]
+    found = re.search(r"https://\S+?(?=[,.]?(?:\s|$))", entry.answers["default"])
+    assert found, f"{entry_id} has no link"
+    return found.group(0)
+
+
 def test_bin_day_asks_for_a_postcode_then_answers(chat: Conversation) -> None:
     assert "postcode" in chat.texts("when is my bin day?").lower()
     answer = chat.texts("AV5 1QA")
-    assert "grey bin" in answer
+    assert current().bins["general"].label in answer
     assert ".ics" in answer
 
 
@@ -33,13 +48,13 @@ def test_malformed_postcode_is_asked_again(chat: Conversation) -> None:
 
 def test_routine_question_answered_from_the_knowledge_base(chat: Conversation) -> None:
     answer = chat.texts("how do I pay my council tax online")
-    assert "ashvale.gov.uk/council-tax" in answer
+    assert _content_link("council-tax-pay-online") in answer
     assert "a person" not in answer.lower()
 
 
 def test_published_edit_is_live_within_five_seconds(assistant: Assistant) -> None:
     question = "how do I pay my council tax online"
-    marker = f"Updated answer {time.time_ns()}: pay at https://www.ashvale.gov.uk/council-tax/pay"
+    marker = f"Updated answer {time.time_ns()}: pay at {current().website}/council-tax/pay"
     since = publish_answer(
         assistant.redis_url, assistant.namespace, "council-tax-pay-online", marker
     )
