@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -76,6 +77,16 @@ def console_config(
     )
 
 
+def _log_our_info() -> None:
+    """Show the project's own INFO lines (the daily sweep's) on standard error, as uvicorn's."""
+    ours = logging.getLogger("bot")
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+
+
 async def serve(settings: Settings, host: str, port: int) -> None:
     """Connect to Redis, build the console and serve it (and the daily sweep) until interrupted."""
     retention = council_profile().retention_in_force(process_settings())
@@ -84,6 +95,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     try:
         settings = dataclasses.replace(settings, audit_retention_days=retention.audit_days)
         app = create_app(client, namespace=layout.namespace, settings=settings)
+        _log_our_info()
         sweeps = SweepSchedule(client, layout, retention)
         app.add_lifespan(lambda _app: sweeps.running())
         await uvicorn.Server(console_config(app, host, port)).serve()

@@ -1,12 +1,15 @@
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 
 
 def _free_port() -> int:
@@ -98,6 +101,36 @@ def test_serves_on_the_given_port(env: dict[str, str]) -> None:
                 assert server.poll() is None, server.communicate()[1]
                 assert time.monotonic() < deadline, "console did not start"
                 time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def test_sweeps_what_is_past_its_retention_period_while_serving(
+    env: dict[str, str], redis_client: redis.Redis, namespace: str
+) -> None:
+    # a failed send from 60 days ago: the demo profile keeps failed messages 30 days
+    old = f"{int((time.time() - 60 * 86_400) * 1000)}-0"
+    redis_client.xadd(f"{namespace}:outbox:failed", {"conversation_id": "sms:x:y"}, id=old)
+    env["COUNCIL_SECRET_KEY"] = "k" * 40
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot.web", "--port", str(_free_port())],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(x) for x in server.stderr], daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        line = ""
+        while "retention sweep: removed" not in line:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))  # Empty: no sweep
+        assert "1 failed messages" in line
+        assert redis_client.xlen(f"{namespace}:outbox:failed") == 0
+        assert redis_client.get(f"{namespace}:residents:sweep:last")
     finally:
         server.terminate()
         server.communicate(timeout=30)
