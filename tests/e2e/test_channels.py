@@ -29,6 +29,7 @@ from twilio.request_validator import RequestValidator
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import TEAMS
 from bot.handoff.resume import RasaResumer, Resumer
+from bot.profile import current
 from bot.redis_conn import connect_async
 from bot.services import Service, base_env, edge_argv, free_port, start_service
 from bot.testing.assistant import Assistant, running_assistant
@@ -209,7 +210,7 @@ async def test_safeguarding_over_telegram_is_a_top_priority_handoff(
             "telegram",
             "councilbot",
             "P1",
-            "safeguarding",
+            current().routing.safeguarding,
         )
         assert record.display_name == "Priya Shah"
         assert record.window is None  # Telegram has no messaging window
