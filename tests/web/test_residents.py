@@ -185,6 +185,18 @@ async def test_bad_reference_is_refused_and_nothing_erased(app, login, csrf, asy
     )
     assert response.status_code == 400
     assert "A request reference is up to 64" in response.text
+    for own_details in (resident.national, resident.phone[1:], f"DPA-{resident.case_id}"):
+        named = await admin.post(
+            "/admin/residents/erase",
+            data={
+                "who": resident.conversation,
+                "confirm": "erase",
+                "reference": own_details,
+                "csrf_token": await csrf(admin),
+            },
+        )
+        assert named.status_code == 400
+        assert "The request reference names the resident" in named.text
     assert (await find(async_redis, app[LAYOUT], resident.conversation)).found
 
 
