@@ -22,7 +22,6 @@ Option:
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -66,7 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
         path = Path(chosen).resolve()
         if not path.is_file():
             raise pytest.UsageError(f"--profile: no such file: {chosen}")
-        os.environ["COUNCIL_PROFILE"] = str(path)  # one place every process reads it from
+        # for the whole run, in the environment every process (the servers too) reads it from
+        pytest.MonkeyPatch().setenv("COUNCIL_PROFILE", str(path))
         settings.use(None)
         profile.use(None)
 
