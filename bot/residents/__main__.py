@@ -90,6 +90,13 @@ async def _run(args: argparse.Namespace) -> int:
             else:
                 print(text)
             return 0
+        if args.request and resident.named_in(args.request):
+            print(
+                "error: --request names the resident; give the council's own reference "
+                "(the audit log keeps it)",
+                file=sys.stderr,
+            )
+            return 2
         audit = AuditLog(client, layout.namespace)
         done = await erase(client, layout, resident, audit, actor=args.actor, request=args.request)
         counts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in done.summary().items())

@@ -151,6 +151,14 @@ class Resident:
                 found.append("0" + digits[2:])
         return list(dict.fromkeys(found))
 
+    def named_in(self, text: str) -> bool:
+        """Whether ``text`` holds what was asked for or one of :meth:`identifiers`.
+
+        A request reference must not: the audit log keeps it.
+        """
+        needles = [self.query, *self.identifiers()]
+        return any(n and n in text for n in needles) or phone_digits(text) in self.phones
+
 
 def _add(items: list[str], *new: str) -> None:
     items.extend(item for item in new if item and item not in items)

@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.residents import Layout, Resident, erase, export, find
-from bot.residents.rights import phone_digits
 from bot.services import ROOT
 from bot.web import audit
 from bot.web.app import (
@@ -56,13 +55,6 @@ def subject_digest(secret_key: bytes, who: str) -> str:
     """A keyed digest naming a resident in the audit log without their identifier."""
     mac = hmac.new(secret_key, who.strip().lower().encode(), hashlib.sha256)
     return "hmac-sha256:" + mac.hexdigest()[:24]
-
-
-def _names_the_resident(reference: str, who: str, resident: Resident) -> bool:
-    """Whether a reference holds the resident's identifier (it would be kept in the audit log)."""
-    digits = phone_digits(reference)
-    needles = [who, *resident.identifiers()]
-    return any(n and n in reference for n in needles) or (digits in resident.phones)
 
 
 def _counts(resident: Resident) -> dict[str, int]:
@@ -147,7 +139,7 @@ async def erase_resident(request: Request) -> Response:
         problems.append(
             "A request reference is up to 64 letters, digits and - _ . / (or leave it empty)."
         )
-    elif reference and _names_the_resident(reference, who, resident):
+    elif reference and resident.named_in(reference):
         problems.append(
             "The request reference names the resident: use the council's own reference, "
             "which goes into the audit log."

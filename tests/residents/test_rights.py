@@ -338,6 +338,9 @@ async def test_cli_export_and_erase(
     assert json.loads(out.read_text())["handoff_cases"][0]["case_id"] == priya.cases[0]
     assert out.stat().st_mode & 0o077 == 0
 
+    # the reference goes into the audit log: not the resident's number
+    assert await _cli(*common, "erase", priya.phone, "--request", f"DSR {priya.phone}") == 2
+    assert "--request names the resident" in capsys.readouterr().err
     assert await _cli(*common, "erase", priya.phone, "--actor", "dpo") == 0
     printed = capsys.readouterr().out
     assert "nothing about the resident is left" in printed
