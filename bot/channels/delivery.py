@@ -26,6 +26,7 @@ JSON state; it expires :data:`KEEP_SECONDS` after its last change.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -39,12 +40,17 @@ from bot.keys import namespace as default_namespace
 
 __all__ = [
     "KEEP_SECONDS",
+    "Call",
     "DeliveryState",
     "apply",
     "delivery_key",
     "failed",
+    "failed_call",
     "failed_key",
+    "queue",
+    "record",
     "sent",
+    "sent_call",
     "states",
 ]
 
@@ -110,6 +116,7 @@ end
 redis.call('EXPIRE', KEYS[1], ttl)
 return changed
 """
+_APPLY_SHA = hashlib.sha1(_APPLY.encode()).hexdigest()  # noqa: S324 - Redis' script digest
 
 
 def delivery_key(ns: str, conversation_id: str) -> str:
@@ -147,8 +154,11 @@ class DeliveryState:
     text: str = ""
 
 
-async def _apply(
-    client: redis.asyncio.Redis,
+Call = tuple[list[str], list[Any]]
+"""The keys and arguments of one run of the state script."""
+
+
+def _call(
     conversation_id: str,
     fields: list[str],
     status: DeliveryStatus,
@@ -158,23 +168,82 @@ async def _apply(
     namespace: str | None,
     watermark: float | None = None,
     surface: dict[str, str] | None = None,
-) -> list[str]:
+) -> Call:
     ns = namespace or default_namespace()
-    script = client.register_script(_APPLY)
-    changed: Any = await script(
-        keys=[delivery_key(ns, conversation_id), failed_key(ns)],
-        args=[
-            status,
-            _RANK[status],
-            at,
-            KEEP_SECONDS,
-            json.dumps(extra),
-            "" if watermark is None else watermark + _CLOCK_SLACK,
-            json.dumps(surface) if surface else "",
-            *fields,
-        ],
-    )
+    keys = [delivery_key(ns, conversation_id), failed_key(ns)]
+    args = [
+        status,
+        _RANK[status],
+        at,
+        KEEP_SECONDS,
+        json.dumps(extra),
+        "" if watermark is None else watermark + _CLOCK_SLACK,
+        json.dumps(surface) if surface else "",
+        *fields,
+    ]
+    return keys, args
+
+
+def queue(pipe: Any, call: Call) -> None:
+    """Add a recording (:func:`sent_call`, :func:`failed_call`) to a pipeline by digest.
+
+    The outbox records the state in the transaction that finishes the send. Its result is a
+    ``NoScriptError`` until the script was first run (:func:`record` loads it) or after Redis
+    lost it (a restart): then :func:`record` it.
+    """
+    keys, args = call
+    pipe.evalsha(_APPLY_SHA, len(keys), *keys, *args)
+
+
+async def record(client: redis.asyncio.Redis, call: Call) -> list[str]:
+    """Run a recording on its own (loading the script when needed); return what moved."""
+    keys, args = call
+    changed: Any = await client.register_script(_APPLY)(keys=keys, args=args)
     return [str(item) for item in changed or ()]
+
+
+def sent_call(
+    conversation_id: str,
+    provider_id: str,
+    *,
+    entry: str = "",
+    text: str = "",
+    status: DeliveryStatus = "sent",
+    at: float | None = None,
+    namespace: str | None = None,
+) -> Call:
+    """The recording of :func:`sent`, for :func:`queue` or :func:`record`."""
+    moment = time.time() if at is None else at
+    return _call(
+        conversation_id,
+        [provider_id or f"entry:{entry}"],
+        status,
+        moment,
+        {"sent_at": moment, "entry": entry, "text": text[:_TEXT_KEPT]},
+        namespace=namespace,
+    )
+
+
+def failed_call(
+    conversation_id: str,
+    *,
+    entry: str,
+    error: str,
+    code: str = "",
+    provider_id: str = "",
+    at: float | None = None,
+    namespace: str | None = None,
+) -> Call:
+    """The recording of :func:`failed`, for :func:`queue` or :func:`record`."""
+    moment = time.time() if at is None else at
+    return _call(
+        conversation_id,
+        [provider_id or f"entry:{entry}"],
+        "failed",
+        moment,
+        {"entry": entry, "error": error, "code": code},
+        namespace=namespace,
+    )
 
 
 async def sent(
@@ -200,16 +269,16 @@ async def sent(
         at: Unix seconds (default: now).
         namespace: Key namespace (default: this process').
     """
-    moment = time.time() if at is None else at
-    await _apply(
-        client,
+    call = sent_call(
         conversation_id,
-        [provider_id or f"entry:{entry}"],
-        status,
-        moment,
-        {"sent_at": moment, "entry": entry, "text": text[:_TEXT_KEPT]},
+        provider_id,
+        entry=entry,
+        text=text,
+        status=status,
+        at=at,
         namespace=namespace,
     )
+    await record(client, call)
 
 
 async def failed(
@@ -235,16 +304,16 @@ async def failed(
         at: Unix seconds (default: now).
         namespace: Key namespace (default: this process').
     """
-    moment = time.time() if at is None else at
-    await _apply(
-        client,
+    call = failed_call(
         conversation_id,
-        [provider_id or f"entry:{entry}"],
-        "failed",
-        moment,
-        {"entry": entry, "error": error, "code": code},
+        entry=entry,
+        error=error,
+        code=code,
+        provider_id=provider_id,
+        at=at,
         namespace=namespace,
     )
+    await record(client, call)
 
 
 async def apply(
@@ -270,8 +339,7 @@ async def apply(
     extra: dict[str, Any] = {}
     if receipt.status == "failed":
         extra = {"error": receipt.error, "code": receipt.code}
-    return await _apply(
-        client,
+    call = _call(
         receipt.conversation_id,
         list(receipt.provider_ids),
         receipt.status,
@@ -281,6 +349,7 @@ async def apply(
         watermark=receipt.watermark,
         surface=surface,
     )
+    return await record(client, call)
 
 
 def _state(provider_id: str, raw: str) -> DeliveryState:

@@ -30,10 +30,11 @@ from bot.channels.outbox import outbox_fields
 from bot.channels.stream import (
     Fields,
     GroupReader,
-    Retries,
     RetryPolicy,
+    RetryState,
     StreamWorker,
     ensure_group,
+    raise_first_error,
     until_saved,
 )
 from bot.channels.window import KEEP_SECONDS, window_key
@@ -180,7 +181,6 @@ class InboxWorker(StreamWorker):
         self.sleep = sleep
         self.clock = clock
         self.outbox = key(namespace, "outbox")
-        self.retries = Retries(client, self.inbox.stream)
         reader = GroupReader(
             client,
             self.inbox.stream,
@@ -199,9 +199,10 @@ class InboxWorker(StreamWorker):
             message = InboundMessage.from_json(fields["message"])
         except Exception as exc:  # any value that cannot be read: never stop the worker
             _log.error("inbox entry %s is unreadable: moved to the dead letters", entry_id)
-            await self._dead(entry_id, fields, f"unreadable entry: {type(exc).__name__}: {exc}")
+            reason = f"unreadable entry: {type(exc).__name__}: {exc}"
+            await self._dead(entry_id, fields, reason, await self.retry_state(entry_id))
             return
-        state = await self.retries.get(entry_id)
+        state = await self.retry_state(entry_id)
         if state.due > self.clock():  # scheduled before a restart or by another worker
             await self.sleep(state.due - self.clock())
         while True:
@@ -228,30 +229,36 @@ class InboxWorker(StreamWorker):
                 )
                 if self.policy.exhausted(state, self.clock()):
                     reason = f"failed {state.attempts} time(s): {type(exc).__name__}: {exc}"
-                    await self._dead(entry_id, fields, reason)
+                    await self._dead(entry_id, fields, reason, state)
                     return
                 delay = self.policy.delay(state.attempts)
                 await self.retries.schedule(entry_id, self.clock() + delay)
                 await self.sleep(delay)
                 continue
             break
-        await until_saved(lambda: self._finish(entry_id, rows), "inbox")
+        await until_saved(lambda: self._finish(entry_id, state, rows), "inbox")
 
-    async def _dead(self, entry_id: str, fields: Fields, reason: str) -> None:
+    async def _dead(self, entry_id: str, fields: Fields, reason: str, state: RetryState) -> None:
         # the fields of the webhook's own dead letters (bot.channels.webhook.dead_letter)
         dead = {**fields, "entry": entry_id, "reason": reason[:500], "at": str(self.clock())}
-        await until_saved(lambda: self._finish(entry_id, [], dead=dead), "inbox")
+        await until_saved(lambda: self._finish(entry_id, state, [], dead=dead), "inbox")
 
     async def _finish(
-        self, entry_id: str, replies: list[dict[str, str]], dead: dict[str, str] | None = None
+        self,
+        entry_id: str,
+        state: RetryState,
+        replies: list[dict[str, str]],
+        dead: dict[str, str] | None = None,
     ) -> None:
-        # replies, acknowledgement and removal in one transaction: all or nothing
-        async with self.redis.pipeline(transaction=True) as pipe:
+        # replies, acknowledgement and removal in one transaction (shared with other lanes'
+        # finishes): all or nothing
+        def commands(pipe: Any) -> None:
             for row in replies:
                 pipe.xadd(self.outbox, row)
             if dead is not None:
                 pipe.xadd(self.inbox.dead, dead)
             pipe.xack(self.inbox.stream, GROUP, entry_id)
             pipe.xdel(self.inbox.stream, entry_id)
-            self.retries.forget(pipe, entry_id)
-            await pipe.execute()
+            self.forget_retries(pipe, entry_id, state)
+
+        raise_first_error(await self.batch.write(commands))

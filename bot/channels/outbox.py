@@ -23,15 +23,18 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio
+from redis.exceptions import NoScriptError
 
 from bot.channels import delivery
 from bot.channels.base import ChannelAdapter, OutboundMessage, SendResult, Template
+from bot.channels.delivery import Call
 from bot.channels.stream import (
     Fields,
     GroupReader,
-    Retries,
     RetryPolicy,
+    RetryState,
     StreamWorker,
+    raise_first_error,
     until_saved,
 )
 from bot.channels.window import window_state
@@ -168,7 +171,6 @@ class OutboxWorker(StreamWorker):
         self.clock = clock
         self.stream = key(namespace, "outbox")
         self.failed = key(namespace, "outbox", "failed")
-        self.retries = Retries(client, self.stream)
         reader = GroupReader(
             client,
             self.stream,
@@ -231,7 +233,7 @@ class OutboxWorker(StreamWorker):
 
     async def deliver(self, entry_id: str, fields: Mapping[str, str]) -> SendResult:
         """Send one entry with retries; acknowledge it, surfacing a failure."""
-        state = await self.retries.get(entry_id)
+        state = await self.retry_state(entry_id)
         if state.due > self.clock():  # scheduled before a restart or by another worker
             await self.sleep(state.due - self.clock())
         while True:
@@ -265,8 +267,7 @@ class OutboxWorker(StreamWorker):
                 delay,
             )
             await self.sleep(delay)
-        await self._record(entry_id, fields, result)
-        await until_saved(lambda: self._finish(entry_id, fields, result), "outbox")
+        await until_saved(lambda: self._finish(entry_id, fields, result, state), "outbox")
         if not result.ok:
             _log.warning(
                 "%s: send %s failed for good: %s %s",
@@ -277,34 +278,36 @@ class OutboxWorker(StreamWorker):
             )
         return result
 
-    async def _record(self, entry_id: str, fields: Mapping[str, str], result: SendResult) -> None:
-        # delivery state for the agent console: best effort, never a reason to send again
+    def _delivery(self, entry_id: str, fields: Mapping[str, str], result: SendResult) -> Call:
         conversation = fields.get("conversation_id", "")
-        try:
-            if result.ok:
-                await delivery.sent(
-                    self.redis,
-                    conversation,
-                    result.provider_id,
-                    entry=entry_id,
-                    text=fields.get("text", ""),
-                    namespace=self.namespace,
-                )
-            else:
-                await delivery.failed(
-                    self.redis,
-                    conversation,
-                    entry=entry_id,
-                    error=result.error,
-                    code=result.code,
-                    namespace=self.namespace,
-                )
-        except Exception:
-            _log.exception("outbox: delivery state of %s not recorded", entry_id)
+        if result.ok:
+            return delivery.sent_call(
+                conversation,
+                result.provider_id,
+                entry=entry_id,
+                text=fields.get("text", ""),
+                namespace=self.namespace,
+            )
+        return delivery.failed_call(
+            conversation,
+            entry=entry_id,
+            error=result.error,
+            code=result.code,
+            namespace=self.namespace,
+        )
 
-    async def _finish(self, entry_id: str, fields: Mapping[str, str], result: SendResult) -> None:
-        # surfacing, acknowledgement and removal in one transaction: all or nothing
-        async with self.redis.pipeline(transaction=True) as pipe:
+    async def _finish(
+        self, entry_id: str, fields: Mapping[str, str], result: SendResult, state: RetryState
+    ) -> None:
+        # delivery state, surfacing, acknowledgement and removal in one transaction (shared
+        # with other lanes' finishes): all or nothing
+        recording = self._delivery(entry_id, fields, result)
+
+        def commands(pipe: Any) -> None:
+            # a key first: a cluster transaction finds its node by the first command's key
+            pipe.xack(self.stream, GROUP, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            delivery.queue(pipe, recording)
             if not result.ok:
                 pipe.xadd(
                     self.failed,
@@ -316,7 +319,20 @@ class OutboxWorker(StreamWorker):
                         "failed_at": str(self.clock()),
                     },
                 )
-            pipe.xack(self.stream, GROUP, entry_id)
-            pipe.xdel(self.stream, entry_id)
-            self.retries.forget(pipe, entry_id)
-            await pipe.execute()
+            self.forget_retries(pipe, entry_id, state)
+
+        acked, deleted, recorded, *rest = await self.batch.write(commands)
+        raise_first_error([acked, deleted, *rest])
+        if isinstance(recorded, NoScriptError):  # first run, or Redis lost its scripts
+            recorded = await _quietly(delivery.record(self.redis, recording))
+        if isinstance(recorded, Exception):
+            # delivery state is for the agent console: never a reason to send again
+            _log.error("outbox: delivery state of %s not recorded: %s", entry_id, recorded)
+
+
+async def _quietly(work: Awaitable[Any]) -> Any:
+    """The result of ``work``, or the exception it raised."""
+    try:
+        return await work
+    except Exception as exc:
+        return exc

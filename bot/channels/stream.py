@@ -10,7 +10,12 @@ Each conversation is worked on by a task of its own (:class:`Lanes`): its entrie
 order, and one conversation's slow handler, failing send or ``Retry-After`` never delays
 another's. A retry is scheduled, not awaited in line: the entry stays pending, its due time is
 in the sorted set ``{stream}:due`` and its attempts in the hash ``{stream}:retries``, so a
-restarted or another worker goes on with the same budget (:class:`Retries`).
+restarted or another worker goes on with the same budget (:class:`Retries`). An entry read
+as new has never failed, so its retry state is neither read nor cleared unless it fails.
+
+The writes that finish entries (replies queued, acknowledgement, removal, delivery state) are
+sent together (:class:`Batch`): the lanes that finish in one turn of the event loop share one
+transaction, each entry's commands still all or nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from redis.exceptions import RedisError, ResponseError
 from bot.keys import key
 
 __all__ = [
+    "Batch",
     "Entry",
     "Fields",
     "GroupReader",
@@ -46,6 +52,7 @@ __all__ = [
     "StreamWorker",
     "consumer_name",
     "ensure_group",
+    "raise_first_error",
     "until_saved",
 ]
 
@@ -411,6 +418,70 @@ class GroupReader:
         return list(answer[0][1]) if answer else []
 
 
+Commands = Callable[[Any], None]
+"""Adds one entry's commands to a pipeline."""
+
+
+class Batch:
+    """Writes of many lanes sent together: one transaction per turn of the event loop.
+
+    Each lane hands its commands to :meth:`write` and waits; what was handed in while the
+    previous transaction was on its way goes in the next one. A transaction runs every
+    command, so each entry's commands are all or nothing as if sent alone.
+
+    Args:
+        client: Asyncio Redis client (decoded strings).
+    """
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.redis = client
+        self._waiting: list[tuple[Commands, asyncio.Future[list[Any]]]] = []
+        self._sending: asyncio.Task[None] | None = None
+
+    async def write(self, commands: Commands) -> list[Any]:
+        """Send ``commands`` in the next transaction; return their results.
+
+        A command's error is returned in its place (the caller decides what it means).
+
+        Raises:
+            redis.RedisError: The transaction failed as a whole (none of its commands ran,
+                or Redis stopped answering).
+        """
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((commands, future))
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.create_task(self._send(), name="stream batch")
+        return await future
+
+    async def _send(self) -> None:
+        await asyncio.sleep(0)  # lanes finishing in this turn of the loop join in
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            spans = []
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for commands, _ in waiting:
+                        start = len(pipe.command_stack)
+                        commands(pipe)
+                        spans.append((start, len(pipe.command_stack)))
+                    results = await pipe.execute(raise_on_error=False)
+            except Exception as exc:  # every writer learns it and tries again on its own
+                for _, future in waiting:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (start, end), (_, future) in zip(spans, waiting, strict=True):
+                if not future.done():  # a lane closed meanwhile
+                    future.set_result(list(results[start:end]))
+
+
+def raise_first_error(results: Sequence[Any]) -> None:
+    """Raise the first error among a pipeline's results, if any."""
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+
+
 Work = Callable[[str, Fields], Awaitable[None]]
 """Finishes one entry (acknowledges it); raises only on a bug."""
 
@@ -518,7 +589,21 @@ class StreamWorker(ABC):
     def __init__(self, reader: GroupReader, field: str, *, max_in_flight: int = 1000) -> None:
         self.reader = reader
         self.lanes = Lanes(self._work, field, limit=max_in_flight)
+        self.retries = Retries(reader.redis, reader.stream)
+        self.batch = Batch(reader.redis)
         self.finished = 0
+        self._fresh: set[str] = set()  # held entries read as new: they never failed
+
+    async def retry_state(self, entry_id: str) -> RetryState:
+        """An entry's failures so far (read from Redis only for an entry read before)."""
+        if entry_id in self._fresh:
+            return RetryState()
+        return await self.retries.get(entry_id)
+
+    def forget_retries(self, pipe: Any, entry_id: str, state: RetryState) -> None:
+        """Add the removal of an entry's retry state to its finish, when it may have one."""
+        if state.attempts or entry_id not in self._fresh:
+            self.retries.forget(pipe, entry_id)
 
     @abstractmethod
     async def process(self, entry_id: str, fields: Fields) -> None:
@@ -541,6 +626,7 @@ class StreamWorker(ABC):
                     await asyncio.sleep(1)
         finally:
             await self.lanes.close()
+            self._fresh.clear()  # read again from the backlog after a restart
             if stop.is_set():
                 try:
                     await self.reader.leave()
@@ -553,7 +639,12 @@ class StreamWorker(ABC):
         await self.reader.keep_alive(self.lanes.held())
         if not await self.lanes.room(timeout=self.reader.beat_every):
             return 0  # full: beat again, read later
-        entries = await self.reader.backlog() or await self.reader.new(block)
+        entries = await self.reader.backlog()
+        if entries:  # read before, maybe failed before: their retry state counts
+            self._fresh.difference_update(entry_id for entry_id, _ in entries)
+        else:
+            entries = await self.reader.new(block)
+            self._fresh.update(entry_id for entry_id, _ in entries)
         await self.reader.ack(await self.lanes.put(entries))
         return len(entries)
 
@@ -573,4 +664,5 @@ class StreamWorker(ABC):
                 # nothing was finished: the entry is taken up again once Redis answers
                 _log.exception("%s worker: Redis error on %s; again in 1 s", self.role, entry_id)
                 await asyncio.sleep(1)
+        self._fresh.discard(entry_id)
         self.finished += 1

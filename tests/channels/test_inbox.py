@@ -238,3 +238,34 @@ async def test_a_stopped_consumer_is_taken_over_and_removed(
     consumers = await async_redis.xinfo_consumers(inbox.stream, GROUP)
     assert [c["name"] for c in consumers] == ["host-2-bbbbbb"]  # empty and silent: removed
     assert await async_redis.zscore(f"{namespace}:inbox:workers", "host-1-aaaaaa") is None
+
+
+async def test_conversations_finishing_together_share_one_transaction(
+    async_redis: redis.asyncio.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = Inbox(async_redis, namespace)
+    await inbox.ensure_group()
+    residents = [f"+4477009{n:05d}" for n in range(12)]
+    await inbox.accept(
+        [
+            InboundMessage("whatsapp", "+441234567890", sender, f"m{n}", f"hi {n}", time.time())
+            for n, sender in enumerate(residents)
+        ]
+    )
+    transactions: list[bool] = []
+    opened = async_redis.pipeline
+
+    def pipeline(transaction: bool = True, shard_hint: str | None = None) -> object:
+        transactions.append(transaction)
+        return opened(transaction=transaction, shard_hint=shard_hint)
+
+    monkeypatch.setattr(async_redis, "pipeline", pipeline)
+    worker = InboxWorker(async_redis, Bot(), namespace, consumer="w1", block_ms=10)
+    assert await worker.run_once() == 12
+    # twelve residents' replies, acknowledgements and removals: one round trip, not twelve
+    assert transactions == [True]
+    assert sorted(await outbox_texts(async_redis, namespace)) == sorted(
+        f"reply to hi {n}" for n in range(12)
+    )
+    assert await inbox.pending_count() == 0
+    assert await async_redis.xlen(f"{namespace}:inbox") == 0

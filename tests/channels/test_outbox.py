@@ -112,6 +112,9 @@ async def test_outage_is_retried_with_backoff_then_sent(
     )
     assert await failed_sends(async_redis, namespace) == []
     assert await async_redis.xlen(f"{namespace}:outbox") == 0
+    # the retry schedule of a send that failed goes with it
+    assert await async_redis.zcard(f"{namespace}:outbox:due") == 0
+    assert await async_redis.hlen(f"{namespace}:outbox:retries") == 0
 
 
 async def test_retry_after_is_honoured(
@@ -440,3 +443,25 @@ async def test_a_scheduled_retry_keeps_its_time_and_budget_across_a_restart(
     [failed] = await failed_sends(async_redis, namespace)
     assert failed["error"] == "gave up after 3 attempts: HTTP 500"
     assert len(provider.requests) == 1
+
+
+async def test_the_delivery_state_is_recorded_when_redis_has_lost_its_scripts(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    provider: FakeProvider,
+    adapters: dict[str, ChannelAdapter],
+    sleeps: Sleeps,
+    open_windows: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the finish runs the state script by its digest; a Redis restarted (or never asked
+    # before) answers NOSCRIPT, as for this digest of no script at all
+    monkeypatch.setattr(delivery, "_APPLY_SHA", "0" * 40)
+    worker = make_worker(async_redis, adapters, namespace, sleeps)
+    await worker.ensure_group()
+    entry = await queue(async_redis, namespace, text="Your bin day is Tuesday.")
+    assert await worker.run_once() == 1
+    [state] = await delivery.states(async_redis, CID, namespace=namespace)
+    assert state.status == "sent" and state.entry == entry
+    assert state.text == "Your bin day is Tuesday."
+    assert await async_redis.xlen(f"{namespace}:outbox") == 0
