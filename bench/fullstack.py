@@ -710,8 +710,14 @@ async def _fault(
         "lost_kinds": sorted({c.kind for c in conversations for m in c.messages if m in lost}),
         "duplicates": sum(m.duplicates() for m in sent),
         "restart_seconds": round(ready - killed, 1),
-        # from the kill until every message sent before the restart was answered
-        "recovery_seconds": round(max(answered) - killed, 1) if answered else None,
+        # from the kill until every message sent before the restart was answered (None: some
+        # never were)
+        "recovery_seconds": round(max(answered) - killed, 1)
+        if answered and len(answered) == len(hit)
+        else None,
+        "lost_sent_before_kill": sum(1 for m in lost if m.sent_at < killed),
+        "lost_sent_during_outage": sum(1 for m in lost if killed <= m.sent_at <= ready),
+        "lost_sent_after_restart": sum(1 for m in lost if m.sent_at > ready),
         "e2e_p99_ms": _pct([ms for m in sent if (ms := m.e2e_ms()) is not None], 0.99),
         "dead_letters": stack.dead_letters(),
     }
