@@ -59,10 +59,7 @@ def tokenizer() -> WhitespaceTokenizer:
     return WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
 
 
-@pytest.fixture
-def training_data(
-    featurizer: SentenceEmbeddingFeaturizer, tokenizer: WhitespaceTokenizer
-) -> TrainingData:
+def featurized_examples(featurizer: SentenceEmbeddingFeaturizer) -> TrainingData:
     """The synthetic dataset, tokenized and featurized as Rasa's training graph would."""
     data = TrainingData(
         [
@@ -71,8 +68,14 @@ def training_data(
             for text in texts
         ]
     )
-    tokenizer.process_training_data(data)
+    WhitespaceTokenizer(WhitespaceTokenizer.get_default_config()).process_training_data(data)
     return featurizer.process_training_data(data)
+
+
+@pytest.fixture
+def training_data(featurizer: SentenceEmbeddingFeaturizer) -> TrainingData:
+    """The synthetic dataset, featurized (a fresh copy per test)."""
+    return featurized_examples(featurizer)
 
 
 @pytest.fixture

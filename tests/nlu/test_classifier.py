@@ -1,7 +1,7 @@
 from typing import Any
 
 import pytest
-from rasa.engine.graph import ExecutionContext
+from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
@@ -11,23 +11,23 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from bot.errors import ConfigError
 from bot.nlu.classifier import FALLBACK_INTENT, CouncilIntentClassifier
 from bot.nlu.featurizer import SentenceEmbeddingFeaturizer
+from tests.nlu.conftest import featurized_examples
 
 
 def _config(**overrides: Any) -> dict[str, Any]:
     return {**CouncilIntentClassifier.get_default_config(), **overrides}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def trained(
-    training_data: TrainingData,
-    model_storage: LocalModelStorage,
-    execution_context: ExecutionContext,
+    featurizer: SentenceEmbeddingFeaturizer, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[CouncilIntentClassifier, Resource]:
+    """One classifier trained for the module: the tests only read it."""
+    storage = LocalModelStorage(tmp_path_factory.mktemp("classifier-storage"))
+    context = ExecutionContext(GraphSchema({}), "test-model")
     resource = Resource("classifier")
-    classifier = CouncilIntentClassifier.create(
-        _config(), model_storage, resource, execution_context
-    )
-    return classifier, classifier.train(training_data)
+    classifier = CouncilIntentClassifier.create(_config(), storage, resource, context)
+    return classifier, classifier.train(featurized_examples(featurizer))
 
 
 def _parse(
@@ -97,11 +97,10 @@ def test_persist_and_load_round_trip(
     trained: tuple[CouncilIntentClassifier, Resource],
     featurizer: SentenceEmbeddingFeaturizer,
     tokenizer: WhitespaceTokenizer,
-    model_storage: LocalModelStorage,
     execution_context: ExecutionContext,
 ) -> None:
     original, resource = trained
-    loaded = CouncilIntentClassifier.load(_config(), model_storage, resource, execution_context)
+    loaded = CouncilIntentClassifier.load(_config(), original._storage, resource, execution_context)
     for text in ["report a pothole please", "sing me something", "council tax bill"]:
         before = _parse(original, featurizer, tokenizer, text)
         after = _parse(loaded, featurizer, tokenizer, text)
