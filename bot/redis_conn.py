@@ -7,7 +7,8 @@ that does not answer is an error at start-up: nothing falls back to an in-memory
 
 ``REDIS_URL`` may name a single server or any node of a Redis Cluster (or Valkey cluster):
 :func:`connect` asks the server (``INFO cluster``) and on a cluster returns a cluster client
-(:mod:`bot.redis_cluster`), database 0 only.
+(:mod:`bot.redis_cluster`), database 0 only. ``redis+sentinel://`` URLs name the sentinels of
+a primary (:mod:`bot.redis_sentinel`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from bot import settings
 from bot.errors import ConfigError, RedisUnavailableError
 from bot.redis_cluster import AsyncClusterClient, ClusterClient, is_cluster
+from bot.redis_sentinel import is_sentinel, master, master_async
 
 __all__ = [
     "DEFAULT_EMBEDDED_PORT",
@@ -82,10 +84,10 @@ def masked(url: str) -> str:
     parts = urlsplit(url)
     if not parts.password:
         return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    # the hosts as written: a sentinel URL lists several ("h1:26379,h2:26379")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
 
 
 def redis_url() -> str:
@@ -115,14 +117,15 @@ def connect(url: str | None = None, **kwargs: Any) -> redis.Redis:
     """
     url = url or redis_url()
     policy = kwargs.pop("retry", None) or retry_policy()
-    client = redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=5,
-        retry_on_error=list(_RETRY_ON),
-        retry=redis.retry.Retry(NoBackoff(), 0),
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": 5,
+        "retry_on_error": list(_RETRY_ON),
+        "retry": redis.retry.Retry(NoBackoff(), 0),
         **kwargs,
-    )
+    }
+    opener = master if is_sentinel(url) else redis.Redis.from_url
+    client = opener(url, **options)
     try:
         client.ping()
         try:
@@ -155,14 +158,15 @@ async def connect_async(url: str | None = None, **kwargs: Any) -> redis.asyncio.
     """
     url = url or redis_url()
     policy = kwargs.pop("retry", None) or retry_policy_async()
-    client = redis.asyncio.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=5,
-        retry_on_error=list(_RETRY_ON),
-        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": 5,
+        "retry_on_error": list(_RETRY_ON),
+        "retry": redis.asyncio.retry.Retry(NoBackoff(), 0),
         **kwargs,
-    )
+    }
+    opener = master_async if is_sentinel(url) else redis.asyncio.Redis.from_url
+    client = opener(url, **options)
     # redis-py 4.6 leaves the pool (and its sockets) open on close() for from_url clients
     client.auto_close_connection_pool = True
     try:

@@ -37,7 +37,7 @@ ENVIRONMENT = "environment"
 DEFAULT_PROFILE = Path(__file__).resolve().parent.parent / "council.yml"
 """The fictional demo council's profile, used when ``COUNCIL_PROFILE`` is unset."""
 
-_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+_REDIS_SCHEMES = {"redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"}
 _MIN_HEALTH_TOKEN = 32
 
 

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from bot.errors import ConfigError, RedisUnavailableError
 from bot.redis_cluster import on_cluster
 from bot.redis_conn import masked
+from bot.redis_sentinel import is_sentinel, like, parse
 
 __all__ = ["LOCK_LIFETIME", "RedisUrlLockStore", "RedisUrlTrackerStore", "redis_params"]
 
@@ -39,7 +40,7 @@ LOCK_LIFETIME = 6.0
 
 
 def redis_params(url: str | None, source: str) -> dict[str, Any]:
-    """Split a ``redis://`` or ``rediss://`` URL into the arguments Rasa's stores take.
+    """Split a ``redis://``, ``rediss://`` or ``redis+sentinel://`` URL into Rasa's arguments.
 
     Args:
         url: The URL from ``endpoints.yml``.
@@ -50,6 +51,17 @@ def redis_params(url: str | None, source: str) -> dict[str, Any]:
     """
     if not url:
         raise ConfigError(source, "url", "missing: set it to ${REDIS_URL}")
+    if is_sentinel(url):  # Rasa's client goes to a sentinel; the stores swap it (_primary)
+        found = parse(url, source, "url")
+        host, port = found.sentinels[0]
+        return {
+            "host": host,
+            "port": port,
+            "db": found.db,
+            "username": found.username,
+            "password": found.password,
+            "use_ssl": found.ssl,
+        }
     parts = urlsplit(url)
     if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
         raise ConfigError(source, "url", f"not a redis:// URL: {masked(url)}")
@@ -85,6 +97,11 @@ def _check(client: Redis, url: str) -> None:
         raise RedisUnavailableError(masked(url), str(exc)) from exc
 
 
+def _primary(client: Redis, url: str) -> Redis:
+    """The store's client, or behind Sentinel a client of the primary with its settings."""
+    return like(client, url) if is_sentinel(url) else client
+
+
 def _on_cluster(client: Redis, url: str) -> Redis:
     """The store's client, or on a Redis Cluster a cluster client with its settings.
 
@@ -107,8 +124,8 @@ class RedisUrlTrackerStore(RedisTrackerStore):
         url = host  # Rasa passes endpoints.yml's `url` as `host`
         params = redis_params(url, "endpoints.yml: tracker_store")
         super().__init__(domain, **params, **kwargs)
-        rasa_client: Redis = self.red
-        _check(rasa_client, str(url))  # redis_params refused a missing URL
+        rasa_client: Redis = _primary(self.red, str(url))  # redis_params refused no URL
+        _check(rasa_client, str(url))
         self.red: Redis = _on_cluster(rasa_client, str(url))
 
     async def keys(self) -> Iterable[str]:
@@ -164,7 +181,7 @@ class RedisUrlLockStore(RedisLockStore):
             raise ConfigError(
                 "endpoints.yml", "lock_store.lock_lifetime", f"must be seconds > 0: {lifetime!r}"
             )
-        rasa_client: Redis = self.red
+        rasa_client: Redis = _primary(self.red, url)
         _check(rasa_client, url)
         self.red: Redis = _on_cluster(rasa_client, url)
         self._renew = self.red.register_script(_RENEW)
