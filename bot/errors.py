@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "AccountError",
+    "ActionServerUnreachableError",
     "ConfigError",
     "CouncilError",
     "EntryInvalidError",
@@ -191,3 +192,22 @@ class PublishBlockedError(CouncilError):
             f"publishing {entry_id!r} would break {len(self.broken)} test conversation(s): "
             + "; ".join(self.broken)
         )
+
+
+class ActionServerUnreachableError(CouncilError):
+    """The action server did not answer a custom action's call, retried for the whole budget.
+
+    Raised out of the Rasa turn (:mod:`bot.rasa_patches`) so the inbox worker retries the
+    message later and finally dead-letters it, instead of the turn ending without the action.
+
+    Args:
+        action: The custom action's name.
+        url: The action server's endpoint.
+        reason: The last failure and how long it was tried.
+    """
+
+    def __init__(self, action: str, url: str, reason: str) -> None:
+        self.action = action
+        self.url = url
+        self.reason = reason
+        super().__init__(f"action server unreachable: {action!r} at {url}: {reason}")

@@ -31,6 +31,14 @@ loaded (so every Rasa server running our pipeline has them, with nothing else to
   session builds the session trackers only when there are several (a single session is the
   tracker read), and reading a stored event finds its class in a table instead of walking
   every subclass of ``Event`` (a quarter of the Rasa process's CPU at turn 50).
+
+And one that is about faults, not speed: a custom action's call that cannot reach the action
+server (connection refused or reset, timeout, a 5xx answer) is tried again with exponential
+backoff for up to :data:`ACTION_SERVER_RETRY_BUDGET` seconds, within the same turn, so a
+restart of the action server is ridden through in order. After that the turn fails with
+:class:`~bot.errors.ActionServerUnreachableError` instead of Rasa's "Bot will continue, but
+the actions events are lost": the inbox worker retries the message and finally dead-letters
+it. A 4xx answer or an answer that fails Rasa's schema is a bug, not an outage: not retried.
 """
 
 from __future__ import annotations
@@ -38,20 +46,41 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import logging
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from bot.errors import ActionServerUnreachableError
+
 if TYPE_CHECKING:
-    from rasa.core.actions.action import RemoteAction
-    from rasa.core.channels.channel import UserMessage
+    from rasa.core.actions.action import Action, RemoteAction
+    from rasa.core.channels.channel import OutputChannel, UserMessage
+    from rasa.core.nlg import NaturalLanguageGenerator
+    from rasa.core.policies.policy import PolicyPrediction
     from rasa.core.processor import MessageProcessor
     from rasa.core.tracker_store import RedisTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.trackers import DialogueStateTracker
 
-__all__ = ["FULL_HISTORY_ACTIONS", "current_turn_events", "install", "installed"]
+__all__ = [
+    "ACTION_SERVER_RETRY_BUDGET",
+    "FULL_HISTORY_ACTIONS",
+    "current_turn_events",
+    "install",
+    "installed",
+]
+
+_log = logging.getLogger(__name__)
 
 FULL_HISTORY_ACTIONS = frozenset({"action_handoff"})
 """Custom actions that read earlier turns, so they are sent every event."""
+
+ACTION_SERVER_RETRY_BUDGET = 30.0
+"""Seconds a custom action's call is retried while the action server cannot be reached (a
+restart takes ~20 s); the conversation waits meanwhile, the others go on."""
+
+_FIRST_RETRY_DELAY = 0.1
+_LONGEST_RETRY_DELAY = 2.0
 
 _installed = False
 
@@ -284,9 +313,104 @@ async def _retrieve(
     return get_trackers_for_conversation_sessions(tracker)[-1]
 
 
+def _outage(error: BaseException) -> BaseException | None:
+    """The failure that shows the action server is away, None for a bug (a 4xx, a bad answer).
+
+    Rasa's ``RemoteAction.run`` wraps the aiohttp error in a ``RasaException``, so the chain of
+    causes is read; a timeout is not wrapped.
+    """
+    import aiohttp
+    from rasa.utils.endpoints import ClientResponseError
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ClientResponseError):
+            return seen if seen.status >= 500 else None
+        if isinstance(seen, aiohttp.ClientConnectionError | TimeoutError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+_unreachable: ContextVar[ActionServerUnreachableError | None] = ContextVar(
+    "action_server_unreachable", default=None
+)
+"""Set by a call that gave up, for :func:`_run_action` (Rasa's catches every exception)."""
+
+
+async def _run_remote_action(
+    self: RemoteAction,
+    output_channel: OutputChannel,
+    nlg: NaturalLanguageGenerator,
+    tracker: DialogueStateTracker,
+    domain: Domain,
+) -> list[Any]:
+    loop = asyncio.get_running_loop()
+    budget = ACTION_SERVER_RETRY_BUDGET
+    deadline = loop.time() + budget
+    delay = _FIRST_RETRY_DELAY
+    while True:
+        try:
+            events: list[Any] = await _original_remote_run(
+                self, output_channel, nlg, tracker, domain
+            )
+            return events
+        except Exception as error:
+            outage = _outage(error)
+            if outage is None:
+                raise
+            remaining = deadline - loop.time()
+            url = self.action_endpoint.url if self.action_endpoint else ""
+            if remaining <= 0:
+                last = f"{type(outage).__name__}: {outage}"
+                unreachable = ActionServerUnreachableError(
+                    self.name(), url, f"tried for {budget:g} s; last: {last}"
+                )
+                _unreachable.set(unreachable)
+                raise unreachable from error
+            _log.warning(
+                "action %s: action server at %s unreachable (%s); retrying",
+                self.name(),
+                url,
+                type(outage).__name__,
+            )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, _LONGEST_RETRY_DELAY)
+
+
+_original_remote_run: Any = None
+
+
+async def _run_action(
+    self: MessageProcessor,
+    action: Action,
+    tracker: DialogueStateTracker,
+    output_channel: OutputChannel,
+    nlg: NaturalLanguageGenerator,
+    prediction: PolicyPrediction,
+) -> bool:
+    # Rasa's logs any exception and goes on with the turn; an unreachable action server must
+    # fail it instead (the tracker is saved only at the end of a turn, so it is not saved)
+    token = _unreachable.set(None)
+    try:
+        again: bool = await _original_run_action(
+            self, action, tracker, output_channel, nlg, prediction
+        )
+        unreachable = _unreachable.get()
+    finally:
+        _unreachable.reset(token)
+    if unreachable is not None:
+        raise unreachable
+    return again
+
+
+_original_run_action: Any = None
+
+
 def install() -> None:
     """Apply the speed-ups to this process' Rasa classes (idempotent)."""
     global _installed, _original_parse_message, _original_resolve_by_type
+    global _original_remote_run, _original_run_action
     if _installed:
         return
     from rasa.core.actions.action import RemoteAction
@@ -300,6 +424,10 @@ def install() -> None:
     Event.resolve_by_type = staticmethod(_resolve_by_type)
     RemoteAction._validate_action_result = _validate_action_result
     RemoteAction._action_call_format = _action_call_format
+    _original_remote_run = RemoteAction.run
+    RemoteAction.run = _run_remote_action
+    _original_run_action = MessageProcessor._run_action
+    MessageProcessor._run_action = _run_action
     _original_parse_message = MessageProcessor.parse_message
     MessageProcessor.parse_message = _parse_message
     _installed = True
