@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio
 from aiohttp import web
 from rasa.core.actions.action import RemoteAction
-from rasa.core.channels.channel import CollectingOutputChannel
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.processor import MessageProcessor
@@ -30,6 +32,9 @@ from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 
 from bot import rasa_patches
+from bot.channels.base import InboundMessage
+from bot.channels.inbox import Inbox, InboxWorker
+from bot.channels.rasa import ChannelRuntime
 from bot.errors import ActionServerUnreachableError
 
 DOMAIN = Domain.from_dict(
@@ -173,3 +178,59 @@ async def test_the_turn_fails_instead_of_going_on_without_the_actions_events(
         await processor._run_action(_handoff(port), tracker, output, nlg, prediction)
     assert "ClientConnectorError" in failed.value.reason  # the refused connection, named
     assert output.messages == []
+
+
+async def test_a_message_whose_turn_cannot_reach_the_action_server_is_dead_lettered(
+    port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+) -> None:
+    # the inbox worker's path in the Rasa server: InboxWorker -> ChannelRuntime.handle ->
+    # on_new_message (Rasa's turn, here the one action it predicted) -> the action server
+    monkeypatch.setattr(rasa_patches, "ACTION_SERVER_RETRY_BUDGET", 0.2)
+    processor = object.__new__(MessageProcessor)
+    processor.domain = DOMAIN
+    nlg = TemplatedNaturalLanguageGenerator(DOMAIN.responses)
+    turns: list[str] = []
+
+    async def on_new_message(message: UserMessage) -> None:
+        turns.append(message.text or "")
+        prediction = PolicyPrediction.for_action_name(DOMAIN, "action_handoff")
+        assert message.output_channel is not None
+        await processor._run_action(
+            _handoff(port), _tracker(), message.output_channel, nlg, prediction
+        )
+
+    runtime = ChannelRuntime()
+    runtime.on_new_message = on_new_message
+    inbox = Inbox(async_redis, namespace)
+    await inbox.ensure_group()
+    asked = InboundMessage(
+        channel="telegram",
+        account="bot1",
+        sender="42",
+        message_id="m1",
+        text="I want to speak to a person",
+        received_at=time.time(),
+    )
+    await inbox.accept([asked])
+    worker = InboxWorker(
+        async_redis,
+        runtime.handle,
+        namespace,
+        block_ms=10,
+        max_failures=2,
+        base_delay=0.01,
+        max_delay=0.01,
+    )
+    assert await worker.run_once() == 1
+    assert turns == ["I want to speak to a person"] * 2  # tried again, then given up
+    assert await inbox.pending_count() == 0
+    assert await async_redis.xlen(f"{namespace}:outbox") == 0
+    [(_, dead)] = await async_redis.xrange(f"{namespace}:inbox:dead")
+    assert "I want to speak to a person" in dead["message"]
+    assert dead["reason"].startswith(
+        "failed 2 time(s): ActionServerUnreachableError: action server unreachable: "
+        "'action_handoff'"
+    )
