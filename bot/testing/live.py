@@ -18,7 +18,7 @@ from dataclasses import replace
 from bot.knowledge.store import KnowledgeBase
 from bot.redis_conn import connect_async
 
-__all__ = ["publish_answer", "wait_for_answer"]
+__all__ = ["current_answer", "publish_answer", "wait_for_answer"]
 
 
 async def _publish(
@@ -35,6 +35,20 @@ async def _publish(
         return time.monotonic()
     finally:
         await client.close()
+
+
+async def _answer(url: str, namespace: str, entry_id: str, channel: str) -> str:
+    client = await connect_async(url)
+    try:
+        entry = await KnowledgeBase(client, namespace).get(entry_id)
+        return entry.answers.get(channel) or entry.answers["default"]
+    finally:
+        await client.close()
+
+
+def current_answer(redis_url: str, namespace: str, entry_id: str, channel: str = "default") -> str:
+    """The text of one variant of an entry as stored now (to put it back after a test)."""
+    return asyncio.run(_answer(redis_url, namespace, entry_id, channel))
 
 
 def publish_answer(

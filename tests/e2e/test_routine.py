@@ -12,7 +12,7 @@ import pytest
 from bot.knowledge.content import load_entries
 from bot.profile import current
 from bot.testing.assistant import Assistant, Conversation
-from bot.testing.live import publish_answer, wait_for_answer
+from bot.testing.live import current_answer, publish_answer, wait_for_answer
 
 pytestmark = pytest.mark.e2e
 
@@ -54,11 +54,18 @@ def test_routine_question_answered_from_the_knowledge_base(chat: Conversation) -
 
 def test_published_edit_is_live_within_five_seconds(assistant: Assistant) -> None:
     question = "how do I pay my council tax online"
-    marker = f"Updated answer {time.time_ns()}: pay at {current().website}/council-tax/pay"
-    since = publish_answer(
-        assistant.redis_url, assistant.namespace, "council-tax-pay-online", marker
-    )
-    seconds = wait_for_answer(
-        lambda text: assistant.conversation().texts(text), question, marker, since=since
-    )
-    assert seconds <= 5.0
+    entry = "council-tax-pay-online"
+    original = current_answer(assistant.redis_url, assistant.namespace, entry)
+    marker = f"Updated answer {time.time_ns()}: pay at {current().website}/pay-online"
+    since = publish_answer(assistant.redis_url, assistant.namespace, entry, marker)
+    try:
+        seconds = wait_for_answer(
+            lambda text: assistant.conversation().texts(text), question, marker, since=since
+        )
+        assert seconds <= 5.0
+    finally:
+        # the assistant is shared by the session: later tests expect the shipped answer
+        since = publish_answer(assistant.redis_url, assistant.namespace, entry, original)
+        wait_for_answer(
+            lambda text: assistant.conversation().texts(text), question, original, since=since
+        )
