@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             RASA_AUTH_TOKEN=configured.rasa_auth_token or secrets.token_urlsafe(24),
             # A per-run random key is safe for the demo: sessions simply end with the run.
             COUNCIL_SECRET_KEY=configured.secret_key or secrets.token_urlsafe(32),
+            # DEVELOPMENT ONLY when unset: a per-run random web chat secret (open chats end
+            # with the run); production sets COUNCIL_WEBCHAT_SECRET (docs/configuration.md).
+            COUNCIL_WEBCHAT_SECRET=configured.webchat_secret or secrets.token_urlsafe(32),
             # The bot's calendar links point at this console unless a public URL is configured.
             COUNCIL_PUBLIC_URL=configured.public_url or f"http://127.0.0.1:{args.console_port}",
         )
@@ -201,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         rasa_url = env["RASA_URL"]
         print("Assistant ready.")
         print(f"Edge (residents' webhooks): {edge_url}/webhooks/<channel>/webhook")
+        if not configured.webchat_secret:
+            print(
+                "Web chat: DEVELOPMENT secret, random for this run (COUNCIL_WEBCHAT_SECRET unset)"
+            )
+        print(f"Web chat: {edge_url}/webchat/widget.js")
         if rest:
             print(f"REST channel (internal address only): POST {rasa_url}/webhooks/rest/webhook")
             print(

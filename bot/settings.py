@@ -113,15 +113,15 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _health_token(env: Mapping[str, str]) -> str:
-    token = env.get("COUNCIL_HEALTH_TOKEN", "")
+def _long_secret(env: Mapping[str, str], name: str) -> str:
+    token = env.get(name, "")
     if token and len(token) < _MIN_HEALTH_TOKEN:
-        raise ConfigError(
-            ENVIRONMENT,
-            "COUNCIL_HEALTH_TOKEN",
-            f"use at least {_MIN_HEALTH_TOKEN} random characters",
-        )
+        raise ConfigError(ENVIRONMENT, name, f"use at least {_MIN_HEALTH_TOKEN} random characters")
     return token
+
+
+def _health_token(env: Mapping[str, str]) -> str:
+    return _long_secret(env, "COUNCIL_HEALTH_TOKEN")
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -163,6 +163,8 @@ class Settings:
         sla_webhook: ``COUNCIL_SLA_WEBHOOK``: POSTed on a service-level breach.
         safeguarding_webhook: ``COUNCIL_SAFEGUARDING_WEBHOOK``: POSTed on a safeguarding
             handoff out of hours.
+        webchat_secret: ``COUNCIL_WEBCHAT_SECRET``: signs the web chat's conversation tokens
+            (empty: the edge serves no web chat; at least 32 characters).
     """
 
     # secrets and the environment stay out of repr(): a logged or printed Settings leaks nothing
@@ -189,6 +191,7 @@ class Settings:
     sla_file: Path | None = None
     sla_webhook: str = ""
     safeguarding_webhook: str = ""
+    webchat_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -225,11 +228,12 @@ class Settings:
             sla_file=_path(env, "COUNCIL_SLA_FILE"),
             sla_webhook=_url(env, "COUNCIL_SLA_WEBHOOK"),
             safeguarding_webhook=_url(env, "COUNCIL_SAFEGUARDING_WEBHOOK"),
+            webchat_secret=_long_secret(env, "COUNCIL_WEBCHAT_SECRET"),
         )
 
     def secrets(self) -> list[str]:
         """The secret values among these settings (for log redaction; empty ones left out)."""
-        found = [self.rasa_auth_token, self.secret_key, self.health_token]
+        found = [self.rasa_auth_token, self.secret_key, self.health_token, self.webchat_secret]
         password = urlsplit(self.redis_url).password if self.redis_url else None
         return [value for value in (*found, password or "") if value]
 
