@@ -33,6 +33,7 @@ from bot import settings
 from bot.errors import ConfigError
 from bot.handoff.hours import OpeningHours
 from bot.nlu.postcodes import normalise_postcode
+from bot.reports.config import ReportsConfig, read_reports
 
 if TYPE_CHECKING:
     from bot.handoff.sla import SlaPolicy
@@ -82,6 +83,7 @@ _SECTIONS = (
     "channels",
     "bins",
     "retention",
+    "reports",
 )
 # profile key -> Retention field
 _RETENTION_KEYS = {
@@ -91,7 +93,10 @@ _RETENTION_KEYS = {
     "missed_bin_reports": "missed_bin_days",
     "audit_log": "audit_days",
     "report_questions": "report_question_days",
+    "problem_reports": "problem_report_days",
 }
+# Retention keys a profile may leave out (added after councils had written theirs)
+_OPTIONAL_RETENTION = frozenset({"problem_reports"})
 # Retention field -> (environment variable, bot.settings.Settings attribute) that overrides it
 _RETENTION_OVERRIDES = {
     "handoff_days": ("COUNCIL_HANDOFF_RETENTION_DAYS", "handoff_retention_days"),
@@ -211,6 +216,8 @@ class Retention:
         audit_days: Audit log entries.
         report_question_days: The reports' redacted copies of unanswered questions (at most
             :data:`MAX_REPORT_QUESTION_DAYS`).
+        problem_report_days: Problem reports (issue 15) and their update subscriptions, from
+            when they were made (optional key ``problem_reports``, default 365).
     """
 
     handoff_days: int = 365
@@ -219,6 +226,7 @@ class Retention:
     missed_bin_days: int = 90
     audit_days: int = 365
     report_question_days: int = MAX_REPORT_QUESTION_DAYS
+    problem_report_days: int = 365
 
     def in_force(self, shared: settings.Settings) -> Retention:
         """These periods, with those whose environment variable is set taken from ``shared``.
@@ -293,6 +301,8 @@ class CouncilProfile:
         bins: Bin code (``general``, ``recycling``, ``garden``, ``food``) -> its names.
         retention: How long each kind of residents' data is kept (before the environment's
             overrides: use :meth:`retention_in_force`).
+        reports: Problem reports: back office, photos, area (None: no ``reports`` section,
+            residents are given ``report_url``).
     """
 
     path: str
@@ -313,6 +323,7 @@ class CouncilProfile:
     channels: Mapping[str, str] = field(default_factory=dict)
     bins: Mapping[str, BinNames] = field(default_factory=dict)
     retention: Retention = field(default_factory=Retention)
+    reports: ReportsConfig | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> CouncilProfile:
@@ -484,12 +495,17 @@ class _Reader:
             channels=self.names(data, "channels"),
             bins=self.bins(self.mapping(data, "bins")),
             retention=self.retention(self.mapping(data, "retention")),
+            reports=read_reports(data["reports"], str(self.path), tuple(teams))
+            if "reports" in data
+            else None,
         )
 
     def retention(self, data: Mapping[str, Any]) -> Retention:
         self.only(data, tuple(_RETENTION_KEYS), "retention")
         days = {}
         for key, name in _RETENTION_KEYS.items():
+            if key in _OPTIONAL_RETENTION and key not in data:
+                continue
             value = self.value(data, key, "retention")
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise self.fail(
