@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from bot.channels.media import Media, MediaError
+
 __all__ = [
     "DELIVERY_STATUSES",
     "Attachment",
@@ -440,6 +442,18 @@ class ChannelAdapter(abc.ABC):
     def template_for(self, account: str) -> Template | None:
         """The approved template to send when the messaging window has closed, if any."""
         return None
+
+    async def fetch_media(self, account: str, attachment: Attachment, *, max_bytes: int) -> Media:
+        """Download a file the resident sent to ``account`` (a photo for a problem report).
+
+        Each adapter fetches the way its provider serves files, with the account's credentials
+        where they are needed; by default a channel cannot.
+
+        Raises:
+            MediaTooLargeError: The file is over ``max_bytes``.
+            MediaError: The file cannot be fetched (unknown account, provider error...).
+        """
+        raise MediaError(self.channel, "this channel cannot fetch files")
 
     async def warm_up(self) -> None:  # noqa: B027 - optional hook, most adapters need nothing
         """Build the network clients now (the server calls this before taking traffic).

@@ -52,6 +52,7 @@ from bot.channels.base import (
     retry_after_seconds,
 )
 from bot.channels.http import JsonSender
+from bot.channels.media import Media, MediaError, download, same_origin
 from bot.errors import PayloadError, SignatureError
 
 __all__ = ["GRAPH_URL", "MetaAccount", "MetaAdapter"]
@@ -383,6 +384,22 @@ class MetaAdapter(ChannelAdapter):
             id_of=lambda body: str(body.get("message_id", "")),
             classify=_classify,
         )
+
+    async def fetch_media(self, account: str, attachment: Attachment, *, max_bytes: int) -> Media:
+        """An attachment's ``payload.url``: Meta's signed CDN address (no token needed).
+
+        The address expires within hours, so the form fetches it as soon as it arrives.
+
+        Raises:
+            MediaTooLargeError: Over ``max_bytes``.
+            MediaError: Unknown account, not an https address, or the CDN's refusal.
+        """
+        if account not in self._accounts:
+            raise MediaError(self.channel, "unknown account")
+        url = attachment.url
+        if not url.startswith("https://") and not same_origin(url, self.api_base_url):
+            raise MediaError(self.channel, "not an https address")
+        return await download(self.channel, url, max_bytes=max_bytes)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

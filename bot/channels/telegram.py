@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import (
     BadRequest,
@@ -45,11 +46,20 @@ from bot.channels.base import (
     header,
     numbered_text,
 )
+from bot.channels.media import Media, MediaError, MediaTooLargeError, download
 from bot.errors import ConfigError, PayloadError, SignatureError
 
-__all__ = ["EDIT_WINDOW_SECONDS", "TELEGRAM_API", "TelegramAdapter", "TelegramBotAccount"]
+__all__ = [
+    "EDIT_WINDOW_SECONDS",
+    "FILE_SCHEME",
+    "TELEGRAM_API",
+    "TelegramAdapter",
+    "TelegramBotAccount",
+]
 
 TELEGRAM_API = "https://api.telegram.org"
+FILE_SCHEME = "tg-file:"
+"""How a Telegram attachment's ``file_id`` is written in :attr:`Attachment.url`."""
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}\Z")
 _CALLBACK_DATA_BYTES = 64
 EDIT_WINDOW_SECONDS = 10 * 60.0
@@ -291,6 +301,39 @@ class TelegramAdapter(ChannelAdapter):
             found = self._clients[bot.name] = (client, request)
         return found[0]
 
+    async def fetch_media(self, account: str, attachment: Attachment, *, max_bytes: int) -> Media:
+        """A ``tg-file:<file_id>`` attachment: ``getFile`` for its path, then the file itself.
+
+        Raises:
+            MediaTooLargeError: Over ``max_bytes`` (by ``file_size`` before downloading).
+            MediaError: Unknown bot, not a Telegram file id, or Telegram's refusal.
+        """
+        bot = self._bots.get(account)
+        file_id = attachment.url.removeprefix(FILE_SCHEME)
+        if bot is None:
+            raise MediaError(self.channel, "unknown account")
+        if not attachment.url.startswith(FILE_SCHEME) or not file_id:
+            raise MediaError(self.channel, "not a Telegram file id")
+        url = f"{self.api_base_url}/bot{bot.token}/getFile"
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.timeout)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(url, json={"file_id": file_id}) as response,
+            ):
+                answer = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise MediaError(self.channel, f"getFile: {type(exc).__name__}") from None
+        result = answer.get("result") if isinstance(answer, dict) and answer.get("ok") else None
+        path = result.get("file_path") if isinstance(result, dict) else None
+        if not isinstance(path, str) or not path or ".." in path:
+            raise MediaError(self.channel, "getFile gave no file path")
+        size = result.get("file_size") if isinstance(result, dict) else None
+        if isinstance(size, int) and size > max_bytes:
+            raise MediaTooLargeError(self.channel, max_bytes)
+        file_url = f"{self.api_base_url}/file/bot{bot.token}/{path}"
+        return await download(self.channel, file_url, max_bytes=max_bytes)
+
     async def send(
         self, account: str, recipient: str, message: OutboundMessage, *, channel: str = ""
     ) -> SendResult:
@@ -367,7 +410,7 @@ def _attachments(message: Mapping[str, Any], kind: str) -> tuple[Attachment, ...
     found: list[Attachment] = []
     sizes = checks.items(channel, message.get("photo"), f"{kind}.photo")
     if sizes:
-        found.append(Attachment("image", f"tg-file:{_file_id(sizes[-1], kind)}", "image/jpeg"))
+        found.append(Attachment("image", f"{FILE_SCHEME}{_file_id(sizes[-1], kind)}", "image/jpeg"))
     for name, attachment_kind, default_type in _FILES:
         item = message.get(name)
         if item is None:
@@ -375,7 +418,7 @@ def _attachments(message: Mapping[str, Any], kind: str) -> tuple[Attachment, ...
         where = f"{kind}.{name}"
         file_id = _file_id(item, where)
         mime = checks.optional_text(channel, item.get("mime_type"), f"{where}.mime_type")
-        found.append(Attachment(attachment_kind, f"tg-file:{file_id}", mime or default_type))
+        found.append(Attachment(attachment_kind, f"{FILE_SCHEME}{file_id}", mime or default_type))
     return tuple(found)
 
 

@@ -50,9 +50,10 @@ from bot.channels.base import (
     numbered_text,
     retry_after_seconds,
 )
+from bot.channels.media import Media, MediaError, download, same_origin
 from bot.errors import ConfigError, PayloadError, SignatureError
 
-__all__ = ["PERMANENT_ERRORS", "Form", "TwilioAccount", "TwilioAdapter"]
+__all__ = ["PERMANENT_ERRORS", "TWILIO_API", "Form", "TwilioAccount", "TwilioAdapter"]
 
 _TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
@@ -72,6 +73,8 @@ PERMANENT_ERRORS = {
 """Twilio error codes that no retry can fix."""
 
 _WHATSAPP = "whatsapp:"
+TWILIO_API = "https://api.twilio.com"
+"""Where Twilio serves media URLs (``MediaUrlN``), fetched with the account's credentials."""
 
 # The headers of the answers to the send running in this context (lower-case names). One
 # transport serves every concurrent send of an account, so an attribute on it would mix them up.
@@ -461,6 +464,24 @@ class TwilioAdapter(ChannelAdapter):
                 client.api.base_url = self.api_base_url
             found = self._clients[account.number] = (client, transport)
         return found[0]
+
+    async def fetch_media(self, account: str, attachment: Attachment, *, max_bytes: int) -> Media:
+        """A ``MediaUrlN`` file, fetched with the number's account SID and auth token.
+
+        The credentials go only to Twilio's API (or ``api_base_url``): a media URL elsewhere is
+        refused, and the redirect to Twilio's signed CDN address is followed without them.
+
+        Raises:
+            MediaTooLargeError: Over ``max_bytes``.
+            MediaError: Unknown number, a URL off Twilio's API, or Twilio's refusal.
+        """
+        found = self._accounts.get(_bare(account))
+        if found is None:
+            raise MediaError(self.channel, "unknown account")
+        if not same_origin(attachment.url, self.api_base_url or TWILIO_API):
+            raise MediaError(self.channel, "media URL is not on Twilio's API")
+        auth = aiohttp.BasicAuth(found.account_sid, found.auth_token)
+        return await download(self.channel, attachment.url, max_bytes=max_bytes, auth=auth)
 
     async def send(
         self, account: str, recipient: str, message: OutboundMessage, *, channel: str = ""

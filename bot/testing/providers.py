@@ -3,7 +3,9 @@
 :class:`FakeProvider` is an aiohttp server on an ephemeral 127.0.0.1 port that records every
 request and answers from a script (status, JSON, headers, delay) or, when the script is
 empty, with the provider's normal success answer (Messenger and Instagram share Meta's Send
-API). Point the real clients at it (Twilio ``Client`` through ``api_base_url``,
+API). Files residents send are served too (:meth:`FakeProvider.twilio_media`,
+:meth:`~FakeProvider.telegram_file`, :meth:`~FakeProvider.cdn_file`), with the providers'
+authentication rules. Point the real clients at it (Twilio ``Client`` through ``api_base_url``,
 python-telegram-bot ``Bot(base_url=...)``).
 :class:`ProviderThread` runs one on a loop of its own, for tests whose servers are other
 processes.
@@ -12,10 +14,12 @@ processes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +27,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-__all__ = ["Answer", "FakeProvider", "ProviderThread", "Recorded", "default_answer"]
+__all__ = ["Answer", "FakeProvider", "File", "ProviderThread", "Recorded", "default_answer"]
 
 
 @dataclass
@@ -74,6 +78,23 @@ class Answer:
     delay: float = 0.0
 
 
+@dataclass(frozen=True)
+class File:
+    """A file the fake serves at a path.
+
+    Attributes:
+        data: Its bytes.
+        content_type: Its MIME type.
+        basic_auth: ``(user, password)`` the request must carry (Twilio media), or None.
+        redirect: Answer with a 307 to this path instead (Twilio's redirect to its CDN).
+    """
+
+    data: bytes
+    content_type: str
+    basic_auth: tuple[str, str] | None = None
+    redirect: str = ""
+
+
 _ids = itertools.count(1)
 
 
@@ -118,6 +139,8 @@ class FakeProvider:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.files: dict[str, File] = {}
+        self._telegram_paths: dict[str, tuple[str, int]] = {}
         self._script: list[Answer] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -125,6 +148,71 @@ class FakeProvider:
     def script(self, *answers: Answer) -> None:
         """Answer the next requests with these, in order; then the default answer."""
         self._script.extend(answers)
+
+    def cdn_file(self, data: bytes, content_type: str = "image/jpeg") -> str:
+        """Serve ``data`` at an unguessable address needing no credentials (Meta's CDN, X)."""
+        path = f"/cdn/{uuid.uuid4().hex}"
+        self.files[path] = File(data, content_type)
+        return f"{self.url}{path}"
+
+    def twilio_media(
+        self, account_sid: str, auth_token: str, data: bytes, content_type: str = "image/jpeg"
+    ) -> str:
+        """A ``MediaUrlN`` of a message, served as Twilio does.
+
+        It needs basic auth with the account's SID and token, then answers a 307 to the file
+        on the CDN.
+        """
+        message, media = uuid.uuid4().hex, uuid.uuid4().hex
+        path = f"/2010-04-01/Accounts/{account_sid}/Messages/MM{message}/Media/ME{media}"
+        cdn = f"/cdn/{uuid.uuid4().hex}"
+        self.files[cdn] = File(data, content_type)
+        self.files[path] = File(b"", content_type, (account_sid, auth_token), redirect=cdn)
+        return f"{self.url}{path}"
+
+    def telegram_file(self, token: str, data: bytes, content_type: str = "image/jpeg") -> str:
+        """Register a file for ``getFile``; return its ``file_id``.
+
+        ``getFile`` gives its path; it is downloaded from ``/file/bot<token>/<file_path>``.
+        """
+        file_id = f"AgAC{uuid.uuid4().hex}"
+        file_path = f"photos/file_{next(_ids)}.jpg"
+        self._telegram_paths[file_id] = (file_path, len(data))
+        self.files[f"/file/bot{token}/{file_path}"] = File(data, content_type)
+        return file_id
+
+    def _file_answer(self, recorded: Recorded) -> web.StreamResponse | None:
+        if recorded.path.endswith("/getFile"):
+            file_id = str(recorded.fields().get("file_id", ""))
+            found_path = self._telegram_paths.get(file_id)
+            if found_path is None:
+                body = {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: invalid file_id",
+                }
+                return web.json_response(body, status=400)
+            path, size = found_path
+            result = {
+                "file_id": file_id,
+                "file_unique_id": file_id[-8:],
+                "file_size": size,
+                "file_path": path,
+            }
+            return web.json_response({"ok": True, "result": result})
+        found = self.files.get(recorded.path)
+        if found is None:
+            return None
+        if found.basic_auth is not None:
+            user, password = found.basic_auth
+            expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            if recorded.headers.get("Authorization") != expected:
+                return web.json_response(
+                    {"code": 20003, "message": "Authenticate", "status": 401}, status=401
+                )
+        if found.redirect:
+            return web.Response(status=307, headers={"Location": f"{self.url}{found.redirect}"})
+        return web.Response(body=found.data, content_type=found.content_type)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         recorded = Recorded(
@@ -135,6 +223,10 @@ class FakeProvider:
             await request.read(),
         )
         self.requests.append(recorded)
+        if not self._script:
+            served = self._file_answer(recorded)
+            if served is not None:
+                return served
         answer = self._script.pop(0) if self._script else default_answer(recorded)
         if answer.delay:
             await asyncio.sleep(answer.delay)
