@@ -69,7 +69,6 @@
       copied: "Transcript copied.",
       download: "Download transcript",
       newChat: "Start a new chat",
-      unavailable: "Chat isn't available right now. Please try again later.",
     },
     cy: {},
   };
@@ -273,6 +272,7 @@
   });
   var endButton = button(t("end"), "crw-end crw-secondary", endChat);
   var notice = el("div", { class: "crw-notice" });
+  var noticeBody = el("div", { class: "crw-notice-body" });
   var list = el("ol", { class: "crw-messages" });
   var scroller = el("div", { class: "crw-scroll", role: "region", "aria-label": t("messages"), tabindex: "0" }, [list]);
   var typing = el("p", { class: "crw-typing" });
@@ -308,7 +308,11 @@
   root.appendChild(announcer);
 
   /* ---- status line ---- */
+  var shownStatus = "";
   function setStatus(text, withRetry) {
+    root.setAttribute("data-state", withRetry ? "offline" : state);
+    if (shownStatus === text + !!withRetry) return; /* unchanged: no second announcement */
+    shownStatus = text + !!withRetry;
     clear(status);
     status.appendChild(document.createTextNode(text));
     if (withRetry) {
@@ -317,7 +321,6 @@
         connect(true);
       }));
     }
-    root.setAttribute("data-state", withRetry ? "offline" : state);
   }
   function stateText() {
     if (state === "agent") return t("withAgent", { agent: agentName });
@@ -338,16 +341,18 @@
     show(notice, !openNow && state !== "ended");
     if (openNow) return;
     notice.appendChild(el("p", {}, [nextOpen ? t("closedAt", { when: timeText(nextOpen, true) }) : t("closed")]));
+    notice.appendChild(noticeBody);
+    clear(noticeBody);
     var channels = (config.continue_channels || []).filter(function (c) {
       return c === "sms" || c === "whatsapp";
     });
     if (!channels.length) return;
     if (load().continued) {
-      notice.appendChild(el("p", {}, [t("continued")]));
+      noticeBody.appendChild(el("p", {}, [t("continued")]));
       return;
     }
     var offer = el("button", { type: "button", class: "crw-secondary", "aria-expanded": "false" }, [t("continueOffer")]);
-    notice.appendChild(offer);
+    noticeBody.appendChild(offer);
     offer.addEventListener("click", function () {
       offer.setAttribute("aria-expanded", "true");
       offer.hidden = true;
@@ -413,8 +418,8 @@
         fail(error, phone.input, t("error"));
       });
     });
-    clear(notice);
-    notice.appendChild(stepOne);
+    clear(noticeBody);
+    noticeBody.appendChild(stepOne);
     phone.input.focus();
 
     function codeStep(number) {
@@ -438,14 +443,14 @@
           if (!response.ok) return fail(codeError, code.input, response.status === 400 ? t("badCode") : problemText(response));
           save({ continued: true });
           renderNotice();
-          notice.setAttribute("tabindex", "-1");
-          notice.focus();
+          noticeBody.setAttribute("tabindex", "-1");
+          noticeBody.focus();
         }, function () {
           fail(codeError, code.input, t("error"));
         });
       });
-      clear(notice);
-      notice.appendChild(stepTwo);
+      clear(noticeBody);
+      noticeBody.appendChild(stepTwo);
       code.input.focus();
     }
   }
@@ -530,7 +535,7 @@
       })
       .catch(function () {
         clearTimeout(watchdog);
-        if (stream !== controller || controller.signal.aborted && stream === null) return;
+        if (stream !== controller) return; /* replaced or stopped on purpose */
         stream = null;
         if (!load().token) return;
         setStatus(navigator.onLine === false ? t("offline") : t("lost"), true);

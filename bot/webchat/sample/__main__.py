@@ -1,0 +1,24 @@
+"""Serve the sample council site for a demo: ``python -m bot.webchat.sample --edge URL``."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from bot.webchat.sample import sample_site
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the sample site on loopback (the edge must allow its origin in the profile)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--edge", default="http://127.0.0.1:8000", help="the edge's origin")
+    parser.add_argument("--council", default="ashvale", help="webchat.council_id")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args(argv)
+    print(f"Sample council site: http://127.0.0.1:{args.port}/ (chat from {args.edge})")
+    uvicorn.run(sample_site(args.edge, args.council), host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()
