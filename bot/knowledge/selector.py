@@ -1,9 +1,13 @@
 """Choosing the entry that answers a message, without retraining anything.
 
-The classified intent picks the topic; inside a topic, or when the intent is unsure, the
-message is compared with the entries' example questions by sentence-embedding similarity. The
-:class:`Index` keeps one embedding per example question and re-embeds only entries whose
-questions changed, so a published edit is live as soon as a process refreshes its index.
+A confident classified intent picks the topic; inside it the message is compared with the
+entries' example questions by sentence-embedding similarity. When the intent is unsure, an
+entry answers only when the message is both similar enough to it and closer to its topic than
+to any other by the calibrated margin (:mod:`bot.knowledge.margin`): an answer from the wrong
+topic is worse than a clarifying question. :meth:`Index.alternatives` gives the likeliest topics
+for that question. The :class:`Index` keeps one embedding per example question and re-embeds
+only entries whose questions changed, so a published edit is live as soon as a process
+refreshes its index (and the margin is calibrated again).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from bot.knowledge.margin import DEFAULT_PRECISION, calibrate_margin
 from bot.knowledge.model import Entry
+from bot.nlu.calibration import Calibration
 
 __all__ = ["Index", "Selection", "SelectionPolicy", "TextEncoder"]
 
@@ -38,7 +44,8 @@ class Selection:
     Attributes:
         entry: The entry.
         confidence: The intent's confidence (``method="intent"``) or the similarity of the
-            message to the entry's closest example question (``method="similarity"``).
+            message to the entry's closest example question (``method="similarity"``, and
+            ``"clarify"`` for a topic offered by :meth:`Index.alternatives`).
         method: How it was chosen.
     """
 
@@ -54,11 +61,23 @@ class SelectionPolicy:
     Attributes:
         intent_threshold: An intent at least this confident picks the topic.
         similarity_threshold: Without a confident intent, an entry is chosen only when the
-            message is at least this similar (cosine) to one of its example questions.
+            message is at least this similar (cosine) to one of its example questions...
+        answer_precision: ...and closer to its topic than to the next by the margin calibrated
+            for this share of right answers (:mod:`bot.knowledge.margin`).
+        fallback_margin: The margin used when there are too few examples to calibrate.
+        clarify_threshold: A topic is offered in a clarifying question only when the message
+            is at least this similar to one of its entries...
+        clarify_spread: ...and at most this much less similar than the likeliest topic.
+        max_options: At most this many topics are offered.
     """
 
     intent_threshold: float = 0.6
     similarity_threshold: float = 0.6
+    answer_precision: float = DEFAULT_PRECISION
+    fallback_margin: float = 0.35
+    clarify_threshold: float = 0.5
+    clarify_spread: float = 0.15
+    max_options: int = 3
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,8 @@ class _Snapshot:
     starts: npt.NDArray[np.float64]
     ends: npt.NDArray[np.float64]
     topics: dict[str, list[int]]
+    topic_ids: npt.NDArray[np.intp]
+    margin: Calibration
 
 
 class Index:
@@ -143,14 +164,29 @@ class Index:
         topics: dict[str, list[int]] = {}
         for position, entry in enumerate(kept):
             topics.setdefault(entry.topic, []).append(position)
+        matrix = np.vstack(blocks).astype(np.float32) if blocks else np.zeros((0, 1), np.float32)
+        names = list(topics)
         return _Snapshot(
             entries=kept,
-            matrix=np.vstack(blocks).astype(np.float32) if blocks else np.zeros((0, 1), np.float32),
+            matrix=matrix,
             offsets=np.cumsum([0, *sizes[:-1]]).astype(np.intp),
             starts=np.array([e.publish_from.timestamp() if e.publish_from else -inf for e in kept]),
             ends=np.array([e.expire_at.timestamp() if e.expire_at else inf for e in kept]),
             topics=topics,
+            topic_ids=np.array([names.index(e.topic) for e in kept], dtype=np.intp),
+            margin=calibrate_margin(
+                matrix,
+                [e.topic for e in kept for _ in e.questions],
+                floor=self.policy.similarity_threshold,
+                target_precision=self.policy.answer_precision,
+                fallback=self.policy.fallback_margin,
+            ),
         )
+
+    @property
+    def margin(self) -> Calibration:
+        """The calibrated margin of the live entries (recalculated on every update)."""
+        return self._snap.margin
 
     def encode_message(self, text: str | None) -> FloatArray | None:
         """Return the message's embedding, or None for a message without words."""
@@ -246,4 +282,36 @@ class Index:
         best = int(np.argmax(masked))
         if masked[best] < self.policy.similarity_threshold:
             return None
+        others = masked[snap.topic_ids != snap.topic_ids[best]]
+        runner_up = float(others.max()) if others.size and np.isfinite(others.max()) else 0.0
+        if masked[best] - runner_up < snap.margin.threshold:
+            return None
         return Selection(snap.entries[best], float(masked[best]), "similarity")
+
+    def alternatives(self, vector: FloatArray | None, now: datetime) -> list[Selection]:
+        """The likeliest topics for a clarifying question: the closest live entry of each.
+
+        At most ``max_options``, most similar first, each at least ``clarify_threshold``
+        similar and within ``clarify_spread`` of the first (``method="clarify"``).
+        """
+        snap = self._snap
+        if vector is None or not snap.entries:
+            return []
+        moment = now.timestamp()
+        live = (snap.starts <= moment) & (moment < snap.ends)
+        sims = np.where(live, self._similarities(snap, vector), -np.inf)
+        options: list[Selection] = []
+        seen: set[str] = set()
+        for position in np.argsort(-sims, kind="stable"):
+            entry, similarity = snap.entries[position], float(sims[position])
+            if similarity < self.policy.clarify_threshold:
+                break
+            if options and similarity < options[0].confidence - self.policy.clarify_spread:
+                break
+            if entry.topic in seen:
+                continue
+            seen.add(entry.topic)
+            options.append(Selection(entry, similarity, "clarify"))
+            if len(options) == self.policy.max_options:
+                break
+        return options
