@@ -21,12 +21,20 @@ three additions:
   in English (:meth:`CouncilResponses.has_variant` tells; ``docs/welsh.md``).
 
 Values take precedence in this order: the action's, then slots, then the profile's.
+
+Editors change a variation's text in the console (:mod:`bot.response_edits`). Given an
+``endpoint_config`` (the Rasa server) or a ``store``, the generator checks the published
+changes' counter in Redis at most every ``refresh_seconds`` before a reply and, when it moved,
+serves the published texts instead of the shipped ones (the shipped text again once a change
+is withdrawn): a publish reaches every running server within seconds, without ``rasa train``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +45,21 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.keys import namespace
+from bot.knowledge.model import plain_text
 from bot.nlu.language import DEFAULT_LANGUAGE, LANGUAGE, language_of
 from bot.profile import CouncilProfile
 from bot.profile import current as council_profile
+from bot.redis_conn import connect_async, redis_url
+from bot.response_edits import RESPONSES_DIR, ResponseStore, variation_ids, variation_language
 
-__all__ = ["RESPONSES_DIR", "CouncilResponses", "load_responses", "variation_language"]
-
-RESPONSES_DIR = Path(__file__).resolve().parent.parent / "responses"
-"""The domain files of this project."""
+__all__ = [
+    "RESPONSES_DIR",
+    "CouncilResponses",
+    "load_responses",
+    "variation_language",
+    "with_texts",
+]
 
 # Passed by Rasa's utter actions for its own use; not a value for responses.
 _RASA_ONLY = ("domain_responses",)
@@ -60,12 +75,25 @@ def load_responses(folder: Path = RESPONSES_DIR) -> dict[str, list[dict[str, Any
     return found
 
 
-def variation_language(variation: Mapping[str, Any]) -> str:
-    """The language a response variation is written in: its ``language`` condition, else English."""
-    for condition in variation.get("condition") or ():
-        if isinstance(condition, Mapping) and condition.get("name") == LANGUAGE:
-            return str(condition.get("value"))
-    return DEFAULT_LANGUAGE
+def with_texts(
+    responses: Mapping[str, list[dict[str, Any]]], texts: Mapping[str, str]
+) -> dict[str, list[dict[str, Any]]]:
+    """``responses`` with the variations named in ``texts`` (by id) carrying those texts.
+
+    Published texts passed the editors' checks; they are cleaned of markup and unsafe links
+    here too (:func:`~bot.knowledge.model.plain_text`), as knowledge-base answers are.
+    """
+    if not texts:
+        return dict(responses)
+    changed: dict[str, list[dict[str, Any]]] = {}
+    for name, variations in responses.items():
+        changed[name] = [
+            {**variation, "text": plain_text(texts[vid])}
+            if vid in texts and "text" in variation
+            else variation
+            for vid, variation in zip(variation_ids(name, variations), variations, strict=True)
+        ]
+    return changed
 
 
 def _by_language(
@@ -92,10 +120,15 @@ class CouncilResponses(TemplatedNaturalLanguageGenerator):
     """Rasa's templated responses with the profile's values (see the module docstring).
 
     Args:
-        endpoint_config: The ``nlg`` section of ``endpoints.yml`` (unused: nothing to set).
+        endpoint_config: The ``nlg`` section of ``endpoints.yml``: its ``url`` (default
+            ``REDIS_URL``) is the Redis the editors' published texts are read from.
         domain: The trained domain (its responses are used).
         responses: Responses to use instead of the domain's (tests, console previews).
         profile: The council profile (default: this process' :func:`bot.profile.current`).
+        store: Where the editors' published texts are (default: from ``endpoint_config``;
+            without either, the shipped texts only).
+        refresh_seconds: How often a reply checks Redis for newly published texts.
+        clock: Monotonic seconds, for that interval.
     """
 
     def __init__(
@@ -105,22 +138,57 @@ class CouncilResponses(TemplatedNaturalLanguageGenerator):
         *,
         responses: Mapping[str, list[dict[str, Any]]] | None = None,
         profile: CouncilProfile | None = None,
+        store: ResponseStore | None = None,
+        refresh_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if responses is None:
             responses = domain.responses if domain is not None else {}
+        self._published: dict[str, str] = {}
         super().__init__(dict(responses))
         # Load (and validate) the profile as the Rasa server starts, not at the first reply.
         self.profile = profile or council_profile()
+        self._store = store
+        self._url = (endpoint_config.url or redis_url()) if endpoint_config and not store else ""
+        self.refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._checked = float("-inf")
+        self._rev: str | None = None
+        self._lock: asyncio.Lock | None = None
 
     @property
     def responses(self) -> dict[str, list[dict[str, Any]]]:
-        """The domain's responses (Rasa's agent sets them again when it loads a model)."""
+        """The responses served: the domain's, with the editors' published texts."""
         return self._responses
 
     @responses.setter
     def responses(self, responses: dict[str, list[dict[str, Any]]]) -> None:
-        self._responses = responses
-        self._languages = _by_language(responses)
+        # Rasa's agent sets them again when it loads a model: the published texts stay
+        self._shipped = responses
+        self._responses = with_texts(responses, self._published)
+        self._languages = _by_language(self._responses)
+
+    async def _connected(self) -> ResponseStore | None:
+        if self._store is None and self._url:
+            # opened at the first reply, in the server's event loop (Rasa creates us outside it)
+            self._store = ResponseStore(await connect_async(self._url), namespace(), shipped={})
+        return self._store
+
+    async def refresh(self, force: bool = False) -> None:
+        """Serve the texts published since the last check (at most every refresh_seconds)."""
+        if not force and self._clock() - self._checked < self.refresh_seconds:
+            return
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            store = await self._connected()
+            if store is None:
+                return
+            self._checked = self._clock()
+            rev = await store.revision()
+            if rev != self._rev or force:
+                self._published = await store.published_texts()
+                self._rev = rev
+                self.responses = self._shipped
 
     def has_variant(self, utter_action: str, language: str) -> bool:
         """True when ``utter_action`` has a variation in ``language`` (``"cy"``, ``"en"``)."""
@@ -150,6 +218,7 @@ class CouncilResponses(TemplatedNaturalLanguageGenerator):
         **kwargs: Any,
     ) -> dict[str, Any] | None:
         """The response ``utter_action`` for this conversation, filled in."""
+        await self.refresh()
         channel = tracker.get_latest_input_channel() or output_channel
         return self.render(utter_action, channel, tracker.current_slot_values(), **kwargs)
 

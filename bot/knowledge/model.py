@@ -4,7 +4,7 @@ An entry is one answer editors maintain: the topic (an intent of the contract or
 it answers, example questions residents ask, the answer text with per-channel variants (and
 the same in other languages: Welsh, ``translations``), the team that owns it, when it must be
 reviewed, and its publication state. Every change is kept as
-a :class:`Version` with who, when, what changed and why.
+a :class:`Version` with who, when, what changed and why (:mod:`bot.versioning`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+from bot import versioning
+from bot.versioning import changed_fields
 
 __all__ = [
     "ALLOWED_SCHEMES",
@@ -26,6 +29,7 @@ __all__ = [
     "changed_fields",
     "entry_problems",
     "plain_text",
+    "text_problems",
 ]
 
 STATUSES = ("draft", "published", "archived")
@@ -170,75 +174,8 @@ def _when(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Version:
-    """One saved state of an entry.
-
-    Attributes:
-        number: 1 for the first save, then counting up.
-        entry: The entry as saved.
-        author: Who saved it.
-        at: When (UTC).
-        reason: Why, in the editor's words.
-        action: ``save``, ``publish``, ``approve``, ``archive``, ``rollback`` or ``import``.
-        changes: The fields that differ from the previous version.
-        override_by: The admin who overrode the regression gate, if anyone did.
-        approved_by: The second person who approved this version's content (teams that need
-            approval); ``author`` is then the author of the approved content.
-        requested_by: Who asked for this version to be approved (a rollback on a team that
-            needs approval asks at once).
-    """
-
-    number: int
-    entry: Entry
-    author: str
-    at: datetime
-    reason: str
-    action: str
-    changes: tuple[str, ...] = ()
-    override_by: str = ""
-    approved_by: str = ""
-    requested_by: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {
-            "number": self.number,
-            "entry": self.entry.to_dict(),
-            "author": self.author,
-            "at": self.at.isoformat(),
-            "reason": self.reason,
-            "action": self.action,
-            "changes": list(self.changes),
-            "override_by": self.override_by,
-            "approved_by": self.approved_by,
-            "requested_by": self.requested_by,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Version:
-        """Build a version from :meth:`to_dict` output."""
-        return cls(
-            number=int(data["number"]),
-            entry=Entry.from_dict(data["entry"]),
-            author=str(data["author"]),
-            at=datetime.fromisoformat(data["at"]),
-            reason=str(data["reason"]),
-            action=str(data["action"]),
-            changes=tuple(data.get("changes") or ()),
-            override_by=str(data.get("override_by") or ""),
-            approved_by=str(data.get("approved_by") or ""),
-            requested_by=str(data.get("requested_by") or ""),
-        )
-
-
-def changed_fields(before: Entry | None, after: Entry) -> tuple[str, ...]:
-    """Return the names of the fields that differ (all of them for a new entry)."""
-    new = after.to_dict()
-    if before is None:
-        return tuple(new)
-    old = before.to_dict()
-    return tuple(name for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name))
+Version = versioning.Version[Entry]
+"""One saved state of an entry (:class:`bot.versioning.Version`)."""
 
 
 def _link_problems(channel: str, text: str) -> list[str]:
@@ -281,6 +218,15 @@ def _markup_problems(channel: str, text: str) -> list[str]:
     return problems
 
 
+def text_problems(where: str, text: str) -> list[str]:
+    """What keeps ``text`` from being sent to residents: markup, unsafe or broken links.
+
+    ``where`` starts each problem (a channel name); shared by knowledge-base answers and the
+    editors' response texts (:mod:`bot.response_edits`).
+    """
+    return _link_problems(where, text) + _markup_problems(where, text)
+
+
 def plain_text(text: str) -> str:
     """Return ``text`` without HTML tags and without unsafe link schemes.
 
@@ -305,8 +251,7 @@ def _answers_problems(where: str, answers: dict[str, str]) -> list[str]:
         limit = SHORT_CHANNELS.get(channel)
         if limit is not None and len(text) > limit:
             problems.append(f"{where}.{channel}: {len(text)} characters, at most {limit}")
-        problems.extend(f"{where}.{p}" for p in _link_problems(channel, text))
-        problems.extend(f"{where}.{p}" for p in _markup_problems(channel, text))
+        problems.extend(f"{where}.{p}" for p in text_problems(channel, text))
     return problems
 
 
