@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "AccountError",
     "ActionServerUnreachableError",
+    "BackOfficeError",
     "ConfigError",
     "CouncilError",
     "EntryInvalidError",
@@ -211,3 +212,32 @@ class ActionServerUnreachableError(CouncilError):
         self.url = url
         self.reason = reason
         super().__init__(f"action server unreachable: {action!r} at {url}: {reason}")
+
+
+class BackOfficeError(CouncilError):
+    """The council's back office (Open311 server, e-mail relay, webhook) did not take a call.
+
+    Args:
+        target: Which back office, without secrets (``open311 http://host/open311/v2``).
+        status: The HTTP status (0: no answer at all: refused, timed out, cut off; 200 with
+            ``reason`` saying so: an answer that could not be read).
+        reason: What went wrong, in words for the agents' failed list (never an api key).
+        ambiguous: The call may have been carried out although it failed (a timeout after the
+            request was sent, a 5xx, an unreadable answer): look before doing it again.
+    """
+
+    def __init__(self, target: str, status: int, reason: str, ambiguous: bool = False) -> None:
+        self.target = target
+        self.status = status
+        self.reason = reason
+        self.ambiguous = ambiguous
+        code = f"HTTP {status}" if status else "no answer"
+        super().__init__(f"{target}: {code}: {reason}")
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying again later (a 400/404/422 refusal of the report itself is not).
+
+        No answer, garbage, 401/403 (a key being fixed), 408, 429 and 5xx are.
+        """
+        return self.status in (0, 200, 401, 403, 408, 429) or self.status >= 500
