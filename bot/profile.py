@@ -34,6 +34,7 @@ from bot.errors import ConfigError
 from bot.handoff.hours import OpeningHours
 from bot.nlu.postcodes import normalise_postcode
 from bot.reports.config import ReportsConfig, read_reports
+from bot.webchat.config import WebChatConfig, read_section
 
 if TYPE_CHECKING:
     from bot.handoff.sla import SlaPolicy
@@ -84,6 +85,7 @@ _SECTIONS = (
     "bins",
     "retention",
     "reports",
+    "webchat",
 )
 # profile key -> Retention field
 _RETENTION_KEYS = {
@@ -303,6 +305,7 @@ class CouncilProfile:
             overrides: use :meth:`retention_in_force`).
         reports: Problem reports: back office, photos, area (None: no ``reports`` section,
             residents are given ``report_url``).
+        webchat: The website chat (None: no ``webchat`` section, the edge serves none).
     """
 
     path: str
@@ -324,6 +327,7 @@ class CouncilProfile:
     bins: Mapping[str, BinNames] = field(default_factory=dict)
     retention: Retention = field(default_factory=Retention)
     reports: ReportsConfig | None = None
+    webchat: WebChatConfig | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> CouncilProfile:
@@ -498,6 +502,7 @@ class _Reader:
             reports=read_reports(data["reports"], str(self.path), tuple(teams))
             if "reports" in data
             else None,
+            webchat=read_section(data.get("webchat"), str(self.path)),
         )
 
     def retention(self, data: Mapping[str, Any]) -> Retention:
