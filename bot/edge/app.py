@@ -7,6 +7,10 @@ Routes:
   again while the body streams in), body read within ``body_timeout`` seconds (408), then
   :class:`bot.channels.webhook.Webhook`: signature check before parsing (403), parse (400),
   durable Redis inbox (503 while Redis is down), 200. GET answers Messenger's and X's checks.
+* ``/webchat/...``: the council's website chat (:mod:`bot.webchat.app`, ``docs/webchat.md``),
+  when the edge is given it (an :class:`EdgePart`: routes, and what runs while it serves).
+* ``GET /media/<token>``: a resident's photo for the back office, by signed expiring token
+  (:mod:`bot.reports.media_edge`, an :class:`EdgePart`), when ``COUNCIL_MEDIA_KEY`` is set.
 * ``GET /health``: liveness for a load balancer: 200 while Redis answers, else 503.
 * ``GET /health/channels``: :func:`bot.channels.health.channel_health` as JSON (the workers'
   heartbeats and backlogs, no personal data), 200 while replies flow, else 503. Only with
@@ -25,14 +29,15 @@ import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Protocol
 
 import redis.asyncio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import settings
@@ -48,6 +53,7 @@ __all__ = [
     "HEALTH_TOKEN_VARIABLE",
     "MAX_HEAD_BYTES",
     "MIN_HEALTH_TOKEN_LENGTH",
+    "EdgePart",
     "Guard",
     "create_app",
 ]
@@ -60,6 +66,18 @@ MIN_HEALTH_TOKEN_LENGTH = 32
 _log = logging.getLogger(__name__)
 _HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 _CLOSE = {**_HEADERS, "Connection": "close"}
+
+
+class EdgePart(Protocol):
+    """More routes the edge serves (the web chat), and what runs while it serves."""
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """The routes (mounted beside the webhooks)."""
+        ...
+
+    def running(self) -> AbstractAsyncContextManager[None]:
+        """Entered at start-up, left at shutdown."""
+        ...
 
 
 class _BodyTooLarge(Exception):
@@ -132,6 +150,7 @@ def create_app(
     *,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     health_token: str | None = None,
+    parts: Sequence[EdgePart] = (),
 ) -> Starlette:
     """The edge application.
 
@@ -141,6 +160,7 @@ def create_app(
         body_timeout: Seconds allowed to read a request body.
         health_token: The bearer token of ``/health/channels`` ('' turns it off; None reads
             ``COUNCIL_HEALTH_TOKEN``).
+        parts: More routes and their background work (the web chat).
 
     Raises:
         ConfigError: The health token is shorter than :data:`MIN_HEALTH_TOKEN_LENGTH`.
@@ -149,6 +169,7 @@ def create_app(
     hooks = {
         channel.spec.name: Webhook(channel.adapter, inbox, max_body_bytes=channel.max_body_bytes)
         for channel in channels
+        if channel.spec.webhook
     }
 
     async def webhook(request: Request) -> Response:
@@ -222,7 +243,10 @@ def create_app(
         except redis.RedisError as exc:
             # keep serving: webhooks answer 503 (providers retry) and /health says why
             _log.warning("edge: Redis unavailable at start-up (%s)", type(exc).__name__)
-        yield
+        async with AsyncExitStack() as stack:
+            for part in parts:
+                await stack.enter_async_context(part.running())
+            yield
         await asyncio.gather(*(hook.adapter.aclose() for hook in hooks.values()))
 
     return Starlette(
@@ -230,6 +254,7 @@ def create_app(
             Route("/health", health, methods=["GET"]),
             Route("/health/channels", channels_health, methods=["GET"]),
             Route("/webhooks/{channel}/webhook", webhook, methods=["GET", "POST"]),
+            *(route for part in parts for route in part.routes()),
         ],
         middleware=[Middleware(Guard)],
         lifespan=lifespan,

@@ -44,8 +44,10 @@ from bot.http_server import (
 )
 from bot.keys import namespace
 from bot.redis_conn import connect_async, masked, redis_url
+from bot.reports.media_edge import for_edge as media_for_edge
 from bot.services import ROOT
 from bot.settings import current as current_settings
+from bot.webchat.app import for_edge
 
 __all__ = ["EdgeSettings", "main", "serve", "uvicorn_config"]
 
@@ -109,8 +111,14 @@ async def serve(settings: EdgeSettings, sockets: Sequence[socket.socket] | None 
     logs.protect(secret_values(load_credentials(settings.credentials), environ))
     client = await connect_async(settings.redis_url)
     try:
+        inbox = Inbox(client, settings.namespace)
+        webchat = for_edge(inbox)
+        media = media_for_edge()
         app = create_app(
-            channels, Inbox(client, settings.namespace), body_timeout=settings.body_timeout
+            channels,
+            inbox,
+            body_timeout=settings.body_timeout,
+            parts=[part for part in (webchat, media) if part is not None],
         )
         server = uvicorn.Server(uvicorn_config(app, settings))
         names = ", ".join(channel.spec.name for channel in channels) or "none"

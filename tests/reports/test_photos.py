@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
 import redis.asyncio
 from botocore.response import StreamingBody
@@ -16,6 +17,7 @@ from PIL import ExifTags, Image
 
 from bot.reports.config import Photos, S3Storage
 from bot.reports.media import MediaUrls, new_name
+from bot.reports.media_edge import MediaPart
 from bot.reports.photos import (
     UNSUBMITTED_SECONDS,
     LocalPhotoStore,
@@ -25,6 +27,7 @@ from bot.reports.photos import (
     check_photo,
     photo_store,
 )
+from bot.testing.edge import serving
 
 KEY = "k" * 40
 GPS = ExifTags.IFD.GPSInfo
@@ -218,3 +221,30 @@ async def test_index_finds_a_residents_photos_and_sweeps_the_old_and_abandoned(
 
     assert await index.erase(resident, store) == 2
     assert await index.of(resident) == [] and list(tmp_path.iterdir()) == []
+
+
+async def test_the_edge_serves_a_photo_only_by_a_valid_unexpired_token(
+    async_redis: redis.asyncio.Redis, namespace: str, tmp_path: Path
+) -> None:
+    now = [1_000_000.0]
+    urls = MediaUrls(KEY, "", 3600, clock=lambda: now[0])
+    store = LocalPhotoStore(tmp_path)
+    photo = check_photo(phone_photo(), max_bytes=10**7)
+    name = new_name(photo.extension)
+    await store.put(name, photo.data, photo.content_type)
+    async with (
+        serving([], async_redis, namespace, parts=[MediaPart(urls, store)]) as base,
+        httpx.AsyncClient(base_url=base) as client,
+    ):
+        token = urls.token(name)
+        answer = await client.get(f"/media/{token}")
+        assert answer.status_code == 200 and answer.content == photo.data
+        assert answer.headers["content-type"] == "image/jpeg"
+        assert answer.headers["content-security-policy"] == "default-src 'none'"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        missing = urls.token(new_name("jpg"))
+        for bad in (forged, missing, "nonsense", name):
+            assert (await client.get(f"/media/{bad}")).status_code == 404
+        now[0] += 3601
+        assert (await client.get(f"/media/{token}")).status_code == 404
