@@ -22,6 +22,7 @@ from bot.channels.telegram import TelegramAdapter
 from bot.channels.twilio import TwilioAdapter
 from bot.channels.twitter import TwitterAdapter
 from bot.channels.webhook import DEFAULT_MAX_BODY
+from bot.webchat.adapter import WebChatAdapter
 
 __all__ = [
     "CHANNELS",
@@ -58,12 +59,15 @@ class ChannelSpec:
         adapter_class: The :class:`~bot.channels.base.ChannelAdapter` built from the section.
         section: The ``credentials.yml`` key of its section.
         extra_keys: Section keys besides :data:`COMMON_KEYS` that the adapter reads.
+        webhook: The edge serves ``/webhooks/<name>/webhook`` (False for the web chat, whose
+            messages come through the edge's ``/webchat`` routes).
     """
 
     name: str
     adapter_class: AdapterClass
     section: str
     extra_keys: frozenset[str] = frozenset()
+    webhook: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         "bot.channels.rasa.InstagramInput",
         frozenset({"app_secret", "verify_token", "api_version"}),
     ),
+    ChannelSpec("webchat", WebChatAdapter, "bot.webchat.rasa.WebChatInput", webhook=False),
 )
 """Every residents' channel, by webhook name."""
 

@@ -17,7 +17,7 @@ from bot.channels.base import ChannelAdapter
 from bot.channels.inbox import Inbox
 from bot.channels.registry import CHANNELS, ConfiguredChannel
 from bot.channels.webhook import DEFAULT_MAX_BODY
-from bot.edge.app import create_app
+from bot.edge.app import EdgePart, create_app
 from bot.edge.server import EdgeSettings, uvicorn_config
 
 __all__ = ["channel", "serving"]
@@ -36,6 +36,8 @@ async def serving(
     channels: Sequence[ConfiguredChannel],
     client: redis.asyncio.Redis,
     namespace: str,
+    *,
+    parts: Sequence[EdgePart] = (),
     **settings: Any,
 ) -> AsyncIterator[str]:
     """Serve the edge with the hardened uvicorn configuration; yield its base URL.
@@ -44,6 +46,7 @@ async def serving(
         channels: The channels it serves.
         client: Its Redis client (the caller closes it).
         namespace: Key namespace of its inbox.
+        parts: More routes it serves (:class:`bot.webchat.app.WebChat`).
         **settings: :class:`~bot.edge.server.EdgeSettings` fields to change (timeouts...).
     """
     sock = socket.socket()
@@ -52,7 +55,9 @@ async def serving(
     config = replace(
         EdgeSettings("127.0.0.1", port, Path("credentials.yml"), "", namespace), **settings
     )
-    app = create_app(channels, Inbox(client, namespace), body_timeout=config.body_timeout)
+    app = create_app(
+        channels, Inbox(client, namespace), body_timeout=config.body_timeout, parts=parts
+    )
     server = uvicorn.Server(uvicorn_config(app, config))
     task = asyncio.create_task(server.serve([sock]))
     try:
