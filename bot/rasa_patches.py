@@ -31,6 +31,15 @@ loaded (so every Rasa server running our pipeline has them, with nothing else to
   session builds the session trackers only when there are several (a single session is the
   tracker read), and reading a stored event finds its class in a table instead of walking
   every subclass of ``Event`` (a quarter of the Rasa process's CPU at turn 50).
+* The policies' dialogue states are computed once per event, not once per prediction. Rasa's
+  ``Domain.states_for_tracker_history`` replays the whole conversation and builds a state at
+  every action, for each policy and each prediction (RulePolicy several times per prediction;
+  MemoizationPolicy too, though it keeps the last four): work that grew with every turn. The
+  states of a conversation are remembered (per conversation and options, the
+  :data:`HISTORY_MEMO_SIZE` most recent) with the events they were built from; a call whose
+  applied events begin with those same event objects only builds the states of the events
+  after them. Anything else (a rewind, a restart, another model) starts again from the first
+  event. Each call returns its own copy of the states, shared sub-states shared as Rasa's are.
 
 And one that is about faults, not speed: a custom action's call that cannot reach the action
 server (connection refused or reset, timeout, a 5xx answer) is tried again with exponential
@@ -47,7 +56,9 @@ import asyncio
 import functools
 import itertools
 import logging
+from collections import OrderedDict
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import ActionServerUnreachableError
@@ -65,6 +76,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTION_SERVER_RETRY_BUDGET",
     "FULL_HISTORY_ACTIONS",
+    "HISTORY_MEMO_SIZE",
     "current_turn_events",
     "install",
     "installed",
@@ -74,6 +86,9 @@ _log = logging.getLogger(__name__)
 
 FULL_HISTORY_ACTIONS = frozenset({"action_handoff"})
 """Custom actions that read earlier turns, so they are sent every event."""
+
+HISTORY_MEMO_SIZE = 1024
+"""Conversation histories (per conversation and options) whose dialogue states are kept."""
 
 ACTION_SERVER_RETRY_BUDGET = 30.0
 """Seconds a custom action's call is retried while the action server cannot be reached (a
@@ -313,6 +328,116 @@ async def _retrieve(
     return get_trackers_for_conversation_sessions(tracker)[-1]
 
 
+@dataclass
+class _History:
+    """Rasa's ``states_for_tracker_history`` loop, stopped after ``events`` (to go on later)."""
+
+    domain: Domain
+    replay: DialogueStateTracker  # the conversation after ``events``
+    events: list[Any] = field(default_factory=list)  # the applied events consumed, in order
+    states: list[dict[str, Any]] = field(default_factory=list)  # one per action (not hidden)
+    last_ml_action: Any = None
+    turn_was_hidden: bool = False
+
+    def step(self, hide_rule_turn: bool, options: _StateOptions) -> None:
+        """The loop's body for the conversation as it is now (before an action, or at the end)."""
+        from rasa.shared.core.constants import PREVIOUS_ACTION
+
+        domain, tracker = self.domain, self.replay
+        if options.ignore_rule_only_turns:
+            if not self.turn_was_hidden:
+                self.last_ml_action = domain._get_prev_action_sub_state(tracker)
+            if (
+                not tracker.followup_action
+                and tracker.latest_action_name != tracker.active_loop_name
+            ):
+                self.turn_was_hidden = hide_rule_turn
+            if self.turn_was_hidden:
+                return
+        state = domain.get_active_state(tracker, omit_unset_slots=options.omit_unset_slots)
+        if options.ignore_rule_only_turns:
+            domain._remove_rule_only_features(state, options.rule_only_data)
+            if self.states:
+                domain._substitute_rule_only_user_input(state, self.states[-1])
+            if self.last_ml_action:
+                state[PREVIOUS_ACTION] = self.last_ml_action
+        self.states.append(domain._clean_state(state))
+
+
+@dataclass(frozen=True)
+class _StateOptions:
+    omit_unset_slots: bool
+    ignore_rule_only_turns: bool
+    rule_only_data: dict[str, Any] | None
+
+
+_histories: OrderedDict[tuple[str, bool, bool, str], _History] = OrderedDict()
+
+
+def _copied(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of the states for the caller (which may change them), sharing as they share."""
+    copies: dict[int, dict[str, Any]] = {}
+
+    def sub_state(value: dict[str, Any]) -> dict[str, Any]:
+        found = copies.get(id(value))
+        if found is None:
+            found = copies[id(value)] = dict(value)
+        return found
+
+    return [{name: sub_state(value) for name, value in state.items()} for state in states]
+
+
+def _states_for_tracker_history(
+    self: Domain,
+    tracker: DialogueStateTracker,
+    omit_unset_slots: bool = False,
+    ignore_rule_only_turns: bool = False,
+    rule_only_data: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """``Domain.states_for_tracker_history``, building only the states of events not seen yet."""
+    from rasa.shared.core.events import ActionExecuted
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    if type(tracker) is not DialogueStateTracker or tracker.is_rule_tracker:  # training's
+        states: list[dict[str, Any]] = _original_states_for_tracker_history(
+            self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data
+        )
+        return states
+    options = _StateOptions(omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+    memo_key = (tracker.sender_id, omit_unset_slots, ignore_rule_only_turns, repr(rule_only_data))
+    applied = tracker.applied_events()
+    history = _histories.pop(memo_key, None)
+    if (
+        history is None
+        or history.domain is not self
+        or len(history.events) > len(applied)
+        or any(seen is not event for seen, event in zip(history.events, applied, strict=False))
+    ):
+        history = _History(self, tracker.init_copy())
+    for event in applied[len(history.events) :]:
+        if isinstance(event, ActionExecuted):
+            history.step(event.hide_rule_turn, options)
+        history.replay.update(event)
+        history.events.append(event)
+    # the state at the end (the generator's last yield) is not kept: the next event decides
+    kept, last_ml_action, turn_was_hidden = (
+        len(history.states),
+        history.last_ml_action,
+        history.turn_was_hidden,
+    )
+    history.step(False, options)
+    result = _copied(history.states)
+    del history.states[kept:]
+    history.last_ml_action, history.turn_was_hidden = last_ml_action, turn_was_hidden
+    _histories[memo_key] = history  # kept only when every step went through
+    while len(_histories) > HISTORY_MEMO_SIZE:
+        _histories.popitem(last=False)
+    return result
+
+
+_original_states_for_tracker_history: Any = None
+
+
 def _outage(error: BaseException) -> BaseException | None:
     """The failure that shows the action server is away, None for a bug (a 4xx, a bad answer).
 
@@ -410,14 +535,17 @@ _original_run_action: Any = None
 def install() -> None:
     """Apply the speed-ups to this process' Rasa classes (idempotent)."""
     global _installed, _original_parse_message, _original_resolve_by_type
-    global _original_remote_run, _original_run_action
+    global _original_remote_run, _original_run_action, _original_states_for_tracker_history
     if _installed:
         return
     from rasa.core.actions.action import RemoteAction
     from rasa.core.processor import MessageProcessor
     from rasa.core.tracker_store import RedisTrackerStore
+    from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import Event
 
+    _original_states_for_tracker_history = Domain.states_for_tracker_history
+    Domain.states_for_tracker_history = _states_for_tracker_history
     RedisTrackerStore.save = _save
     RedisTrackerStore._retrieve = _retrieve
     _original_resolve_by_type = Event.resolve_by_type

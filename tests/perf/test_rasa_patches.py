@@ -13,7 +13,17 @@ from rasa.core.actions.action import RemoteAction
 from rasa.core.brokers.broker import EventBroker
 from rasa.shared.core.constants import ACTION_SESSION_START_NAME, SESSION_START_METADATA_SLOT
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActionReverted,
+    ActiveLoop,
+    BotUttered,
+    Restarted,
+    SessionStarted,
+    SlotSet,
+    UserUtteranceReverted,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from rasa.utils.endpoints import EndpointConfig
 
@@ -233,3 +243,124 @@ async def test_a_session_with_metadata_is_stored_as_rasas_merge_would(
     texts = [e.text for e in stored.events if isinstance(e, UserUttered)]
     assert texts == ["message 0", "message 1", "message 2"]  # each once
     store.red.delete(store.key_prefix + "resident")
+
+
+# --- the policies' dialogue states ---------------------------------------------------------
+
+PROJECT_DOMAIN = Domain.load("responses")
+STATE_OPTIONS = [
+    {},
+    {"omit_unset_slots": True},
+    {
+        "ignore_rule_only_turns": True,
+        "rule_only_data": {"slots": ["language"], "loops": ["bin_day_form"]},
+    },
+]
+
+
+def _user(text: str, intent: str, entities: list[dict[str, Any]] | None = None) -> UserUttered:
+    return UserUttered(text, {"name": intent, "confidence": 0.9}, entities or [])
+
+
+def _bin_day_conversation() -> list[list[Any]]:
+    """The turns of a conversation: a form, rule-only turns, a rewind, answers, a restart."""
+    return [
+        [
+            ActionExecuted(ACTION_SESSION_START_NAME),
+            SessionStarted(),
+            ActionExecuted("action_listen"),
+        ],
+        [
+            _user("when is my bin day", "bin_collection_day"),
+            SlotSet("language", "en"),
+            ActionExecuted("bin_day_form"),
+            ActiveLoop("bin_day_form"),
+            SlotSet("requested_slot", "bin_postcode"),
+            BotUttered("What's your postcode?"),
+            ActionExecuted("action_listen"),
+        ],
+        [
+            _user(
+                "AV1 2BX",
+                "inform",
+                [{"entity": "postcode", "value": "AV1 2BX", "start": 0, "end": 7}],
+            ),
+            SlotSet("bin_postcode", "AV1 2BX"),
+            ActionExecuted("bin_day_form"),
+            SlotSet("requested_slot", "bin_address_choice"),
+            ActionExecuted("action_listen"),
+        ],
+        [_user("oops", "out_of_scope"), UserUtteranceReverted()],
+        [
+            _user("2", "inform"),
+            ActionExecuted("bin_day_form"),
+            ActiveLoop(None),
+            SlotSet("requested_slot", None),
+            ActionExecuted("action_bin_day", hide_rule_turn=True),
+            BotUttered("Your bins go out on Tuesday"),
+            ActionExecuted("action_listen", hide_rule_turn=True),
+        ],
+        [
+            _user("how do I pay my council tax", "council_tax_pay"),
+            ActionExecuted("action_answer"),
+            BotUttered("Pay online"),
+            ActionExecuted("action_listen"),
+        ],
+        [_user("thanks", "thanks"), ActionExecuted("utter_thanks"), ActionReverted()],
+        [ActionExecuted("action_listen"), Restarted(), ActionExecuted("action_listen")],
+        [
+            _user("bin day", "bin_collection_day"),
+            ActionExecuted("bin_day_form"),
+            ActiveLoop("bin_day_form"),
+            ActionExecuted("action_listen"),
+        ],
+    ]
+
+
+@pytest.mark.parametrize("options", STATE_OPTIONS)
+def test_the_dialogue_states_are_rasas_at_every_step_of_a_conversation(
+    options: dict[str, Any],
+) -> None:
+    original = rasa_patches._original_states_for_tracker_history
+    tracker = DialogueStateTracker("states-resident", PROJECT_DOMAIN.slots)
+    for turn in _bin_day_conversation():
+        for event in turn:
+            tracker.update(event)
+            expected = original(PROJECT_DOMAIN, tracker, **options)
+            # asked twice, as the policies do within a prediction
+            assert PROJECT_DOMAIN.states_for_tracker_history(tracker, **options) == expected
+            assert PROJECT_DOMAIN.states_for_tracker_history(tracker, **options) == expected
+    assert len(expected) > 3  # the restart cut the history: what was compared is its end
+
+
+def test_dialogue_states_changed_by_a_policy_do_not_change_the_next_answer() -> None:
+    tracker = DialogueStateTracker("states-changed", PROJECT_DOMAIN.slots)
+    for turn in _bin_day_conversation()[:3]:
+        for event in turn:
+            tracker.update(event)
+    expected = rasa_patches._original_states_for_tracker_history(PROJECT_DOMAIN, tracker)
+    given = PROJECT_DOMAIN.states_for_tracker_history(tracker)
+    for state in given:  # what MaxHistoryTrackerFeaturizer does to the last one, everywhere
+        for sub_state in state.values():
+            sub_state.clear()
+        state.clear()
+    assert PROJECT_DOMAIN.states_for_tracker_history(tracker) == expected
+
+
+def test_a_conversation_read_again_from_the_store_gets_the_same_states() -> None:
+    # the same events as new objects (another turn, another worker): no state is taken on trust
+    tracker = DialogueStateTracker("states-reread", PROJECT_DOMAIN.slots)
+    for turn in _bin_day_conversation()[:3]:
+        for event in turn:
+            tracker.update(event)
+    PROJECT_DOMAIN.states_for_tracker_history(tracker)
+    changed = [
+        _user(e.text, "deny")
+        if isinstance(e, UserUttered) and e.text == "when is my bin day"
+        else e
+        for e in tracker.events
+    ]
+    reread = DialogueStateTracker.from_events("states-reread", changed, PROJECT_DOMAIN.slots)
+    expected = rasa_patches._original_states_for_tracker_history(PROJECT_DOMAIN, reread)
+    assert PROJECT_DOMAIN.states_for_tracker_history(reread) == expected
+    assert any(s.get("user", {}).get("intent") == "deny" for s in expected)
