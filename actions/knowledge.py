@@ -3,13 +3,22 @@
 It reads the classified intent, its confidence, the message and the input channel, asks the
 knowledge base for the entry that fits, and utters that entry's variant for the channel in
 the conversation's language (slot ``language``). When nothing fits it does not invent an
-answer: it hands the conversation to a person. A conversation in Welsh whose entry has no
-Welsh answer is handed to a person too (a Welsh-speaking team, with the Welsh holding reply:
+answer: when some topics are likely (:meth:`bot.knowledge.selector.Index.alternatives`) it asks
+which one the resident means (``action_kb_clarify``: ``utter_kb_clarify`` with a button per
+topic and "something else"), otherwise it hands the conversation to a person. The resident's
+choice (a tapped button, ``/kb_choose{"kb_choice": ...}``, or the option's number typed right
+after the question) answers that entry and is kept as a training-example candidate for editors
+(:mod:`bot.knowledge.review`); "something else" hands off. Clarifications are counted for the
+reports (:mod:`bot.knowledge.clarifications`). A conversation in Welsh whose entry has no Welsh
+answer is handed to a person too (a Welsh-speaking team, with the Welsh holding reply:
 ``docs/welsh.md``), rather than answered in English.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,14 +29,37 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.resources import shared_redis
 from bot.keys import namespace
+from bot.knowledge import clarifications
 from bot.knowledge.embedding import default_encoder, message_embedding, one_blas_thread
+from bot.knowledge.margin import answer_precision
+from bot.knowledge.model import Entry
+from bot.knowledge.review import ReviewQueue
+from bot.knowledge.selector import SelectionPolicy
 from bot.knowledge.store import KnowledgeBase
 from bot.nlu.language import LANGUAGE, language_of
 
-__all__ = ["HANDOFF_ACTION", "ActionAnswer", "latest_intent", "shared_knowledge_base"]
+__all__ = [
+    "CLARIFY_ACTION",
+    "HANDOFF_ACTION",
+    "SOMETHING_ELSE",
+    "ActionAnswer",
+    "ActionClarify",
+    "choice_payload",
+    "latest_intent",
+    "shared_knowledge_base",
+]
 
 HANDOFF_ACTION = "action_handoff"
+CLARIFY_ACTION = "action_kb_clarify"
+SOMETHING_ELSE = "else"
+"""The choice of "something else" in a clarifying question."""
+
 _FALLBACK = "nlu_fallback"
+_CHOOSE = "kb_choose"
+_CHOICE = "kb_choice"
+_OPTIONS = "kb_options"
+_NUMBER = re.compile(r"^\D{0,12}?(\d{1,2})\D{0,12}$")
+_COUNTS = {1: "one", 2: "two", 3: "three"}
 
 _shared: KnowledgeBase | None = None
 
@@ -37,24 +69,68 @@ async def shared_knowledge_base() -> KnowledgeBase:
     global _shared  # one index per action-server process: embeddings are reused across turns
     if _shared is None:
         one_blas_thread()  # one message at a time: small matrix products
-        _shared = KnowledgeBase(await shared_redis(), namespace())
+        policy = SelectionPolicy(answer_precision=answer_precision())
+        _shared = KnowledgeBase(await shared_redis(), namespace(), policy=policy)
     return _shared
 
 
 def latest_intent(message: dict[str, Any]) -> tuple[str | None, float]:
     """Return the intent and confidence of a parsed message.
 
-    For ``nlu_fallback`` the classifier's best real intent is returned with its (low)
-    confidence, so the knowledge base can still try similarity within all entries.
+    ``nlu_fallback`` (the classifier would not answer) is ``(None, 0.0)``: no topic is
+    trusted, and the knowledge base answers only by a clear margin.
     """
     intent = message.get("intent") or {}
     name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
-    if name != _FALLBACK:
-        return name, confidence
-    for item in message.get("intent_ranking") or []:
-        if item.get("name") not in {None, _FALLBACK}:
-            return str(item["name"]), float(item.get("confidence") or 0.0)
-    return None, 0.0
+    if name == _FALLBACK:
+        return None, 0.0
+    return name, confidence
+
+
+def choice_payload(choice: str) -> str:
+    """The message a clarifying question's button sends for ``choice`` (an entry id or else)."""
+    return f"/{_CHOOSE}" + json.dumps({_CHOICE: choice}, separators=(",", ":"))
+
+
+def _question_before_clarification(tracker: Tracker) -> tuple[str, bool]:
+    """The message the last clarifying question was about, and whether it was just asked.
+
+    Returns ``("", False)`` when no clarifying question was asked.
+    """
+    events = list(tracker.events)
+    users = [i for i, e in enumerate(events) if e.get("event") == "user"]
+    latest = users[-1] if users else len(events)
+    for position in range(latest - 1, -1, -1):
+        event = events[position]
+        if event.get("event") == "action" and event.get("name") == CLARIFY_ACTION:
+            # nothing but waiting for the resident happened since the question
+            just = all(
+                e.get("event") != "user"
+                and (e.get("event") != "action" or e.get("name") == "action_listen")
+                for e in events[position + 1 : latest]
+            )
+            before = [i for i in users if i < position]
+            text = str(events[before[-1]].get("text") or "") if before else ""
+            return text, just
+    return "", False
+
+
+def _chosen(tracker: Tracker) -> str | None:
+    """The entry id (or :data:`SOMETHING_ELSE`) the latest message chose, if it is a choice."""
+    message = tracker.latest_message
+    if (message.get("intent") or {}).get("name") == _CHOOSE:
+        values = [
+            e.get("value") for e in message.get("entities") or [] if e.get("entity") == _CHOICE
+        ]
+        return str(values[0]) if values and values[0] else SOMETHING_ELSE
+    options = tracker.get_slot(_OPTIONS) or []
+    typed = _NUMBER.match(str(message.get("text") or "").strip())
+    if not options or typed is None or not _question_before_clarification(tracker)[1]:
+        return None
+    number = int(typed.group(1))
+    if 1 <= number <= len(options):
+        return str(options[number - 1])
+    return SOMETHING_ELSE if number == len(options) + 1 else None
 
 
 class ActionAnswer(Action):
@@ -84,19 +160,93 @@ class ActionAnswer(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        """Answer from the knowledge base or follow up with the handoff action."""
+        """Answer, ask which topic the resident means, or follow up with the handoff action."""
         kb = self._kb or await shared_knowledge_base()
+        now = self._clock()
+        choice = _chosen(tracker)
+        if choice is not None:
+            return await self._answer_choice(kb, dispatcher, tracker, choice, now)
         intent, confidence = latest_intent(tracker.latest_message)
         text = tracker.latest_message.get("text")
-        channel = tracker.get_latest_input_channel()
+        index = await kb.refresh()
         # the NLU's embedding of the message, when it sent one: no second encoding here
         vector = message_embedding(tracker.latest_message)
-        found = await kb.select(intent, confidence, text, channel, self._clock(), vector)
-        if found is None:
+        if vector is None:
+            vector = await asyncio.to_thread(index.encode_message, text)
+        found = await kb.select(intent, confidence, text, None, now, vector)
+        if found is not None:
+            return self._answer(dispatcher, tracker, found[0])
+        options = index.alternatives(vector, now)
+        if not options:
             return [FollowupAction(HANDOFF_ACTION)]
-        entry, _ = found
+        await clarifications.count(kb.redis, kb.namespace, now.date())
+        return [
+            SlotSet(_OPTIONS, [option.entry.id for option in options]),
+            FollowupAction(CLARIFY_ACTION),
+        ]
+
+    @staticmethod
+    def _answer(
+        dispatcher: CollectingDispatcher, tracker: Tracker, entry: Entry
+    ) -> list[EventType]:
+        channel = tracker.get_latest_input_channel()
         answer = entry.answer_in(language_of(tracker.get_slot(LANGUAGE)), channel)
         if answer is None:
             return [FollowupAction(HANDOFF_ACTION)]
         dispatcher.utter_message(text=answer)
-        return [SlotSet("kb_entry", entry.id)]
+        done = [SlotSet(_OPTIONS, None)] if tracker.get_slot(_OPTIONS) else []
+        return [SlotSet("kb_entry", entry.id), *done]
+
+    async def _answer_choice(
+        self,
+        kb: KnowledgeBase,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        choice: str,
+        now: datetime,
+    ) -> list[EventType]:
+        """Answer the chosen entry (kept as a candidate for editors), or hand off."""
+        entry = None if choice == SOMETHING_ELSE else await kb.live(choice)
+        if entry is None or not entry.live_at(now):
+            return [SlotSet(_OPTIONS, None), FollowupAction(HANDOFF_ACTION)]
+        question, _ = _question_before_clarification(tracker)
+        if question:
+            await ReviewQueue(kb.redis, kb.namespace).record_choice(
+                tracker.sender_id, question, entry.topic, entry.id
+            )
+        return self._answer(dispatcher, tracker, entry)
+
+
+class ActionClarify(Action):
+    """Ask which of the offered topics (slot ``kb_options``, set by ``action_answer``) is meant.
+
+    Args:
+        knowledge_base: The knowledge base (default: the process-wide one).
+    """
+
+    def __init__(self, knowledge_base: KnowledgeBase | None = None) -> None:
+        self._kb = knowledge_base
+
+    def name(self) -> str:
+        """Return the action's name in the domain."""
+        return CLARIFY_ACTION
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Utter ``utter_kb_clarify`` with the entries' titles, or hand off without options."""
+        kb = self._kb or await shared_knowledge_base()
+        entries = [await kb.live(str(i)) for i in tracker.get_slot(_OPTIONS) or []]
+        offered = [e for e in entries if e is not None][: len(_COUNTS)]
+        if not offered:
+            return [FollowupAction(HANDOFF_ACTION)]
+        values = {f"title_{n}": e.title or e.id.replace("-", " ") for n, e in enumerate(offered, 1)}
+        values |= {f"payload_{n}": choice_payload(e.id) for n, e in enumerate(offered, 1)}
+        dispatcher.utter_message(
+            response="utter_kb_clarify",
+            offered=_COUNTS[len(offered)],
+            payload_else=choice_payload(SOMETHING_ELSE),
+            **values,
+        )
+        # wait for the resident's choice (no policy is asked what follows this follow-up)
+        return [SlotSet(_OPTIONS, [e.id for e in offered]), FollowupAction("action_listen")]

@@ -6,7 +6,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.knowledge import ActionAnswer, latest_intent
+from actions.knowledge import ActionAnswer, ActionClarify, choice_payload, latest_intent
+from bot.keys import key
+from bot.knowledge.review import ReviewQueue
 from bot.knowledge.store import KnowledgeBase
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -87,10 +89,117 @@ async def test_nothing_fits_hands_off_without_inventing(demo_kb: KnowledgeBase) 
                     {"name": "opening_hours", "confidence": 0.25},
                 ],
             },
-            ("opening_hours", 0.25),
+            (None, 0.0),  # the classifier would not answer: no topic is trusted
         ),
         ({}, (None, 0.0)),
     ],
 )
 def test_latest_intent(message: dict[str, Any], expected: tuple[str | None, float]) -> None:
     assert latest_intent(message) == expected
+
+
+# Clarifying questions (issue 13): unsure and near several topics, the resident is asked.
+
+SENDER = "whatsapp:+441632960000:+447700900123"
+
+
+def _clarified(question: str, answer: str, options: list[str], parse: dict[str, Any]) -> Tracker:
+    """A conversation where ``question`` got a clarifying question and ``answer`` followed."""
+    events = [
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": question, "parse_data": {}, "input_channel": "whatsapp"},
+        {"event": "action", "name": "action_answer"},
+        {"event": "slot", "name": "kb_options", "value": options},
+        {"event": "action", "name": "action_kb_clarify"},
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": answer, "parse_data": parse, "input_channel": "whatsapp"},
+    ]
+    return Tracker(SENDER, {"kb_options": options}, parse, events, False, None, {}, "action_listen")
+
+
+def _choose(choice: str) -> dict[str, Any]:
+    return {
+        "text": choice_payload(choice),
+        "intent": {"name": "kb_choose", "confidence": 1.0},
+        "entities": [{"entity": "kb_choice", "value": choice}],
+    }
+
+
+async def test_unsure_and_near_several_topics_asks_which(demo_kb: KnowledgeBase) -> None:
+    tracker = _tracker("council tax", "nlu_fallback", 0.25, "whatsapp")
+    events, texts = await _run(demo_kb, tracker)
+    assert texts == []
+    [options, follow] = events
+    assert follow == FollowupAction("action_kb_clarify")
+    assert options["name"] == "kb_options"
+    topics = {(await demo_kb.get(i)).topic for i in options["value"]}
+    assert 2 <= len(topics) == len(options["value"]) <= 3
+    day = NOW.date().isoformat()
+    assert await demo_kb.redis.get(key(demo_kb.namespace, "stats", "clarifications", day)) == "1"
+
+
+@pytest.mark.parametrize(
+    "text", ["I'd like to apply for a job at the council", "can I rent a council allotment"]
+)
+async def test_the_known_wrong_answers_are_not_given(demo_kb: KnowledgeBase, text: str) -> None:
+    events, texts = await _run(demo_kb, _tracker(text, "nlu_fallback", 0.3, "whatsapp"))
+    assert texts == []
+    assert FollowupAction("action_kb_clarify") in events or events == [
+        FollowupAction("action_handoff")
+    ]
+    assert SlotSet("kb_entry", None) not in events and not any(
+        e.get("name") == "kb_entry" for e in events
+    )
+
+
+async def test_the_question_names_the_topics_and_something_else(demo_kb: KnowledgeBase) -> None:
+    options = ["council-tax-pay-online", "council-tax-reduction"]
+    tracker = Tracker(SENDER, {"kb_options": options}, {}, [], False, None, {}, "action_answer")
+    dispatcher = CollectingDispatcher()
+    events = await ActionClarify(demo_kb).run(dispatcher, tracker, {})
+    [message] = dispatcher.messages
+    assert message["response"] == "utter_kb_clarify"
+    assert message["offered"] == "two"
+    assert message["title_1"] == "Paying council tax"
+    assert message["title_2"] == "Council Tax Reduction (low income)"
+    assert message["payload_1"] == '/kb_choose{"kb_choice":"council-tax-pay-online"}'
+    assert message["payload_else"] == '/kb_choose{"kb_choice":"else"}'
+    assert events == [SlotSet("kb_options", options), FollowupAction("action_listen")]
+
+
+async def test_a_chosen_topic_is_answered_and_kept_for_editors(demo_kb: KnowledgeBase) -> None:
+    options = ["council-tax-pay-online", "council-tax-reduction"]
+    question = "my name is Jo Bloggs, council tax help pls"
+    tracker = _clarified(question, "", options, _choose("council-tax-reduction"))
+    events, texts = await _run(demo_kb, tracker)
+    assert texts == [(await demo_kb.get("council-tax-reduction")).answers["whatsapp"]]
+    assert events == [SlotSet("kb_entry", "council-tax-reduction"), SlotSet("kb_options", None)]
+    [candidate] = await ReviewQueue(demo_kb.redis, demo_kb.namespace).pending()
+    assert (candidate.source, candidate.suggestion) == ("clarification", "council_tax_discount")
+    assert candidate.entry_id == "council-tax-reduction"
+    assert "Jo Bloggs" not in candidate.text and "council tax help" in candidate.text
+    assert candidate.conversation_id == SENDER
+
+
+async def test_a_typed_number_picks_the_option(demo_kb: KnowledgeBase) -> None:
+    options = ["council-tax-pay-online", "council-tax-reduction"]
+    parse = {"text": "2", "intent": {"name": "inform", "confidence": 0.9}, "entities": []}
+    events, texts = await _run(demo_kb, _clarified("council tax", "2", options, parse))
+    assert events[0] == SlotSet("kb_entry", "council-tax-reduction")
+    parse = {"text": "3", "intent": {"name": "inform", "confidence": 0.9}, "entities": []}
+    events, texts = await _run(demo_kb, _clarified("council tax", "3", options, parse))
+    assert (events[-1], texts) == (FollowupAction("action_handoff"), [])  # 3 = something else
+
+
+async def test_something_else_hands_off(demo_kb: KnowledgeBase) -> None:
+    options = ["council-tax-pay-online"]
+    events, texts = await _run(demo_kb, _clarified("council tax", "", options, _choose("else")))
+    assert texts == []
+    assert events == [SlotSet("kb_options", None), FollowupAction("action_handoff")]
+    assert await ReviewQueue(demo_kb.redis, demo_kb.namespace).pending() == []
+
+
+async def test_clarification_without_live_options_hands_off(demo_kb: KnowledgeBase) -> None:
+    tracker = Tracker(SENDER, {"kb_options": ["gone"]}, {}, [], False, None, {}, "action_answer")
+    events = await ActionClarify(demo_kb).run(CollectingDispatcher(), tracker, {})
+    assert events == [FollowupAction("action_handoff")]
