@@ -62,6 +62,7 @@ from bot.web.app import (
     render,
     require_role,
 )
+from bot.webchat import status as webchat_status
 
 __all__ = [
     "CANNED",
@@ -452,13 +453,32 @@ async def _hold(request: Request, record: HandoffRecord) -> None:
         raise HTTPException(409, f"{holder or 'Another agent'} is working on this case.")
 
 
+async def _tell_resident(request: Request, record: HandoffRecord) -> None:
+    """Show the resident who answers now, where their channel shows it (the web chat)."""
+    app = app_of(request)
+    await webchat_status.refresh(app[REDIS], app[NAMESPACE], record.conversation_id)
+
+
 @require_role("agent")
 async def claim(request: Request) -> Response:
     """Take the case (a lease that expires if the agent goes away)."""
     record = await _case(request)
     await _hold(request, record)
     await audit.record(request, "handoff.claim", "handoff", record.case_id)
+    await _tell_resident(request, record)
     return _done(record, "claimed")
+
+
+@require_role("agent")
+async def typing_api(request: Request) -> Response:
+    """The agent is typing a reply (the case page posts it at most every few seconds)."""
+    record = await _case(request)
+    if record.status == "open":
+        app = app_of(request)
+        await webchat_status.typing(
+            app[REDIS], app[NAMESPACE], record.conversation_id, _me(request).username
+        )
+    return Response(status_code=204)
 
 
 @require_role("agent")
@@ -467,6 +487,7 @@ async def release(request: Request) -> Response:
     record = await _case(request)
     if await app_of(request)[QUEUE].release(record.case_id, _me(request).username):
         await audit.record(request, "handoff.release", "handoff", record.case_id)
+        await _tell_resident(request, record)
     return _done(record, "released")
 
 
@@ -510,6 +531,7 @@ async def resolve(request: Request) -> Response:
     await _hold(request, record)
     await app_of(request)[QUEUE].resolve(record.case_id, _me(request).username)
     await audit.record(request, "handoff.resolve", "handoff", record.case_id)
+    await _tell_resident(request, record)
     return _done(record, "resolved")
 
 
@@ -526,6 +548,7 @@ async def return_to_bot(request: Request) -> Response:
         return await _case_page(request, record, error=message, status=502)
     await app_of(request)[QUEUE].return_to_bot(record.case_id, _me(request).username)
     await audit.record(request, "handoff.return_to_bot", "handoff", record.case_id)
+    await _tell_resident(request, record)
     return _done(record, "returned-to-bot")
 
 
@@ -642,6 +665,7 @@ def setup(app: ConsoleApp) -> None:
     app.add_route("/api/agent/cases/{case_id}/deliveries", case_deliveries)
     app.add_route("/api/agent/channels", channels_api)
     app.add_route("/api/agent/session", session_status)
+    app.add_route("/api/agent/cases/{case_id}/typing", typing_api, methods=["POST"])
     app.add_route("/api/agent/session/extend", session_extend, methods=["POST"])
     for action, handler in (
         ("claim", claim),

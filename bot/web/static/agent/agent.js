@@ -318,6 +318,28 @@
     });
   }
 
+  // While the agent types a reply, the resident sees "<agent> is typing" where their channel
+  // shows it (the web chat): one background POST at most every TYPING_EVERY_MS.
+  var TYPING_EVERY_MS = 3000;
+  function tellTyping(box, transcript) {
+    var url = transcript.dataset.updates.replace(/\/updates$/, "/typing");
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    var last = 0;
+    box.addEventListener("input", function () {
+      var now = Date.now();
+      if (!box.value.trim() || now - last < TYPING_EVERY_MS) { return; }
+      last = now;
+      fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "X-CSRF-Token": meta ? meta.content : "",
+          "X-Council-Background": "1"
+        }
+      }).catch(function () { /* typing is a courtesy: never in the agent's way */ });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var table = document.getElementById("queue");
     if (table) {
@@ -331,6 +353,8 @@
     }
     var banner = document.getElementById("channel-banner");
     if (banner) { followChannels(banner); }
+    var reply = document.getElementById("reply-text");
+    if (reply && transcript && transcript.dataset.updates) { tellTyping(reply, transcript); }
     keepDrafts();
     checkSessionBeforeSending();
     cannedPickers();

@@ -1,0 +1,170 @@
+"""A web chat handed to a person: the resident sees who answers, their typing and their reply."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio
+from httpx import AsyncClient
+
+from bot.channels.base import OutboundMessage, conversation_id
+from bot.channels.outbox import OutboxWorker
+from bot.handoff.queue import HandoffQueue
+from bot.handoff.record import HandoffRecord
+from bot.keys import key
+from bot.testing.webchat import SseEvent, WebChatClient
+from bot.web.agent import QUEUE
+from bot.web.app import ConsoleApp
+from bot.webchat.adapter import WebChatAdapter
+from bot.webchat.app import WebChat
+from bot.webchat.status import agent_display_name
+
+from .conftest import COUNCIL, messages
+
+Login = Callable[..., Awaitable[AsyncClient]]
+Csrf = Callable[[AsyncClient], Awaitable[str]]
+
+
+@pytest.fixture
+def console_sections() -> tuple[str, ...]:
+    return ("bot.web.agent",)
+
+
+def case_for(sender: str) -> HandoffRecord:
+    return HandoffRecord(
+        conversation_id=conversation_id("webchat", COUNCIL, sender),
+        channel="webchat",
+        account=COUNCIL,
+        sender=sender,
+        display_name="",
+        reason="asked_for_person",
+        topic="bin_day",
+        priority="P2",
+        team="customer_services",
+        created_at=datetime.now(UTC).isoformat(),
+        transcript=[{"role": "resident", "text": "a person please", "at": "2026-11-30T10:00:00"}],
+    )
+
+
+async def connected(webchat: WebChat, sender: str) -> None:
+    async with asyncio.timeout(5):
+        while webchat.fanout.streams(sender) == 0:
+            await asyncio.sleep(0.01)
+
+
+async def test_the_resident_sees_waiting_then_the_agents_name_typing_and_reply(
+    resident: WebChatClient,
+    webchat: WebChat,
+    console_app: ConsoleApp,
+    login: Login,
+    csrf: Csrf,
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+) -> None:
+    await resident.send("can I talk to a person?")
+    sender = resident.token.split(".")[2]
+    adapter = WebChatAdapter(async_redis, namespace, keep_days=1)
+    queue: HandoffQueue = console_app[QUEUE]
+    case = case_for(sender)
+    await queue.open(case)
+
+    def answered(seen: list[SseEvent]) -> bool:
+        return any(m["from"] == "agent" for m in messages(seen))
+
+    reading = asyncio.create_task(resident.events(answered))
+    await connected(webchat, sender)
+    await adapter.send(COUNCIL, sender, OutboundMessage("I'll find someone to help you."))
+    agent = await login("agent", teams=("customer_services",), username="sam.jones")
+    token = await csrf(agent)
+    base = f"/agent/cases/{case.case_id}"
+    assert (await agent.post(f"{base}/claim", data={"csrf_token": token})).status_code == 200
+    typing = await agent.post(
+        f"/api/agent/cases/{case.case_id}/typing", headers={"X-CSRF-Token": token}
+    )
+    assert typing.status_code == 204
+    sent = await agent.post(f"{base}/reply", data={"csrf_token": token, "text": "Hi, Sam here."})
+    assert sent.status_code == 200
+    worker = OutboxWorker(async_redis, {"webchat": adapter}, namespace)
+    await worker.ensure_group()
+    async with asyncio.timeout(10):
+        assert await worker.run_once() == 1
+        events = await reading
+
+    shown = [
+        (
+            e.kind,
+            e.data.get("state") or e.data.get("from"),
+            e.data.get("agent_name") or e.data.get("name"),
+        )
+        for e in events
+    ]
+    assert shown == [
+        ("status", "bot", None),  # on connecting
+        ("message", "resident", None),
+        ("status", "waiting", None),
+        ("message", "bot", None),
+        ("status", "agent", "Sam"),
+        ("typing", "agent", "Sam"),
+        ("message", "agent", "Sam"),
+    ]
+    assert messages(events)[-1]["text"] == "Hi, Sam here."
+
+
+async def test_resolving_the_case_gives_the_chat_back_to_the_bot(
+    resident: WebChatClient,
+    console_app: ConsoleApp,
+    login: Login,
+    csrf: Csrf,
+) -> None:
+    sender = resident.token.split(".")[2]
+    case = case_for(sender)
+    await console_app[QUEUE].open(case)
+    agent = await login("agent", teams=("customer_services",), username="ann")
+    token = await csrf(agent)
+    await agent.post(f"/agent/cases/{case.case_id}/claim", data={"csrf_token": token})
+    await agent.post(f"/agent/cases/{case.case_id}/resolve", data={"csrf_token": token})
+    async with asyncio.timeout(5):
+        events = await resident.events(
+            lambda seen: (
+                [e.data.get("state") for e in seen if e.kind == "status"][-1:] == ["bot"]
+                and len(seen) > 1
+            )
+        )
+    assert [(e.data["state"], e.data.get("agent_name")) for e in events if e.id] == [
+        ("agent", "Ann"),
+        ("bot", None),
+    ]
+
+
+async def test_other_channels_cases_are_left_alone_by_the_web_chat(
+    console_app: ConsoleApp,
+    login: Login,
+    csrf: Csrf,
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+) -> None:
+    whatsapp = replace(
+        case_for("0" * 32),
+        conversation_id="whatsapp:441234567890:447700900123",
+        channel="whatsapp",
+        case_id="a" * 16,
+    )
+    await console_app[QUEUE].open(whatsapp)
+    agent = await login("agent", teams=("customer_services",))
+    token = await csrf(agent)
+    await agent.post(f"/agent/cases/{whatsapp.case_id}/claim", data={"csrf_token": token})
+    typing = await agent.post(
+        f"/api/agent/cases/{whatsapp.case_id}/typing", headers={"X-CSRF-Token": token}
+    )
+    assert typing.status_code == 204
+    assert await async_redis.keys(key(namespace, "webchat", "*")) == []
+
+
+def test_the_name_a_resident_sees_is_the_first_part_of_the_login_name() -> None:
+    assert agent_display_name("sam.jones") == "Sam"
+    assert agent_display_name("priya_k@ashvale.gov.uk") == "Priya"
+    assert agent_display_name("") == "An adviser"
