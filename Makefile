@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install train run chat test test-fast test-setup lint typecheck pytest pytest-fast bench bench-channels bench-knowledge bench-handoff bench-fullstack clean
+.PHONY: install train run chat test test-fast test-setup lint typecheck pytest pytest-fast bench bench-channels bench-knowledge bench-handoff bench-fullstack bench-webchat clean
 
 install:
 	@bash scripts/install.sh
@@ -62,6 +62,9 @@ bench-knowledge: install
 
 bench-handoff: install
 	@$(PY) bench/handoff.py
+
+bench-webchat: install
+	@$(PY) bench/webchat.py $(BENCH_ARGS)
 
 # The whole assistant (real model, actions, Redis) over signed webhooks vs Rasa's REST channel.
 # Needs a trained model (make train); BENCH_ARGS=--short for a quick development run.
