@@ -102,6 +102,7 @@ SECTION_MODULES: tuple[str, ...] = (
     "bot.web.admin",
     "bot.web.residents",
     "bot.web.editor",
+    "bot.web.review",
     "bot.web.agent",
     "bot.web.reports",
     "bot.web.calendar",
@@ -136,6 +137,8 @@ NOTICE_CODES = frozenset(
         "rolled-back",
         "approval-requested",
         "rolled-back-approval-requested",
+        # review queue
+        "reviewed",
         # agent
         "claimed",
         "released",

@@ -15,7 +15,9 @@ Figures cover the cases opened in a period (default: the last 30 days, ``?days=N
 * the top unanswered questions: the message that opened each low-confidence and out-of-scope
   handoff, with names, addresses, postcodes, phone numbers, e-mails and long numbers replaced
   by placeholders before it was stored for reporting (:mod:`bot.handoff.questions`), grouped
-  by their lower-cased words (to feed the knowledge base).
+  by their lower-cased words (to feed the knowledge base);
+* clarifications: how often the bot asked "Did you mean...?" instead of guessing
+  (:mod:`bot.knowledge.clarifications`).
 
 ``/reports/export.json`` and ``/reports/export.csv`` give the same figures; exports are audited.
 """
@@ -39,6 +41,7 @@ from bot.handoff.questions import UnansweredQuestions
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.sla import SlaPolicy, evaluate
 from bot.keys import key
+from bot.knowledge import clarifications
 from bot.web import audit
 from bot.web.agent import QUEUE, SLA_POLICY
 from bot.web.app import NAMESPACE, REDIS, ConsoleApp, add_nav, app_of, render, require_role
@@ -77,6 +80,7 @@ class Report:
     resolution_minutes: dict[str, float | None] = field(default_factory=dict)
     breaches: dict[str, int] = field(default_factory=dict)
     unanswered: list[tuple[str, int]] = field(default_factory=list)
+    clarifications: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready values."""
@@ -91,6 +95,7 @@ class Report:
             "resolution_minutes": self.resolution_minutes,
             "sla_breaches": self.breaches,
             "top_unanswered": [{"question": q, "count": n} for q, n in self.unanswered],
+            "clarifications": self.clarifications,
         }
 
     def to_csv(self) -> str:
@@ -104,6 +109,7 @@ class Report:
             ("totals", "handoffs", self.handoffs),
             ("totals", "conversations", self.conversations),
             ("totals", "containment", "" if self.containment is None else self.containment),
+            ("totals", "clarifications", self.clarifications),
         ]
         for section, values in (
             ("channel", self.by_channel),
@@ -174,6 +180,7 @@ async def build_report(
     report.breaches = {kind: breaches[kind] for kind in ("first_response", "resolution")}
     report.unanswered = questions.most_common(_TOP_QUESTIONS)
     report.conversations = await _conversations(queue, namespace, start, end)
+    report.clarifications = await clarifications.total(queue.redis, namespace, start, end)
     if report.conversations:
         contained = 1 - len(conversations) / report.conversations
         report.containment = round(max(contained, 0.0), 3)

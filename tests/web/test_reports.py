@@ -15,6 +15,7 @@ from httpx import AsyncClient
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
 from bot.handoff.sla import SlaPolicy
+from bot.knowledge import clarifications
 from bot.web.agent import QUEUE
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 from bot.web.reports import bar_chart, build_report, percentile
@@ -129,3 +130,19 @@ async def test_csv_cells_never_start_a_formula(console_app: ConsoleApp, login: L
     supervisor = await login("supervisor")
     text = (await supervisor.get("/reports/export.csv")).text
     assert "'=cmd|x" in text and "\n=cmd" not in text.replace(",", "\n")
+
+
+async def test_clarifying_questions_are_counted_in_the_period(
+    console_app: ConsoleApp, login: Login
+) -> None:
+    redis, namespace = console_app[REDIS], console_app[NAMESPACE]
+    today = datetime.now(UTC).date()
+    for day in (today, today, today - timedelta(days=3), today - timedelta(days=40)):
+        await clarifications.count(redis, namespace, day)
+    supervisor = await login("supervisor")
+    assert (await supervisor.get("/reports/export.json?days=7")).json()["clarifications"] == 3
+    assert (await supervisor.get("/reports/export.json?days=1")).json()["clarifications"] == 2
+    rows = list(csv.reader(io.StringIO((await supervisor.get("/reports/export.csv")).text)))
+    assert ["totals", "clarifications", "3"] in rows
+    page = (await supervisor.get("/reports/?days=60")).text
+    assert '<dd id="clarifications">4</dd>' in page
