@@ -43,6 +43,7 @@ __all__ = [
     "ResponseStore",
     "ResponseText",
     "Variation",
+    "fill",
     "response_problems",
     "shipped_variations",
     "variables_in",
@@ -97,6 +98,11 @@ def variation_ids(name: str, variations: Sequence[Mapping[str, Any]]) -> list[st
             candidate = f"{base}.{n}"
         ids.append(candidate)
     return ids
+
+
+def fill(text: str, values: Mapping[str, Any]) -> str:
+    """``text`` with the ``{variables}`` named in ``values`` filled in (others left as written)."""
+    return _VARIABLE.sub(lambda m: str(values.get(m.group(1).strip(), m.group(0))), text)
 
 
 def variables_in(text: str) -> list[str]:

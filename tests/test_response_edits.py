@@ -101,7 +101,9 @@ def test_the_knowledge_bases_plain_text_rules_apply() -> None:
     )
     assert "javascript:" in _problems(GREET, "Hi {council_name} javascript:alert(1)")[0]
     assert _problems(GREET, "Hi {council_name}, tel:01632960000 or mailto:help@example.org") == []
-    assert _problems(GREET, "   ") == ["text: the text must not be empty", "text: {council_name} is missing; the shipped text gives residents this value, so the edited text must keep it"]  # fmt: skip
+    empty = _problems(GREET, "   ")
+    assert empty[0] == "text: the text must not be empty"
+    assert empty[1].startswith("text: {council_name} is missing")
     assert response_problems(ResponseText("utter_nope", "x", "core"), SHIPPED, ()) == [
         "id: there is no response variation utter_nope"
     ]

@@ -1,11 +1,12 @@
-"""Differences between two versions of an entry, field by field, for editors to read."""
+"""Differences between two versions of an entry (or any versioned item), field by field."""
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from typing import Any
 
-from bot.knowledge.model import Entry
+from bot.versioning import Versionable
 
 __all__ = ["FieldDiff", "entry_diff"]
 
@@ -23,21 +24,32 @@ class FieldDiff:
     lines: tuple[tuple[str, str], ...]
 
 
-def _flatten(entry: Entry) -> dict[str, list[str]]:
-    data = entry.to_dict()
-    flat: dict[str, list[str]] = {"questions": list(entry.questions)}
-    for channel, text in sorted(entry.answers.items()):
-        flat[f"answers.{channel}"] = text.splitlines() or [""]
-    for name, value in data.items():
-        if name not in {"questions", "answers", "id"}:
+def _flatten(item: Versionable) -> dict[str, list[str]]:
+    flat: dict[str, list[str]] = {}
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for part, inner in sorted(value.items()):
+                add(f"{name}.{part}", inner)
+        elif isinstance(value, list):
+            flat[name] = [str(v) for v in value]
+        elif isinstance(value, str):
+            flat[name] = value.splitlines() or [""]
+        else:
             flat[name] = [str(value)]
-    for name in ("publish_from", "expire_at", "title"):
-        flat.setdefault(name, [])
+
+    for name, value in item.to_dict().items():
+        if name != "id":
+            add(name, value)
     return flat
 
 
-def entry_diff(before: Entry, after: Entry) -> list[FieldDiff]:
-    """Return the fields that differ between two entries, with line-level changes."""
+def entry_diff(before: Versionable, after: Versionable) -> list[FieldDiff]:
+    """Return the fields that differ between two versions' items, with line-level changes.
+
+    Works for any versioned content (:class:`bot.versioning.Versionable`): knowledge-base
+    entries (``answers.sms``, ``questions``...) and response texts (``text``).
+    """
     old, new = _flatten(before), _flatten(after)
     diffs = []
     for name in sorted(set(old) | set(new)):

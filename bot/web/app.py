@@ -103,6 +103,7 @@ SECTION_MODULES: tuple[str, ...] = (
     "bot.web.residents",
     "bot.web.editor",
     "bot.web.review",
+    "bot.web.responses_editor",
     "bot.web.agent",
     "bot.web.reports",
     "bot.web.calendar",
