@@ -336,7 +336,11 @@
     show(problem, true);
   }
 
-  function renderNotice() {
+  var noticeShown = "";
+  function renderNotice(force) {
+    var shown = [openNow, nextOpen, state === "ended", !!load().continued].join();
+    if (shown === noticeShown && force !== true) return; /* keep a form being filled in */
+    noticeShown = shown;
     clear(notice);
     show(notice, !openNow && state !== "ended");
     if (openNow) return;
@@ -375,6 +379,11 @@
       ]),
     };
   }
+  function cancelContinue() {
+    renderNotice(true);
+    var offer = noticeBody.querySelector("button");
+    if (offer) offer.focus();
+  }
   function continueForm(channels) {
     var error = el("p", { class: "crw-field-error", id: "crw-continue-error", hidden: true });
     var choices = el("fieldset", { class: "crw-choices" }, [el("legend", {}, [t("channelLegend")])]);
@@ -390,7 +399,7 @@
       inputmode: "tel",
     });
     var go = el("button", { type: "submit" }, [t("sendCode")]);
-    var cancel = button(t("cancel"), "crw-secondary", renderNotice);
+    var cancel = button(t("cancel"), "crw-secondary", cancelContinue);
     var stepOne = el("form", { class: "crw-continue", novalidate: true }, [
       el("p", {}, [t("continueIntro")]),
       choices,
@@ -433,7 +442,7 @@
       var stepTwo = el("form", { class: "crw-continue", novalidate: true }, [
         code.node,
         codeError,
-        el("div", { class: "crw-row" }, [el("button", { type: "submit" }, [t("confirm")]), button(t("cancel"), "crw-secondary", renderNotice)]),
+        el("div", { class: "crw-row" }, [el("button", { type: "submit" }, [t("confirm")]), button(t("cancel"), "crw-secondary", cancelContinue)]),
       ]);
       stepTwo.addEventListener("submit", function (event) {
         event.preventDefault();
@@ -442,7 +451,7 @@
         call("POST", "/webchat/continue/confirm", { code: value }).then(function (response) {
           if (!response.ok) return fail(codeError, code.input, response.status === 400 ? t("badCode") : problemText(response));
           save({ continued: true });
-          renderNotice();
+          renderNotice(true);
           noticeBody.setAttribute("tabindex", "-1");
           noticeBody.focus();
         }, function () {
@@ -898,7 +907,7 @@
     }
   });
   window.addEventListener("online", function () {
-    if (load().token && !stream) connect(true);
+    if (load().token) connect(true); /* a stream that outlived the outage may be stale */
   });
   window.addEventListener("offline", function () {
     if (load().token) setStatus(t("offline"), true);

@@ -1,0 +1,783 @@
+"""The web chat widget in Chromium (issue 14): a resident on the council's own page.
+
+The fictional council's site (``bot.webchat.sample``, strict CSP) is served on one loopback
+origin and the edge with its ``/webchat`` routes on another, so the widget crosses origins as
+it will in production. Behind the edge run the real inbox and outbox workers; the assistant is
+a small fake (:class:`FakeAssistant`) that answers like the real one's forms, asks for a photo
+and hands over to a person by opening a real handoff case, which an agent answers from the real
+console in a second browser context. The one test with the real Rasa assistant is marked e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time
+from typing import Any, Literal
+
+import httpx
+import pytest
+import redis.asyncio
+from PIL import Image
+from playwright.async_api import Browser, FilePayload, Locator, Page, expect
+
+from bot.channels.base import (
+    Button,
+    ChannelAdapter,
+    InboundMessage,
+    OutboundMessage,
+    Parsed,
+    SendResult,
+    conversation_id,
+)
+from bot.channels.inbox import Inbox, InboxWorker
+from bot.channels.outbox import OutboxWorker
+from bot.handoff.hours import OpeningHours
+from bot.handoff.queue import HandoffQueue
+from bot.handoff.record import HandoffRecord
+from bot.testing import console as console_fixtures
+from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
+from bot.testing.browser import LocalServer, serve
+from bot.testing.edge import serving
+from bot.webchat.adapter import UPLOAD_PAYLOAD, WebChatAdapter
+from bot.webchat.app import WebChat
+from bot.webchat.config import WebChatConfig, WebChatLimits
+from bot.webchat.sample import sample_site
+from bot.webchat.status import CHANNEL
+from bot.webchat.status import typing as agent_typing
+
+pytestmark = pytest.mark.browser
+
+# the agent console's fixtures (tests/webchat/conftest.py has the edge's)
+browser = console_fixtures.browser
+page = console_fixtures.page
+clock = console_fixtures.clock
+console_settings = console_fixtures.console_settings
+console_app = console_fixtures.console_app
+console_server = console_fixtures.console_server
+make_user = console_fixtures.make_user
+
+COUNCIL = "ashvale"
+NAME = "Ashvale Council"
+GREETING = "Hello! Ask me about bins, council tax or anything else."
+MAX_UPLOAD = 50_000
+MONDAY_NOON = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()  # the contact centre is open
+SATURDAY_NIGHT = datetime(2026, 11, 28, 20, 0, tzinfo=UTC).timestamp()  # closed until Monday 9am
+SECRET = "s" * 48
+
+# 200% zoom of a 1280 px window lays the page out in 640 CSS pixels at two device pixels each.
+VIEWS: dict[str, dict[str, Any]] = {
+    "320px": {"viewport": {"width": 320, "height": 640}},
+    "zoom200": {"viewport": {"width": 640, "height": 400}, "device_scale_factor": 2},
+    "1280px": {"viewport": {"width": 1280, "height": 800}},
+}
+
+
+# -- the assistant behind the edge (fake) and the phone numbers' provider (recording) ----------
+
+
+@dataclass
+class FakeAssistant:
+    """Answers like the assistant's forms: bin day, a missed bin with a photo, a handoff."""
+
+    queue: HandoffQueue
+    asking: dict[str, str] = field(default_factory=dict)
+
+    async def __call__(self, message: InboundMessage) -> Sequence[OutboundMessage]:
+        cid = conversation_id(message.channel, message.account, message.sender)
+        if await self.queue.case_for(cid):  # with a person: the bot stays quiet
+            await self.queue.append_message(cid, "resident", message.text)
+            return []
+        text = message.text.lower()
+        step = self.asking.pop(cid, "")
+        if message.attachments:
+            return [OutboundMessage("Thanks for the photo. Your report is MB-2026-000123.")]
+        if step == "postcode":
+            return [
+                OutboundMessage(
+                    "Which address is yours?",
+                    buttons=(
+                        Button("1 High Street", "/address{1}"),
+                        Button("2 High Street", "/address{2}"),
+                    ),
+                )
+            ]
+        if message.quick_reply_payload and message.quick_reply_payload.startswith("/address"):
+            return [OutboundMessage("Your next collections: black bin Tuesday 1 December.")]
+        if "bin day" in text:
+            self.asking[cid] = "postcode"
+            return [OutboundMessage("What's your postcode? For example AV1 2BX.")]
+        if "missed" in text:
+            return [
+                OutboundMessage(
+                    "Sorry about that. Please add a photo of the bin.",
+                    buttons=(Button("Add a photo", UPLOAD_PAYLOAD),),
+                )
+            ]
+        if "person" in text:
+            await self.queue.open(handoff_record(cid, message))
+            return [OutboundMessage("I've asked a member of the team to reply here.")]
+        return [
+            OutboundMessage(f"You asked about “{message.text}”. See https://www.ashvale.gov.uk/a-z")
+        ]
+
+
+def handoff_record(cid: str, message: InboundMessage) -> HandoffRecord:
+    at = datetime.now(UTC).isoformat()
+    return HandoffRecord(
+        conversation_id=cid,
+        channel=CHANNEL,
+        account=message.account,
+        sender=message.sender,
+        display_name="Web chat resident",
+        reason="asked_for_person",
+        topic="human_agent",
+        priority="P2",
+        team="customer_services",
+        created_at=at,
+        transcript=[{"role": "resident", "text": message.text, "at": at}],
+        intents=[{"name": "human_agent", "confidence": 0.95}],
+        entities={},
+        window=None,
+    )
+
+
+class PhoneRecorder(ChannelAdapter):
+    """Stands for Twilio: keeps what would be texted (the continue-on-phone codes and copies)."""
+
+    channel = "sms"
+    channels = ("sms", "whatsapp")
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes, url: str) -> None:
+        raise NotImplementedError
+
+    def read(self, headers: Mapping[str, str], raw_body: bytes) -> Parsed:
+        raise NotImplementedError
+
+    async def send(
+        self, account: str, recipient: str, message: OutboundMessage, *, channel: str = ""
+    ) -> SendResult:
+        self.sent.append((channel or self.channel, recipient, message.text))
+        return SendResult("sent", provider_id=f"SM{len(self.sent)}")
+
+
+# -- the edge, the council's site and the workers ---------------------------------------------
+
+
+@dataclass
+class ChatSite:
+    """The running edge (``edge``), the council's site and what stands behind them."""
+
+    edge: str
+    site: LocalServer
+    webchat: WebChat
+    phones: PhoneRecorder
+    redis: redis.asyncio.Redis
+    namespace: str
+
+    def url(self, path: str = "/") -> str:
+        """A page of the council's site."""
+        return self.site.make_url(path)
+
+    async def conversation(self, page: Page) -> str:
+        """The web chat conversation id (the token's) of the widget on ``page``."""
+        stored = await page.evaluate(f"sessionStorage.getItem('council-responder:{COUNCIL}')")
+        token = json.loads(stored)["token"]
+        return self.webchat.signer.verify(token).conversation
+
+
+@asynccontextmanager
+async def chat_site(
+    client: redis.asyncio.Redis, namespace: str, now: float
+) -> AsyncIterator[ChatSite]:
+    config = WebChatConfig(
+        council_id=COUNCIL,
+        name=NAME,
+        greeting=GREETING,
+        primary="#0b3b2e",
+        on_primary="#ffffff",
+        continue_channels=("sms", "whatsapp"),
+        continue_from="+447700900000",
+        limits=WebChatLimits(max_upload_bytes=MAX_UPLOAD, address_requests_per_minute=10_000),
+    )
+    hours = OpeningHours(open_at=time(9), close_at=time(17))
+    webchat = WebChat(
+        config, SECRET, Inbox(client, namespace), hours, keep_days=1, clock=lambda: now
+    )
+    phones = PhoneRecorder()
+    adapters = {
+        CHANNEL: WebChatAdapter(client, namespace, config=config, keep_days=1),
+        "sms": phones,
+        "whatsapp": phones,
+    }
+    assistant = FakeAssistant(HandoffQueue(client, namespace))
+    inbox = InboxWorker(client, assistant, namespace, consumer="webchat-test-in", block_ms=50)
+    outbox = OutboxWorker(client, adapters, namespace, consumer="webchat-test-out", block_ms=50)
+    stop = asyncio.Event()
+    async with AsyncExitStack() as stack:
+        edge = await stack.enter_async_context(serving([], client, namespace, parts=[webchat]))
+        await webchat.fanout.ready.wait()
+        site = await stack.enter_async_context(serve(sample_site(edge, COUNCIL)))
+        # the site's origin is known once it listens: the profile allows it
+        webchat.config = replace(config, allowed_origins=(site.base_url,))
+        workers = [asyncio.create_task(inbox.run(stop)), asyncio.create_task(outbox.run(stop))]
+        try:
+            yield ChatSite(edge, site, webchat, phones, client, namespace)
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+
+
+@pytest.fixture
+async def site(async_redis: redis.asyncio.Redis, namespace: str) -> AsyncIterator[ChatSite]:
+    async with chat_site(async_redis, namespace, MONDAY_NOON) as running:
+        yield running
+
+
+@pytest.fixture
+def console_sections() -> tuple[str, ...]:
+    return ("bot.web.agent",)
+
+
+# -- what the resident sees and hears ----------------------------------------------------------
+
+RECORD_ANNOUNCEMENTS = """() => {
+  window.__said = [];
+  const live = '[aria-live], [role=status], [role=alert], [role=log]';
+  new MutationObserver(records => {
+    const regions = new Set();
+    for (const r of records) {
+      const node = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      const region = node && node.closest(live);
+      if (region && region.closest('.crw')) regions.add(region);
+    }
+    for (const region of regions) {
+      const text = region.textContent.trim();
+      const kind = region.getAttribute('aria-live') || region.getAttribute('role');
+      if (text) window.__said.push([kind, text]);
+    }
+  }).observe(document.querySelector('.crw'), {subtree: true, childList: true, characterData: true});
+}"""
+
+
+class Widget:
+    """The widget on a page, as a resident uses it."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.launcher = page.get_by_role("button", name=re.compile("^Chat with us"))
+        self.panel = page.get_by_role("dialog", name=f"Chat with {NAME}")
+        self.input = page.get_by_label("Your message")
+        self.status = self.panel.get_by_role("status").first
+        self.messages = page.locator(".crw-msg .crw-text")
+
+    def said(self, text: str) -> Locator:
+        """A message in the log (not the live region's copy)."""
+        return self.page.locator(".crw-msg .crw-text", has_text=text)
+
+    async def send(self, text: str) -> None:
+        await self.input.fill(text)
+        await self.input.press("Enter")
+        await expect(self.said(text).last).to_be_visible()
+
+    async def texts(self) -> list[str]:
+        return await self.messages.all_inner_texts()
+
+    async def announcements(self) -> list[list[str]]:
+        said: list[list[str]] = await self.page.evaluate("window.__said")
+        return said
+
+    async def record_announcements(self) -> None:
+        await self.page.evaluate(RECORD_ANNOUNCEMENTS)
+
+
+async def clean(page: Page, state: str) -> None:
+    # the panel's opening fade would be measured half-transparent: check it once it has ended
+    await page.evaluate("Promise.all(document.getAnimations().map(a => a.finished))")
+    violations = await axe_violations(page)
+    assert not violations, f"{state}:\n{describe(violations)}"
+
+
+def watch(page: Page) -> list[str]:
+    """Script errors and the widget's CSP violations (axe's own evaluation has no URL)."""
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if "Content Security Policy" in m.text and m.location.get("url")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
+
+
+async def tab_to(page: Page, target: Locator, limit: int = 30) -> None:
+    """Press Tab until ``target`` has the focus (keyboard only)."""
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await target.evaluate("e => e === document.activeElement"):
+            return
+    raise AssertionError("Tab never reached the element")
+
+
+def png(width: int, height: int = 40) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+async def test_keyboard_only_answer_bin_day_form_buttons_and_back_to_the_launcher(
+    site: ChatSite, page: Page
+) -> None:
+    problems = watch(page)
+    widget = Widget(page)
+    await page.goto(site.url("/"))
+    await expect(widget.launcher).to_be_visible()
+    await expect(widget.panel).to_be_hidden()
+    await clean(page, "closed")
+    # The council's colour reached the launcher through the strict CSP (no style attribute).
+    colour = await widget.launcher.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colour == "rgb(11, 59, 46)"
+    assert await page.locator(".crw [style]").count() == 0
+
+    await tab_to(page, widget.launcher)
+    await page.keyboard.press("Enter")
+    await expect(widget.panel).to_be_visible()
+    await expect(widget.input).to_be_focused()
+    await expect(widget.launcher).to_have_attribute("aria-expanded", "true")
+    await expect(widget.said(GREETING)).to_be_visible()
+    await expect(widget.status).to_have_text(f"You're chatting with {NAME}'s automated assistant.")
+    await clean(page, "open")
+    await widget.record_announcements()
+
+    await page.keyboard.type("can I recycle pizza boxes")
+    await page.keyboard.press("Enter")
+    answer = "You asked about “can I recycle pizza boxes”. See https://www.ashvale.gov.uk/a-z"
+    await expect(widget.said(answer)).to_be_visible()
+    link = widget.said(answer).get_by_role("link", name="https://www.ashvale.gov.uk/a-z")
+    await expect(link).to_have_attribute("href", "https://www.ashvale.gov.uk/a-z")
+    await clean(page, "answered")
+
+    await page.keyboard.type("when is my bin day?")
+    await page.keyboard.press("Enter")
+    await expect(widget.said("What's your postcode?")).to_be_visible()
+    await page.keyboard.type("AV1 2BX")
+    await page.keyboard.press("Enter")
+    choice = widget.panel.get_by_role("button", name="2 High Street")
+    await expect(choice).to_be_visible()
+    await expect(widget.panel.get_by_role("group", name="Which address is yours?")).to_be_visible()
+    await clean(page, "buttons shown")
+    await tab_to(page, choice)
+    await page.keyboard.press("Enter")
+    await expect(
+        widget.said("Your next collections: black bin Tuesday 1 December.")
+    ).to_be_visible()
+    await expect(choice).to_have_count(0)  # the choice was made: its buttons are gone
+    await expect(widget.input).to_be_focused()
+
+    assert await widget.texts() == [
+        GREETING,
+        "can I recycle pizza boxes",
+        answer,
+        "when is my bin day?",
+        "What's your postcode? For example AV1 2BX.",
+        "AV1 2BX",
+        "Which address is yours?",
+        "2 High Street",  # the button's title, echoed as the resident's message
+        "Your next collections: black bin Tuesday 1 December.",
+    ]
+    # One polite announcement per new message, of that message alone; the log itself is silent.
+    announcer = page.locator(".crw [aria-live=polite]")
+    await expect(announcer).to_have_text(
+        f"{NAME}: Your next collections: black bin Tuesday 1 December."
+    )
+    said = [text for _, text in await widget.announcements() if not text.startswith("You're")]
+    assert said == [
+        f"{NAME}: {answer}",
+        f"{NAME}: What's your postcode? For example AV1 2BX.",
+        f"{NAME}: Which address is yours?",
+        f"{NAME}: Your next collections: black bin Tuesday 1 December.",
+    ]
+    assert {kind for kind, _ in await widget.announcements()} <= {"polite", "status"}
+    assert await page.locator(".crw-messages").evaluate(
+        "e => e.closest('[aria-live], [role=log], [role=status], [role=alert]') === null"
+    )
+
+    await page.keyboard.press("Escape")
+    await expect(widget.panel).to_be_hidden()
+    await expect(widget.launcher).to_be_focused()
+    await expect(widget.launcher).to_have_attribute("aria-expanded", "false")
+    await page.keyboard.press("Enter")
+    await expect(widget.input).to_be_focused()
+    await page.get_by_role("button", name="Close chat").click()
+    await expect(widget.launcher).to_be_focused()
+    # Non-modal: with the panel open, Tab goes on past it into the page (the browser's chrome
+    # and round to the skip link), never held inside.
+    await page.keyboard.press("Enter")
+    await tab_to(page, page.get_by_role("link", name="Skip to main content"), limit=40)
+    assert problems == []
+
+
+async def test_a_photo_is_asked_for_checked_in_the_browser_and_sent(
+    site: ChatSite, page: Page
+) -> None:
+    problems = watch(page)
+    widget = Widget(page)
+    await page.goto(site.url("/bins"))
+    await widget.launcher.click()
+    await widget.send("my bin was missed")
+    await expect(widget.said("Please add a photo of the bin.")).to_be_visible()
+    picker = widget.panel.get_by_label("Add a photo")
+    await expect(picker).to_have_attribute("accept", "image/jpeg,image/png,image/webp,image/gif")
+    await expect(widget.panel.get_by_text("JPEG, PNG, WEBP, GIF, up to 49 KB.")).to_be_visible()
+    await clean(page, "upload asked for")
+
+    send = widget.panel.get_by_role("button", name="Send photo")
+    await picker.set_input_files(
+        files=[FilePayload(name="notes.txt", mimeType="text/plain", buffer=b"hi")]
+    )
+    await send.click()
+    await expect(
+        widget.panel.get_by_text("That file can't be sent. Choose a photo")
+    ).to_be_visible()
+    await expect(picker).to_be_focused()
+    await expect(picker).to_have_attribute("aria-invalid", "true")
+    big = png(1200, 1200) + b"\0" * MAX_UPLOAD
+    await picker.set_input_files(
+        files=[FilePayload(name="big.png", mimeType="image/png", buffer=big)]
+    )
+    await send.click()
+    await expect(
+        widget.panel.get_by_text("That photo is too big. Choose one under 49 KB.")
+    ).to_be_visible()
+    await clean(page, "upload refused")
+
+    await picker.set_input_files(
+        files=[FilePayload(name="bin.png", mimeType="image/png", buffer=png(60))]
+    )
+    await send.click()
+    await expect(
+        widget.said("Thanks for the photo. Your report is MB-2026-000123.")
+    ).to_be_visible()
+    await expect(picker).to_have_count(0)
+    assert (await widget.texts())[-2:] == [
+        "[photo]",
+        "Thanks for the photo. Your report is MB-2026-000123.",
+    ]
+    assert problems == []
+
+
+async def test_a_handoff_answered_from_the_agent_console(
+    site: ChatSite, page: Page, browser: Browser, console_server: LocalServer, make_user: Any
+) -> None:
+    problems = watch(page)
+    widget = Widget(page)
+    await page.goto(site.url("/"))
+    await widget.launcher.click()
+    await widget.send("I want to talk to a person")
+    await expect(widget.said("I've asked a member of the team to reply here.")).to_be_visible()
+    await expect(widget.status).to_have_text("Waiting for a member of the team to reply.")
+    conversation = await site.conversation(page)
+    cid = conversation_id(CHANNEL, COUNCIL, conversation)
+    case_id = await HandoffQueue(site.redis, site.namespace).case_for(cid)
+    assert case_id
+
+    # The agent, in a browser of their own, claims the case and answers.
+    user, password = await make_user("agent", teams=("customer_services",), username="sam.jones")
+    agent_context = await browser.new_context()
+    agent = await agent_context.new_page()
+    case_url = console_server.make_url(f"/agent/cases/{case_id}")
+    await agent.goto(case_url)
+    await agent.get_by_label("Username").fill(user.username)
+    await agent.get_by_label("Password").fill(password)
+    await agent.get_by_role("button", name="Sign in").click()
+    await agent.wait_for_url(case_url)
+    await agent.get_by_role("button", name="Claim").click()
+    await agent_typing(site.redis, site.namespace, cid, "sam.jones")
+    await expect(widget.panel.get_by_text("Sam is typing…")).to_be_visible()
+    await agent.get_by_label("Reply", exact=True).fill("Hello, I'm Sam. I can help with that.")
+    await agent.get_by_role("button", name=re.compile("^Send")).click()
+
+    await expect(widget.status).to_have_text("You're now talking to Sam.")
+    reply = widget.said("Hello, I'm Sam. I can help with that.")
+    await expect(reply).to_be_visible()
+    await expect(page.locator(".crw-from-agent .crw-who")).to_have_text("Sam")
+    await expect(widget.panel.get_by_text("Sam is typing…")).to_be_hidden()
+    await clean(page, "handed off")
+
+    # The resident answers; the agent sees it on the case.
+    await widget.send("Thanks Sam, it's about my garden waste")
+    transcript = agent.locator("#transcript")
+    await expect(transcript).to_contain_text("it's about my garden waste", timeout=15_000)
+    await agent_context.close()
+    assert problems == []
+
+
+async def test_a_reload_or_another_page_continues_the_conversation_once(
+    site: ChatSite, page: Page
+) -> None:
+    widget = Widget(page)
+    await page.goto(site.url("/"))
+    await widget.launcher.click()
+    await widget.send("hello")
+    await expect(widget.said("You asked about “hello”.")).to_be_visible()
+    await widget.send("when is my bin day?")
+    await expect(widget.said("What's your postcode?")).to_be_visible()
+    before = await widget.texts()
+
+    await page.reload()
+    await expect(widget.said("What's your postcode?")).to_be_visible()  # the panel stays open
+    await widget.record_announcements()
+    await widget.send("AV1 2BX")  # the form goes on where it was
+    await expect(widget.panel.get_by_role("button", name="1 High Street")).to_be_visible()
+    after = await widget.texts()
+    assert after == [*before, "AV1 2BX", "Which address is yours?"]
+    # the history was shown, not announced again: only the new message was
+    await expect(page.locator(".crw [aria-live=polite]")).to_have_text(
+        f"{NAME}: Which address is yours?"
+    )
+    said = [text for _, text in await widget.announcements() if not text.startswith("You're")]
+    assert said == [f"{NAME}: Which address is yours?"]
+
+    await page.get_by_role("link", name="Bins and recycling").first.click()
+    await page.wait_for_url(site.url("/bins"))
+    await expect(widget.said("Which address is yours?")).to_be_visible()
+    await widget.panel.get_by_role("button", name="1 High Street").click()
+    await expect(widget.said("Your next collections")).to_be_visible()
+    assert await widget.texts() == [
+        *after,
+        "1 High Street",
+        "Your next collections: black bin Tuesday 1 December.",
+    ]
+
+
+async def test_out_of_hours_the_reply_can_continue_by_text_message(
+    async_redis: redis.asyncio.Redis, namespace: str, page: Page
+) -> None:
+    problems = watch(page)
+    widget = Widget(page)
+    async with chat_site(async_redis, namespace, SATURDAY_NIGHT) as site:
+        await page.goto(site.url("/"))
+        await widget.launcher.click()
+        notice = widget.panel.get_by_text("Our team is away now.")
+        await expect(notice).to_have_text(
+            "Our team is away now. A person will reply from Monday 30 November at 9:00."
+            " The assistant can still help."
+        )
+        await clean(page, "out of hours")
+        await widget.send("hello")  # the conversation the phone continues
+        await widget.panel.get_by_role("button", name="Get the reply on your phone").click()
+        phone = widget.panel.get_by_label("Mobile number")
+        await expect(phone).to_be_focused()
+        await expect(widget.panel.get_by_label("WhatsApp")).to_be_visible()
+        await widget.panel.get_by_label("Text message (SMS)").check()
+        await phone.fill("0770 090")
+        await widget.panel.get_by_role("button", name="Send code").click()
+        await expect(
+            widget.panel.get_by_text("Enter a UK mobile number, like 07700 900123.")
+        ).to_be_visible()
+        await expect(phone).to_have_attribute("aria-invalid", "true")
+        await clean(page, "phone refused")
+        await phone.fill("07700 900123")
+        await widget.panel.get_by_role("button", name="Send code").click()
+        code_box = widget.panel.get_by_label("6-digit code")
+        await expect(code_box).to_be_focused()
+        await expect(widget.panel.get_by_text("We sent it to 07700 900123.")).to_be_visible()
+        async with asyncio.timeout(15):
+            while not site.phones.sent:
+                await asyncio.sleep(0.05)
+        (_channel, recipient, text), *_ = site.phones.sent
+        assert recipient == "+447700900123"
+        code = re.search(r"\b(\d{6})\b", text)
+        assert code, text
+
+        wrong = "000000" if code.group(1) != "000000" else "111111"
+        await code_box.fill(wrong)
+        await widget.panel.get_by_role("button", name="Confirm").click()
+        await expect(widget.panel.get_by_text("That code is not right.")).to_be_visible()
+        await clean(page, "code refused")
+        await code_box.fill(code.group(1))
+        await widget.panel.get_by_role("button", name="Confirm").click()
+        await expect(
+            widget.panel.get_by_text("Replies will also be sent to your phone.")
+        ).to_be_visible()
+        await clean(page, "continuing on the phone")
+
+        # the next reply reaches the phone too
+        await widget.send("hello again")
+        await expect(widget.said("You asked about “hello again”.")).to_be_visible()
+        async with asyncio.timeout(15):
+            while not any("hello again" in sent for _, _, sent in site.phones.sent):
+                await asyncio.sleep(0.05)
+    assert problems == []
+
+
+async def test_ending_the_chat_shows_the_transcript_to_copy_and_download(
+    site: ChatSite, browser: Browser
+) -> None:
+    context = await browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = await context.new_page()
+    problems = watch(page)
+    widget = Widget(page)
+    await page.goto(site.url("/"))
+    await widget.launcher.click()
+    await widget.send("hello")
+    await expect(widget.said("You asked about “hello”.")).to_be_visible()
+    stored = json.loads(
+        await page.evaluate(f"sessionStorage.getItem('council-responder:{COUNCIL}')")
+    )
+    assert await page.evaluate("document.cookie") == ""
+
+    await widget.panel.get_by_role("button", name="End chat").click()
+    copy = widget.panel.get_by_role("button", name="Copy transcript")
+    await expect(copy).to_be_focused()
+    await expect(widget.status).to_have_text("This chat has ended.")
+    transcript = await widget.panel.get_by_label("Your chat").input_value()
+    lines = transcript.splitlines()
+    assert lines[0].startswith(f"Chat with {NAME}, ")
+    assert [re.sub(r"^\[\d\d:\d\d\] ", "", line) for line in lines[2:]] == [
+        "You: hello",
+        f"{NAME}: You asked about “hello”. See https://www.ashvale.gov.uk/a-z",
+    ]
+    await clean(page, "ended")
+
+    await copy.click()
+    await expect(widget.panel.get_by_text("Transcript copied.")).to_be_visible()
+    assert await page.evaluate("navigator.clipboard.readText()") == transcript
+    async with page.expect_download() as download_info:
+        await widget.panel.get_by_role("button", name="Download transcript").click()
+    download = await download_info.value
+    assert re.fullmatch(r"chat-ashvale-\d{4}-\d\d-\d\d\.txt", download.suggested_filename)
+    assert (await download.path()).read_text(encoding="utf-8") == transcript
+
+    # the token is forgotten here and refused by the edge
+    assert await page.evaluate(f"sessionStorage.getItem('council-responder:{COUNCIL}')") is None
+    async with httpx.AsyncClient(base_url=site.edge) as http:
+        answer = await http.post(
+            "/webchat/messages",
+            json={"client_id": "0b5f3c1e-aaaa-4bbb-8ccc-123456789abc", "text": "hi"},
+            headers={"Authorization": f"Bearer {stored['token']}", "Origin": site.site.base_url},
+        )
+    assert answer.status_code == 401
+
+    await widget.panel.get_by_role("button", name="Start a new chat").click()
+    await expect(widget.input).to_be_focused()
+    assert await widget.texts() == [GREETING]
+    await context.close()
+    assert problems == []
+
+
+async def test_offline_and_a_failed_message_say_so_and_recover(
+    site: ChatSite, browser: Browser
+) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    widget = Widget(page)
+    await page.goto(site.url("/"))
+    await widget.launcher.click()
+    await widget.send("hello")
+    await expect(widget.said("You asked about “hello”.")).to_be_visible()
+
+    await context.set_offline(True)
+    await expect(widget.status).to_contain_text("You're offline.")
+    await expect(widget.status.get_by_role("button", name="Try again")).to_be_visible()
+    await clean(page, "offline")
+
+    await widget.input.fill("are you there?")
+    await widget.input.press("Enter")
+    failed = page.locator(".crw-from-resident", has_text="are you there?")
+    await expect(failed).to_contain_text("Not sent.")
+    alert = widget.panel.get_by_role("alert")
+    await expect(alert).to_contain_text("You're offline.")
+    await clean(page, "error")
+
+    await context.set_offline(False)
+    await alert.get_by_role("button", name="Try again").click()
+    await expect(widget.said("You asked about “are you there?”.")).to_be_visible()
+    await expect(failed).not_to_contain_text("Not sent.")
+    await expect(widget.status).to_have_text(f"You're chatting with {NAME}'s automated assistant.")
+    texts = await widget.texts()
+    assert texts.count("are you there?") == 1 and texts.count("hello") == 1
+    await context.close()
+
+
+@pytest.mark.parametrize("view", list(VIEWS))
+async def test_the_panel_reflows_at_320px_and_200_percent_zoom(
+    view: str, site: ChatSite, browser: Browser
+) -> None:
+    settings = VIEWS[view]
+    width = settings["viewport"]["width"]
+    context = await browser.new_context(**settings)
+    page = await context.new_page()
+    widget = Widget(page)
+    await page.goto(site.url("/bins"))
+    assert await horizontal_overflow(page) == 0
+    await widget.launcher.click()
+    await widget.send("when is my bin day?")
+    await widget.send("AV1 2BX")
+    buttons = widget.panel.get_by_role("button", name=re.compile("High Street"))
+    await expect(buttons).to_have_count(2)
+    assert await horizontal_overflow(page) == 0
+    controls = [
+        widget.input,
+        widget.panel.get_by_role("button", name="Send", exact=True),
+        widget.panel.get_by_role("button", name="End chat"),
+        widget.panel.get_by_role("button", name="Close chat"),
+        buttons.first,
+        buttons.last,
+    ]
+    for control in controls:
+        await control.scroll_into_view_if_needed()
+        await expect(control).to_be_visible()
+        box = await control.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    panel = await widget.panel.bounding_box()
+    assert panel is not None and panel["width"] <= width
+    if width < 700:  # narrow: the panel fills the window
+        assert panel["width"] == width
+    await clean(page, f"buttons shown at {view}")
+    await context.close()
+
+
+async def test_movement_only_without_a_reduced_motion_preference(
+    site: ChatSite, browser: Browser
+) -> None:
+    motions: tuple[tuple[Literal["reduce", "no-preference"], str], ...] = (
+        ("reduce", "none"),
+        ("no-preference", "crw-in"),
+    )
+    for motion, animation in motions:
+        context = await browser.new_context(reduced_motion=motion)
+        page = await context.new_page()
+        widget = Widget(page)
+        await page.goto(site.url("/"))
+        await widget.launcher.click()
+        await expect(widget.panel).to_be_visible()
+        assert await widget.panel.evaluate("e => getComputedStyle(e).animationName") == animation
+        await context.close()
+
+
+async def test_the_widget_stays_away_from_a_site_the_council_did_not_allow(
+    site: ChatSite, page: Page
+) -> None:
+    site.webchat.config = replace(
+        site.webchat.config, allowed_origins=("https://www.ashvale.gov.uk",)
+    )
+    widget = Widget(page)
+    async with page.expect_console_message(lambda m: "chat unavailable" in m.text):
+        await page.goto(site.url("/"))
+    await expect(page.get_by_role("heading", level=1)).to_be_visible()
+    assert await widget.launcher.count() == 0 and await page.locator(".crw").count() == 0
