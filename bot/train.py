@@ -8,18 +8,54 @@ shows our lines, and the end of that log when training fails.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
+from bot import settings
 from bot.config import check_config
 from bot.errors import CouncilError
+from bot.knowledge.review import ReviewQueue, training_yaml
+from bot.redis_conn import connect_async
 from bot.services import BIN, ROOT, ServiceFailedError, base_env
 
-__all__ = ["LOG_PATH", "MODEL_NAME", "main", "train"]
+__all__ = ["LOG_PATH", "MODEL_NAME", "REVIEWED_PATH", "export_reviewed", "main", "train"]
 
 MODEL_NAME = "council"
 LOG_PATH = ROOT / ".data" / "logs" / "train.log"
+REVIEWED_PATH = ROOT / "data" / "nlu" / "reviewed.yml"
+"""The examples editors approved in the review queue, exported before each training."""
+
+
+async def _approved(url: str, namespace: str) -> dict[str, list[str]]:
+    client = await connect_async(url)
+    try:
+        return await ReviewQueue(client, namespace).training_examples()
+    finally:
+        await client.close()
+
+
+def export_reviewed(path: Path = REVIEWED_PATH) -> str:
+    """Write the review queue's approved examples to ``path`` when Redis is reachable.
+
+    The file is rewritten only when its content changes (Rasa retrains on a change).
+
+    Returns:
+        A line for the terminal: how many examples, or why the file was left as it was.
+    """
+    current = settings.current()
+    if not current.redis_url:
+        return f"review queue: REDIS_URL not set, {path.name} left as it is"
+    try:
+        examples = asyncio.run(_approved(current.redis_url, current.namespace))
+    except CouncilError as error:
+        return f"review queue: Redis not reachable ({error}), {path.name} left as it is"
+    text = training_yaml(examples)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    count = sum(len(texts) for texts in examples.values())
+    return f"review queue: {count} approved examples in {path.name}"
 
 
 def train(out_dir: Path = ROOT / "models", *, log_path: Path = LOG_PATH) -> Path:
@@ -65,6 +101,7 @@ def train(out_dir: Path = ROOT / "models", *, log_path: Path = LOG_PATH) -> Path
 
 def main() -> int:
     """Train and print where the model is; on failure print why and return 1."""
+    print(export_reviewed(), flush=True)
     print(f"Training the model if the project changed (Rasa's output: {LOG_PATH})", flush=True)
     try:
         print(f"model: {train()}")

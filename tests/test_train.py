@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import bot.train
 from bot.errors import CouncilError
@@ -77,3 +78,67 @@ def test_main_prints_an_error_without_a_traceback(
     assert "rasa train exited with code 1 (log: x.log)" in printed.err
     assert "Traceback" not in printed.err
     assert issubclass(ServiceFailedError, CouncilError)
+
+
+# The review queue's approved examples reach the training data (issue 13 item 3).
+
+
+async def _approve(url: str, namespace: str) -> None:
+    from bot.knowledge.review import ReviewQueue
+    from bot.redis_conn import connect_async
+
+    client = await connect_async(url)
+    try:
+        queue = ReviewQueue(client, namespace)
+        for text, label, intent in [
+            ("my name is Jo Bloggs, can I rent an allotment", "out_of_scope", ""),
+            ("council tax help pls", "intent", "council_tax_discount"),
+            ("not useful at all", "rejected", ""),
+        ]:
+            chosen = await queue.record_choice("rest:x:y", text, "council_tax_pay", "")
+            assert chosen is not None
+            await queue.decide(chosen.id, label, "editor", intent=intent)
+        await queue.record_choice("rest:x:y", "still pending", "council_tax_pay", "")
+    finally:
+        await client.close()
+
+
+def test_approved_examples_are_exported_before_training(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    import asyncio
+
+    from bot import settings
+    from bot.settings import Settings
+
+    asyncio.run(_approve(redis_url, namespace))
+    settings.use(Settings.from_env({"REDIS_URL": redis_url, "COUNCIL_NAMESPACE": namespace}))
+    path = tmp_path / "reviewed.yml"
+    assert bot.train.export_reviewed(path) == "review queue: 2 approved examples in reviewed.yml"
+    data = yaml.safe_load(path.read_text())
+    assert data["nlu"] == [
+        {"intent": "council_tax_discount", "examples": "- council tax help pls\n"},
+        {"intent": "out_of_scope", "examples": "- my name is [name], can I rent an allotment\n"},
+    ]
+    written = path.stat().st_mtime_ns
+    bot.train.export_reviewed(path)
+    assert path.stat().st_mtime_ns == written  # unchanged: Rasa's fingerprint stays
+
+
+def test_without_redis_the_file_is_left_as_it_is(tmp_path: Path) -> None:
+    from bot import settings
+    from bot.services import free_port
+    from bot.settings import Settings
+
+    path = tmp_path / "reviewed.yml"
+    path.write_text("kept")
+    settings.use(Settings.from_env({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}))
+    line = bot.train.export_reviewed(path)
+    assert "not reachable" in line and path.read_text() == "kept"
+    settings.use(Settings.from_env({}))
+    assert "not set" in bot.train.export_reviewed(path)
+
+
+def test_shipped_reviewed_file_is_valid_training_data() -> None:
+    data = yaml.safe_load(bot.train.REVIEWED_PATH.read_text())
+    assert data["version"] == "3.1" and isinstance(data["nlu"], list)

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio
+import yaml
 
 from bot.errors import CouncilError
 from bot.handoff.questions import UNANSWERED_REASONS, UnansweredQuestions
@@ -36,7 +37,7 @@ from bot.handoff.queue import HandoffQueue
 from bot.keys import key
 from bot.redaction import redact
 
-__all__ = ["LABELS", "Candidate", "CandidateNotFoundError", "ReviewQueue"]
+__all__ = ["LABELS", "Candidate", "CandidateNotFoundError", "ReviewQueue", "training_yaml"]
 
 LABELS = ("intent", "out_of_scope", "kb_question", "rejected")
 """What an editor can say a message is (``rejected``: not useful)."""
@@ -133,8 +134,8 @@ class ReviewQueue:
         """The sorted sets listing pending and decided candidates."""
         return self._key("pending"), self._key("decided")
 
-    async def add(self, candidate: Candidate) -> bool:
-        """Store a new candidate (its text redacted again); False when the id is known."""
+    async def add(self, candidate: Candidate) -> Candidate | None:
+        """Store a new candidate, its text redacted; return it as stored (None: known or empty)."""
         now = self._now()
         stored = replace(
             candidate,
@@ -142,15 +143,15 @@ class ReviewQueue:
             created_at=candidate.created_at or now.isoformat(),
         )
         if not stored.text.strip():
-            return False
+            return None
         if not await self.redis.set(self.item_key(stored.id), stored.to_json(), nx=True):
-            return False
+            return None
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(self.index_keys[0], {stored.id: now.timestamp()})
             if stored.conversation_id:
                 pipe.sadd(self.conversation_key(stored.conversation_id), stored.id)
             await pipe.execute()
-        return True
+        return stored
 
     async def record_choice(
         self, conversation_id: str, text: str, topic: str, entry_id: str
@@ -164,7 +165,7 @@ class ReviewQueue:
             entry_id=entry_id,
             conversation_id=conversation_id,
         )
-        return candidate if await self.add(candidate) else None
+        return await self.add(candidate)
 
     async def import_cases(self, queue: HandoffQueue, start: datetime, end: datetime) -> int:
         """Add the unanswered questions of cases opened in ``[start, end)``; return how many.
@@ -193,7 +194,7 @@ class ReviewQueue:
                     "returned_to_bot": "given back to the bot",
                     "resolved": "resolved by a person",
                 }.get(record.status, record.status)
-                added += await self.add(
+                stored = await self.add(
                     Candidate(
                         id=f"case-{record.case_id}",
                         text=text,
@@ -204,6 +205,7 @@ class ReviewQueue:
                         created_at=record.created_at,
                     )
                 )
+                added += stored is not None
         return added
 
     async def get(self, candidate_id: str) -> Candidate | None:
@@ -286,3 +288,33 @@ class ReviewQueue:
             return []
         raws = await self.redis.mget([self.item_key(i) for i in ids])
         return [Candidate.from_json(raw) for raw in raws if raw]
+
+
+def training_yaml(examples: dict[str, list[str]]) -> str:
+    """Rasa NLU training data (``data/nlu/reviewed.yml``) for approved examples by intent."""
+    nlu = [
+        {"intent": intent, "examples": "".join(f"- {text}\n" for text in texts)}
+        for intent, texts in sorted(examples.items())
+        if texts
+    ]
+    header = (
+        "# Examples editors approved in the review queue (/review/). Written by\n"
+        "# python -m bot.train before training, from Redis: do not edit by hand.\n"
+    )
+    body = {"version": "3.1", "nlu": [{**i, "examples": _Block(i["examples"])} for i in nlu]}
+    return header + yaml.dump(body, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+class _Block(str):
+    """A string written as a YAML literal block (Rasa's ``examples: |``)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _block(dumper: yaml.SafeDumper, data: _Block) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+
+
+_Dumper.add_representer(_Block, _block)

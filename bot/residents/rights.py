@@ -16,7 +16,9 @@ every channel and their handoff cases, then what each store keeps about them:
   queue and contact indexes, events, safeguarding alerts, service-level breaches) and the
   reports' redacted copy of a case's unanswered question (``{ns}:stats:question:{case id}``,
   :mod:`bot.handoff.questions`: redacted, but still the resident's words);
-* missed-bin reports whose reference the bot gave in the conversation.
+* missed-bin reports whose reference the bot gave in the conversation;
+* the review queue's candidates from the conversation (:mod:`bot.knowledge.review`: redacted
+  messages waiting for, or decided by, an editor), with their indexes.
 
 :func:`erase` removes all of it and writes one ``resident.erase`` entry to the audit log, which
 keeps no contact detail, only a reference and what was removed. :func:`leftovers` scans every
@@ -30,7 +32,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,7 @@ from bot.handoff.questions import RETENTION_SECONDS as QUESTION_SECONDS
 from bot.handoff.queue import contact_keys
 from bot.handoff.record import HandoffRecord
 from bot.keys import key, prefix
+from bot.knowledge.review import ReviewQueue
 from bot.profile import Retention
 
 if TYPE_CHECKING:
@@ -413,6 +416,17 @@ class _Collector:
         self.texts.append(question or "")
         return question
 
+    async def review_candidates(self, conversation: str) -> list[dict[str, Any]]:
+        """The review queue's candidates from a conversation (:mod:`bot.knowledge.review`)."""
+        queue = ReviewQueue(self.client, self.layout.namespace)
+        candidates = await queue.of_conversation(conversation)
+        self.keys.append(queue.conversation_key(conversation))
+        for candidate in candidates:
+            self.keys.append(queue.item_key(candidate.id))
+            for index in queue.index_keys:
+                self._member(index, candidate.id)
+        return [asdict(c) for c in candidates]
+
     async def missed_bin_reports(self) -> list[dict[str, str]]:
         """Missed-bin reports whose reference appears in what was collected so far."""
         found = []
@@ -463,6 +477,11 @@ async def _collect(
         ],
     }
     held["missed_bin_reports"] = await collector.missed_bin_reports()
+    held["review_candidates"] = [
+        candidate
+        for conversation in resident.conversations
+        for candidate in await collector.review_candidates(conversation)
+    ]
     return collector, held
 
 

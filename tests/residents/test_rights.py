@@ -40,6 +40,7 @@ from bot.errors import ConfigError
 from bot.handoff.questions import UnansweredQuestions
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
+from bot.knowledge.review import ReviewQueue
 from bot.residents.__main__ import main
 from bot.residents.rights import Layout, erase, export, find, leftovers
 from bot.services import ROOT
@@ -117,6 +118,7 @@ async def _seed(
             f"note{word}",
             f"undelivered{word}",
             f"kettle{word}",
+            f"allotment{word}",
         ],
     )
     ns = layout.namespace
@@ -178,6 +180,14 @@ async def _seed(
     assert await queue.claim(case_id, "agent.amy", 300)
     await queue.append_message(whatsapp, "agent", resident.words[1])
     await queue.add_note(case_id, "agent.amy", resident.words[2])
+
+    # the review queue (bot/knowledge/review.py): a choice in a clarifying question, pending,
+    # and one an editor approved as an example
+    review = ReviewQueue(client, ns)
+    pending = await review.record_choice(whatsapp, f"rent an {resident.words[5]}", "t", "")
+    approved = await review.record_choice(whatsapp, f"an {resident.words[5]} plot", "t", "")
+    assert pending is not None and approved is not None
+    await review.decide(approved.id, "out_of_scope", "editor.ed")
 
     # delivery states and a failed send, in bot/channels/delivery.py's documented layout
     await client.hset(
@@ -273,6 +283,10 @@ async def test_export_then_erase_leaves_nothing_of_the_resident(
     assert [m["text"] for m in case["messages"]] == [priya.words[1]]
     assert [n["text"] for n in case["notes"]] == [priya.words[2]]
     assert case["report_question"] == f"can I put a {priya.words[4]} in the bin"
+    assert sorted(c["text"] for c in exported["review_candidates"]) == [
+        f"an {priya.words[5]} plot",
+        f"rent an {priya.words[5]}",
+    ]
     (report,) = exported["missed_bin_reports"]
     assert report["reference"] == priya.references[0]
     (whatsapp,) = exported["conversations"]
