@@ -57,6 +57,7 @@
       continued: "Replies will also be sent to your phone.",
       badPhone: "Enter a UK mobile number, like 07700 900123.",
       badCode: "That code is not right. Check it and try again.",
+      codeExpired: "That code can't be used any more. Ask for a new code.",
       photoLabel: "Add a photo",
       photoHint: "{types}, up to {size}.",
       sendPhoto: "Send photo",
@@ -384,7 +385,7 @@
     var offer = noticeBody.querySelector("button");
     if (offer) offer.focus();
   }
-  function continueForm(channels) {
+  function continueForm(channels, message) {
     var error = el("p", { class: "crw-field-error", id: "crw-continue-error", hidden: true });
     var choices = el("fieldset", { class: "crw-choices" }, [el("legend", {}, [t("channelLegend")])]);
     channels.forEach(function (channel, n) {
@@ -429,6 +430,7 @@
     });
     clear(noticeBody);
     noticeBody.appendChild(stepOne);
+    if (message) fail(error, phone.input, message);
     phone.input.focus();
 
     function codeStep(number) {
@@ -449,6 +451,7 @@
         var value = code.input.value.replace(/\s/g, "");
         if (!/^\d{6}$/.test(value)) return fail(codeError, code.input, t("badCode"));
         call("POST", "/webchat/continue/confirm", { code: value }).then(function (response) {
+          if (response.status === 429) return continueForm(channels, t("codeExpired"));
           if (!response.ok) return fail(codeError, code.input, response.status === 400 ? t("badCode") : problemText(response));
           save({ continued: true });
           renderNotice(true);
