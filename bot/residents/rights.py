@@ -17,6 +17,8 @@ every channel and their handoff cases, then what each store keeps about them:
   reports' redacted copy of a case's unanswered question (``{ns}:stats:question:{case id}``,
   :mod:`bot.handoff.questions`: redacted, but still the resident's words);
 * missed-bin reports whose reference the bot gave in the conversation;
+* the web chat's events, state (a confirmed phone number), uploads and markers
+  (:func:`bot.webchat.residents.held`);
 * the review queue's candidates from the conversation (:mod:`bot.knowledge.review`: redacted
   messages waiting for, or decided by, an editor), with their indexes.
 
@@ -47,6 +49,8 @@ from bot.handoff.record import HandoffRecord
 from bot.keys import key, prefix
 from bot.knowledge.review import ReviewQueue
 from bot.profile import Retention
+from bot.webchat.residents import held as webchat_held
+from bot.webchat.residents import traced as webchat_traced
 
 if TYPE_CHECKING:
     from bot.web.audit import AuditLog
@@ -265,6 +269,8 @@ async def _has_trace(client: redis.asyncio.Redis, layout: Layout, conversation: 
     )
     if await client.exists(*keys):
         return True
+    if await webchat_traced(client, layout.namespace, conversation):
+        return True
     return await client.zscore(layout.key("window", "last"), conversation) is not None
 
 
@@ -341,6 +347,10 @@ class _Collector:
         last_inbound = await client.zscore(window, conversation)
         if last_inbound is not None:
             self._member(window, conversation)
+        webchat = await webchat_held(client, layout.namespace, conversation)
+        if webchat is not None:
+            self.keys += webchat.keys
+            self._member(webchat.index, webchat.member)
         return {
             "conversation_id": conversation,
             "tracker": tracker,
@@ -358,6 +368,7 @@ class _Collector:
                 for name, value in (await client.hgetall(delivery_key)).items()
             },
             "days_active": sorted(k[len(seen_prefix) :].partition(":")[0] for k in seen_days),
+            "webchat": webchat.export if webchat is not None else None,
         }
 
     async def case(self, case_id: str) -> dict[str, Any]:

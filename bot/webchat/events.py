@@ -14,7 +14,8 @@ Key layout (all built with :func:`bot.keys.key`, one hash slot per namespace):
 * ``{ns}:webchat:state:<conversation>``: hash: ``status``, ``agent_name``, ``ended`` (the token
   is revoked), ``phone_channel`` / ``phone`` (continuing on SMS or WhatsApp).
 * ``{ns}:webchat:conversations``: sorted set, conversation -> last event (Unix seconds), for
-  the retention sweep and residents' rights (:mod:`bot.residents`).
+  residents' rights (:mod:`bot.webchat.residents`); members past the retention period are
+  trimmed as it is written.
 
 Appending is one Lua script (event, expiry, notification, index): a notified event is always
 readable, and an event is never readable without a notification following it.
@@ -65,6 +66,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[6] ~= '' then redis.call('SET', KEYS[3], id, 'EX', ARGV[6]) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'c', ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7] - ARGV[4])
 redis.call('EXPIRE', KEYS[5], ARGV[4])
 return {id, 1}
 """
