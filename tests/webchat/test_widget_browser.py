@@ -532,8 +532,13 @@ async def test_a_handoff_answered_from_the_agent_console(
     await agent.get_by_role("button", name="Claim").click()
     await agent_typing(site.redis, site.namespace, cid, "sam.jones")
     await expect(widget.panel.get_by_text("Sam is typing…")).to_be_visible()
+    # the resident closes the panel meanwhile: the launcher says a message came
+    await widget.panel.get_by_role("button", name="Close chat").click()
     await agent.get_by_label("Reply", exact=True).fill("Hello, I'm Sam. I can help with that.")
     await agent.get_by_role("button", name=re.compile("^Send")).click()
+    await expect(page.get_by_role("button", name="Chat with us (1 new)")).to_be_visible()
+    await widget.launcher.click()
+    await expect(widget.launcher).to_have_accessible_name("Chat with us")
 
     await expect(widget.status).to_have_text("You're now talking to Sam.")
     reply = widget.said("Hello, I'm Sam. I can help with that.")
@@ -799,6 +804,22 @@ async def test_movement_only_without_a_reduced_motion_preference(
         await expect(widget.panel).to_be_visible()
         assert await widget.panel.evaluate("e => getComputedStyle(e).animationName") == animation
         await context.close()
+
+
+async def test_the_launcher_shows_on_the_councils_pages_and_wherever_a_chat_goes_on(
+    site: ChatSite, page: Page
+) -> None:
+    site.webchat.config = replace(site.webchat.config, pages=("/bins*",))
+    widget = Widget(page)
+    async with page.expect_response(re.compile("/webchat/config")):
+        await page.goto(site.url("/"))
+    await page.wait_for_load_state("networkidle")
+    assert await page.locator(".crw").count() == 0  # not a page of the list
+    await page.goto(site.url("/bins"))
+    await widget.launcher.click()
+    await widget.send("hello")
+    await page.get_by_role("link", name="Home").click()
+    await expect(widget.said("You asked about “hello”.")).to_be_visible()  # the chat goes on
 
 
 async def test_the_widget_stays_away_from_a_site_the_council_did_not_allow(
