@@ -1,0 +1,150 @@
+"""Never a wrong answer (issue 13): the running assistant on questions it was never shown.
+
+Out-of-scope questions near the council's topics (``tests/data/quality/out_of_scope.yml``,
+held out: none is a training example) must be handed to a person or get a clarifying question,
+never a knowledge-base entry; the demo council's test conversations
+(``responses/knowledge/gate/``) must still get the entries they expect. A clarifying question's
+topics are buttons: a tapped topic, or its number typed, is answered; "something else" hands off.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.handoff.queue import HandoffQueue
+from bot.knowledge.gate import DEFAULT_CONVERSATIONS, NO_ENTRY, load_conversations
+from bot.redis_conn import connect_async
+from bot.services import ROOT
+from bot.testing.assistant import Assistant, Conversation
+
+QUALITY = ROOT / "tests" / "data" / "quality" / "out_of_scope.yml"
+_ANNOTATION = re.compile(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\{[^}]*\}")
+
+
+def _normal(text: str) -> str:
+    """Lower case, words only: how the overlap with training data is compared."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def held_out() -> list[str]:
+    """The held-out out-of-scope questions."""
+    return [str(q) for q in yaml.safe_load(QUALITY.read_text(encoding="utf-8"))["out_of_scope"]]
+
+
+def training_examples(folder: Path = ROOT / "data" / "nlu") -> set[str]:
+    """Every NLU training example of the project, normalised (entity annotations removed)."""
+    found = set()
+    for path in sorted(folder.glob("*.yml")):
+        for item in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
+            for line in str(item.get("examples") or "").splitlines():
+                if line.strip().startswith("- "):
+                    text = _ANNOTATION.sub(lambda m: m.group(1) or m.group(2), line.strip()[2:])
+                    found.add(_normal(text))
+    return found
+
+
+def in_scope_turns() -> list[tuple[str, str]]:
+    """The test conversations' messages with the entry (or ``none``) each must get."""
+    return [
+        (turn.user, turn.expect_entry)
+        for conversation in load_conversations(DEFAULT_CONVERSATIONS)
+        for turn in conversation.turns
+    ]
+
+
+def _events(chat: Conversation) -> list[dict[str, Any]]:
+    return list(chat.tracker()["events"])
+
+
+def _answered_entries(events: list[dict[str, Any]]) -> list[str]:
+    slots = (e for e in events if e["event"] == "slot" and e["name"] == "kb_entry")
+    return [e["value"] for e in slots if e["value"]]
+
+
+def _clarified(events: list[dict[str, Any]]) -> bool:
+    return any(e["event"] == "action" and e["name"] == "action_kb_clarify" for e in events)
+
+
+def _handed_off(events: list[dict[str, Any]]) -> bool:
+    return any(e["event"] == "pause" for e in events)
+
+
+def test_the_held_out_set_is_large_varied_and_not_training_data() -> None:
+    questions = held_out()
+    assert len(questions) >= 60
+    assert len({_normal(q) for q in questions}) == len(questions)
+    overlap = sorted(q for q in questions if _normal(q) in training_examples())
+    assert overlap == [], "held-out questions must not be training examples"
+
+
+def test_the_overlap_check_sees_training_examples(tmp_path: Path) -> None:
+    (tmp_path / "x.yml").write_text(
+        'version: "3.1"\nnlu:\n  - intent: a\n    examples: |\n'
+        "      - Any JOBS going at the council?\n      - bins at [AV1 2BX](postcode)\n"
+    )
+    assert training_examples(tmp_path) == {"any jobs going at the council", "bins at av1 2bx"}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("question", held_out())
+def test_out_of_scope_is_handed_off_or_clarified(assistant: Assistant, question: str) -> None:
+    chat = assistant.conversation()
+    chat.say(question)
+    events = _events(chat)
+    assert _answered_entries(events) == [], f"{question!r} was answered with an entry"
+    assert _clarified(events) or _handed_off(events), f"{question!r}: {chat.replies}"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("question", "expected"), in_scope_turns())
+def test_test_conversations_are_still_answered(
+    assistant: Assistant, question: str, expected: str
+) -> None:
+    chat = assistant.conversation()
+    chat.say(question)
+    answered = _answered_entries(_events(chat))
+    assert answered == ([] if expected == NO_ENTRY else [expected]), chat.replies
+
+
+@pytest.mark.e2e
+def test_a_tapped_topic_is_answered(chat: Conversation) -> None:
+    [question] = chat.say("council tax")
+    titles = [button["title"] for button in question.buttons]
+    assert question.text.startswith("I'm not sure I understood. Did you mean:")
+    assert 3 <= len(titles) <= 4 and titles[-1] == "Something else"
+    assert all(title in question.text for title in titles[:-1])
+    first = question.buttons[0]
+    answer = chat.texts(first["payload"])
+    entry = first["payload"].split('"')[-2]
+    assert _answered_entries(_events(chat)) == [entry]
+    assert "https://" in answer
+
+
+@pytest.mark.e2e
+def test_a_typed_number_picks_the_topic(chat: Conversation) -> None:
+    [question] = chat.say("council tax")
+    chat.say("2")
+    entry = question.buttons[1]["payload"].split('"')[-2]
+    assert _answered_entries(_events(chat)) == [entry]
+
+
+@pytest.mark.e2e
+async def test_something_else_hands_off_as_low_confidence(assistant: Assistant) -> None:
+    chat = assistant.conversation()
+    [question] = chat.say("council tax")
+    chat.say(question.buttons[-1]["payload"])
+    assert _handed_off(_events(chat))
+    client = await connect_async(assistant.redis_url)
+    try:
+        queue = HandoffQueue(client, assistant.namespace)
+        case_id = await queue.case_for(chat.sender)
+        assert case_id is not None
+        record = await queue.get(case_id)
+        assert record is not None and record.reason == "low_confidence"
+    finally:
+        await client.close()
