@@ -24,6 +24,7 @@ from bot.channels.accounts import load_credentials
 from bot.config import check_config, check_endpoints
 from bot.demo import seed
 from bot.errors import CouncilError
+from bot.profile import CouncilProfile
 from bot.redis_conn import EmbeddedRedis, connect, masked, start_embedded
 from bot.services import (
     ROOT,
@@ -53,6 +54,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rasa-port", type=int, default=5005)
     parser.add_argument("--actions-port", type=int, default=5055)
     parser.add_argument("--console-port", type=int, default=8080)
+    parser.add_argument("--reports-port", type=int, default=8312, help="reports worker health")
     parser.add_argument(
         "--edge-host",
         default="127.0.0.1",
@@ -191,6 +193,18 @@ def main(argv: list[str] | None = None) -> int:
                 log_dir=logs,
             )
         )
+        if CouncilProfile.load(configured.profile_path).reports is not None:
+            # problem reports to the back office (the demo's Open311 stand-in with --demo)
+            services.append(
+                start_service(
+                    "reports",
+                    [sys.executable, "-m", "bot.reports", "--port", str(args.reports_port)]
+                    + (["--stand-in"] if args.demo else []),
+                    ready_url=f"http://127.0.0.1:{args.reports_port}/health",
+                    env=env,
+                    log_dir=logs,
+                )
+            )
         if not args.no_console:
             services.append(
                 start_service(
@@ -221,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"REDIS_URL={masked(redis_url)} "
                 ".venv/bin/python -m bot.web.users create-admin <name>)"
             )
-        print(f"Logs: {logs}")
+        print(f"Logs: {logs} (problem reports arriving at the demo's Open311: reports.log)")
         if args.chat:
             chat(rasa_url)
         else:

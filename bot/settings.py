@@ -175,6 +175,9 @@ class Settings:
             characters; empty: photos are not accepted).
         media_url: ``COUNCIL_MEDIA_URL``: the edge's public base URL the photo addresses
             start with (empty: photos are not accepted).
+        reports_webhook_secret: ``COUNCIL_REPORTS_WEBHOOK_SECRET``: authenticates back offices
+            pushing report status changes to the edge (at least 32 characters; empty: the
+            route is not served).
     """
 
     # secrets and the environment stay out of repr(): a logged or printed Settings leaks nothing
@@ -205,6 +208,7 @@ class Settings:
     gazetteer_path: Path = DEFAULT_GAZETTEER
     credentials_path: Path | None = None
     media_key: str = field(default="", repr=False)
+    reports_webhook_secret: str = field(default="", repr=False)
     media_url: str = ""
 
     @classmethod
@@ -246,6 +250,7 @@ class Settings:
             gazetteer_path=_path(env, "COUNCIL_GAZETTEER") or DEFAULT_GAZETTEER,
             credentials_path=_path(env, "COUNCIL_CREDENTIALS"),
             media_key=_long_secret(env, "COUNCIL_MEDIA_KEY"),
+            reports_webhook_secret=_long_secret(env, "COUNCIL_REPORTS_WEBHOOK_SECRET"),
             media_url=_url(env, "COUNCIL_MEDIA_URL").rstrip("/"),
         )
 
@@ -253,6 +258,7 @@ class Settings:
         """The secret values among these settings (for log redaction; empty ones left out)."""
         found = [self.rasa_auth_token, self.secret_key, self.health_token, self.webchat_secret]
         found.append(self.media_key)
+        found.append(self.reports_webhook_secret)
         password = urlsplit(self.redis_url).password if self.redis_url else None
         return [value for value in (*found, password or "") if value]
 

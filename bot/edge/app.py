@@ -11,6 +11,9 @@ Routes:
   when the edge is given it (an :class:`EdgePart`: routes, and what runs while it serves).
 * ``GET /media/<token>``: a resident's photo for the back office, by signed expiring token
   (:mod:`bot.reports.media_edge`, an :class:`EdgePart`), when ``COUNCIL_MEDIA_KEY`` is set.
+* ``POST /reports/updates``: a back office pushing report status changes, authenticated by
+  bearer secret or HMAC (:mod:`bot.reports.updates_edge`, an :class:`EdgePart`), when
+  ``COUNCIL_REPORTS_WEBHOOK_SECRET`` is set.
 * ``GET /health``: liveness for a load balancer: 200 while Redis answers, else 503.
 * ``GET /health/channels``: :func:`bot.channels.health.channel_health` as JSON (the workers'
   heartbeats and backlogs, no personal data), 200 while replies flow, else 503. Only with

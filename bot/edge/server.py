@@ -45,6 +45,7 @@ from bot.http_server import (
 from bot.keys import namespace
 from bot.redis_conn import connect_async, masked, redis_url
 from bot.reports.media_edge import for_edge as media_for_edge
+from bot.reports.updates_edge import for_edge as updates_for_edge
 from bot.services import ROOT
 from bot.settings import current as current_settings
 from bot.webchat.app import for_edge
@@ -114,11 +115,12 @@ async def serve(settings: EdgeSettings, sockets: Sequence[socket.socket] | None 
         inbox = Inbox(client, settings.namespace)
         webchat = for_edge(inbox)
         media = media_for_edge()
+        updates = updates_for_edge(client, settings.namespace)
         app = create_app(
             channels,
             inbox,
             body_timeout=settings.body_timeout,
-            parts=[part for part in (webchat, media) if part is not None],
+            parts=[part for part in (webchat, media, updates) if part is not None],
         )
         server = uvicorn.Server(uvicorn_config(app, settings))
         names = ", ".join(channel.spec.name for channel in channels) or "none"

@@ -47,6 +47,7 @@ __all__ = [
     "marker",
     "nearby_open",
     "post_fields",
+    "service_request",
 ]
 
 MAX_DESCRIPTION = 4000
@@ -245,7 +246,8 @@ def _attribute(item: Mapping[str, Any]) -> Attribute:
     )
 
 
-def _request(item: Mapping[str, Any]) -> ServiceRequest:
+def service_request(item: Mapping[str, Any]) -> ServiceRequest:
+    """A request of a GeoReport v2 answer (``GET requests`` or a push), ids read as text."""
     return ServiceRequest(
         service_request_id=_text(item["service_request_id"]),
         status=_text(item.get("status")).lower() or "open",
@@ -485,7 +487,7 @@ class Open311Client:
                 params.append(("end_date", _w3(end)))
         body = await self._call("GET", "requests.json", params=self._params(params))
         try:
-            return [_request(item) for item in body]
+            return [service_request(item) for item in body]
         except (KeyError, TypeError, AttributeError):
             raise self._garbage("GET requests") from None
 
