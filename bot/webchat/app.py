@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -431,6 +432,9 @@ class WebChat:
             if state.get("agent_name"):
                 status["agent_name"] = state["agent_name"]
             yield b"retry: 2000\n\n" + Event("", "status", status).sse()
+            # the first keep-alive at a random point: streams opened together (a reconnect
+            # storm, the benchmark) must not all wake in the same instant every 15 s after
+            quiet = KEEP_ALIVE_SECONDS * random.uniform(0.2, 1.0)  # noqa: S311 (not a secret)
             while True:
                 listener.woken.clear()
                 for event in await self.log.since(conversation, last):
@@ -441,9 +445,10 @@ class WebChat:
                 while listener.typing:
                     yield Event("", "typing", listener.typing.pop(0)).sse()
                 try:
-                    async with asyncio.timeout(KEEP_ALIVE_SECONDS):
+                    async with asyncio.timeout(quiet):
                         await listener.woken.wait()
                 except TimeoutError:
+                    quiet = KEEP_ALIVE_SECONDS
                     yield b": keep-alive\n\n"
 
     async def uploads_route(self, request: Request) -> Response:
