@@ -31,15 +31,23 @@ loaded (so every Rasa server running our pipeline has them, with nothing else to
   session builds the session trackers only when there are several (a single session is the
   tracker read), and reading a stored event finds its class in a table instead of walking
   every subclass of ``Event`` (a quarter of the Rasa process's CPU at turn 50).
+* A stored conversation is parsed once per process, not twice per turn. The process keeps
+  the JSON it last read or wrote for the :data:`STORED_MEMO_SIZE` conversations it handled
+  last, with the events read from it. When Redis holds that same text (no other worker
+  answered meanwhile) its events are those events, not a new parse of the whole JSON; the
+  text saved is the stored text with the new events' JSON put before its end (what
+  ``json.dumps`` writes for the whole conversation), and the new events are kept as reading
+  their JSON gives them. Any other text is parsed as Rasa does.
 * The policies' dialogue states are computed once per event, not once per prediction. Rasa's
   ``Domain.states_for_tracker_history`` replays the whole conversation and builds a state at
   every action, for each policy and each prediction (RulePolicy several times per prediction;
   MemoizationPolicy too, though it keeps the last four): work that grew with every turn. The
   states of a conversation are remembered (per conversation and options, the
   :data:`HISTORY_MEMO_SIZE` most recent) with the events they were built from; a call whose
-  applied events begin with those same event objects only builds the states of the events
-  after them. Anything else (a rewind, a restart, another model) starts again from the first
-  event. Each call returns its own copy of the states, shared sub-states shared as Rasa's are.
+  applied events begin with those same events (the same objects, or events whose JSON is the
+  same) only builds the states of the events after them. Anything else (a rewind, a restart,
+  another model) starts again from the first event. Each call returns its own copy of the
+  states, shared sub-states shared as Rasa's are.
 
 And one that is about faults, not speed: a custom action's call that cannot reach the action
 server (connection refused or reset, timeout, a 5xx answer) is tried again with exponential
@@ -77,6 +85,7 @@ __all__ = [
     "ACTION_SERVER_RETRY_BUDGET",
     "FULL_HISTORY_ACTIONS",
     "HISTORY_MEMO_SIZE",
+    "STORED_MEMO_SIZE",
     "current_turn_events",
     "install",
     "installed",
@@ -86,6 +95,9 @@ _log = logging.getLogger(__name__)
 
 FULL_HISTORY_ACTIONS = frozenset({"action_handoff"})
 """Custom actions that read earlier turns, so they are sent every event."""
+
+STORED_MEMO_SIZE = 256
+"""Conversations whose stored JSON and events this process keeps (the ones it handled last)."""
 
 HISTORY_MEMO_SIZE = 1024
 """Conversation histories (per conversation and options) whose dialogue states are kept."""
@@ -237,7 +249,8 @@ def _continued(stored: list[Any], start: int, tracker: DialogueStateTracker) -> 
     last = stored[-1].timestamp if stored else float("-inf")
     if any(event.timestamp > last for event in stored):
         return None
-    if [e.as_dict() for e in events[: len(session)]] != [e.as_dict() for e in session]:
+    same = all(a is b for a, b in zip(events, session, strict=False))  # read from the memo
+    if not same and [e.as_dict() for e in events[: len(session)]] != [e.as_dict() for e in session]:
         return None
     added: list[Any] = []
     seen: list[dict[str, Any]] = []
@@ -251,18 +264,73 @@ def _continued(stored: list[Any], start: int, tracker: DialogueStateTracker) -> 
     return [*stored, *added]
 
 
+@dataclass
+class _Read:
+    """A stored conversation as this process last wrote or read it."""
+
+    text: str  # the stored JSON
+    events: list[Any]  # its events, read from it (each an object of its own)
+
+
+_read: OrderedDict[str, _Read] = OrderedDict()
+
+
+def _remember(key: str, text: str, events: list[Any]) -> None:
+    _read[key] = _Read(text, events)
+    _read.move_to_end(key)
+    while len(_read) > STORED_MEMO_SIZE:
+        _read.popitem(last=False)
+
+
+def _stored_events(key: str, text: str) -> list[Any]:
+    """The events of a stored conversation: the ones read before when the text is the same."""
+    import json
+
+    from rasa.shared.core.conversation import Dialogue
+
+    known = _read.get(key)
+    if known is not None and known.text == text:
+        _read.move_to_end(key)
+        return known.events
+    events = list(Dialogue.from_parameters(json.loads(text)).events)
+    _remember(key, text, events)
+    return events
+
+
+def _appended(sender_id: str, text: str, stored: int, added: list[str]) -> str | None:
+    """The stored JSON of ``stored`` events with the events of JSON ``added`` after them.
+
+    As Rasa writes it: ``json.dumps`` of a list is its items' JSON joined by ``", "``, so the
+    new events' JSON goes between the stored ones and the end. None when ``text`` is not
+    written that way.
+    """
+    import json
+
+    from rasa.shared.core.conversation import Dialogue
+
+    empty = json.dumps(Dialogue(sender_id, []).as_dict())
+    head, tail = empty.split("[]", 1)
+    head, tail = head + "[", "]" + tail
+    if not (text.startswith(head) and text.endswith(tail)) or (text == empty) != (stored == 0):
+        return None
+    if not added:
+        return text
+    return f"{text[: -len(tail)]}{', ' if stored else ''}{', '.join(added)}{tail}"
+
+
 async def _save(
     self: RedisTrackerStore, tracker: DialogueStateTracker, timeout: float | None = None
 ) -> None:
     import json
 
     from rasa.shared.core.conversation import Dialogue
+    from rasa.shared.core.events import deserialise_events
 
     _drop_embeddings(tracker)
     key = self.key_prefix + tracker.sender_id
     raw = self.red.get(key)
-    # the stored events, read without replaying them into a tracker
-    stored = list(Dialogue.from_parameters(json.loads(raw)).events) if raw is not None else None
+    # the stored events, read without replaying them into a tracker (or as read before)
+    stored = _stored_events(key, raw) if raw is not None else None
     start = _latest_session_start(stored) if stored is not None else 0
     if self.event_broker is not None:
         offset = len(stored) - start if stored is not None else 0  # len(retrieve().events)
@@ -270,15 +338,26 @@ async def _save(
         await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
     if not timeout and self.record_exp:
         timeout = self.record_exp
-    events = list(tracker.events)
-    if stored is not None and stored:
+    text: str | None = None
+    if stored:
         continued = _continued(stored, start, tracker)
-        if continued is None:
+        if continued is not None:
+            added = [json.dumps(event.as_dict()) for event in continued[len(stored) :]]
+            text = _appended(tracker.sender_id, raw, len(stored), added)
+            if text is not None:  # the new events as reading them back gives them
+                read_back = deserialise_events([json.loads(event) for event in added])
+                _remember(key, text, [*stored, *read_back])
+        else:
             prior = self.deserialise_tracker(tracker.sender_id, raw)
             if prior is not None:
                 continued = list(self._merge_trackers(prior, tracker).events)
-        events = continued if continued is not None else events
-    self.red.set(key, json.dumps(Dialogue(tracker.sender_id, events).as_dict()), ex=timeout)
+        events = continued if continued is not None else list(tracker.events)
+    else:
+        events = list(tracker.events)
+    if text is None:
+        _read.pop(key, None)
+        text = json.dumps(Dialogue(tracker.sender_id, events).as_dict())
+    self.red.set(key, text, ex=timeout)
 
 
 _event_classes: dict[str, Any] = {}
@@ -317,13 +396,16 @@ def _session_count(tracker: DialogueStateTracker) -> int:
 async def _retrieve(
     self: RedisTrackerStore, sender_id: str, fetch_all_sessions: bool
 ) -> DialogueStateTracker | None:
+    from rasa.shared.core.conversation import Dialogue
     from rasa.shared.core.trackers import get_trackers_for_conversation_sessions
 
-    stored = self.red.get(self.key_prefix + sender_id)
+    key = self.key_prefix + sender_id
+    stored = self.red.get(key)
     if stored is None:
         return None
-    tracker = self.deserialise_tracker(sender_id, stored)
-    if tracker is None or fetch_all_sessions or _session_count(tracker) <= 1:
+    tracker = self.init_tracker(sender_id)
+    tracker.recreate_from_dialogue(Dialogue(sender_id, list(_stored_events(key, stored))))
+    if fetch_all_sessions or _session_count(tracker) <= 1:
         return tracker
     return get_trackers_for_conversation_sessions(tracker)[-1]
 
@@ -387,6 +469,21 @@ def _copied(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{name: sub_state(value) for name, value in state.items()} for state in states]
 
 
+def _same_events(seen: list[Any], events: list[Any]) -> bool:
+    """Whether ``events`` begin with ``seen``: the same objects, or events stored alike.
+
+    A conversation read from the store again has new objects for the events stored last turn
+    (their JSON compared here); the others are the objects read the turn before. ``seen``
+    takes the new objects, so the next call finds the same objects.
+    """
+    for index, (old, new) in enumerate(zip(seen, events, strict=False)):
+        if old is not new:
+            if type(old) is not type(new) or old.as_dict() != new.as_dict():
+                return False
+            seen[index] = new
+    return True
+
+
 def _states_for_tracker_history(
     self: Domain,
     tracker: DialogueStateTracker,
@@ -411,7 +508,7 @@ def _states_for_tracker_history(
         history is None
         or history.domain is not self
         or len(history.events) > len(applied)
-        or any(seen is not event for seen, event in zip(history.events, applied, strict=False))
+        or not _same_events(history.events, applied)
     ):
         history = _History(self, tracker.init_copy())
     for event in applied[len(history.events) :]:

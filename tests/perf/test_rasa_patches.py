@@ -364,3 +364,73 @@ def test_a_conversation_read_again_from_the_store_gets_the_same_states() -> None
     expected = rasa_patches._original_states_for_tracker_history(PROJECT_DOMAIN, reread)
     assert PROJECT_DOMAIN.states_for_tracker_history(reread) == expected
     assert any(s.get("user", {}).get("intent") == "deny" for s in expected)
+
+
+# --- the stored conversation, as this process read or wrote it last -----------------------
+
+
+async def test_a_conversation_stored_turn_after_turn_is_written_and_read_as_rasa_would(
+    redis_url: str, namespace: str
+) -> None:
+    prefix = "".join(c for c in namespace if c.isalnum())
+    store = RedisUrlTrackerStore(DOMAIN, host=redis_url, key_prefix=prefix)
+    started = [
+        SlotSet(SESSION_START_METADATA_SLOT, {"account": "+441234567890"}),
+        ActionExecuted(ACTION_SESSION_START_NAME),
+    ]
+    await store.save(DialogueStateTracker.from_events("turns", started, slots=DOMAIN.slots))
+    for turn in range(4):
+        tracker = await store.retrieve("turns")
+        assert tracker is not None
+        _turn(tracker, f"message {turn}")
+        tracker.update(SlotSet("bin_postcode", ("AV1", "2BX")))  # a tuple: JSON has lists
+        await store.save(tracker)
+        raw = store.red.get(store.key_prefix + "turns")
+        from_json = store.deserialise_tracker("turns", raw)
+        assert from_json is not None
+        # the text is what Rasa's serialiser writes for the whole conversation
+        assert raw == store.serialise_tracker(from_json)
+        again = await store.retrieve_full_tracker("turns")
+        assert again is not None
+        assert [e.as_dict() for e in again.events] == [e.as_dict() for e in from_json.events]
+        assert again.current_state(EventVerbosity.ALL) == from_json.current_state(
+            EventVerbosity.ALL
+        )
+        assert again.get_slot("bin_postcode") == ["AV1", "2BX"]  # as read from JSON
+    texts = [e.text for e in from_json.events if isinstance(e, UserUttered)]
+    assert texts == [f"message {turn}" for turn in range(4)]
+    store.red.delete(store.key_prefix + "turns")
+
+
+async def test_a_conversation_another_worker_stored_meanwhile_is_read_from_redis(
+    redis_url: str, namespace: str
+) -> None:
+    prefix = "".join(c for c in namespace if c.isalnum())
+    store = RedisUrlTrackerStore(DOMAIN, host=redis_url, key_prefix=prefix)
+    tracker = DialogueStateTracker.from_events(
+        "shared", [ActionExecuted(ACTION_SESSION_START_NAME)], slots=DOMAIN.slots
+    )
+    _turn(tracker, "to this worker")
+    await store.save(tracker)
+    mine = await store.retrieve("shared")
+    assert mine is not None
+    # another worker answers the next message (its own tracker, written with Rasa's serialiser)
+    theirs = DialogueStateTracker.from_events("shared", list(mine.events), slots=DOMAIN.slots)
+    _turn(theirs, "to the other worker")
+    store.red.set(store.key_prefix + "shared", store.serialise_tracker(theirs))
+    latest = await store.retrieve("shared")
+    assert latest is not None
+    assert [e.text for e in latest.events if isinstance(e, UserUttered)] == [
+        "to this worker",
+        "to the other worker",
+    ]
+    _turn(latest, "back to this worker")
+    await store.save(latest)
+    stored = await store.retrieve_full_tracker("shared")
+    assert stored is not None
+    assert [e.text for e in stored.events if isinstance(e, UserUttered)] == [
+        "to this worker",
+        "to the other worker",
+        "back to this worker",
+    ]
+    store.red.delete(store.key_prefix + "shared")
