@@ -32,11 +32,27 @@ def test_nothing_is_fetched_from_anywhere_but_the_edge_and_no_cookie_is_touched(
     assert "@import" not in STYLES and "url(" not in STYLES
 
 
+def strings(language: str) -> dict[str, str]:
+    """A language's table of ``STRINGS`` in the script: key -> text."""
+    start = CODE.index(f"\n    {language}: {{")
+    table = CODE[start : CODE.index("\n    },", start)]
+    return dict(re.findall(r'^\s{6}(\w+):\s*"((?:[^"\\]|\\.)*)"', table, re.MULTILINE))
+
+
 def test_every_word_shown_is_in_the_strings_table() -> None:
-    # the text passed to t() names a key of the English table
-    table = SCRIPT[SCRIPT.index("var STRINGS") : SCRIPT.index("cy: {}")]
-    keys = set(re.findall(r"^\s{6}(\w+):", table, re.MULTILINE))
-    used = set(re.findall(r"""\bt\(\s*["'](\w+)["']""", SCRIPT))
+    keys = set(strings("en"))
+    used = set(re.findall(r"""\bt\(\s*["'](\w+)["']""", CODE))
     used |= {"sms", "whatsapp"}  # t(channel), one per continue channel
     assert used - keys == set()
     assert keys - used == set(), "unused strings"
+
+
+def test_the_welsh_table_has_the_same_words_to_fill_in() -> None:
+    english, welsh = strings("en"), strings("cy")
+    # left out: the same in both languages (English is used)
+    assert set(english) - set(welsh) == {"agentName", "whatsapp"}
+    assert set(welsh) <= set(english)
+    for name, text in welsh.items():
+        assert sorted(re.findall(r"\{\w+\}", text)) == sorted(
+            re.findall(r"\{\w+\}", english[name])
+        ), name

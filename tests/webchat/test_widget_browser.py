@@ -822,6 +822,20 @@ async def test_the_launcher_shows_on_the_councils_pages_and_wherever_a_chat_goes
     await expect(widget.said("You asked about “hello”.")).to_be_visible()  # the chat goes on
 
 
+async def test_on_a_welsh_page_the_widget_speaks_welsh(site: ChatSite, page: Page) -> None:
+    await page.goto(site.url("/cy"))
+    launcher = page.get_by_role("button", name="Sgwrsiwch â ni")
+    await launcher.click()
+    panel = page.get_by_role("dialog", name=f"Sgwrs gyda {NAME}")
+    await expect(panel.get_by_label("Eich neges")).to_be_focused()
+    await expect(panel.get_by_role("status").first).to_have_text(
+        f"Rydych chi'n sgwrsio â chynorthwyydd awtomatig {NAME}."
+    )
+    await expect(panel.get_by_role("button", name="Cau'r sgwrs")).to_be_visible()
+    assert await page.locator(".crw").get_attribute("lang") == "cy"
+    await clean(page, "Welsh")
+
+
 async def test_the_widget_stays_away_from_a_site_the_council_did_not_allow(
     site: ChatSite, page: Page
 ) -> None:

@@ -1,8 +1,9 @@
 """A fictional council's website embedding the web chat widget, for tests and the demo.
 
-The pages (``index.html``, ``bins.html``) carry the strict content-security policy a council
-would: scripts, styles and connections from the edge's origin only. They are served from an
-origin of their own (another port than the edge's), so the widget really crosses origins.
+The pages (``index.html``, ``bins.html`` and the Welsh home page ``cy.html``) carry the
+strict content-security policy a council would: scripts, styles and connections from the
+edge's origin only. They are served from an origin of their own (another port than the
+edge's), so the widget really crosses origins.
 ``python -m bot.webchat.sample --edge http://127.0.0.1:8000`` serves them for a demo.
 """
 
@@ -18,7 +19,7 @@ from starlette.routing import Route
 __all__ = ["PAGES", "sample_site"]
 
 _HERE = Path(__file__).parent
-PAGES = {"/": "index.html", "/bins": "bins.html"}
+PAGES = {"/": "index.html", "/bins": "bins.html", "/cy": "cy.html"}
 """The site's paths and the files behind them."""
 
 
