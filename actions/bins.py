@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from babel.dates import format_date
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -25,6 +26,7 @@ from bot.bins.missed import MissedReports, MissedStatus, check_missed
 from bot.bins.model import Address, BinType
 from bot.bins.store import BinStore, PostcodeStatus
 from bot.keys import namespace
+from bot.nlu.language import LANGUAGE, language_of
 
 __all__ = [
     "ActionAskBinAddressChoice",
@@ -63,10 +65,22 @@ _POSTCODE_PROBLEMS = {
 """The response (``responses/bins.yml``) that explains each postcode problem."""
 
 
-def spoken_date(day: date, today: date) -> str:
-    """A date in words: "Tuesday 2 December" (with the year when it is not this year)."""
-    text = f"{day:%A} {day.day} {day:%B}"
-    return text if day.year == today.year else f"{text} {day.year}"
+# The calendar's words come from CLDR (Babel): "Tuesday 2 December", "Dydd Mawrth 2 Rhagfyr".
+_LOCALES = {"en": "en_GB", "cy": "cy"}
+
+
+def spoken_date(day: date, today: date, language: str = "en") -> str:
+    """A date in words in ``language``: "Tuesday 2 December", "Dydd Mawrth 2 Rhagfyr".
+
+    The year is added when it is not this year.
+    """
+    pattern = "EEEE d MMMM" if day.year == today.year else "EEEE d MMMM y"
+    return str(format_date(day, pattern, locale=_LOCALES.get(language, "en_GB")))
+
+
+def _language(tracker: Tracker) -> str:
+    """The conversation's language: the Welsh variations get Welsh dates and bin names."""
+    return language_of(tracker.get_slot(LANGUAGE))
 
 
 def _words(text: str) -> str:
@@ -180,7 +194,8 @@ class ValidateMissedBinForm(ValidateBinDayForm):
         source = await (await self.bin_store()).schedule(str(uprn)) if uprn else None
         if source is not None and source.next_collection(str(uprn), bin_type, self.today()) is None:
             dispatcher.utter_message(
-                response="utter_bin_type_not_collected", bin_label=bin_type.label
+                response="utter_bin_type_not_collected",
+                bin_label=bin_type.label_in(_language(tracker)),
             )
             return {"bin_type": None}
         return {"bin_type": bin_type.value}
@@ -230,9 +245,12 @@ class ActionBinCollectionDay(_BinsDependencies, Action):
         if source is None or address is None:
             dispatcher.utter_message(response="utter_bin_lookup_failed")
             return [SlotSet("bin_postcode", None), SlotSet("bin_uprn", None)]
-        today = self.today()
+        today, language = self.today(), _language(tracker)
         upcoming = source.next_collections(uprn, today)
-        lines = [f"{spoken_date(c.on, today)}: {c.bin_type.label}" for c in upcoming]
+        lines = [
+            f"{spoken_date(c.on, today, language)}: {c.bin_type.label_in(language)}"
+            for c in upcoming
+        ]
         dispatcher.utter_message(
             response="utter_bin_collections" if lines else "utter_bin_no_collections",
             address=address.line,
@@ -258,12 +276,12 @@ class ActionMissedBinReport(_BinsDependencies, Action):
         if source is None or bin_type is None:
             dispatcher.utter_message(response="utter_bin_lookup_failed")
             return [SlotSet("bin_type", None)]
-        today = self.today()
+        today, language = self.today(), _language(tracker)
         check = check_missed(source, uprn, bin_type, today)
         dates = {
-            "bin_label": bin_type.label,
-            "last_collection": spoken_date(check.last, today) if check.last else "",
-            "next_collection": spoken_date(check.next, today) if check.next else "",
+            "bin_label": bin_type.label_in(language),
+            "last_collection": spoken_date(check.last, today, language) if check.last else "",
+            "next_collection": spoken_date(check.next, today, language) if check.next else "",
         }
         if check.status is MissedStatus.REPORTABLE and check.last is not None:
             channel = tracker.get_latest_input_channel() or "unknown"

@@ -194,10 +194,16 @@ class BinNames:
         label: In replies ("recycling (blue bin)").
         words: Words that pick it in a resident's message, matched inside words ("recycl",
             "blue").
+        cy: In Welsh replies ("ailgylchu (bin glas)"); empty: the English label.
     """
 
     label: str
     words: tuple[str, ...]
+    cy: str = ""
+
+    def label_in(self, language: str) -> str:
+        """How a reply in ``language`` (``en``, ``cy``) names the bin."""
+        return self.cy if language == "cy" and self.cy else self.label
 
 
 @dataclass(frozen=True)
@@ -530,7 +536,7 @@ class _Reader:
         for code in BIN_TYPES:
             names = self.mapping(data, code, "bins")
             where = f"bins.{code}"
-            self.only(names, ("label", "words"), where)
+            self.only(names, ("label", "words", "cy"), where)
             words = self.value(names, "words", where)
             if (
                 not isinstance(words, list)
@@ -539,7 +545,8 @@ class _Reader:
             ):
                 raise self.fail(f"{where}.words", "must be a list of words such as [blue, recycl]")
             label = self.text(names, "label", where)
-            found[code] = BinNames(label, tuple(w.strip().lower() for w in words))
+            welsh = self.text(names, "cy", where) if "cy" in names else ""
+            found[code] = BinNames(label, tuple(w.strip().lower() for w in words), welsh)
         return found
 
     def closed_days(self, data: Mapping[str, Any]) -> ClosedDays:

@@ -28,6 +28,10 @@ class BinType(enum.Enum):
         """How replies name it (the profile's ``bins.<code>.label``)."""
         return council_profile().bins[self.value].label
 
+    def label_in(self, language: str) -> str:
+        """How a reply in ``language`` names it (the profile's ``bins.<code>.cy`` in Welsh)."""
+        return council_profile().bins[self.value].label_in(language)
+
     @classmethod
     def parse(cls, text: str) -> BinType | None:
         """Return the bin type ``text`` names (code, colour or kind of waste), or None."""
