@@ -281,6 +281,27 @@ class ReviewQueue:
                         examples[candidate.intent].append(text)
         return {intent: sorted(texts) for intent, texts in sorted(examples.items())}
 
+    async def detach(self, conversation_id: str) -> int:
+        """Forget a conversation whose retention ended; return how many candidates it had.
+
+        Pending candidates go with it. Decided ones stay as training data (already redacted)
+        but no longer name the conversation. An erasure deletes them all instead
+        (:mod:`bot.residents.rights`).
+        """
+        candidates = await self.of_conversation(conversation_id)
+        pending, _ = self.index_keys
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for candidate in candidates:
+                if candidate.label:
+                    kept = replace(candidate, conversation_id="")
+                    pipe.set(self.item_key(candidate.id), kept.to_json())
+                else:
+                    pipe.delete(self.item_key(candidate.id))
+                    pipe.zrem(pending, candidate.id)
+            pipe.delete(self.conversation_key(conversation_id))
+            await pipe.execute()
+        return len(candidates)
+
     async def of_conversation(self, conversation_id: str) -> list[Candidate]:
         """A conversation's candidates (for the resident's export)."""
         ids = sorted(await self.redis.smembers(self.conversation_key(conversation_id)))

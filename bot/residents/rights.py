@@ -691,8 +691,9 @@ async def sweep(
 
     Closed handoff cases (from when they were closed), failed sends and inbox dead letters,
     conversations (from their last message: tracker, inbox, window, outbox, delivery states,
-    report markers), missed-bin reports, audit log entries and the reports' copies of
-    unanswered questions. Safe to run at any time and as often as wanted
+    report markers; their pending review-queue candidates, while decided ones stay as
+    training data without the conversation id), missed-bin reports, audit log entries and the
+    reports' copies of unanswered questions. Safe to run at any time and as often as wanted
     (:mod:`bot.residents.schedule` runs it daily). Reads every tracker, so it is not for
     every request.
     """
@@ -715,8 +716,12 @@ async def sweep(
     stale = await _stale_conversations(
         client, layout, cutoff(retention.conversation_days).timestamp()
     )
+    review = ReviewQueue(client, layout.namespace)
+    candidates = 0
     for conversation in stale:
         await collector.conversation(conversation)
+        # pending review candidates go; decided ones stay as training data, unlinked
+        candidates += await review.detach(conversation)
     reports = await _stale_missed_bin_reports(client, layout, cutoff(retention.missed_bin_days))
     questions = await _stale_report_questions(client, layout, retention.report_question_days)
     collector.keys += [*reports, *questions]
@@ -740,4 +745,5 @@ async def sweep(
         "missed_bin_reports": sum(":by:" not in name for name in reports),
         "audit_entries": int(audit),
         "report_questions": len(questions),
+        "review_candidates": candidates,
     }

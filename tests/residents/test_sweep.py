@@ -18,6 +18,7 @@ from bot.bins.model import BinType
 from bot.handoff.questions import RETENTION_SECONDS
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
+from bot.knowledge.review import ReviewQueue
 from bot.residents.rights import Layout, Retention, sweep
 from residents.test_rights import cleanup, layout
 
@@ -126,6 +127,14 @@ async def test_sweep_applies_the_period_of_each_kind_of_data(
     await async_redis.set(old_question, "q", ex=RETENTION_SECONDS - 60 * DAY)
     await async_redis.set(new_question, "q", ex=RETENTION_SECONDS - DAY)
 
+    # the review queue: a pending and a decided candidate of the old conversation
+    review = ReviewQueue(async_redis, layout.namespace)
+    pending = await review.record_choice(old_talk, "can i rent an allotment", "t", "")
+    decided = await review.record_choice(old_talk, "jobs at the council", "t", "")
+    kept = await review.record_choice(new_talk, "school places", "t", "")
+    assert pending is not None and decided is not None and kept is not None
+    await review.decide(decided.id, "out_of_scope", "editor.ed")
+
     removed = await sweep(async_redis, layout, retention, now)
 
     assert removed == {
@@ -135,7 +144,15 @@ async def test_sweep_applies_the_period_of_each_kind_of_data(
         "missed_bin_reports": 1,
         "audit_entries": 1,
         "report_questions": 1,
+        "review_candidates": 2,
     }
+    assert await review.get(pending.id) is None
+    unlinked = await review.get(decided.id)
+    assert unlinked is not None
+    assert (unlinked.conversation_id, unlinked.label) == ("", "out_of_scope")
+    assert await review.training_examples() == {"out_of_scope": ["jobs at the council"]}
+    assert await review.of_conversation(old_talk) == []
+    assert [c.id for c in await review.of_conversation(new_talk)] == [kept.id]
     assert not await async_redis.exists(layout.tracker_prefix + old_talk)
     assert not await async_redis.exists(layout.key("delivery", old_talk))
     assert await async_redis.zrange(window, 0, -1) == []
