@@ -13,6 +13,7 @@ CONTRACT = {
     "council_tax_pay", "council_tax_discount", "council_tax_move", "report_pothole",
     "report_street_light", "report_fly_tipping", "parking_permit", "parking_fine",
     "opening_hours", "planning_application", "housing_repair", "greet", "goodbye", "thanks",
+    "report_problem",
     "human_agent", "complaint", "safeguarding", "out_of_scope",
 }  # fmt: skip
 DIALOGUE = {"inform", "affirm", "deny"}
