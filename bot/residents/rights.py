@@ -19,6 +19,9 @@ every channel and their handoff cases, then what each store keeps about them:
 * missed-bin reports whose reference the bot gave in the conversation;
 * the web chat's events, state (a confirmed phone number), uploads and markers
   (:func:`bot.webchat.residents.held`);
+* problem reports made in the conversation (record, queued and failed entries), its
+  subscriptions to requests' updates and the markers of updates it was told
+  (:func:`bot.reports.residents.held`);
 * the review queue's candidates from the conversation (:mod:`bot.knowledge.review`: redacted
   messages waiting for, or decided by, an editor), with their indexes.
 
@@ -49,6 +52,9 @@ from bot.handoff.record import HandoffRecord
 from bot.keys import key, prefix
 from bot.knowledge.review import ReviewQueue
 from bot.profile import Retention
+from bot.reports.residents import Held as ReportsHeld
+from bot.reports.residents import held as reports_held
+from bot.reports.residents import stale as stale_reports
 from bot.webchat.residents import held as webchat_held
 from bot.webchat.residents import traced as webchat_traced
 
@@ -266,6 +272,8 @@ async def _has_trace(client: redis.asyncio.Redis, layout: Layout, conversation: 
         layout.tracker_prefix + conversation,
         layout.key("delivery", conversation),
         layout.key("handoff", "conversation", conversation),
+        layout.key("reports", "conversation", conversation),
+        layout.key("reports", "following", conversation),
     )
     if await client.exists(*keys):
         return True
@@ -301,6 +309,8 @@ class _Collector:
         self.keys: list[str] = []  # deleted whole
         self.stream_entries: dict[str, list[str]] = {}  # stream -> entry ids
         self.sorted_set_members: dict[str, list[str]] = {}
+        self.set_members: dict[str, list[str]] = {}
+        self.hash_fields: dict[str, list[str]] = {}
         self.texts: list[str] = []  # where missed-bin references are looked for
         self._streams: dict[str, list[tuple[str, dict[str, str]]]] = {}
 
@@ -309,6 +319,18 @@ class _Collector:
 
     def _member(self, zset: str, member: str) -> None:
         _add(self.sorted_set_members.setdefault(zset, []), member)
+
+    def absorb(self, found: ReportsHeld) -> None:
+        """Remove what problem reports hold (:mod:`bot.reports.residents`) too."""
+        self.keys += found.keys
+        for target, source in (
+            (self.stream_entries, found.stream_entries),
+            (self.sorted_set_members, found.sorted_set_members),
+            (self.set_members, found.set_members),
+            (self.hash_fields, found.hash_fields),
+        ):
+            for name, values in source.items():
+                _add(target.setdefault(name, []), *values)
 
     async def _entries(self, name: str) -> list[tuple[str, dict[str, str]]]:
         if name not in self._streams:
@@ -351,6 +373,8 @@ class _Collector:
         if webchat is not None:
             self.keys += webchat.keys
             self._member(webchat.index, webchat.member)
+        reports = await reports_held(client, layout.namespace, conversation)
+        self.absorb(reports)
         return {
             "conversation_id": conversation,
             "tracker": tracker,
@@ -369,6 +393,7 @@ class _Collector:
             },
             "days_active": sorted(k[len(seen_prefix) :].partition(":")[0] for k in seen_days),
             "webchat": webchat.export if webchat is not None else None,
+            "problem_reports": reports.export,
         }
 
     async def case(self, case_id: str) -> dict[str, Any]:
@@ -465,6 +490,10 @@ class _Collector:
             pipe.xdel(stream, *ids)
         for zset, members in self.sorted_set_members.items():
             pipe.zrem(zset, *members)
+        for name, members in self.set_members.items():
+            pipe.srem(name, *members)
+        for name, fields in self.hash_fields.items():
+            pipe.hdel(name, *fields)
         return removed_keys, sum(int(n) for n in await pipe.execute())
 
 
@@ -725,13 +754,21 @@ async def sweep(
     reports = await _stale_missed_bin_reports(client, layout, cutoff(retention.missed_bin_days))
     questions = await _stale_report_questions(client, layout, retention.report_question_days)
     collector.keys += [*reports, *questions]
+    problems = await stale_reports(
+        client, layout.namespace, cutoff(retention.problem_report_days).timestamp()
+    )
+    collector.absorb(problems)
     await collector.remove()
 
     def minid(days: int) -> int:
         return int(cutoff(days).timestamp() * 1000)
 
     failed = 0
-    for stream in (layout.key("outbox", "failed"), layout.key("inbox", "dead")):
+    for stream in (
+        layout.key("outbox", "failed"),
+        layout.key("inbox", "dead"),
+        layout.key("reports", "failed"),
+    ):
         failed += int(
             await client.xtrim(stream, minid=minid(retention.failed_days), approximate=False)
         )
@@ -746,4 +783,5 @@ async def sweep(
         "audit_entries": int(audit),
         "report_questions": len(questions),
         "review_candidates": candidates,
+        "problem_reports": problems.count(),
     }
