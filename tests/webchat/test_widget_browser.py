@@ -782,9 +782,18 @@ async def test_the_panel_reflows_at_320px_and_200_percent_zoom(
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
     panel = await widget.panel.bounding_box()
     assert panel is not None and panel["width"] <= width
+    await clean(page, f"buttons shown at {view}")
     if width < 700:  # narrow: the panel fills the window
         assert panel["width"] == width
-    await clean(page, f"buttons shown at {view}")
+        # and makes way when the keyboard leaves it for the page it would hide
+        await widget.panel.get_by_role("button", name="End chat").focus()
+        await page.keyboard.press("Shift+Tab")
+        await expect(widget.panel).to_be_hidden()
+        focused = page.locator(":focus")
+        await expect(focused).to_be_visible()
+        assert await focused.evaluate("e => !e.closest('.crw')")
+        await widget.launcher.click()
+        await expect(widget.said("Which address is yours?")).to_be_visible()
     await context.close()
 
 

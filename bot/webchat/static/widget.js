@@ -964,6 +964,13 @@
       closePanel(true);
     }
   });
+  /* Full screen (phones, high zoom) the panel would hide whatever the page focuses next
+     (WCAG 2.4.11): when focus leaves for the page, the panel makes way (the chat goes on). */
+  document.addEventListener("focusin", function (event) {
+    if (panel.hidden || root.contains(event.target)) return;
+    var box = panel.getBoundingClientRect();
+    if (box.width >= window.innerWidth && box.height >= window.innerHeight) closePanel(false);
+  });
   window.addEventListener("online", function () {
     if (load().token) connect(true); /* a stream that outlived the outage may be stale */
   });
