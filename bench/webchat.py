@@ -51,7 +51,16 @@ import aiohttp  # noqa: E402
 import psutil  # noqa: E402
 import uvloop  # noqa: E402
 import yaml  # noqa: E402
-from channels import ACK, EchoAgent, _end, _free_port, _pct, _spawn_edge, _wait_up  # noqa: E402
+from channels import (  # noqa: E402
+    ACK,
+    EchoAgent,
+    _cpu_seconds,
+    _end,
+    _free_port,
+    _pct,
+    _spawn_edge,
+    _wait_up,
+)
 
 from bot.webchat.assets import widget_size_gzip  # noqa: E402
 
@@ -77,6 +86,9 @@ KEYS = (
     "duplicates",
     "idle_kb_per_session",
     "edge_rss_mb",
+    "idle_edge_cpu_percent",
+    "edge_cpu_ms_per_msg",
+    "worker_cpu_ms_per_msg",
     "widget_kb_compressed",
     "axe_violations",
     "client_lag_p99_ms",
@@ -139,12 +151,20 @@ class Widget:
 async def _send(
     http: aiohttp.ClientSession, base: str, widget: Widget, message_id: str
 ) -> tuple[float, int]:
+    """POST a message as the widget does: a connection that fails is tried again with the
+    same ``client_id`` (a pooled connection the server has just closed), so it counts once."""
     sent = time.perf_counter()
     body = {"client_id": str(uuid.uuid4()), "text": f"bench {message_id}"}
     headers = {"Authorization": f"Bearer {widget.token}"}
-    async with http.post(f"{base}/webchat/messages", json=body, headers=headers) as answer:
-        await answer.read()
-        return sent, answer.status
+    for attempt in range(3):
+        try:
+            async with http.post(f"{base}/webchat/messages", json=body, headers=headers) as answer:
+                await answer.read()
+                return sent, answer.status
+        except aiohttp.ClientError:
+            if attempt == 2:
+                return sent, 0
+    return sent, 0
 
 
 def _bench_profile(folder: Path) -> Path:
@@ -208,6 +228,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await _wait_up(f"{base}/health")
         edge_process = psutil.Process(edge.pid)
+        worker_process = psutil.Process(worker.pid)
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
         async with aiohttp.ClientSession(
@@ -232,8 +253,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.wait_for(widget.connected.wait(), 120)
 
             await asyncio.gather(*(connect(w) for w in widgets))
+            idle_cpu = _cpu_seconds(edge_process)
             await asyncio.sleep(args.settle)  # idle: let allocations settle
             rss_idle = edge_process.memory_info().rss
+            results["idle_edge_cpu_percent"] = round(
+                (_cpu_seconds(edge_process) - idle_cpu) / args.settle * 100, 1
+            )
             results["sessions"] = args.sessions
             results["connect_p50_ms"] = _pct(connect_ms, 0.5)
             results["connect_p99_ms"] = _pct(connect_ms, 0.99)
@@ -254,6 +279,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             lags: list[float] = []
             statuses: list[int] = []
             started = time.perf_counter()
+            busy_cpu = _cpu_seconds(edge_process), _cpu_seconds(worker_process)
             sends = []
             for n in range(count):
                 due = started + n / args.rate
@@ -280,9 +306,29 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             ]
             last = max((w.replies[m][0] for m, w in chosen.items() if m in w.replies), default=0)
             results["messages"] = count
+            edge_cpu = _cpu_seconds(edge_process) - busy_cpu[0]
+            results["edge_cpu_ms_per_msg"] = round(edge_cpu * 1000 / max(count, 1), 2)
+            worker_cpu = _cpu_seconds(worker_process) - busy_cpu[1]
+            results["worker_cpu_ms_per_msg"] = round(worker_cpu * 1000 / max(count, 1), 2)
             results["msgs_per_s"] = round(len(e2e) / max(last - started, 1e-9), 1)
             results["e2e_p50_ms"] = _pct(e2e, 0.5)
             results["e2e_p99_ms"] = _pct(e2e, 0.99)
+            results["e2e_p90_ms"] = _pct(e2e, 0.9)
+            results["e2e_max_ms"] = round(max(e2e, default=0.0), 1)
+            # when the slow ones were sent (seconds into the load): spread out or in bursts
+            slow = sorted(
+                round(sent_at[m] - started, 1)
+                for m, w in chosen.items()
+                if m in w.replies and (w.replies[m][0] - sent_at[m]) * 1000 > 300
+            )
+            results["over_300ms"] = len(slow)
+            results["over_300ms_last_sent_at_s"] = slow[-1] if slow else None
+            steady = [
+                (w.replies[m][0] - sent_at[m]) * 1000
+                for m, w in chosen.items()
+                if m in w.replies and sent_at[m] - started >= 10
+            ]
+            results["e2e_p99_after_10s_ms"] = _pct(steady, 0.99)
             results["lost"] = sum(1 for m, w in chosen.items() if m not in w.replies)
             results["duplicates"] = sum(
                 len(w.replies[m]) - 1 for m, w in chosen.items() if m in w.replies
@@ -298,6 +344,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         await _forget(redis_url, namespace)
     results["widget_kb_compressed"] = round(widget_size_gzip() / 1024, 1)
     results["axe_violations"] = _axe() if args.axe else None
+    results["load_average_at_end"] = round(os.getloadavg()[0], 1)
     return results
 
 
