@@ -152,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             COUNCIL_WEBCHAT_SECRET=configured.webchat_secret or secrets.token_urlsafe(32),
             # The bot's calendar links point at this console unless a public URL is configured.
             COUNCIL_PUBLIC_URL=configured.public_url or f"http://127.0.0.1:{args.console_port}",
+            # Problem reports' photos: the action server fetches them with the channels'
+            # credentials, the edge serves them by signed address (docs/reports.md); the
+            # per-run key ends the demo's photo addresses with the run.
+            COUNCIL_CREDENTIALS=str(configured.credentials_path or args.credentials),
+            COUNCIL_MEDIA_KEY=configured.media_key or secrets.token_urlsafe(32),
+            COUNCIL_MEDIA_URL=configured.media_url
+            or f"http://{_reachable(args.edge_host)}:{args.edge_port}",
         )
         check_endpoints(ROOT / "endpoints.yml", env)  # ${...} as the Rasa server will expand them
         logs = DATA_DIR / "logs"

@@ -21,7 +21,10 @@ every channel and their handoff cases, then what each store keeps about them:
   (:func:`bot.webchat.residents.held`);
 * problem reports made in the conversation (record, queued and failed entries), its
   subscriptions to requests' updates and the markers of updates it was told
-  (:func:`bot.reports.residents.held`);
+  (:func:`bot.reports.residents.held`), and the photos sent for them: the files (or bucket
+  objects) and their index (:class:`bot.reports.photos.PhotoIndex`; erased with the
+  resident, swept a day after arriving when their report was never sent, and after
+  ``retention.problem_reports`` days otherwise);
 * the review queue's candidates from the conversation (:mod:`bot.knowledge.review`: redacted
   messages waiting for, or decided by, an editor), with their indexes.
 
@@ -52,9 +55,12 @@ from bot.handoff.record import HandoffRecord
 from bot.keys import key, prefix
 from bot.knowledge.review import ReviewQueue
 from bot.profile import Retention
+from bot.profile import current as current_profile
+from bot.reports.photos import PhotoIndex, PhotoStore, photo_store
 from bot.reports.residents import Held as ReportsHeld
 from bot.reports.residents import held as reports_held
 from bot.reports.residents import stale as stale_reports
+from bot.services import ROOT
 from bot.webchat.residents import held as webchat_held
 from bot.webchat.residents import traced as webchat_traced
 
@@ -375,6 +381,7 @@ class _Collector:
             self._member(webchat.index, webchat.member)
         reports = await reports_held(client, layout.namespace, conversation)
         self.absorb(reports)
+        photos = await PhotoIndex(client, layout.namespace).of(conversation)
         return {
             "conversation_id": conversation,
             "tracker": tracker,
@@ -394,6 +401,8 @@ class _Collector:
             "days_active": sorted(k[len(seen_prefix) :].partition(":")[0] for k in seen_days),
             "webchat": webchat.export if webchat is not None else None,
             "problem_reports": reports.export,
+            # the photos themselves are files (or bucket objects): named, not embedded
+            "problem_report_photos": photos,
         }
 
     async def case(self, case_id: str) -> dict[str, Any]:
@@ -561,6 +570,12 @@ class Erasure:
         }
 
 
+def _photo_store() -> PhotoStore | None:
+    """Where problem reports' photos are kept (None: the profile has no ``reports``)."""
+    reports = current_profile().reports
+    return photo_store(reports.photos, ROOT) if reports is not None else None
+
+
 async def erase(
     client: redis.asyncio.Redis,
     layout: Layout,
@@ -585,6 +600,10 @@ async def erase(
         ip: The operator's address (a console request's client), for the audit entry.
     """
     collector, held = await _collect(client, layout, resident)
+    store = _photo_store()
+    if store is not None:  # the photo files first, while their index still names them
+        for conversation in resident.conversations:
+            await PhotoIndex(client, layout.namespace).erase(conversation, store)
     removed_keys, removed_entries = await collector.remove()
     reference = request or f"erase-{uuid.uuid4().hex[:12]}"
     erasure = Erasure(
@@ -759,6 +778,14 @@ async def sweep(
     )
     collector.absorb(problems)
     await collector.remove()
+    store = _photo_store()
+    photos = (
+        await PhotoIndex(client, layout.namespace).sweep(
+            store, now.timestamp(), retention.problem_report_days
+        )
+        if store is not None
+        else 0
+    )
 
     def minid(days: int) -> int:
         return int(cutoff(days).timestamp() * 1000)
@@ -784,4 +811,5 @@ async def sweep(
         "report_questions": len(questions),
         "review_candidates": candidates,
         "problem_reports": problems.count(),
+        "report_photos": photos,
     }

@@ -4,7 +4,9 @@ expiring address, removed when the resident's data is."""
 from __future__ import annotations
 
 import io
+import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
@@ -15,6 +17,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from PIL import ExifTags, Image
 
+import bot.profile
 from bot.reports.config import Photos, S3Storage
 from bot.reports.media import MediaUrls, new_name
 from bot.reports.media_edge import MediaPart
@@ -27,7 +30,9 @@ from bot.reports.photos import (
     check_photo,
     photo_store,
 )
+from bot.residents.rights import Layout, erase, export, find, leftovers
 from bot.testing.edge import serving
+from bot.web.audit import AuditLog
 
 KEY = "k" * 40
 GPS = ExifTags.IFD.GPSInfo
@@ -248,3 +253,31 @@ async def test_the_edge_serves_a_photo_only_by_a_valid_unexpired_token(
             assert (await client.get(f"/media/{bad}")).status_code == 404
         now[0] += 3601
         assert (await client.get(f"/media/{token}")).status_code == 404
+
+
+async def test_a_residents_photos_are_exported_by_name_and_erased_with_them(
+    async_redis: redis.asyncio.Redis, namespace: str, tmp_path: Path
+) -> None:
+    council = bot.profile.current()
+    assert council.reports is not None
+    here = replace(council.reports.photos, folder=str(tmp_path))
+    previous = bot.profile.use(replace(council, reports=replace(council.reports, photos=here)))
+    try:
+        layout = Layout(namespace, f"{namespace}:tracker:", f"{namespace}:lock:")
+        priya, tom = "telegram:councilbot:111", "telegram:councilbot:222"
+        store, index = LocalPhotoStore(tmp_path), PhotoIndex(async_redis, namespace)
+        names = {}
+        for who in (priya, tom):
+            await async_redis.set(layout.tracker_prefix + who, json.dumps({"events": []}))
+            names[who] = new_name("jpg")
+            await store.put(names[who], b"photo", "image/jpeg")
+            await index.record(who, names[who])
+        found = await find(async_redis, layout, priya)
+        [held] = (await export(async_redis, layout, found))["conversations"]
+        assert [p["name"] for p in held["problem_report_photos"]] == [names[priya]]
+        await erase(async_redis, layout, found, AuditLog(async_redis, namespace))
+        assert await store.get(names[priya]) is None and await index.of(priya) == []
+        assert await store.get(names[tom]) is not None  # someone else's stays
+        assert await leftovers(async_redis, layout, found) == []
+    finally:
+        bot.profile.use(previous)

@@ -369,7 +369,8 @@ async def test_cli_export_and_erase(
     assert await _cli(*common, "sweep") == 0  # nothing is old enough yet
     assert capsys.readouterr().out == (
         "0 handoff cases, 0 failed messages, 0 conversations, 0 missed bin reports, "
-        "0 audit entries, 0 report questions, 0 review candidates, 0 problem reports removed.\n"
+        "0 audit entries, 0 report questions, 0 review candidates, 0 problem reports, "
+        "0 report photos removed.\n"
     )
 
 

@@ -146,6 +146,7 @@ async def test_sweep_applies_the_period_of_each_kind_of_data(
         "report_questions": 1,
         "review_candidates": 2,
         "problem_reports": 0,
+        "report_photos": 0,
     }
     assert await review.get(pending.id) is None
     unlinked = await review.get(decided.id)
