@@ -471,7 +471,8 @@ class WebChat:
             try:
                 upload_id = await self.uploads.save(conversation.conversation, kind, body, limits)
             except UploadError as exc:
-                raise _Refused(exc.status, "upload", exc.reason) from None
+                error = "too_large" if exc.status == 413 else "upload"
+                raise _Refused(exc.status, error, exc.reason) from None
             return JSONResponse({"upload_id": upload_id}, 201, headers=_NO_STORE)
 
         return await self._guarded(request, answer)

@@ -67,7 +67,8 @@ async def test_what_is_not_an_allowed_image_is_refused(resident: WebChatClient) 
     status, answer = await upload(resident, image("PNG"), "image/jpeg")
     assert (status, answer["error"]) == (415, "upload")
     too_big = image("PNG", (1200, 1200)) + b"\0" * 200_000
-    assert (await upload(resident, too_big, "image/png"))[0] == 413
+    status, answer = await upload(resident, too_big, "image/png")
+    assert (status, answer["error"]) == (413, "too_large")
 
 
 async def test_an_upload_of_another_conversation_cannot_be_sent(
