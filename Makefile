@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install train run chat test test-fast test-setup lint typecheck pytest pytest-fast bench bench-channels bench-knowledge bench-handoff bench-fullstack bench-webchat clean
+.PHONY: install train run chat test test-fast test-setup lint typecheck pytest pytest-fast bench bench-channels bench-knowledge bench-handoff bench-fullstack bench-webchat bench-reports clean
 
 install:
 	@bash scripts/install.sh
@@ -65,6 +65,10 @@ bench-handoff: install
 
 bench-webchat: install
 	@$(PY) bench/webchat.py $(BENCH_ARGS)
+
+# problem reports to the Open311 stand-in through failures and an outage (BENCH_ARGS=--short)
+bench-reports: install
+	@$(PY) bench/reports.py $(BENCH_ARGS)
 
 # The whole assistant (real model, actions, Redis) over signed webhooks vs Rasa's REST channel.
 # Needs a trained model (make train); BENCH_ARGS=--short for a quick development run.
