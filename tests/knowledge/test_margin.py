@@ -58,3 +58,11 @@ def test_answer_precision_is_the_classifiers(tmp_path: Path) -> None:
     assert answer_precision(config) == pytest.approx(0.95)
     config.write_text("pipeline:\n  - name: WhitespaceTokenizer\n")
     assert answer_precision(config) == DEFAULT_PRECISION
+
+
+def test_a_large_base_is_scored_on_a_sample_of_its_questions() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores, correct = example_margins(vectors, [f"t{i % 7}" for i in range(3000)], floor=-1.0)
+    assert len(scores) == len(correct) == 2 * 1000  # each asked question: as answer and as not
