@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; return the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logs.install()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
     try:
         asyncio.run(serve(_parse_args(argv)))
     except CouncilError as error:
