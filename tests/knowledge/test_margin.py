@@ -7,15 +7,17 @@ import pytest
 
 from bot.knowledge.margin import (
     DEFAULT_PRECISION,
+    FloatArray,
     answer_precision,
     calibrate_margin,
     example_margins,
 )
 
 
-def _unit(*rows: list[float]) -> np.ndarray:
+def _unit(*rows: list[float]) -> FloatArray:
     matrix = np.array(rows, dtype=np.float32)
-    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    unit: FloatArray = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    return unit
 
 
 def test_each_question_is_scored_as_answer_and_as_uncovered_question() -> None:

@@ -53,9 +53,9 @@ async def test_decisions_move_candidates_and_make_training_examples(queue: Revie
 async def test_a_decision_needs_what_it_names(queue: ReviewQueue) -> None:
     chosen = await queue.record_choice(SENDER, "allotments", "t", "")
     assert chosen is not None
-    for label, fields in [("maybe", {}), ("intent", {}), ("kb_question", {})]:
+    for label in ("maybe", "intent", "kb_question"):
         with pytest.raises(ValueError):
-            await queue.decide(chosen.id, label, "ed", **fields)
+            await queue.decide(chosen.id, label, "ed")
     assert [c.id for c in await queue.pending()] == [chosen.id]
 
 
