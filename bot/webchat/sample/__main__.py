@@ -11,7 +11,7 @@ from bot.webchat.sample import sample_site
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the sample site on loopback (the edge must allow its origin in the profile)."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bot.webchat.sample", description=__doc__)
     parser.add_argument("--edge", default="http://127.0.0.1:8000", help="the edge's origin")
     parser.add_argument("--council", default="ashvale", help="webchat.council_id")
     parser.add_argument("--port", type=int, default=8001)
