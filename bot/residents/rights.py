@@ -61,6 +61,7 @@ from bot.reports.residents import Held as ReportsHeld
 from bot.reports.residents import held as reports_held
 from bot.reports.residents import stale as stale_reports
 from bot.services import ROOT
+from bot.webchat.residents import conversations_of_phone as webchat_of_phone
 from bot.webchat.residents import held as webchat_held
 from bot.webchat.residents import traced as webchat_traced
 
@@ -247,6 +248,7 @@ async def find(client: redis.asyncio.Redis, layout: Layout, query: str) -> Resid
         _add(resident.phones, digits)
         _add(resident.contacts, f"phone:{digits}")
         _add(resident.conversations, *await _conversations_of_phone(client, layout, digits))
+        _add(resident.conversations, *await webchat_of_phone(client, layout.namespace, digits))
     else:  # a handoff case id, or a sender id of Rasa's REST channel
         if await client.exists(layout.key("handoff", "case", query)):
             _add(resident.cases, query)
@@ -379,6 +381,9 @@ class _Collector:
         if webchat is not None:
             self.keys += webchat.keys
             self._member(webchat.index, webchat.member)
+            if webchat.phone_index:
+                members = self.set_members.setdefault(webchat.phone_index, [])
+                _add(members, webchat.phone_member)
         reports = await reports_held(client, layout.namespace, conversation)
         self.absorb(reports)
         photos = await PhotoIndex(client, layout.namespace).of(conversation)

@@ -517,7 +517,9 @@ class WebChat:
             code = data.get("code")
             if not isinstance(code, str) or not re.fullmatch(r"\s*\d{6}\s*", code):
                 raise _Refused(400, "code", "The code is 6 digits.")
-            confirmed = await self.phones.confirm(conversation.conversation, code)
+            confirmed = await self.phones.confirm(
+                conversation.conversation, code, self.config.council_id
+            )
             if confirmed is None:
                 raise _Refused(429, "code_expired", "Ask for a new code.", {"Retry-After": "0"})
             if not confirmed:

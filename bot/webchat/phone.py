@@ -11,6 +11,7 @@ state names the channel and number, and the adapter (:mod:`bot.webchat.adapter`)
 every later bot or agent message to it through the outbox, as the conversation
 ``<channel>:<council number>:<phone>``, so the outbox applies that channel's window rules
 (:mod:`bot.channels.window`): on WhatsApp a closed window sends the council's approved template.
+The set ``{ns}:webchat:phone:<digits>`` lists the conversations continued on a number.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from bot.channels.outbox import queue_reply
 from bot.keys import key
 from bot.webchat.config import WebChatConfig
 from bot.webchat.events import EventLog
+from bot.webchat.status import CHANNEL
 
-__all__ = ["CODE_SECONDS", "MAX_TRIES", "PhoneLink", "mirror", "uk_mobile"]
+__all__ = ["CODE_SECONDS", "MAX_TRIES", "PhoneLink", "mirror", "phone_index_key", "uk_mobile"]
 
 CODE_SECONDS = 600
 """How long a code can be used."""
@@ -44,6 +46,14 @@ local found = redis.call('HMGET', KEYS[1], 'digest', 'channel', 'phone')
 if tries >= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
 return {found[1], found[2], found[3], tries}
 """
+
+
+def phone_index_key(namespace: str, phone: str) -> str:
+    """The set of web chat conversations continued on ``phone`` (``+447...``).
+
+    For residents' rights: a resident found by their number is found with their web chats too.
+    """
+    return key(namespace, "webchat", "phone", phone.lstrip("+"))
 
 
 def uk_mobile(text: str) -> str | None:
@@ -110,10 +120,11 @@ class PhoneLink:
             OutboundMessage(text),
         )
 
-    async def confirm(self, conversation: str, code: str) -> bool | None:
+    async def confirm(self, conversation: str, code: str, account: str) -> bool | None:
         """True: the number is confirmed; False: wrong code; None: no code (expired or used up).
 
         Each call counts as a try before the comparison; the fifth wrong try ends the code.
+        ``account`` is the council id (the conversation id is indexed under the number).
         """
         found: Any = await self._try(keys=[self.code_key(conversation)], args=[MAX_TRIES])
         if not found:
@@ -123,6 +134,11 @@ class PhoneLink:
             return False
         await self.redis.delete(self.code_key(conversation))
         await self.log.set_state(conversation, phone_channel=str(channel), phone=str(phone))
+        index = phone_index_key(self.namespace, str(phone))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(index, conversation_id(CHANNEL, account, conversation))
+            pipe.expire(index, self.log.keep_seconds)
+            await pipe.execute()
         return True
 
 

@@ -17,10 +17,11 @@ import redis.asyncio
 
 from bot.keys import key
 from bot.webchat.events import MAX_EVENTS, EventLog
+from bot.webchat.phone import phone_index_key
 from bot.webchat.status import is_webchat, sender_of
 from bot.webchat.uploads import UploadStore
 
-__all__ = ["Held", "held", "traced"]
+__all__ = ["Held", "conversations_of_phone", "held", "traced"]
 
 
 @dataclass
@@ -33,12 +34,24 @@ class Held:
         keys: Every key to delete to erase it.
         index: The sorted set the conversation is a member of (remove the member).
         member: Its member there.
+        phone_index: The set of conversations of its confirmed number ('' if none).
+        phone_member: Its member there (the conversation id).
     """
 
     export: dict[str, Any]
     keys: list[str] = field(default_factory=list)
     index: str = ""
     member: str = ""
+    phone_index: str = ""
+    phone_member: str = ""
+
+
+async def conversations_of_phone(
+    client: redis.asyncio.Redis, namespace: str, digits: str
+) -> list[str]:
+    """The web chat conversations (ids) continued on the number with these international digits."""
+    members: Any = await client.smembers(phone_index_key(namespace, digits))
+    return sorted(str(member) for member in members)
 
 
 async def traced(client: redis.asyncio.Redis, namespace: str, conversation_id: str) -> bool:
@@ -81,13 +94,17 @@ async def held(client: redis.asyncio.Redis, namespace: str, conversation_id: str
     pattern = key(namespace, "webchat", "*", conversation, "*")
     async for name in client.scan_iter(match=pattern.replace("[", "\\["), count=1000):
         keys.append(str(name))  # echo markers and rate-limit counters of the conversation
+    state = await log.state(conversation)
+    phone_index = phone_index_key(namespace, state["phone"]) if state.get("phone") else ""
     return Held(
         export={
             "events": [{"id": e.id, "kind": e.kind, "data": dict(e.data)} for e in events],
-            "state": await log.state(conversation),
+            "state": state,
             "uploads": uploads,
         },
         keys=keys,
         index=log.index_key,
         member=conversation,
+        phone_index=phone_index,
+        phone_member=conversation_id,
     )

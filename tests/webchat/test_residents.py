@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 import redis.asyncio
@@ -53,7 +54,12 @@ async def test_export_then_erase_a_web_chat_conversation_and_nothing_else(
     layout: Layout,
 ) -> None:
     sender = await chat(resident, async_redis, namespace)
-    await webchat.log.set_state(sender, phone_channel="sms", phone="+447700900123")
+    await webchat.phones.start(sender, "sms", "+447700900123", webchat.config)
+    [(_, code_sms)] = await async_redis.xrange(key(namespace, "outbox"))
+    code = re.search(r"\d{6}", code_sms["text"])
+    assert code is not None
+    assert await webchat.phones.confirm(sender, code.group(0), COUNCIL)
+    await async_redis.delete(key(namespace, "outbox"))  # the outbox worker sent it
     other = WebChatClient(resident.http, COUNCIL)
     await other.start()
     other_sender = await chat(other, async_redis, namespace)
@@ -61,6 +67,8 @@ async def test_export_then_erase_a_web_chat_conversation_and_nothing_else(
 
     found = await find(async_redis, layout, conversation)
     assert found.conversations == [conversation]
+    by_phone = await find(async_redis, layout, "07700 900123")
+    assert by_phone.conversations == [conversation]  # the number they continued on
     held = await export(async_redis, layout, found)
     [mine] = held["conversations"]
     texts = [e["data"].get("text") for e in mine["webchat"]["events"]]
@@ -70,9 +78,10 @@ async def test_export_then_erase_a_web_chat_conversation_and_nothing_else(
     [photo] = mine["webchat"]["uploads"]
     assert photo["type"] == "image/png" and photo["bytes"] == len(png())
 
-    await erase(async_redis, layout, found, AuditLog(async_redis, namespace))
-    left = await leftovers(async_redis, layout, found, skip=[key(namespace, "audit")])
+    await erase(async_redis, layout, by_phone, AuditLog(async_redis, namespace))
+    left = await leftovers(async_redis, layout, by_phone, skip=[key(namespace, "audit")])
     assert left == []
+    assert not await async_redis.exists(key(namespace, "webchat", "phone", "447700900123"))
     names = [str(n) async for n in async_redis.scan_iter(match=key(namespace, "webchat", "*"))]
     assert not [n for n in names if sender in n]
     assert not await async_redis.zscore(key(namespace, "webchat", "conversations"), sender)
