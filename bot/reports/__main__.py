@@ -19,6 +19,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -37,7 +38,9 @@ from bot.reports.cases import ReportCases
 from bot.reports.notify import ResidentNotifier, Wording
 from bot.reports.outbox import ReportWorker
 from bot.reports.updates import PushedUpdates, ReportUpdates, UpdatePoller
-from bot.testing.open311 import Open311StandIn, StandInThread
+
+if TYPE_CHECKING:
+    from bot.testing.open311 import StandInThread
 
 _log = logging.getLogger("bot.reports")
 
@@ -62,6 +65,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _stand_in(endpoint: str) -> StandInThread | None:
+    from bot.testing.open311 import Open311StandIn, StandInThread  # the demo's only
+
     parts = urlsplit(endpoint)
     if parts.hostname not in ("127.0.0.1", "localhost") or not parts.port:
         _log.warning("--stand-in: %s is not a loopback address; not serving one", endpoint)

@@ -210,6 +210,8 @@ class EmailBackOffice(BackOffice):
             await asyncio.to_thread(self._send, message)
         except (OSError, smtplib.SMTPException) as exc:
             code = getattr(exc, "smtp_code", 0)
+            if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+                code = next(iter(exc.recipients.values()))[0]
             # 4xx: the relay asks us to come back later; 5xx: refused for good
             status = 0 if not code or 400 <= code < 500 else 400
             raise BackOfficeError(self.target, status, f"{type(exc).__name__}: {exc}") from None

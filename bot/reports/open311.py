@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import redis.asyncio
@@ -339,7 +340,7 @@ class Open311Client:
                 response = await self.http.request(
                     method,
                     url,
-                    content=httpx.QueryParams(list(form)).__str__().encode(),
+                    content=str(httpx.QueryParams(list(form))).encode(),
                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
                 )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -399,7 +400,7 @@ class Open311Client:
         """A service's questions (``GET services/<code>.json``), sorted by ``order``."""
         body = await self._call(
             "GET",
-            f"services/{httpx.URL(service_code).raw_path.decode()}.json",
+            f"services/{quote(service_code, safe='')}.json",
             params=self._params(),
         )
         try:

@@ -15,7 +15,8 @@ report in a lane of its own, and delivers it through the profile's
   backoff (1 s doubling to ``max_delay``), the schedule kept in Redis (:class:`Retries`), for
   ``give_up_after`` seconds (6 hours by default: an hour-long outage loses nothing). Before
   any POST after the first, the Open311 back office looks for the report's marker, so an
-  ambiguous failure never submits twice;
+  ambiguous failure never submits twice. After ``delayed_after`` (10 minutes) the resident is
+  told once that it is taking longer;
 - refused (400, 404, 422) or given up: the record says ``failed``, the report goes to
   ``{ns}:reports:failed`` and to a P2 console case (agents record it by hand), and the resident
   is told once that a person has it.
@@ -118,6 +119,8 @@ class ReportWorker(StreamWorker):
         namespace: Key namespace.
         consumer: This worker's name (:func:`bot.channels.stream.consumer_name`).
         give_up_after: Seconds after a report's first failure with no further attempt.
+        delayed_after: Seconds after a report's first failure when its resident is told
+            (once) that it is taking longer, and that nothing is lost.
         base_delay: First backoff in seconds (doubles, with jitter).
         max_delay: Longest wait between attempts.
         claim_idle_ms: Reports any consumer left unacknowledged this long are taken over.
@@ -141,6 +144,7 @@ class ReportWorker(StreamWorker):
         *,
         consumer: str = "submitter",
         give_up_after: float = 6 * 3600.0,
+        delayed_after: float = 600.0,
         base_delay: float = 1.0,
         max_delay: float = 60.0,
         claim_idle_ms: int = 60_000,
@@ -160,6 +164,7 @@ class ReportWorker(StreamWorker):
         self.policy = RetryPolicy(
             base_delay=base_delay, max_delay=max_delay, give_up_after=give_up_after
         )
+        self.delayed_after = delayed_after
         self.sleep = sleep
         self.clock = clock
         self.stream = self.store.key("outbox")
@@ -213,6 +218,14 @@ class ReportWorker(StreamWorker):
             state = await self.retries.failed(entry_id, state, self.clock())
             if self.policy.exhausted(state, self.clock()):
                 return Outcome(None, f"gave up after {state.attempts} attempts: {error}")
+            if self.clock() - state.first_failed_at >= self.delayed_after:
+                # once: nothing is lost, the reference comes later
+                await self.notifier.tell(
+                    record.report,
+                    f"report:{record.report.report_id}:delayed",
+                    "utter_report_delayed",
+                    service_name=record.report.service_name,
+                )
             delay = self.policy.delay(state.attempts)
             await self.retries.schedule(entry_id, self.clock() + delay)
             _log.info(
