@@ -783,6 +783,16 @@ async def test_the_panel_reflows_at_320px_and_200_percent_zoom(
     panel = await widget.panel.bounding_box()
     assert panel is not None and panel["width"] <= width
     await clean(page, f"buttons shown at {view}")
+    # a photo asked for, below the messages: still reachable (scrolling up and down only)
+    await widget.send("my bin was missed")
+    for control in (widget.panel.get_by_label("Add a photo"), widget.input):
+        await control.scroll_into_view_if_needed()
+        await expect(control).to_be_in_viewport()
+    send_photo = widget.panel.get_by_role("button", name="Send photo")
+    await send_photo.scroll_into_view_if_needed()
+    await expect(send_photo).to_be_in_viewport()
+    assert await horizontal_overflow(page) == 0
+    await clean(page, f"photo asked for at {view}")
     if width < 700:  # narrow: the panel fills the window
         assert panel["width"] == width
         # and makes way when the keyboard leaves it for the page it would hide
@@ -793,7 +803,7 @@ async def test_the_panel_reflows_at_320px_and_200_percent_zoom(
         await expect(focused).to_be_visible()
         assert await focused.evaluate("e => !e.closest('.crw')")
         await widget.launcher.click()
-        await expect(widget.said("Which address is yours?")).to_be_visible()
+        await expect(widget.said("Please add a photo of the bin.")).to_be_visible()
     await context.close()
 
 
