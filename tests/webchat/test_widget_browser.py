@@ -721,6 +721,15 @@ async def test_offline_and_a_failed_message_say_so_and_recover(
 ) -> None:
     context = await browser.new_context()
     page = await context.new_page()
+    streams: list[str | None] = []  # each event stream's Last-Event-ID
+    page.on(
+        "request",
+        lambda r: (
+            streams.append(r.headers.get("last-event-id"))
+            if r.url.endswith("/webchat/events")
+            else None
+        ),
+    )
     widget = Widget(page)
     await page.goto(site.url("/"))
     await widget.launcher.click()
@@ -747,6 +756,8 @@ async def test_offline_and_a_failed_message_say_so_and_recover(
     await expect(widget.status).to_have_text(f"You're chatting with {NAME}'s automated assistant.")
     texts = await widget.texts()
     assert texts.count("are you there?") == 1 and texts.count("hello") == 1
+    # the first stream replayed everything; the one after the outage asked only for what's new
+    assert streams[0] is None and re.fullmatch(r"\d+-\d+", streams[-1] or ""), streams
     await context.close()
 
 
