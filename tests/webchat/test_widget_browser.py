@@ -735,6 +735,14 @@ async def test_offline_and_a_failed_message_say_so_and_recover(
     await widget.launcher.click()
     await widget.send("hello")
     await expect(widget.said("You asked about “hello”.")).to_be_visible()
+    # too long: said at once, nothing cut off or lost
+    await widget.input.fill("x" * 1001)
+    await widget.input.press("Enter")
+    await expect(widget.panel.get_by_role("alert")).to_have_text(
+        "Your message is too long: at most 1000 characters."
+    )
+    assert await widget.input.input_value() == "x" * 1001
+    await widget.input.fill("")
 
     await context.set_offline(True)
     await expect(widget.status).to_contain_text("You're offline.")

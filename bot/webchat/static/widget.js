@@ -986,7 +986,6 @@
     if (!pageAllowed(config.pages) && !stored.token) return;
     openNow = config.open_now !== false;
     nextOpen = config.next_open || null;
-    if (config.limits && config.limits.max_text_chars) input.setAttribute("maxlength", String(config.limits.max_text_chars));
     applyColours(config.colours);
     title.textContent = t("title", { name: config.name });
     greet();
