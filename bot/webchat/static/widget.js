@@ -268,7 +268,7 @@
   function typeText(types) {
     return types
       .map(function (type) {
-        return type.split("/")[1].toUpperCase().replace("JPEG", "JPEG");
+        return type.split("/")[1].toUpperCase();
       })
       .join(", ");
   }
