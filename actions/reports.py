@@ -487,6 +487,8 @@ class ValidateReportForm(_World, FormValidationAction):
     async def validate_report_service(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if value is None:  # a slot cleared when the report started, not an answer
+            return {"report_service": None}
         if tracker.slots.get("report_service_name"):
             return {"report_service": tracker.slots.get("report_service")}  # set by the intent
         try:
@@ -525,6 +527,8 @@ class ValidateReportForm(_World, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """Places the pin or the words, and looks for someone else's report nearby."""
+        if value is None:  # a slot cleared when the report started, not an answer
+            return {"report_location": None}
         world, reports = self.world, self.world.reports
         area = reports.area if reports else None
         if isinstance(value, Mapping):
@@ -582,6 +586,8 @@ class ValidateReportForm(_World, FormValidationAction):
     async def validate_report_duplicate(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if value is None:  # a slot cleared when the report started, not an answer
+            return {"report_duplicate": None}
         _, intent, _ = _latest(tracker)
         answer = yes_or_no(value, intent)
         if answer is None:
@@ -612,6 +618,8 @@ class ValidateReportForm(_World, FormValidationAction):
     async def validate_report_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if value is None:  # a slot cleared when the report started, not an answer
+            return {"report_description": None}
         text = " ".join(str(value or "").split())
         if len(text) > MAX_RESIDENT_DESCRIPTION:
             dispatcher.utter_message(
@@ -623,6 +631,8 @@ class ValidateReportForm(_World, FormValidationAction):
     async def validate_report_answer(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if value is None:  # a slot cleared when the report started, not an answer
+            return {"report_answer": None}
         questions: list[dict[str, Any]] = tracker.slots.get("report_questions") or []
         answers: dict[str, str] = dict(tracker.slots.get("report_attributes") or {})
         waiting = [q for q in questions if q["code"] not in answers]
@@ -688,6 +698,8 @@ class ValidateReportForm(_World, FormValidationAction):
     async def validate_report_contact(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if value is None:  # a slot cleared when the report started, not an answer
+            return {"report_contact": None}
         _, intent, _ = _latest(tracker)
         answer = yes_or_no(value, intent)
         if answer is None:
@@ -697,6 +709,8 @@ class ValidateReportForm(_World, FormValidationAction):
     async def validate_report_confirm(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if value is None:  # a slot cleared when the report started, not an answer
+            return {"report_confirm": None}
         words = _words(value)
         _, intent, _ = _latest(tracker)
         if words in _CANCEL:

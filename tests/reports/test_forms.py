@@ -147,11 +147,13 @@ class Resident:
     async def report(self, intent: str) -> list[dict[str, Any]]:
         """The resident asks to report something (``report_pothole``...)."""
         self.read = []
-        await self._run(ActionStartReport(self.world), self._tracker("", intent, {}, {}))
+        started = await self._run(ActionStartReport(self.world), self._tracker("", intent, {}, {}))
         if not self.slots.get("report_available"):
             return self.read
         self.active, self.requested = True, None
-        tracker = self._tracker("", intent, {}, {})
+        # the form starts with the start action's slot events last on the tracker
+        set_now = {e["name"]: e["value"] for e in started if e["event"] == "slot"}
+        tracker = self._tracker("", intent, {}, set_now)
         await self._validate(tracker)
         await self._next(tracker)
         return self.read
@@ -242,7 +244,10 @@ async def council(
 async def test_a_pothole_with_a_pin_and_a_photo_reaches_the_outbox(council: Council) -> None:
     resident = council.resident()
     await resident.report("report_pothole")
-    assert "Send a location pin" in resident.texts()
+    assert [m["text"] for m in resident.read] == [  # the question, and nothing else
+        "Where is it? Send a location pin, or tell me the postcode, the street or a landmark "
+        "nearby."
+    ]
 
     await resident.says(location=(LIBRARY.latitude, LIBRARY.longitude))
     assert "describe the problem" in resident.texts()
@@ -315,7 +320,7 @@ async def test_fly_tipping_in_words_asks_what_and_how_much_and_shares_contact(
 async def test_report_a_problem_offers_the_back_offices_categories(council: Council) -> None:
     resident = council.resident()
     await resident.report("report_problem")
-    assert "What would you like to report?" in resident.texts()
+    assert resident.texts() == "What would you like to report? Choose the kind of problem."
     assert resident.buttons() == ["Pothole", "Street light not working", "Fly-tipping"]
     await resident.says("something else entirely")
     assert "couldn't match that" in resident.texts()
