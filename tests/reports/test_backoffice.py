@@ -4,18 +4,32 @@ the owning team with its position and photo."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
+import redis.asyncio
+import yaml
 
+import bot.profile
+from bot.errors import MissingSecretError
 from bot.handoff.queue import HandoffQueue
-from bot.profile import CouncilProfile
-from bot.reports.backoffice import EmailBackOffice, WebhookBackOffice, signature
+from bot.profile import CouncilProfile, current
+from bot.reports.__main__ import main
+from bot.reports.backoffice import (
+    EmailBackOffice,
+    Open311BackOffice,
+    WebhookBackOffice,
+    back_office_for,
+    signature,
+)
 from bot.reports.config import EmailTarget, WebhookTarget
 from bot.testing.smtp import SmtpStandIn
 from tests.reports.conftest import RigFactory, make_report
 
-GLANFOR = CouncilProfile.load(Path(__file__).parents[2] / "tests/data/profiles/glanfor.yml")
+ROOT = Path(__file__).parents[2]
+GLANFOR = CouncilProfile.load(ROOT / "tests/data/profiles/glanfor.yml")
 TIPPING = {"service_code": "fly_tipping", "service_name": "Fly-tipping"}
 
 
@@ -87,3 +101,40 @@ async def test_a_webhook_refusing_the_report_makes_it_an_agents_job(rig: RigFact
     queue = HandoffQueue(r.redis, r.namespace)
     case = await queue.get(await queue.case_for(make_report().conversation_id) or "")
     assert case is not None and case.reason == "problem_report_failed"
+
+
+async def test_the_profile_names_the_back_office_and_its_secrets_come_from_the_environment(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    demo = current().reports
+    assert demo is not None
+    office = back_office_for(demo, {"COUNCIL_OPEN311_API_KEY": "k"}, async_redis, namespace)
+    assert isinstance(office, Open311BackOffice) and office.client.api_key == "k"
+    await office.aclose()
+    with pytest.raises(MissingSecretError) as caught:
+        back_office_for(demo, {}, async_redis, namespace)
+    assert caught.value.variable == "COUNCIL_OPEN311_API_KEY"
+    glanfor = GLANFOR.reports
+    assert glanfor is not None
+    assert isinstance(back_office_for(glanfor, {}, async_redis, namespace), EmailBackOffice)
+    hook = WebhookTarget("https://x.example", "HOOK")
+    with pytest.raises(MissingSecretError):
+        back_office_for(
+            replace(glanfor, back_office="webhook", webhook=hook), {}, async_redis, namespace
+        )
+
+
+def test_the_reports_process_refuses_a_profile_without_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = yaml.safe_load((ROOT / "council.yml").read_text())
+    del data["reports"]
+    data["closed_days"]["bank_holidays"] = str(ROOT / "data" / "demo" / "bank-holidays.json")
+    path = tmp_path / "council.yml"
+    path.write_text(yaml.safe_dump(data))
+    previous = bot.profile.use(CouncilProfile.load(path))
+    try:
+        assert main([]) == 1
+    finally:
+        bot.profile.use(previous)
+    assert "reports: is missing" in capsys.readouterr().err
