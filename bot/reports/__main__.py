@@ -4,8 +4,9 @@ Runs, each under :func:`bot.channels.supervisor.supervised`: the :class:`ReportW
 (``{ns}:reports:outbox`` to the profile's back office), and for Open311 councils the
 :class:`UpdatePoller` (every ``reports.open311.poll_minutes``) and :class:`PushedUpdates`
 (what the edge's ``/reports/updates`` received). ``GET /health`` on ``--port`` (loopback)
-answers 200 once they run. ``--stand-in`` also serves the local Open311 stand-in at the
-profile's endpoint when it is on loopback (the demo: ``make run`` shows reports arriving in
+answers 200 once they run, with counts only: reports queued, retrying and failed, requests
+followed. ``--stand-in`` also serves the local Open311 stand-in at the profile's endpoint
+when it is on loopback (the demo: ``make run`` shows reports arriving in
 ``.data/logs/reports.log``). Any number of these processes can run: they share the work
 through the stream's consumer group, and markers keep every message single.
 """
@@ -37,6 +38,7 @@ from bot.reports.backoffice import Open311BackOffice, back_office_for
 from bot.reports.cases import ReportCases
 from bot.reports.notify import ResidentNotifier, Wording
 from bot.reports.outbox import ReportWorker
+from bot.reports.store import ReportStore
 from bot.reports.updates import PushedUpdates, ReportUpdates, UpdatePoller
 
 if TYPE_CHECKING:
@@ -115,8 +117,20 @@ async def serve(args: argparse.Namespace) -> None:
         tasks.append(supervised("report update poller", lambda: poller.run(stop), stop))
         tasks.append(supervised("pushed report updates", lambda: pushed.run(stop), stop))
 
+    store = ReportStore(client, namespace)
+
     async def health(request: Request) -> Response:
-        return JSONResponse({"ok": True, "back_office": back_office.target})
+        # counts only: no resident data
+        return JSONResponse(
+            {
+                "ok": True,
+                "back_office": back_office.target,
+                "queued": await client.xlen(worker.stream),
+                "retrying": await client.zcard(worker.retries.due_key),
+                "failed": await client.xlen(store.key("failed")),
+                "followed": await client.zcard(store.key("followed")),
+            }
+        )
 
     app = Starlette(routes=[Route("/health", health)])
     server = _QuietServer(
