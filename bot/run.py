@@ -2,9 +2,10 @@
 
 Checks the configuration, connects to ``REDIS_URL`` or starts an embedded Redis under
 ``.data/redis``, then starts the action server and the Rasa server (HTTP API with its token;
-both on the internal address only), the public edge (residents' webhooks) and the web console,
-and prints where to reach them. ``--chat`` adds a terminal chat over Rasa's REST channel,
-which only the demo credentials open, on loopback.
+both on the internal address only; ``--rasa-workers N`` starts N Rasa workers sharing the inbox,
+the first one's API on ``--rasa-port`` for the console), the public edge (residents'
+webhooks) and the web console, and prints where to reach them. ``--chat`` adds a terminal
+chat over Rasa's REST channel, which only the demo credentials open, on loopback.
 """
 
 from __future__ import annotations
@@ -51,7 +52,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=ROOT / "credentials.demo.yml",
         help="channels to open (credentials.yml for the four resident channels)",
     )
-    parser.add_argument("--rasa-port", type=int, default=5005)
+    parser.add_argument(
+        "--rasa-port",
+        type=int,
+        default=5005,
+        help="the first Rasa worker's HTTP API (the console's); the others take the next ports",
+    )
+    parser.add_argument(
+        "--rasa-workers",
+        type=_positive,
+        default=1,
+        help="Rasa worker processes sharing the inbox (about one per core; docs/deploy.md)",
+    )
     parser.add_argument("--actions-port", type=int, default=5055)
     parser.add_argument("--console-port", type=int, default=8080)
     parser.add_argument("--reports-port", type=int, default=8312, help="reports worker health")
@@ -69,6 +81,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="do not load the demo council's bin schedules and knowledge base",
     )
     return parser.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+    return number
 
 
 def _redis(url: str) -> tuple[str, EmbeddedRedis | None]:
@@ -174,22 +193,24 @@ def main(argv: list[str] | None = None) -> int:
                 log_dir=logs,
             )
         )
-        services.append(
-            start_service(
-                "rasa",
-                rasa_server_argv(
-                    model=MODEL,
-                    port=args.rasa_port,
-                    credentials=args.credentials,
-                    endpoints=ROOT / "endpoints.yml",
-                    auth_token=env["RASA_AUTH_TOKEN"],
-                ),
-                ready_url=f"{env['RASA_URL']}/status?token={env['RASA_AUTH_TOKEN']}",
-                env=env,
-                log_dir=logs,
-                timeout=300,
+        for index in range(args.rasa_workers):  # one after the other: each loads the model
+            port = args.rasa_port + index
+            services.append(
+                start_service(
+                    "rasa" if index == 0 else f"rasa-{index}",
+                    rasa_server_argv(
+                        model=MODEL,
+                        port=port,
+                        credentials=args.credentials,
+                        endpoints=ROOT / "endpoints.yml",
+                        auth_token=env["RASA_AUTH_TOKEN"],
+                    ),
+                    ready_url=f"http://{internal}:{port}/status?token={env['RASA_AUTH_TOKEN']}",
+                    env=env,
+                    log_dir=logs,
+                    timeout=300,
+                )
             )
-        )
         edge_url = f"http://{_reachable(args.edge_host)}:{args.edge_port}"
         services.append(
             start_service(
