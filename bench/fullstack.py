@@ -27,11 +27,25 @@ of the step; REST: requests in flight), CPU ms per message of each process (``/p
 before and after the step), the load average.
 
 ``turns``: one conversation of ``--turns`` knowledge-base questions, one at a time, on each
-side; per-message CPU of the Rasa server + action server + Redis and latency, turns 2-6 vs the
-last five (turn 1 also starts the session, a cost of its own: ``first_turn``).
+side; per-message CPU of the Rasa server + action server + Redis (their threads' nanoseconds
+from ``/proc/<pid>/task/*/schedstat``: a message costs a few clock ticks) and latency, turns
+2-6 vs the last five (turn 1 also starts the session, a cost of its own: ``first_turn``).
 ``turn50_over_turn1`` is the ratio of those CPU costs.
 
 ``first_message_ms``: the first message after the servers said they were ready (warm-up).
+
+``--workers N`` starts N Rasa workers (one Rasa server process each) sharing the inbox's
+consumer group; the REST side spreads its conversations over their REST channels. ``--pin``
+runs each worker on a core of its own (``taskset -c``: worker i on core i modulo the cores);
+the other processes are not pinned. ``cpu_ms_per_msg.rasa`` is the workers' sum. Before the
+steps each worker answers one question through its REST channel (its first is slow).
+
+``--scale`` adds ``"scale"``: ours at the same rates with one Rasa worker, then with two (each
+its own servers and Redis, no long conversation): ``one_worker_rate`` and ``two_worker_rate``
+(each the highest rate with e2e p99 <= 1 s and nothing lost) and their ratio, and each one's
+capacity (messages answered within a step per second of it, at the highest step: what the
+workers keep up with once saturated, less sensitive to the rates chosen). ``--scale-only``
+runs just that and saves it into the results already in ``--out``.
 
 ``--short`` runs a development version (two rates, short steps, 20 turns). Results go to
 ``bench/results/fullstack.json`` as ``{"ours": {...}, "rasa_rest": {...}}``;
@@ -42,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -52,7 +67,9 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +177,21 @@ def _cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / CLOCK_TICKS
 
 
+def _thread_cpu_ms(pid: int) -> float:
+    """CPU time so far of a process's running threads, to the nanosecond (``schedstat``).
+
+    ``/proc/<pid>/stat`` counts 10 ms clock ticks, too coarse for one message (~40 ms); a
+    thread that ended meanwhile is not counted here.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended
+    return total / 1e6
+
+
 # --- the load -------------------------------------------------------------------------------
 
 
@@ -253,7 +285,9 @@ class StampingProvider(FakeProvider):
 class Load:
     """Sends conversations to one side and collects what came back."""
 
-    def __init__(self, side: str, edge: str, rasa: str, provider: ProviderThread | None) -> None:
+    def __init__(
+        self, side: str, edge: str, rasa: list[str], provider: ProviderThread | None
+    ) -> None:
         self.side = side
         self.edge = edge
         self.rasa = rasa
@@ -298,7 +332,8 @@ class Load:
     def _request(self, conversation: Conversation, text: str) -> tuple[str, bytes, dict[str, str]]:
         if conversation.channel == "rest":
             body = json.dumps({"sender": conversation.resident, "message": text}).encode()
-            return f"{self.rasa}/webhooks/rest/webhook", body, {"Content-Type": "application/json"}
+            server = self.rasa[zlib.crc32(conversation.resident.encode()) % len(self.rasa)]
+            return f"{server}/webhooks/rest/webhook", body, {"Content-Type": "application/json"}
         if conversation.channel == "whatsapp":
             url = f"{self.edge}/webhooks/whatsapp/webhook"
             sid = f"SM{uuid.uuid4().hex}"
@@ -392,8 +427,12 @@ class Load:
 class Stack:
     """Redis, action server, Rasa server and edge, in a folder of their own."""
 
-    def __init__(self, folder: Path, model: Path, provider_url: str) -> None:
+    def __init__(
+        self, folder: Path, model: Path, provider_url: str, workers: int = 1, pin: bool = False
+    ) -> None:
         self.folder = folder
+        self.workers = workers
+        self.pinned = pin
         self.namespace = f"benchfs{uuid.uuid4().hex[:8]}"
         self.redis: EmbeddedRedis = start_embedded(folder / "redis", free_port())
         shutil.copy(model, folder / "model.tar.gz")
@@ -402,13 +441,14 @@ class Stack:
         credentials = folder / "credentials.yml"
         credentials.write_text(CREDENTIALS.format(url=provider_url, number=NUMBER, sid=TWILIO_SID))
         seed(self.redis.url, self.namespace)
-        actions_port, rasa_port, edge_port = free_port(), free_port(), free_port()
+        actions_port, edge_port = free_port(), free_port()
+        rasa_ports = [free_port() for _ in range(workers)]
         token = secrets.token_urlsafe(16)
         env = base_env(
             REDIS_URL=self.redis.url,
             COUNCIL_NAMESPACE=self.namespace,
             ACTION_SERVER_URL=f"http://127.0.0.1:{actions_port}/webhook",
-            RASA_URL=f"http://127.0.0.1:{rasa_port}",
+            RASA_URL=f"http://127.0.0.1:{rasa_ports[0]}",
             RASA_AUTH_TOKEN=token,
             COUNCIL_TODAY="2026-11-23",
             BENCH_TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
@@ -423,20 +463,27 @@ class Stack:
                 env=env,
                 log_dir=folder,
             ),
-            "rasa": lambda: start_service(
-                "rasa",
-                rasa_server_argv(
-                    model=folder / "model.tar.gz",
-                    port=rasa_port,
-                    credentials=credentials,
-                    endpoints=folder / "endpoints.yml",
-                    auth_token=token,
-                ),
-                ready_url=f"http://127.0.0.1:{rasa_port}/status?token={token}",
-                env=env,
-                log_dir=folder,
-                timeout=600,
-            ),
+            **{
+                _worker(index): functools.partial(
+                    start_service,
+                    _worker(index),
+                    _pinned(
+                        rasa_server_argv(
+                            model=folder / "model.tar.gz",
+                            port=port,
+                            credentials=credentials,
+                            endpoints=folder / "endpoints.yml",
+                            auth_token=token,
+                        ),
+                        index if pin else None,
+                    ),
+                    ready_url=f"http://127.0.0.1:{port}/status?token={token}",
+                    env=env,
+                    log_dir=folder,
+                    timeout=600,
+                )
+                for index, port in enumerate(rasa_ports)
+            },
             "edge": lambda: start_service(
                 "edge",
                 edge_argv(host="127.0.0.1", port=edge_port, credentials=credentials),
@@ -447,10 +494,18 @@ class Stack:
         }
         self.services: dict[str, Service] = {}
         started = time.perf_counter()
-        for name, launch in self.launchers.items():  # the actions first: Rasa calls them
-            self.services[name] = launch()
+        self.services["actions"] = self.launchers["actions"]()  # first: Rasa calls them
+        with ThreadPoolExecutor(workers) as pool:  # the Rasa workers load their model at once
+            starting = {n: pool.submit(self.launchers[n]) for n in map(_worker, range(workers))}
+        failed = [f.exception() for f in starting.values() if f.exception() is not None]
+        self.services.update({n: f.result() for n, f in starting.items() if not f.exception()})
+        if failed:
+            self.stop_services()
+            raise failed[0]  # type: ignore[misc]
+        self.services["edge"] = self.launchers["edge"]()
         self.start_seconds = round(time.perf_counter() - started, 1)
-        self.rasa_url = f"http://127.0.0.1:{rasa_port}"
+        self.rasa_urls = [f"http://127.0.0.1:{port}" for port in rasa_ports]
+        self.rasa_url = self.rasa_urls[0]
         self.edge_url = f"http://127.0.0.1:{edge_port}"
         self.client = connect(self.redis.url)
 
@@ -474,8 +529,18 @@ class Stack:
         found["redis"] = self.redis.process.pid
         return found
 
-    def cpu(self) -> dict[str, float]:
-        return {name: _cpu_ms(pid) for name, pid in self.pids().items()}
+    def cpu(self, precise: bool = False) -> dict[str, float]:
+        """CPU ms so far of each process; ``rasa`` is the sum of the Rasa workers'.
+
+        ``precise``: the running threads' nanoseconds (:func:`_thread_cpu_ms`) instead of the
+        process's clock ticks, for short intervals in which no thread ends.
+        """
+        measure = _thread_cpu_ms if precise else _cpu_ms
+        found: dict[str, float] = {}
+        for name, pid in self.pids().items():
+            kind = "rasa" if name.startswith("rasa") else name
+            found[kind] = found.get(kind, 0.0) + measure(pid)
+        return found
 
     def backlog(self) -> int:
         """Inbox entries not yet handled (the worker deletes each one it has finished)."""
@@ -484,11 +549,26 @@ class Stack:
     def dead_letters(self) -> int:
         return int(self.client.xlen(key(self.namespace, "inbox", "dead")))
 
-    def stop(self) -> None:
-        self.client.close()
+    def stop_services(self) -> None:
         for service in reversed(self.services.values()):
             service.stop()
         self.redis.stop()
+
+    def stop(self) -> None:
+        self.client.close()
+        self.stop_services()
+
+
+def _worker(index: int) -> str:
+    """The service name of a Rasa worker: ``rasa`` (the one the faults kill), ``rasa-1``..."""
+    return "rasa" if index == 0 else f"rasa-{index}"
+
+
+def _pinned(argv: list[str], index: int | None) -> list[str]:
+    """``argv`` run on one core (``taskset -c``), the index-th modulo the cores; None: as is."""
+    if index is None:
+        return argv
+    return ["taskset", "-c", str(index % (os.cpu_count() or 1)), *argv]
 
 
 # --- the measurements ---------------------------------------------------------------------------
@@ -563,6 +643,10 @@ async def _step(
         "e2e_max_ms": round(max(e2e), 1) if e2e else None,
         "e2e_p99_ms_by_kind": per_kind,
         "lost": sum(1 for m in sent if not m.replies),
+        "answered_in_step_per_s": round(
+            sum(1 for m in sent if m.replies and m.replies[0][0] <= step_end) / args.step_seconds,
+            1,
+        ),
         "refused": sum(1 for m in sent if m.status != 200),
         "duplicates": sum(m.duplicates() for m in sent),
         "duplicate_examples": [
@@ -624,10 +708,10 @@ async def _turns(stack: Stack, load: Load, mix: Mix, turns: int) -> dict[str, An
     latency: list[float | None] = []
     lost = 0
     for turn in range(turns):
-        before = stack.cpu()
+        before = stack.cpu(precise=True)
         message = await _one(load, conversation, turn, 30)
         await asyncio.sleep(0.05)  # let the outbox's last CPU show
-        after = stack.cpu()
+        after = stack.cpu(precise=True)
         cost.append(sum(after[n] - before[n] for n in ("rasa", "actions", "redis")))
         latency.append(message.e2e_ms())
         lost += not message.replies
@@ -649,7 +733,8 @@ async def _turns(stack: Stack, load: Load, mix: Mix, turns: int) -> dict[str, An
             "e2e_ms": mean(latency[-5:]),
         },
         "ratio": round(ratio, 2) if ratio is not None else None,
-        "cpu_note": "Rasa server + action server + Redis CPU per message, /proc ticks",
+        "cpu_note": "Rasa server + action server + Redis CPU per message, "
+        "/proc/<pid>/task/*/schedstat (ns)",
     }
 
 
@@ -733,7 +818,7 @@ async def _faults(stack: Stack, load: Load, args: Any) -> dict[str, Any]:
 
 
 def _summary(
-    steps: list[dict[str, Any]], turns: dict[str, Any], first: float | None
+    steps: list[dict[str, Any]], turns: dict[str, Any] | None, first: float | None
 ) -> dict[str, Any]:
     good = [
         s
@@ -752,7 +837,7 @@ def _summary(
         "duplicates": sum(s["duplicates"] for s in steps),
         "cpu_ms_per_msg": at["cpu_ms_per_msg"] if at else None,
         "cpu_ms_per_msg_at": at["rate"] if at else None,
-        "turn50_over_turn1": turns["ratio"],
+        "turn50_over_turn1": turns["ratio"] if turns else None,
         "turns": turns,
         "first_message_ms": first,
         "steps": steps,
@@ -760,15 +845,24 @@ def _summary(
 
 
 async def run_side(
-    stack: Stack, side: str, args: argparse.Namespace, rates: list[float]
+    stack: Stack,
+    side: str,
+    args: argparse.Namespace,
+    rates: list[float],
+    *,
+    first: bool,
+    turns: int,
+    faults: bool,
 ) -> dict[str, Any]:
+    """The stepped rates on one side, then (``turns`` > 0) the long conversation and faults."""
     provider_load: Load | None = None
-    load = Load(side, stack.edge_url, stack.rasa_url, None)
+    load = Load(side, stack.edge_url, stack.rasa_urls, None)
     async with load:
         if side == "ours":
             provider_load = load
             args.route_replies(load)
-        first = await _first_message(stack, load) if args.first else None
+        first_ms = await _first_message(stack, load) if first else None
+        await _warm(stack, load)
         mix = Mix(seed_value=7)  # the same messages on both sides
         steps: list[dict[str, Any]] = []
         for rate in rates:
@@ -787,14 +881,76 @@ async def run_side(
                 print(f"  {side}: saturated at {rate:g}/s, higher rates skipped", flush=True)
                 await _settle(stack, load, args.drain_seconds * 3)
                 break
-        turns = await _turns(stack, load, mix, args.turns)
-        print(f"  {side} turns: {json.dumps(turns)}", flush=True)
-        faults = await _faults(stack, load, args) if side == "ours" and args.faults else None
+        long_conversation = await _turns(stack, load, mix, turns) if turns else None
+        if long_conversation is not None:
+            print(f"  {side} turns: {json.dumps(long_conversation)}", flush=True)
+        found = await _faults(stack, load, args) if side == "ours" and faults else None
     del provider_load
-    summary = _summary(steps, turns, first)
-    if faults is not None:
-        summary["faults"] = faults
+    summary = _summary(steps, long_conversation, first_ms)
+    if found is not None:
+        summary["faults"] = found
     return summary
+
+
+async def _warm(stack: Stack, load: Load) -> None:
+    """A question through each Rasa worker's REST channel (a worker's first one is slow)."""
+    assert load.session is not None
+    for index, url in enumerate(stack.rasa_urls):
+        sender = f"bench-warm-{index}-{uuid.uuid4().hex[:8]}"
+        body = {"sender": sender, "message": "how do I pay my council tax online"}
+        async with load.session.post(f"{url}/webhooks/rest/webhook", json=body) as answer:
+            await answer.read()
+
+
+def _workers_note(stack: Stack) -> dict[str, Any]:
+    return {"rasa_workers": stack.workers, "pinned": stack.pinned}
+
+
+async def _scale(args: argparse.Namespace, rates: list[float], provider_url: str) -> dict[str, Any]:
+    """Ours at the same rates with one Rasa worker, then two (pinned to a core each: --pin)."""
+    found: dict[int, dict[str, Any]] = {}
+    load_before = list(os.getloadavg())
+    for workers in (1, 2):
+        print(f"scale: {workers} Rasa worker(s){' pinned' if args.pin else ''}:", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-fullstack-") as folder:
+            stack = await asyncio.to_thread(
+                Stack, Path(folder), args.model, provider_url, workers, args.pin
+            )
+            try:
+                found[workers] = await run_side(
+                    stack, "ours", args, rates, first=False, turns=0, faults=False
+                )
+            finally:
+                await asyncio.to_thread(stack.stop)
+
+    def capacity(summary: dict[str, Any]) -> float:
+        return max((s["answered_in_step_per_s"] for s in summary["steps"]), default=0.0)
+
+    one, two = found[1], found[2]
+    rate_ratio = (
+        two["max_rate_p99_under_1s"] / one["max_rate_p99_under_1s"]
+        if one["max_rate_p99_under_1s"]
+        else None
+    )
+    capacity_ratio = capacity(two) / capacity(one) if capacity(one) else None
+    return {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "pinned": args.pin,
+        "rates": rates,
+        "step_seconds": args.step_seconds,
+        "one_worker_rate": one["max_rate_p99_under_1s"],
+        "two_worker_rate": two["max_rate_p99_under_1s"],
+        "ratio": round(rate_ratio, 2) if rate_ratio is not None else None,
+        "one_worker_capacity_per_s": capacity(one),
+        "two_worker_capacity_per_s": capacity(two),
+        "capacity_ratio": round(capacity_ratio, 2) if capacity_ratio is not None else None,
+        "capacity_note": "messages answered within a step per second of it, the highest step's: "
+        "what the workers keep up with once saturated",
+        "load_average_at_start": load_before,
+        "load_average_at_end": list(os.getloadavg()),
+        "one_worker": {k: v for k, v in one.items() if k != "turns"},
+        "two_workers": {k: v for k, v in two.items() if k != "turns"},
+    }
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -828,22 +984,57 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "during this run (see load_average per step): latencies are pessimistic"
         )
     with tempfile.TemporaryDirectory(prefix="bench-fullstack-") as folder:
-        stack = await asyncio.to_thread(Stack, Path(folder), args.model, provider.url)
         try:
-            results["start_seconds"] = stack.start_seconds
-            for side, name in (("ours", "ours"), ("rest", "rasa_rest")):
-                print(f"{name}:", flush=True)
-                results[name] = await run_side(stack, side, args, rates)
+            if not args.scale_only:
+                stack = await asyncio.to_thread(
+                    Stack, Path(folder), args.model, provider.url, args.workers, args.pin
+                )
+                try:
+                    results["start_seconds"] = stack.start_seconds
+                    results.update(_workers_note(stack))
+                    first = True  # only the first message after the start is a warm-up
+                    for side, name in (("ours", "ours"), ("rest", "rasa_rest")):
+                        print(f"{name}:", flush=True)
+                        results[name] = await run_side(
+                            stack,
+                            side,
+                            args,
+                            rates,
+                            first=first,
+                            turns=args.turns,
+                            faults=args.faults,
+                        )
+                        current.pop("load", None)
+                        first = False
+                finally:
+                    await asyncio.to_thread(stack.stop)
+            if args.scale:
+                results["scale"] = await _scale(args, rates, provider.url)
                 current.pop("load", None)
-                args.first = False  # only the first message after the start is a warm-up
         finally:
-            await asyncio.to_thread(stack.stop)
             provider.stop()
     results["load_average_at_end"] = list(os.getloadavg())
     return results
 
 
 def _table(results: dict[str, Any]) -> str:
+    scale = results.get("scale")
+    shown = (
+        [
+            f"scale ({'pinned' if scale['pinned'] else 'not pinned'}): max rate p99 <= 1 s "
+            f"{scale['one_worker_rate']} -> {scale['two_worker_rate']} (x{scale['ratio']}); "
+            f"capacity {scale['one_worker_capacity_per_s']} -> {scale['two_worker_capacity_per_s']}"
+            f" msgs/s (x{scale['capacity_ratio']})"
+        ]
+        if scale
+        else []
+    )
+    if "ours" not in results:
+        return "\n".join(shown)
+    return "\n".join([_sides_table(results), *shown])
+
+
+def _sides_table(results: dict[str, Any]) -> str:
     lines = [f"{'':<26}{'ours':>12}{'rasa_rest':>12}"]
     for row in (
         "max_rate_p99_under_1s",
@@ -900,6 +1091,22 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=5.0, help="msgs/s during faults")
     parser.add_argument("--fault-seconds", type=float, default=40.0)
     parser.add_argument("--fault-drain", type=float, default=120.0, help="s to wait for replies")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="Rasa worker processes sharing the inbox"
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="each Rasa worker on a core of its own (taskset -c)"
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="also ours with 1 then 2 Rasa workers at the same rates (the 'scale' key)",
+    )
+    parser.add_argument(
+        "--scale-only",
+        action="store_true",
+        help="only the 1-vs-2-workers run, saved into the results already in --out",
+    )
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--as-before", action="store_true", help="save under 'before' (a baseline)")
@@ -913,11 +1120,18 @@ def main() -> None:
         parser.error(f"no model at {args.model}: run `make train` first")
     if args.merge_faults and not args.faults:
         parser.error("--merge-faults needs --faults")
-    args.first = True
+    if args.workers < 1:
+        parser.error("--workers must be 1 or more")
+    args.scale = args.scale or args.scale_only
     results = asyncio.run(bench(args))
     print(_table(results), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     kept = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.scale_only:  # joins the saved results, which it leaves as they are
+        kept["scale"] = results["scale"]
+        args.out.write_text(json.dumps(kept, indent=2) + "\n")
+        print(f"saved the scale-out run in {args.out}", flush=True)
+        return
     if args.merge_faults:  # a faults run joins the saved results, which it leaves as they are
         kept.setdefault("ours", {})["faults"] = {
             **results["ours"]["faults"],
@@ -930,8 +1144,8 @@ def main() -> None:
     if args.as_before:
         kept["before"] = results
     else:
-        kept = {"before": kept["before"]} if "before" in kept else {}
-        kept.update(results)
+        earlier = {k: kept[k] for k in ("before", "scale") if k in kept}  # kept unless re-run
+        kept = {**earlier, **results}
     args.out.write_text(json.dumps(kept, indent=2) + "\n")
     print(f"saved {args.out}", flush=True)
 
