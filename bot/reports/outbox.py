@@ -15,8 +15,9 @@ report in a lane of its own, and delivers it through the profile's
   backoff (1 s doubling to ``max_delay``), the schedule kept in Redis (:class:`Retries`), for
   ``give_up_after`` seconds (6 hours by default: an hour-long outage loses nothing). Before
   any POST after the first, the Open311 back office looks for the report's marker, so an
-  ambiguous failure never submits twice. After ``delayed_after`` (10 minutes) the resident is
-  told once that it is taking longer;
+  ambiguous failure never submits twice. A report that gets through wakes the others
+  waiting out a backoff (spread over ``recovery_spread`` seconds). After
+  ``delayed_after`` (10 minutes) the resident is told once that it is taking longer;
 - refused (400, 404, 422) or given up: the record says ``failed``, the report goes to
   ``{ns}:reports:failed`` and to a P2 console case (agents record it by hand), and the resident
   is told once that a person has it.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -121,6 +123,8 @@ class ReportWorker(StreamWorker):
         give_up_after: Seconds after a report's first failure with no further attempt.
         delayed_after: Seconds after a report's first failure when its resident is told
             (once) that it is taking longer, and that nothing is lost.
+        recovery_spread: When a report gets through, the others waiting out a
+            backoff are tried again within this many seconds instead (spread at random).
         base_delay: First backoff in seconds (doubles, with jitter).
         max_delay: Longest wait between attempts.
         claim_idle_ms: Reports any consumer left unacknowledged this long are taken over.
@@ -145,6 +149,7 @@ class ReportWorker(StreamWorker):
         consumer: str = "submitter",
         give_up_after: float = 6 * 3600.0,
         delayed_after: float = 600.0,
+        recovery_spread: float = 5.0,
         base_delay: float = 1.0,
         max_delay: float = 60.0,
         claim_idle_ms: int = 60_000,
@@ -165,6 +170,8 @@ class ReportWorker(StreamWorker):
             base_delay=base_delay, max_delay=max_delay, give_up_after=give_up_after
         )
         self.delayed_after = delayed_after
+        self.recovery_spread = recovery_spread
+        self._answering = asyncio.Event()
         self.sleep = sleep
         self.clock = clock
         self.stream = self.store.key("outbox")
@@ -205,7 +212,11 @@ class ReportWorker(StreamWorker):
         while True:
             current = await self.store.get(record.report.report_id) or record
             try:
-                return Outcome(await self.back_office.deliver(current))
+                delivered = await self.back_office.deliver(current)
+                # the back office answers: the reports waiting out a backoff need not wait
+                self._answering.set()
+                self._answering = asyncio.Event()
+                return Outcome(delivered)
             except (asyncio.CancelledError, redis.RedisError):
                 raise
             except BackOfficeError as exc:
@@ -235,7 +246,23 @@ class ReportWorker(StreamWorker):
                 state.attempts,
                 delay,
             )
-            await self.sleep(delay)
+            await self._pause(delay)
+
+    async def _pause(self, delay: float) -> None:
+        """Wait ``delay`` seconds, or less once the back office answers again.
+
+        When another report got through after failures, wait at most ``recovery_spread``
+        seconds more (at random), so the waiting reports do not all arrive at once.
+        """
+        woken = asyncio.ensure_future(self._answering.wait())
+        slept = asyncio.ensure_future(self.sleep(delay))
+        try:
+            await asyncio.wait({woken, slept}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (woken, slept):
+                task.cancel()
+        if woken.done() and not woken.cancelled() and not slept.done():
+            await self.sleep(random.uniform(0, self.recovery_spread))  # noqa: S311 - jitter
 
     async def _finish(self, entry_id: str, report: ProblemReport, outcome: Outcome) -> None:
         # every step may run again after a crash: the record's status, the subscription, the

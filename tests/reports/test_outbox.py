@@ -3,7 +3,9 @@ told its reference once, through 500s, 401s, garbage, timeouts, tokens and an ho
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from bot.handoff.queue import HandoffQueue
 from bot.keys import key
@@ -199,3 +201,30 @@ async def test_failures_are_listed_for_agents_with_no_resident_text(rig: RigFact
     await r.run(make_report(service_code="999", description="Outside number 12 Mill Lane"))
     rows = await r.redis.xrange(key(r.namespace, "reports", "failed"))
     assert "mill lane" not in json.dumps(rows).lower()  # the description stays out of the list
+
+
+async def test_reports_waiting_out_a_backoff_go_as_soon_as_the_back_office_answers(
+    rig: RigFactory,
+) -> None:
+    r = await rig()
+    worker = r.worker
+    worker.sleep, worker.clock, worker.recovery_spread = asyncio.sleep, time.time, 0.2
+    worker.policy = type(worker.policy)(base_delay=60.0, max_delay=60.0)
+    r.standin.faults.down_until = 4e9
+    stop = asyncio.Event()
+    await worker.ensure_group()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await r.outbox.enqueue(make_report(1))
+        async with asyncio.timeout(10):
+            while not await r.redis.zcard(worker.retries.due_key):  # failed, waiting 60 s
+                await asyncio.sleep(0.05)
+        r.standin.faults.down_until = 0
+        await r.outbox.enqueue(make_report(2))  # gets through at once, and wakes report 1
+        async with asyncio.timeout(10):
+            while len(r.standin.requests) < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await running
+    assert sorted(len(r.standin.by_marker(marker(f"r-{n:04d}"))) for n in (1, 2)) == [1, 1]
