@@ -20,7 +20,16 @@ from bot.knowledge.review import ReviewQueue, training_yaml
 from bot.redis_conn import connect_async
 from bot.services import BIN, ROOT, ServiceFailedError, base_env
 
-__all__ = ["LOG_PATH", "MODEL_NAME", "REVIEWED_PATH", "export_reviewed", "main", "train"]
+__all__ = [
+    "LOG_PATH",
+    "MODEL_NAME",
+    "REVIEWED_PATH",
+    "export_reviewed",
+    "intents_without_examples",
+    "main",
+    "model_report",
+    "train",
+]
 
 MODEL_NAME = "council"
 LOG_PATH = ROOT / ".data" / "logs" / "train.log"
@@ -99,15 +108,55 @@ def train(out_dir: Path = ROOT / "models", *, log_path: Path = LOG_PATH) -> Path
     return out_dir / f"{MODEL_NAME}.tar.gz"
 
 
+def intents_without_examples(data_dir: Path = ROOT / "data") -> list[str]:
+    """Intents listed in the NLU data with no examples (Rasa drops them with a note in its log)."""
+    import yaml
+
+    empty = set()
+    for path in sorted(data_dir.rglob("*.yml")):
+        try:
+            content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue  # Rasa reports unreadable data itself
+        items = content.get("nlu") if isinstance(content, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and "intent" in item and not item.get("examples"):
+                empty.add(str(item["intent"]))
+    return sorted(empty)
+
+
+def model_report(model: Path, data_dir: Path = ROOT / "data") -> list[str]:
+    """Lines for the terminal: each calibration stored in the model, and data warnings."""
+    from bot.nlu.calibration import read_calibrations
+
+    lines = []
+    empty = intents_without_examples(data_dir)
+    if empty:
+        names = ", ".join(f"'{name}'" for name in empty)
+        lines.append(
+            f"WARNING: intent {names} {'has' if len(empty) == 1 else 'have'} no examples in "
+            f"{data_dir.name}/ and can never be recognised"
+        )
+    try:
+        calibrations = read_calibrations(model)
+    except (OSError, ValueError) as error:
+        return [*lines, f"WARNING: no calibration read from {model}: {error}"]
+    lines += [f"out-of-scope decision: {c.summary()}" for c in calibrations.values()]
+    return lines
+
+
 def main() -> int:
     """Train and print where the model is; on failure print why and return 1."""
     print(export_reviewed(), flush=True)
     print(f"Training the model if the project changed (Rasa's output: {LOG_PATH})", flush=True)
     try:
-        print(f"model: {train()}")
+        model = train()
     except CouncilError as error:
         print(error, file=sys.stderr)
         return 1
+    print(f"model: {model}")
+    for line in model_report(model):
+        print(line)
     return 0
 
 

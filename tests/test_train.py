@@ -142,3 +142,40 @@ def test_without_redis_the_file_is_left_as_it_is(tmp_path: Path) -> None:
 def test_shipped_reviewed_file_is_valid_training_data() -> None:
     data = yaml.safe_load(bot.train.REVIEWED_PATH.read_text())
     assert data["version"] == "3.1" and isinstance(data["nlu"], list)
+
+
+# The training output reports the out-of-scope calibration (issue 13 item 1).
+
+
+def test_the_report_shows_the_stored_calibration_and_empty_intents(tmp_path: Path) -> None:
+    import io
+    import json
+    import tarfile
+
+    from bot.nlu.calibration import calibrate
+
+    calibration = calibrate(
+        [0.9, 0.8, 0.2] * 20, [True, True, False] * 20, target_precision=0.98,
+        fallback_threshold=0.6, out_of_scope=[False, False, True] * 20,
+    )  # fmt: skip
+    model = tmp_path / "council.tar.gz"
+    with tarfile.open(model, "w:gz") as tar:
+        body = json.dumps(calibration.to_dict()).encode()
+        member = tarfile.TarInfo("components/train_CouncilIntentClassifier2/calibration.json")
+        member.size = len(body)
+        tar.addfile(member, io.BytesIO(body))
+    data = tmp_path / "data"
+    (data / "nlu").mkdir(parents=True)
+    (data / "nlu" / "new.yml").write_text(
+        'version: "3.1"\nnlu:\n  - intent: allotments\n    examples: |\n'
+        "  - intent: greet\n    examples: |\n      - hello\n"
+    )
+    lines = bot.train.model_report(model, data)
+    assert (
+        lines[0]
+        == "WARNING: intent 'allotments' has no examples in data/ and can never be recognised"
+    )
+    assert lines[1].startswith("out-of-scope decision: calibrated threshold 0.800")
+    assert "out-of-scope recall 100.0%" in lines[1]
+    (tmp_path / "broken.tar.gz").write_bytes(b"model")
+    assert "no calibration read" in bot.train.model_report(tmp_path / "broken.tar.gz", data)[-1]

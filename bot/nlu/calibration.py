@@ -15,14 +15,29 @@ docs/nlu.md). A score that is NaN is never answered (no threshold admits it).
 
 from __future__ import annotations
 
+import json
 import math
+import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Calibration", "Outcome", "calibrate", "outcome", "trade_off"]
+__all__ = [
+    "CALIBRATION_FILE",
+    "Calibration",
+    "Outcome",
+    "calibrate",
+    "outcome",
+    "read_calibrations",
+    "stratified_folds",
+    "trade_off",
+    "traffic_weights",
+]
+
+CALIBRATION_FILE = "calibration.json"
 
 _FloatArray = npt.NDArray[np.float64]
 _BoolArray = npt.NDArray[np.bool_]
@@ -284,3 +299,77 @@ def calibrate(
         examples=examples,
         fallback=False,
     )
+
+
+def stratified_folds(labels: Sequence[str], folds: int, *, seed: int = 0) -> npt.NDArray[np.int64]:
+    """Assign each example the fold it is held out in, keeping every label in every training set.
+
+    Each label's examples are shuffled and dealt round-robin over the folds (from a random
+    starting fold), so every fold holds about the same share of each label. A label with a single
+    example is never held out (``-1``): held out, its fold's model would not know it at all. A
+    label with fewer examples than folds is held out in as many folds as it has examples, one at a
+    time, so the rest always stay in training.
+
+    Raises:
+        ValueError: ``folds`` is below 2.
+    """
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, not {folds}")
+    rng = np.random.default_rng(seed)
+    assignment = np.full(len(labels), -1, dtype=np.int64)
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_label.setdefault(label, []).append(index)
+    for label in sorted(by_label):
+        members = np.array(by_label[label], dtype=np.int64)
+        if len(members) < 2:
+            continue
+        rng.shuffle(members)
+        start = int(rng.integers(folds))
+        assignment[members] = (start + np.arange(len(members))) % folds
+    return assignment
+
+
+def read_calibrations(archive: Path) -> dict[str, Calibration]:
+    """The calibrations stored in a trained Rasa model archive, by graph component name.
+
+    Rasa keeps each component's files under ``components/<name>/``; every ``calibration.json``
+    there is read (without unpacking anything else).
+
+    Raises:
+        OSError: The archive cannot be read.
+        ValueError: Not a model archive, or a stored calibration is malformed.
+    """
+    found: dict[str, Calibration] = {}
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar.getmembers():
+                parts = Path(member.name).parts
+                if member.isfile() and parts[-1] == CALIBRATION_FILE and "components" in parts:
+                    stream = tar.extractfile(member)
+                    assert stream is not None  # a regular file
+                    found[parts[-2]] = Calibration.from_dict(json.loads(stream.read()))
+    except tarfile.TarError as error:
+        raise ValueError(f"{archive} is not a model archive ({error})") from None
+    return found
+
+
+def traffic_weights(out_of_scope: Sequence[bool], share: object) -> list[float] | None:
+    """Weights making the out-of-scope messages ``share`` of the total (None: as they come).
+
+    ``None`` when ``share`` is None or the messages are all in scope or all out of scope (no mix
+    to change).
+
+    Raises:
+        ValueError: ``share`` is not a number strictly between 0 and 1.
+    """
+    if share is None:
+        return None
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise ValueError(f"the out-of-scope share must be between 0 and 1, not {share!r}")
+    flags = [bool(flag) for flag in out_of_scope]
+    count = sum(flags)
+    if count in (0, len(flags)):
+        return None
+    weight = share / (1 - share) * (len(flags) - count) / count
+    return [weight if flag else 1.0 for flag in flags]

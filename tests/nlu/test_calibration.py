@@ -1,9 +1,20 @@
+import io
 import json
 import math
+import tarfile
+from pathlib import Path
 
 import pytest
 
-from bot.nlu.calibration import Calibration, calibrate, outcome, trade_off
+from bot.nlu.calibration import (
+    Calibration,
+    calibrate,
+    outcome,
+    read_calibrations,
+    stratified_folds,
+    trade_off,
+    traffic_weights,
+)
 
 # Ten held-out messages, best score first: the two lowest-scored in-scope messages were
 # misclassified and the two out-of-scope ones score in between.
@@ -165,3 +176,49 @@ def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> N
     }  # fmt: skip
     with pytest.raises(ValueError, match=message):
         calibrate(**arguments)  # type: ignore[arg-type]
+
+
+def test_folds_keep_every_label_in_training_and_hold_out_single_examples_never() -> None:
+    labels = ["a"] * 10 + ["b"] * 2 + ["c"]
+    folds = stratified_folds(labels, 5, seed=1)
+    assert folds[-1] == -1  # 'c' has one example: never held out
+    for fold in range(5):
+        kept = {label for label, f in zip(labels, folds, strict=True) if f != fold}
+        assert kept == {"a", "b", "c"}
+        assert sum(1 for label, f in zip(labels, folds, strict=True) if f == fold) >= 2
+    assert sorted(folds[:10].tolist()) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]  # stratified
+    assert len(set(folds[10:12].tolist())) == 2  # 'b' held out once in each of two folds
+    with pytest.raises(ValueError, match="at least 2"):
+        stratified_folds(labels, 1)
+
+
+def test_traffic_weights_make_out_of_scope_the_stated_share() -> None:
+    flags = [True] + [False] * 9
+    weights = traffic_weights(flags, 0.2)
+    assert weights is not None
+    oos = sum(w for w, flag in zip(weights, flags, strict=True) if flag)
+    assert oos / sum(weights) == pytest.approx(0.2)
+    assert traffic_weights(flags, None) is None
+    assert traffic_weights([False, False], 0.2) is None  # no out-of-scope: no mix to change
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        traffic_weights(flags, 1.0)
+
+
+def test_calibrations_are_read_from_a_model_archive(tmp_path: Path) -> None:
+    result = calibrate(SCORES, CORRECT, target_precision=0.9, fallback_threshold=0.75)
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, body in [
+            ("components/train_CouncilIntentClassifier2/calibration.json", result.to_dict()),
+            ("components/train_Other3/config.json", {"x": 1}),
+        ]:
+            data = json.dumps(body).encode()
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    found = read_calibrations(archive)
+    assert list(found) == ["train_CouncilIntentClassifier2"]
+    assert found["train_CouncilIntentClassifier2"].to_dict() == result.to_dict()
+    (tmp_path / "bad.tar.gz").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a model archive"):
+        read_calibrations(tmp_path / "bad.tar.gz")
