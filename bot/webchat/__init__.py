@@ -7,5 +7,8 @@ process waking the open event streams), :mod:`~bot.webchat.limits` (rate limits)
 :mod:`~bot.webchat.uploads` (residents' photos), :mod:`~bot.webchat.phone` (continuing on SMS
 or WhatsApp), :mod:`~bot.webchat.status` (bot / waiting / agent, typing),
 :mod:`~bot.webchat.adapter` (the channel adapter the outbox sends through),
-:mod:`~bot.webchat.app` (the HTTP routes). The protocol: ``docs/webchat.md``.
+:mod:`~bot.webchat.rasa` (its Rasa input: the server's workers), :mod:`~bot.webchat.residents`
+(what residents' export and erasure cover), :mod:`~bot.webchat.app` (the HTTP routes),
+:mod:`~bot.webchat.assets` (the widget's files) and :mod:`~bot.webchat.sample` (a sample
+council site). The protocol: ``docs/webchat.md``; the widget: ``docs/webchat-widget.md``.
 """
