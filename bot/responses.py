@@ -51,7 +51,13 @@ from bot.nlu.language import DEFAULT_LANGUAGE, LANGUAGE, language_of
 from bot.profile import CouncilProfile
 from bot.profile import current as council_profile
 from bot.redis_conn import connect_async, redis_url
-from bot.response_edits import RESPONSES_DIR, ResponseStore, variation_ids, variation_language
+from bot.response_edits import (
+    RESPONSES_DIR,
+    ResponseStore,
+    variables_in,
+    variation_ids,
+    variation_language,
+)
 
 __all__ = [
     "RESPONSES_DIR",
@@ -81,16 +87,22 @@ def with_texts(
     """``responses`` with the variations named in ``texts`` (by id) carrying those texts.
 
     Published texts passed the editors' checks; they are cleaned of markup and unsafe links
-    here too (:func:`~bot.knowledge.model.plain_text`), as knowledge-base answers are.
+    here too (:func:`~bot.knowledge.model.plain_text`), as knowledge-base answers are. A text
+    that lacks a ``{variable}`` the shipped one has (published before a new release added it)
+    is not used: the resident gets the shipped text, with the value.
     """
     if not texts:
         return dict(responses)
+
+    def usable(vid: str, variation: Mapping[str, Any]) -> bool:
+        if vid not in texts or "text" not in variation:
+            return False
+        return set(variables_in(str(variation["text"]))) <= set(variables_in(texts[vid]))
+
     changed: dict[str, list[dict[str, Any]]] = {}
     for name, variations in responses.items():
         changed[name] = [
-            {**variation, "text": plain_text(texts[vid])}
-            if vid in texts and "text" in variation
-            else variation
+            {**variation, "text": plain_text(texts[vid])} if usable(vid, variation) else variation
             for vid, variation in zip(variation_ids(name, variations), variations, strict=True)
         ]
     return changed

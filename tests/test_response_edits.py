@@ -21,7 +21,7 @@ from bot.response_edits import (
     shipped_variations,
     variation_ids,
 )
-from bot.responses import CouncilResponses, load_responses
+from bot.responses import CouncilResponses, load_responses, with_texts
 from bot.testing.console import FakeClock
 
 SHIPPED = shipped_variations()
@@ -213,8 +213,18 @@ async def test_a_text_written_to_redis_by_other_means_is_still_sent_as_plain_tex
 ) -> None:
     unchecked = ResponseStore(async_redis, namespace, shipped={}, profile_values=())
     unchecked._problems = lambda item: []  # as if written before the checks existed
-    await unchecked.save_draft(ResponseText(GREET, "<b>Hi</b> javascript:x", "core"), "ed", "x")
+    await unchecked.save_draft(
+        ResponseText(GREET, "<b>Hi</b> {council_name} javascript:x", "core"), "ed", "x"
+    )
     await unchecked.publish(GREET, "ed", "x")
     generator = CouncilResponses(responses=load_responses(), store=unchecked, refresh_seconds=0)
     await generator.refresh()
-    assert generator.render(GREET, "rest")["text"] == "Hi x"  # type: ignore[index]
+    assert generator.render(GREET, "rest")["text"] == f"Hi {current().name} x"  # type: ignore[index]
+
+
+def test_a_published_text_missing_a_value_the_shipped_one_now_has_is_not_sent() -> None:
+    shipped = {"utter_done": [{"text": "Done, your reference is {reference}."}]}
+    # published when the shipped text had no reference; a release added it since
+    assert with_texts(shipped, {"utter_done": "Done."}) == shipped
+    edited = with_texts(shipped, {"utter_done": "All done: {reference}."})
+    assert edited["utter_done"][0]["text"] == "All done: {reference}."
