@@ -113,7 +113,8 @@ MAX_RESIDENT_DESCRIPTION = 1000
 """The resident's description is kept under this (Open311 allows 4,000 with the answers)."""
 MAX_BUTTONS = 10
 NO_PHOTO = "none"
-_IGNORED_INTENTS = {"human_agent", "complaint", "safeguarding", "out_of_scope", "greet", "goodbye"}
+_FOR_A_PERSON = {"human_agent", "complaint", "safeguarding"}
+_IGNORED_INTENTS = {*_FOR_A_PERSON, "out_of_scope", "greet", "goodbye"}
 _YES = {"yes", "y", "yeah", "yep", "ok", "okay", "sure", "please", "ie", "iawn", "do", "send"}
 _NO = {"no", "n", "nope", "nah", "na", "dim", "nage"}
 _SKIP = {"skip", "no", "none", "no photo", "no thanks", "hepgor", "na", "dim", "nope", "later"}
@@ -479,8 +480,17 @@ class ValidateReportForm(_World, FormValidationAction):
         return slots
 
     def _asked(self, tracker: Tracker, slot: str) -> bool:
-        _, intent, _ = _latest(tracker)
-        return tracker.slots.get("requested_slot") == slot and intent not in _IGNORED_INTENTS
+        """The message answers ``slot``: asked for, and not for a person or a greeting.
+
+        A pin or a photo with no words is an answer whatever the classifier made of the
+        empty text, unless it asked for a person (safeguarding, complaint, "a person").
+        """
+        _, intent, metadata = _latest(tracker)
+        if tracker.slots.get("requested_slot") != slot:
+            return False
+        if metadata.get("location") or metadata.get("attachments"):
+            return intent not in _FOR_A_PERSON
+        return intent not in _IGNORED_INTENTS
 
     # -- which service (report_problem) ----------------------------------------------------
 

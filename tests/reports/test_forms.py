@@ -357,6 +357,21 @@ async def test_someone_elses_report_nearby_is_offered_and_joined(council: Counci
     assert subscriber.conversation_id == resident.sender and subscriber.service_name == "Pothole"
 
 
+async def test_a_pin_is_an_answer_whatever_the_empty_text_was_classified_as(
+    council: Council,
+) -> None:
+    resident = council.resident()
+    await resident.report("report_pothole")
+    await resident.says(intent="greet", location=(LIBRARY.latitude, LIBRARY.longitude))
+    assert resident.slots["report_location"] == "Mill Lane, AV1 2BX"
+    await resident.says("deep")
+    await resident.says("1")
+    assert resident.requested == "report_photo"
+    await resident.says("please help, he hits me", intent="safeguarding")
+    assert resident.requested == "report_photo" and resident.slots["report_photo"] is None
+    assert "I didn't get a photo" not in resident.texts()  # left to the safeguarding rule
+
+
 async def test_a_different_problem_nearby_goes_on_as_a_new_report(council: Council) -> None:
     council.standin.add_request("001", LIBRARY.latitude, LIBRARY.longitude)
     resident = council.resident()
