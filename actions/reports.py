@@ -302,7 +302,7 @@ class ReportWorld:
 
     async def enqueue(self, report: ProblemReport) -> str:
         """Queue a confirmed report for the back office (durable, submitted once)."""
-        keep_days = council_profile().retention.problem_report_days
+        keep_days = council_profile().retention_in_force(settings.current()).problem_report_days
         outbox = ReportOutbox(await self.redis(), self.namespace, keep_days=keep_days)
         return await outbox.enqueue(report)
 
