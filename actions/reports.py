@@ -461,6 +461,21 @@ class ValidateReportForm(_World, FormValidationAction):
     def name(self) -> str:
         return "validate_report_form"
 
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        """Saying cancel or stop at any question ends the report; nothing is sent."""
+        text, _, _ = _latest(tracker)
+        asked = tracker.slots.get("requested_slot")
+        if asked and _words(text) in _CANCEL:
+            return [
+                SlotSet(str(asked), None),
+                SlotSet("report_confirm", "cancel"),
+                SlotSet("requested_slot", None),
+            ]
+        events: list[EventType] = await super().run(dispatcher, tracker, domain)
+        return events
+
     async def required_slots(
         self,
         domain_slots: list[str],

@@ -467,6 +467,16 @@ async def test_cancel_sends_nothing_and_removes_the_photo(council: Council) -> N
     assert list(council.media.iterdir()) == []
 
 
+async def test_cancel_at_any_question_ends_the_report(council: Council) -> None:
+    resident = council.resident()
+    await resident.report("report_fly_tipping")
+    await resident.says("Foundry Row car park")
+    await resident.says("stop")
+    assert "cancelled that report. Nothing has been sent" in resident.texts()
+    assert not resident.active and resident.slots["report_description"] is None
+    assert await council.queued(resident) == []
+
+
 async def test_change_goes_through_it_again_keeping_the_kind_of_problem(council: Council) -> None:
     resident = council.resident()
     await resident.report("report_pothole")
