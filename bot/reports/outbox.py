@@ -254,6 +254,7 @@ class ReportWorker(StreamWorker):
         When another report got through after failures, wait at most ``recovery_spread``
         seconds more (at random), so the waiting reports do not all arrive at once.
         """
+        started = asyncio.get_running_loop().time()
         woken = asyncio.ensure_future(self._answering.wait())
         slept = asyncio.ensure_future(self.sleep(delay))
         try:
@@ -262,7 +263,9 @@ class ReportWorker(StreamWorker):
             for task in (woken, slept):
                 task.cancel()
         if woken.done() and not woken.cancelled() and not slept.done():
-            await self.sleep(random.uniform(0, self.recovery_spread))  # noqa: S311 - jitter
+            left = delay - (asyncio.get_running_loop().time() - started)
+            spread = random.uniform(0, self.recovery_spread)  # noqa: S311 - jitter
+            await self.sleep(max(0.0, min(left, spread)))  # never later than planned
 
     async def _finish(self, entry_id: str, report: ProblemReport, outcome: Outcome) -> None:
         # every step may run again after a crash: the record's status, the subscription, the

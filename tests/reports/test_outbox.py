@@ -228,3 +228,31 @@ async def test_reports_waiting_out_a_backoff_go_as_soon_as_the_back_office_answe
         stop.set()
         await running
     assert sorted(len(r.standin.by_marker(marker(f"r-{n:04d}"))) for n in (1, 2)) == [1, 1]
+
+
+async def test_a_wake_up_never_makes_a_report_wait_longer_than_its_backoff(
+    rig: RigFactory,
+) -> None:
+    r = await rig()
+    worker = r.worker
+    worker.sleep, worker.clock, worker.recovery_spread = asyncio.sleep, time.time, 30.0
+    worker.policy = type(worker.policy)(base_delay=1.0, max_delay=1.0)
+    r.standin.faults.fail_once_ratio = 1.0  # report 1 fails once: back in about a second
+    stop = asyncio.Event()
+    await worker.ensure_group()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await r.outbox.enqueue(make_report(1))
+        async with asyncio.timeout(10):
+            while not await r.redis.zcard(worker.retries.due_key):
+                await asyncio.sleep(0.01)
+        r.standin.faults.fail_once_ratio = 0.0
+        started = time.monotonic()
+        await r.outbox.enqueue(make_report(2))  # gets through: wakes report 1
+        async with asyncio.timeout(10):
+            while len(r.standin.requests) < 2:
+                await asyncio.sleep(0.01)
+        assert time.monotonic() - started < 3.0  # not the 30 s spread
+    finally:
+        stop.set()
+        await running
