@@ -484,6 +484,72 @@ def _same_events(seen: list[Any], events: list[Any]) -> bool:
     return True
 
 
+@dataclass
+class _Applied:
+    """Rasa's ``applied_events`` loop over a conversation, stopped after ``events``."""
+
+    events: list[Any] = field(default_factory=list)  # the tracker's events consumed
+    loops: set[str] = field(default_factory=set)  # the names of its ActiveLoop events
+    applied: list[Any] = field(default_factory=list)
+
+
+_applied: OrderedDict[str, _Applied] = OrderedDict()
+
+
+def _applied_events(tracker: DialogueStateTracker) -> list[Any]:
+    """``tracker.applied_events()``, going on from the events it was last asked with.
+
+    Rasa's loop undoes reverted turns and a form's repeated executions; it knows which
+    actions are forms from every ``ActiveLoop`` event of the tracker, later ones included, so
+    an event naming a new form starts the loop again from the first event.
+    """
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        ActionReverted,
+        ActiveLoop,
+        Restarted,
+        SessionStarted,
+        UserUtteranceReverted,
+        UserUttered,
+    )
+
+    events = tracker.events
+    memo = _applied.pop(tracker.sender_id, None)
+    if (
+        memo is None
+        or len(memo.events) > len(events)
+        or any(old is not new for old, new in zip(memo.events, events, strict=False))
+    ):
+        memo = _Applied()  # the loop is cheaper than comparing events read again
+    new = list(itertools.islice(events, len(memo.events), None))
+    loops = {e.name for e in new if isinstance(e, ActiveLoop) and e.name}
+    if not loops <= memo.loops:
+        loops |= memo.loops
+        memo, new = _Applied(loops=loops), list(events)
+    applied = memo.applied
+    for event in new:
+        if isinstance(event, Restarted | SessionStarted):
+            applied.clear()
+        elif isinstance(event, ActionReverted):
+            tracker._undo_till_previous(ActionExecuted, applied)
+        elif isinstance(event, UserUtteranceReverted):
+            tracker._undo_till_previous(UserUttered, applied)
+            tracker._undo_till_previous(ActionExecuted, applied)
+        elif (
+            isinstance(event, ActionExecuted)
+            and event.action_name in memo.loops
+            and not tracker._first_loop_execution_or_unhappy_path(event.action_name, applied)
+        ):
+            tracker._undo_till_previous_loop_execution(event.action_name, applied)
+        else:
+            applied.append(event)
+        memo.events.append(event)
+    _applied[tracker.sender_id] = memo
+    while len(_applied) > HISTORY_MEMO_SIZE:
+        _applied.popitem(last=False)
+    return list(applied)
+
+
 def _states_for_tracker_history(
     self: Domain,
     tracker: DialogueStateTracker,
@@ -502,7 +568,7 @@ def _states_for_tracker_history(
         return states
     options = _StateOptions(omit_unset_slots, ignore_rule_only_turns, rule_only_data)
     memo_key = (tracker.sender_id, omit_unset_slots, ignore_rule_only_turns, repr(rule_only_data))
-    applied = tracker.applied_events()
+    applied = _applied_events(tracker)
     history = _histories.pop(memo_key, None)
     if (
         history is None

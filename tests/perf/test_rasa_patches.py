@@ -434,3 +434,32 @@ async def test_a_conversation_another_worker_stored_meanwhile_is_read_from_redis
         "back to this worker",
     ]
     store.red.delete(store.key_prefix + "shared")
+
+
+def test_the_applied_events_are_rasas_at_every_event_of_a_conversation() -> None:
+    # forms repeated and left, reverted turns, a restart; a second form named only late
+    turns = _bin_day_conversation()
+    turns.append(
+        [
+            _user("my bin was missed", "missed_bin"),
+            ActionExecuted("missed_bin_form"),
+            ActionExecuted("action_listen"),
+            _user("AV1 2BX", "inform"),
+            ActionExecuted("missed_bin_form"),
+            ActiveLoop("missed_bin_form"),
+            ActionExecuted("missed_bin_form"),
+            ActionExecuted("action_listen"),
+        ]
+    )
+    tracker = DialogueStateTracker("applied-resident", PROJECT_DOMAIN.slots)
+    for turn in turns:
+        for event in turn:
+            tracker.update(event)
+            expected = DialogueStateTracker.applied_events(tracker)
+            assert rasa_patches._applied_events(tracker) == expected
+            assert [id(e) for e in rasa_patches._applied_events(tracker)] == [
+                id(e) for e in expected
+            ]
+    assert [e.action_name for e in expected if isinstance(e, ActionExecuted)].count(
+        "missed_bin_form"
+    ) < 4  # the form's repeated executions were undone once it was known as a form
