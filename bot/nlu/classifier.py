@@ -5,16 +5,23 @@ the featurizer's output: the per-layer features when the featurizer has ``layers
 sentence embedding. Whether to trust its answer is decided on a score that blends the winning
 probability with how close the message's sentence embedding is to the training examples of the
 winning intent (mean cosine of its ``k`` nearest): a message unlike anything seen in training is
-doubted even when the network is confident. Below ``threshold``, or when the winner is the
+doubted even when the network is confident. Below the threshold, or when the winner is the
 trained ``out_of_scope`` intent, the message gets ``nlu_fallback`` (so the ``nlu_fallback``
 rules fire), with the network's ranking kept. Inference is plain numpy on persisted arrays.
+
+The threshold is calibrated for each trained model (:mod:`bot.nlu.calibration`): training
+cross-validates the network on the cached features, scores every example with a model that did not
+see it, and picks the lowest threshold whose answers are right ``answer_precision`` of the time.
+The :class:`~bot.nlu.calibration.Calibration` is stored with the model and logged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +36,14 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.errors import ConfigError
+from bot.nlu.calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    calibrate,
+    outcome,
+    stratified_folds,
+    traffic_weights,
+)
 from bot.nlu.embedder import FloatArray
 from bot.nlu.featurizer import SentenceEmbeddingFeaturizer, layer_features, sentence_embedding
 
@@ -45,6 +60,9 @@ FALLBACK_INTENT = "nlu_fallback"
 OUT_OF_SCOPE_INTENT = "out_of_scope"
 HEADS = ("mlp", "logistic")
 _RANKING_LENGTH = 10
+_MIN_INTENT_EXAMPLES = 2  # fewer: the intent cannot be held out, so it is not calibrated
+
+logger = logging.getLogger(__name__)
 
 
 def _gelu(x: FloatArray) -> FloatArray:
@@ -175,6 +193,15 @@ class IntentModel:
         result: FloatArray = exp / exp.sum(axis=1, keepdims=True)
         return result
 
+    def trust(
+        self, inputs: FloatArray, vectors: FloatArray, k: int, closeness_weight: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return (probabilities, trust score) for classifier inputs and sentence embeddings."""
+        probabilities = self.probabilities(inputs)
+        closeness = self.closeness(vectors, probabilities.argmax(axis=1), k)
+        trust = (1 - closeness_weight) * probabilities.max(axis=1) + closeness_weight * closeness
+        return probabilities, trust
+
     def closeness(
         self, vectors: FloatArray, predicted: npt.NDArray[np.int64], k: int
     ) -> FloatArray:
@@ -193,7 +220,7 @@ class IntentModel:
     is_trainable=True,
 )
 class CouncilIntentClassifier(GraphComponent, IntentClassifier):
-    """Intent classifier with an out-of-scope decision (see the module docstring).
+    """Intent classifier with a calibrated out-of-scope decision (see the module docstring).
 
     Config:
         head: ``mlp`` (a one-hidden-layer network) or ``logistic`` (logistic regression).
@@ -201,7 +228,16 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
         network: Overrides of :class:`NetworkSettings` for the ``mlp`` head.
         k: Neighbours in the closeness score.
         closeness_weight: Weight of the closeness in the score (the rest is the probability).
-        threshold: Below this score the intent is ``nlu_fallback``.
+        answer_precision: The share of answers that must be right; the threshold is calibrated
+            to the lowest score that meets it on held-out examples.
+        out_of_scope_share: The share of real traffic expected to be out of scope: held-out
+            ``out_of_scope`` examples are weighted to make up this share (none: as they come).
+        calibration_folds: Folds of the cross-validation that gives the held-out scores.
+        calibration_examples: Folds are run (in turn) only until this many examples have been
+            held out: a council's data runs them all, a large data set stops early (time).
+        min_calibration_examples: Fewer held-out examples than this: no calibration.
+        fallback_threshold: The conservative threshold used when calibration is not possible.
+        threshold: An explicit threshold overriding the calibrated one (none: calibrated).
     """
 
     @staticmethod
@@ -218,7 +254,13 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
             "network": {},
             "k": 5,
             "closeness_weight": 0.5,
-            "threshold": 0.55,
+            "answer_precision": 0.98,
+            "out_of_scope_share": None,
+            "calibration_folds": 5,
+            "calibration_examples": 3000,
+            "min_calibration_examples": 30,
+            "fallback_threshold": 0.55,
+            "threshold": None,
         }
 
     def __init__(
@@ -227,6 +269,7 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
         model_storage: ModelStorage,
         resource: Resource,
         model: IntentModel | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         if config["head"] not in HEADS:
             raise ConfigError(
@@ -240,10 +283,12 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
             raise ConfigError(
                 "config.yml", "pipeline.CouncilIntentClassifier.network", str(error)
             ) from None
+        _check_options(config)
         self.config = config
         self._storage = model_storage
         self._resource = resource
         self.model = model
+        self.calibration = calibration
 
     @classmethod
     def create(
@@ -256,8 +301,17 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
         """Create an untrained classifier."""
         return cls(config, model_storage, resource)
 
+    @property
+    def threshold(self) -> float:
+        """The threshold in use: ``threshold`` from the config, else the calibrated one."""
+        if self.config.get("threshold") is not None:
+            return float(self.config["threshold"])
+        if self.calibration is not None:
+            return self.calibration.threshold
+        return float(self.config["fallback_threshold"])
+
     def train(self, training_data: TrainingData) -> Resource:
-        """Fit on every intent example that has an embedding, and persist."""
+        """Fit on every intent example that has an embedding, calibrate, and persist."""
         inputs, vectors, labels = [], [], []
         for message in training_data.intent_examples:
             vector = sentence_embedding(message)
@@ -267,17 +321,119 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
                 labels.append(str(message.get(INTENT)))
         if len(set(labels)) < 2:
             # Nothing to tell apart: stay untrained, every message becomes nlu_fallback.
+            logger.warning(
+                "CouncilIntentClassifier: fewer than two intents with examples (%s): every "
+                "message will be handed off",
+                ", ".join(sorted(set(labels))) or "none",
+            )
             return self._resource
-        if self.config["head"] == "logistic":
-            self.model = IntentModel.fit_logistic(
-                np.vstack(inputs), np.vstack(vectors), labels, float(self.config["C"])
-            )
-        else:
-            self.model = IntentModel.fit_network(
-                np.vstack(inputs), np.vstack(vectors), labels, self.network
-            )
+        features, embeddings = np.vstack(inputs), np.vstack(vectors)
+        self.model = self._fit(features, embeddings, labels)
+        self.calibration = self._calibrate(features, embeddings, labels)
+        for line in self.report():
+            logger.info("CouncilIntentClassifier: %s", line)
         self._persist()
         return self._resource
+
+    def _fit(self, inputs: FloatArray, vectors: FloatArray, labels: list[str]) -> IntentModel:
+        if self.config["head"] == "logistic":
+            return IntentModel.fit_logistic(inputs, vectors, labels, float(self.config["C"]))
+        return IntentModel.fit_network(inputs, vectors, labels, self.network)
+
+    def held_out_scores(
+        self, inputs: FloatArray, vectors: FloatArray, labels: list[str]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Cross-validate the head on the cached features: (score, correct, out_of_scope).
+
+        Only examples that were held out get a row. An example answered as ``out_of_scope``
+        gets the score ``-inf`` (never answered, whatever the threshold); ``correct`` is False
+        for out-of-scope examples and misclassified ones.
+        """
+        folds = stratified_folds(labels, int(self.config["calibration_folds"]))
+        gold = np.array(labels)
+        scores: list[npt.NDArray[np.float64]] = []
+        correct: list[npt.NDArray[np.bool_]] = []
+        out_of_scope: list[npt.NDArray[np.bool_]] = []
+        for fold in range(int(self.config["calibration_folds"])):
+            held, kept = folds == fold, folds != fold
+            if sum(len(done) for done in scores) >= int(self.config["calibration_examples"]):
+                break
+            if not held.any() or len(set(gold[kept])) < 2:
+                continue
+            model = self._fit(inputs[kept], vectors[kept], list(gold[kept]))
+            probabilities, trust = model.trust(
+                inputs[held],
+                vectors[held],
+                int(self.config["k"]),
+                float(self.config["closeness_weight"]),
+            )
+            predicted = np.array(model.classes)[probabilities.argmax(axis=1)]
+            refused = predicted == OUT_OF_SCOPE_INTENT
+            scores.append(np.where(refused, -np.inf, trust))
+            correct.append((predicted == gold[held]) & ~refused)
+            out_of_scope.append(gold[held] == OUT_OF_SCOPE_INTENT)
+        if not scores:
+            return np.zeros(0), np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.bool_)
+        return np.concatenate(scores), np.concatenate(correct), np.concatenate(out_of_scope)
+
+    def _calibrate(self, inputs: FloatArray, vectors: FloatArray, labels: list[str]) -> Calibration:
+        score_array, correct_array, oos_array = self.held_out_scores(inputs, vectors, labels)
+        scores, correct, out_of_scope = (
+            score_array.tolist(),
+            correct_array.tolist(),
+            oos_array.tolist(),
+        )
+        weights = traffic_weights(out_of_scope, self.config.get("out_of_scope_share"))
+        fallback_threshold = float(self.config["fallback_threshold"])
+        calibration = calibrate(
+            scores,
+            correct,
+            target_precision=float(self.config["answer_precision"]),
+            fallback_threshold=fallback_threshold,
+            min_examples=int(self.config["min_calibration_examples"]),
+            out_of_scope=out_of_scope,
+            weights=weights,
+        )
+        counts = Counter(labels)
+        too_small = sorted(name for name, count in counts.items() if count < _MIN_INTENT_EXAMPLES)
+        warnings = [calibration.warning] if calibration.warning else []
+        if too_small:
+            # The data say nothing about these intents: answer them no more readily than the
+            # conservative threshold allows.
+            threshold = max(calibration.threshold, fallback_threshold)
+            at = outcome(threshold, scores, correct, out_of_scope=out_of_scope, weights=weights)
+            names = ", ".join(f"'{name}'" for name in too_small)
+            subject = f"intent {names} has" if len(too_small) == 1 else f"intents {names} have"
+            warnings.append(
+                f"{subject} a single training example, too few to check how well it is "
+                "recognised (add ten or more): the conservative threshold "
+                f"{threshold:.3f} is used until then"
+            )
+            calibration = replace(
+                calibration,
+                threshold=threshold,
+                answered_share=at.answered_share,
+                precision=at.precision,
+                oos_recall=at.oos_recall,
+                fallback=True,
+            )
+        if OUT_OF_SCOPE_INTENT not in counts:
+            warnings.append(
+                f"no '{OUT_OF_SCOPE_INTENT}' examples: out-of-scope recall cannot be estimated "
+                "(add examples of questions the council does not handle)"
+            )
+        return replace(calibration, warning="; ".join(warnings))
+
+    def report(self) -> list[str]:
+        """Lines for the training output: the threshold and what it is expected to do."""
+        if self.calibration is None:
+            return [f"no calibration: threshold {self.threshold:.3f}"]
+        lines = [self.calibration.summary()]
+        if self.config.get("threshold") is not None:
+            lines.append(
+                f"threshold {self.threshold:.3f} set in config.yml overrides the calibrated one"
+            )
+        return lines
 
     def _persist(self) -> None:
         assert self.model is not None
@@ -291,6 +447,10 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
                 **layers,
             )
             (folder / "classes.json").write_text(json.dumps(self.model.classes))
+            if self.calibration is not None:
+                (folder / CALIBRATION_FILE).write_text(
+                    json.dumps(self.calibration.to_dict(), indent=2, allow_nan=False)
+                )
 
     @classmethod
     def load(
@@ -301,7 +461,8 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> CouncilIntentClassifier:
-        """Load the persisted arrays (plain arrays: nothing is unpickled)."""
+        """Load the persisted arrays and calibration (plain data: nothing is unpickled)."""
+        calibration = None
         try:
             with model_storage.read_from(resource) as folder:
                 arrays = np.load(folder / "model.npz", allow_pickle=False)
@@ -314,22 +475,24 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
                     arrays["examples"],
                     arrays["example_labels"],
                 )
+                if (folder / CALIBRATION_FILE).exists():
+                    calibration = Calibration.from_dict(
+                        json.loads((folder / CALIBRATION_FILE).read_text())
+                    )
         except ValueError:  # nothing persisted: trained on fewer than two intents
             model = None
-        return cls(config, model_storage, resource, model)
+        return cls(config, model_storage, resource, model, calibration)
 
     def scores(self, inputs: FloatArray, vectors: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Return (probabilities, trust score) for classifier inputs and sentence embeddings."""
         assert self.model is not None
-        probabilities = self.model.probabilities(inputs)
-        predicted = probabilities.argmax(axis=1)
-        closeness = self.model.closeness(vectors, predicted, int(self.config["k"]))
-        weight = float(self.config["closeness_weight"])
-        trust = (1 - weight) * probabilities.max(axis=1) + weight * closeness
-        return probabilities, trust
+        return self.model.trust(
+            inputs, vectors, int(self.config["k"]), float(self.config["closeness_weight"])
+        )
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Set ``intent`` and ``intent_ranking`` on each message."""
+        threshold = self.threshold
         for message in messages:
             vector = sentence_embedding(message)
             if self.model is None or vector is None:
@@ -349,7 +512,7 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
                 for i in order
             ]
             top = ranking[0][INTENT_NAME_KEY]
-            if top == OUT_OF_SCOPE_INTENT or trust[0] < float(self.config["threshold"]):
+            if top == OUT_OF_SCOPE_INTENT or trust[0] < threshold:
                 intent = {INTENT_NAME_KEY: FALLBACK_INTENT, "confidence": float(1 - trust[0])}
                 ranking.insert(0, dict(intent))
             else:
@@ -360,6 +523,39 @@ class CouncilIntentClassifier(GraphComponent, IntentClassifier):
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
+
+
+def _check_options(config: dict[str, Any]) -> None:
+    # A bad calibration option is a ConfigError naming config.yml and the key.
+    def bad(key: str, reason: str) -> ConfigError:
+        return ConfigError("config.yml", f"pipeline.CouncilIntentClassifier.{key}", reason)
+
+    def number(key: str) -> float | None:
+        value = config.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad(key, f"{value!r} is not a number")
+        return float(value)
+
+    precision = number("answer_precision")
+    if precision is None or not 0 < precision <= 1:
+        raise bad("answer_precision", f"{config.get('answer_precision')!r} is not in (0, 1]")
+    share = number("out_of_scope_share")
+    if share is not None and not 0 < share < 1:
+        raise bad("out_of_scope_share", f"{share!r} is not between 0 and 1")
+    for key in ("fallback_threshold", "threshold"):
+        number(key)
+    if config.get("fallback_threshold") is None:
+        raise bad("fallback_threshold", "a number is needed")
+    for key, least in (
+        ("calibration_folds", 2),
+        ("calibration_examples", 1),
+        ("min_calibration_examples", 0),
+    ):
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise bad(key, f"{value!r} is not a whole number of at least {least}")
 
 
 def _inputs(message: Message, vector: FloatArray) -> FloatArray:
