@@ -46,6 +46,7 @@ __all__ = [
     "ActionClarify",
     "choice_payload",
     "latest_intent",
+    "out_of_scope_won",
     "shared_knowledge_base",
 ]
 
@@ -55,6 +56,7 @@ SOMETHING_ELSE = "else"
 """The choice of "something else" in a clarifying question."""
 
 _FALLBACK = "nlu_fallback"
+_OUT_OF_SCOPE = "out_of_scope"
 _CHOOSE = "kb_choose"
 _CHOICE = "kb_choice"
 _OPTIONS = "kb_options"
@@ -85,6 +87,18 @@ def latest_intent(message: dict[str, Any]) -> tuple[str | None, float]:
     if name == _FALLBACK:
         return None, 0.0
     return name, confidence
+
+
+def out_of_scope_won(message: dict[str, Any]) -> bool:
+    """Whether the classifier fell back because its trained ``out_of_scope`` intent won.
+
+    Then no entry answers, however similar: the resident is asked or handed to a person.
+    """
+    if (message.get("intent") or {}).get("name") != _FALLBACK:
+        return False
+    ranked = [i.get("name") for i in message.get("intent_ranking") or [] if i.get("name")]
+    real = [name for name in ranked if name != _FALLBACK]
+    return bool(real) and real[0] == _OUT_OF_SCOPE
 
 
 def choice_payload(choice: str) -> str:
@@ -173,7 +187,9 @@ class ActionAnswer(Action):
         vector = message_embedding(tracker.latest_message)
         if vector is None:
             vector = await asyncio.to_thread(index.encode_message, text)
-        found = await kb.select(intent, confidence, text, None, now, vector)
+        found = None
+        if not out_of_scope_won(tracker.latest_message):
+            found = await kb.select(intent, confidence, text, None, now, vector)
         if found is not None:
             return self._answer(dispatcher, tracker, found[0])
         options = index.alternatives(vector, now)

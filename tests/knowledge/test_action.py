@@ -6,7 +6,13 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.knowledge import ActionAnswer, ActionClarify, choice_payload, latest_intent
+from actions.knowledge import (
+    ActionAnswer,
+    ActionClarify,
+    choice_payload,
+    latest_intent,
+    out_of_scope_won,
+)
 from bot.keys import key
 from bot.knowledge.review import ReviewQueue
 from bot.knowledge.store import KnowledgeBase
@@ -203,3 +209,30 @@ async def test_clarification_without_live_options_hands_off(demo_kb: KnowledgeBa
     tracker = Tracker(SENDER, {"kb_options": ["gone"]}, {}, [], False, None, {}, "action_answer")
     events = await ActionClarify(demo_kb).run(CollectingDispatcher(), tracker, {})
     assert events == [FollowupAction("action_handoff")]
+
+
+async def test_no_entry_answers_when_out_of_scope_won(demo_kb: KnowledgeBase) -> None:
+    # the classifier falls back because its trained out_of_scope intent won: even a message
+    # one entry is clearly closest to is not answered from the knowledge base
+    text = "I'm moving out of Ashvale next month"  # 0.59 ahead of the next topic
+    message: dict[str, Any] = {
+        "text": text,
+        "intent": {"name": "nlu_fallback", "confidence": 0.7},
+        "intent_ranking": [
+            {"name": "nlu_fallback", "confidence": 0.7},
+            {"name": "out_of_scope", "confidence": 0.7},
+            {"name": "council_tax_move", "confidence": 0.2},
+        ],
+        "entities": [],
+    }
+    events = [{"event": "user", "text": text, "parse_data": message, "input_channel": "sms"}]
+    tracker = Tracker(SENDER, {}, message, events, False, None, {}, "action_listen")
+    found, texts = await _run(demo_kb, tracker)
+    assert texts == []
+    assert FollowupAction("action_kb_clarify") in found or found == [
+        FollowupAction("action_handoff")
+    ]
+    assert out_of_scope_won(message)
+    assert not out_of_scope_won({**message, "intent": {"name": "council_tax_pay"}})
+    ranking = [{"name": "nlu_fallback"}, {"name": "council_tax_pay"}, {"name": "out_of_scope"}]
+    assert not out_of_scope_won({**message, "intent_ranking": ranking})
