@@ -30,6 +30,8 @@ before and after the step), the load average.
 side; per-message CPU of the Rasa server + action server + Redis (their threads' nanoseconds
 from ``/proc/<pid>/task/*/schedstat``: a message costs a few clock ticks) and latency, turns
 2-6 vs the last five (turn 1 also starts the session, a cost of its own: ``first_turn``).
+Turns 2-6 are a second conversation's, alternating with the long one's last five, so both
+are measured under the same load of the machine.
 ``turn50_over_turn1`` is the ratio of those CPU costs.
 
 ``first_message_ms``: the first message after the servers said they were ready (warm-up).
@@ -695,7 +697,12 @@ async def _first_message(stack: Stack, load: Load) -> float | None:
 
 
 async def _turns(stack: Stack, load: Load, mix: Mix, turns: int) -> dict[str, Any]:
-    """One long conversation of answered questions: cost per message early and late."""
+    """Cost per message early and late in a long conversation of answered questions.
+
+    The long conversation is taken to ``turns - 5`` turns; then a new conversation's turns 2-6
+    and the long one's last five alternate, so both are measured under the same load of the
+    machine (a shared machine's load changes within minutes, and a message's CPU with it).
+    """
     answered = [
         "how do I pay my council tax online",
         "Book a bulky waste collection",
@@ -703,38 +710,53 @@ async def _turns(stack: Stack, load: Load, mix: Mix, turns: int) -> dict[str, An
         "What time are the council offices open?",
         "How do I get a resident parking permit?",
     ]
-    conversation = load.new("knowledge", [answered[i % len(answered)] for i in range(turns)])
-    cost: list[float] = []
-    latency: list[float | None] = []
+    texts = [answered[i % len(answered)] for i in range(max(turns, 7))]
+    long_one, new_one = load.new("knowledge", texts), load.new("knowledge", texts[:6])
     lost = 0
-    for turn in range(turns):
+
+    async def measured(conversation: Conversation, turn: int) -> tuple[float, float | None]:
+        nonlocal lost
         before = stack.cpu(precise=True)
         message = await _one(load, conversation, turn, 30)
         await asyncio.sleep(0.05)  # let the outbox's last CPU show
         after = stack.cpu(precise=True)
-        cost.append(sum(after[n] - before[n] for n in ("rasa", "actions", "redis")))
-        latency.append(message.e2e_ms())
         lost += not message.replies
+        return sum(after[n] - before[n] for n in ("rasa", "actions", "redis")), message.e2e_ms()
+
+    first = await measured(long_one, 0)
+    for turn in range(1, len(texts) - 5):
+        await measured(long_one, turn)
+    await measured(new_one, 0)
+    early: list[tuple[float, float | None]] = []
+    late: list[tuple[float, float | None]] = []
+    for turn in range(1, 6):
+        early.append(await measured(new_one, turn))
+        late.append(await measured(long_one, len(texts) - 6 + turn))
 
     def mean(values: list[Any]) -> float | None:
         known = [v for v in values if v is not None]
         return round(sum(known) / len(known), 1) if known else None
 
-    early, late = cost[1:6], cost[-5:]
-    ratio = (sum(late) / sum(early)) if sum(early) else None
+    early_cpu, late_cpu = sum(c for c, _ in early), sum(c for c, _ in late)
+    ratio = late_cpu / early_cpu if early_cpu else None
     return {
-        "turns": turns,
+        "turns": len(texts),
         "lost": lost,
-        "first_turn": {"cpu_ms": round(cost[0], 1), "e2e_ms": latency[0]},
-        "early": {"turns": "2-6", "cpu_ms": mean(early), "e2e_ms": mean(latency[1:6])},
+        "first_turn": {"cpu_ms": round(first[0], 1), "e2e_ms": first[1]},
+        "early": {
+            "turns": "2-6",
+            "cpu_ms": mean([c for c, _ in early]),
+            "e2e_ms": mean([ms for _, ms in early]),
+        },
         "late": {
-            "turns": f"{turns - 4}-{turns}",
-            "cpu_ms": mean(late),
-            "e2e_ms": mean(latency[-5:]),
+            "turns": f"{len(texts) - 4}-{len(texts)}",
+            "cpu_ms": mean([c for c, _ in late]),
+            "e2e_ms": mean([ms for _, ms in late]),
         },
         "ratio": round(ratio, 2) if ratio is not None else None,
         "cpu_note": "Rasa server + action server + Redis CPU per message, "
-        "/proc/<pid>/task/*/schedstat (ns)",
+        "/proc/<pid>/task/*/schedstat (ns); a new conversation's turns 2-6 alternate with "
+        "the long one's last five",
     }
 
 
