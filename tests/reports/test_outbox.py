@@ -7,6 +7,9 @@ import asyncio
 import json
 import time
 
+import pytest
+
+import bot.reports.outbox as outbox_module
 from bot.handoff.queue import HandoffQueue
 from bot.keys import key
 from bot.reports.open311 import marker
@@ -231,8 +234,9 @@ async def test_reports_waiting_out_a_backoff_go_as_soon_as_the_back_office_answe
 
 
 async def test_a_wake_up_never_makes_a_report_wait_longer_than_its_backoff(
-    rig: RigFactory,
+    rig: RigFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(outbox_module.random, "uniform", lambda low, high: high)  # the worst
     r = await rig()
     worker = r.worker
     worker.sleep, worker.clock, worker.recovery_spread = asyncio.sleep, time.time, 30.0
