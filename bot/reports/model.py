@@ -1,5 +1,8 @@
-"""What a resident's problem report is, shared by the conversation (the form in ``actions/``)
-and the back-office side (submission outbox, Open311 client, updates back to the resident)."""
+"""What a resident's problem report is.
+
+Shared by the conversation (the form in ``actions/``) and the back-office side (submission
+outbox, Open311 client, updates back to the resident).
+"""
 
 from __future__ import annotations
 
