@@ -11,21 +11,27 @@ or formatter sees it: handlers that Rasa or uvicorn add later are covered too. R
 * anything shaped like a secret: Telegram bot tokens (``bot123456:AA...``), ``token=``,
   ``verify_token=``, ``auth_token=`` and ``password=`` values, ``Authorization`` values;
 * phone numbers in international form (``+447700900123``, URL-encoded ``%2B447700900123``).
+
+:class:`Tally` keeps a flood of alike lines (the edge's refusals under a barrage of forged
+requests) to one line per reason per interval, with the count: the first is logged at once,
+the repeats as ``<line> (N more in the last S s)`` when the interval ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from bot import settings
 from bot.errors import ConfigError
 
-__all__ = ["REDACTED", "install", "protect", "redact"]
+__all__ = ["REDACTED", "Tally", "install", "protect", "redact"]
 
 REDACTED = "[redacted]"
 
@@ -125,3 +131,73 @@ def install() -> None:
 
     logging.setLogRecordFactory(factory)
     protect(_environment_secrets())
+
+
+class Tally:
+    """Log alike lines once per interval with their count, not once each.
+
+    The first line of a kind (a logger's format and arguments) is logged at once; repeats
+    within ``every`` seconds are counted and logged as one line when the interval ends (on a
+    timer of the running event loop, or at the next line of that kind without one). No count
+    is ever lost: :meth:`flush` logs what is still counted (at shutdown).
+
+    Args:
+        logger: Where the lines go.
+        every: Seconds of one interval.
+        max_kinds: Kinds counted at once; beyond it lines are logged one by one.
+        clock: Monotonic seconds (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every: float = 10.0,
+        *,
+        max_kinds: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.every = every
+        self.max_kinds = max_kinds
+        self.clock = clock
+        self._kinds: dict[tuple[int, str, tuple[object, ...]], list[float]] = {}
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        """Log ``msg % args`` at ``level`` now, or count it if one like it was logged lately."""
+        if not self.logger.isEnabledFor(level):
+            return
+        kind = (level, msg, args)
+        now = self.clock()
+        counted = self._kinds.get(kind)
+        if counted is not None and now < counted[0]:
+            if counted[1] == 0:
+                self._flush_later(kind)
+            counted[1] += 1
+            return
+        if counted is not None:
+            self._report(kind)
+        if len(self._kinds) < self.max_kinds:
+            self._kinds[kind] = [now + self.every, 0]
+        self.logger.log(level, msg, *args)
+
+    def flush(self) -> None:
+        """Log every count not yet logged."""
+        for kind in list(self._kinds):
+            self._report(kind)
+
+    def _report(self, kind: tuple[int, str, tuple[object, ...]]) -> None:
+        counted = self._kinds.pop(kind, None)
+        if counted and counted[1]:
+            level, msg, args = kind
+            self.logger.log(
+                level, f"{msg} (%d more in the last %g s)", *args, counted[1], self.every
+            )
+
+    def _flush_later(self, kind: tuple[int, str, tuple[object, ...]]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: reported with the next line of its kind, or flush()
+            return
+        loop.call_at(
+            loop.time() + max(self._kinds[kind][0] - self.clock(), 0.0), self._report, kind
+        )

@@ -248,8 +248,10 @@ class OutboxWorker(StreamWorker):
                 error = True
             if result.outcome != "retry":
                 break
-            state = await self.retries.failed(entry_id, state, self.clock(), error=error)
-            if self.policy.exhausted(state, self.clock()):
+            now = self.clock()
+            state = state.after_failure(now, error=error)
+            if self.policy.exhausted(state, now):
+                # nothing saved: the finish below removes the entry and its retry state
                 result = SendResult(
                     "failed",
                     error=f"gave up after {state.attempts} attempts: {result.error}",
@@ -257,7 +259,7 @@ class OutboxWorker(StreamWorker):
                 )
                 break
             delay = self.policy.delay(state.attempts, result.retry_after)
-            await self.retries.schedule(entry_id, self.clock() + delay)
+            await self.retries.retry_at(entry_id, state, now + delay)
             _log.info(
                 "%s: send %s failed (%s), attempt %d; retrying in %.1f s",
                 fields.get("channel", ""),

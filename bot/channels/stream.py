@@ -153,6 +153,10 @@ class RetryState:
     errors: int = 0
     due: float = 0.0
 
+    def after_failure(self, now: float, *, error: bool = False) -> RetryState:
+        """The state after one more failed attempt at ``now`` (due not yet scheduled)."""
+        return RetryState(self.attempts + 1, self.first_failed_at or now, self.errors + int(error))
+
 
 class Retries:
     """The retry schedule of a stream's entries, kept in Redis.
@@ -188,18 +192,26 @@ class Retries:
         self, entry_id: str, state: RetryState, now: float, *, error: bool = False
     ) -> RetryState:
         """Record one more failed attempt; return the new state (due not yet scheduled)."""
-        new = RetryState(
-            state.attempts + 1,
-            state.first_failed_at or now,
-            state.errors + int(error),
-        )
-        saved = {"attempts": new.attempts, "first": new.first_failed_at, "errors": new.errors}
-        await self.redis.hset(self.state_key, entry_id, json.dumps(saved))
+        new = state.after_failure(now, error=error)
+        await self.redis.hset(self.state_key, entry_id, self._saved(new))
         return new
 
     async def schedule(self, entry_id: str, due: float) -> None:
         """Record when an entry is tried next."""
         await self.redis.zadd(self.due_key, {entry_id: due})
+
+    async def retry_at(self, entry_id: str, state: RetryState, due: float) -> None:
+        """Record an entry's failures and its next attempt together, in one round trip."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.state_key, entry_id, self._saved(state))
+            pipe.zadd(self.due_key, {entry_id: due})
+            await pipe.execute()
+
+    @staticmethod
+    def _saved(state: RetryState) -> str:
+        return json.dumps(
+            {"attempts": state.attempts, "first": state.first_failed_at, "errors": state.errors}
+        )
 
     def forget(self, pipe: Any, entry_id: str) -> None:
         """Add the removal of an entry's schedule to a pipeline that finishes it."""

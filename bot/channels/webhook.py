@@ -35,6 +35,7 @@ from bot.channels.base import ChannelAdapter, InboundMessage, Parsed, header
 from bot.channels.inbox import Inbox
 from bot.errors import PayloadError, SignatureError
 from bot.keys import key
+from bot.logs import Tally
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -106,14 +107,22 @@ class Webhook:
         inbox: Where verified messages are queued (its Redis client and namespace are used
             for receipts and dead letters too).
         max_body_bytes: Larger bodies are refused with 413 before anything else.
+        refusals: Where refusals are logged, counted per reason per interval (a barrage of
+            forged requests is not a line each); by default a :class:`~bot.logs.Tally` of its own.
     """
 
     def __init__(
-        self, adapter: ChannelAdapter, inbox: Inbox, *, max_body_bytes: int = DEFAULT_MAX_BODY
+        self,
+        adapter: ChannelAdapter,
+        inbox: Inbox,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        refusals: Tally | None = None,
     ) -> None:
         self.adapter = adapter
         self.inbox = inbox
         self.max_body_bytes = max_body_bytes
+        self.refusals = refusals if refusals is not None else Tally(_log)
 
     def too_large(self, headers: Mapping[str, str]) -> bool:
         """The declared ``Content-Length`` is over the limit (check before reading the body)."""
@@ -152,13 +161,15 @@ class Webhook:
     ) -> WebhookResponse:
         channel = self.adapter.channel
         if self.too_large(headers) or len(content) > self.max_body_bytes:
-            _log.warning("%s: body over %d bytes refused", channel, self.max_body_bytes)
+            self.refusals.log(
+                logging.WARNING, "%s: body over %d bytes refused", channel, self.max_body_bytes
+            )
             return WebhookResponse(413, "payload too large")
         try:
             self.adapter.verify(headers, signed_body, url)
         except SignatureError as exc:
             # never log the body of a request we could not verify
-            _log.warning("%s: refused: %s", channel, exc.reason)
+            self.refusals.log(logging.WARNING, "%s: refused: %s", channel, exc.reason)
             return WebhookResponse(403, "forbidden")
         client, ns = self.inbox.redis, self.inbox.namespace
         try:

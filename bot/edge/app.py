@@ -50,6 +50,7 @@ from bot.channels.registry import ConfiguredChannel
 from bot.channels.webhook import Webhook, WebhookResponse
 from bot.errors import ConfigError
 from bot.http_server import DEFAULT_BODY_TIMEOUT, MAX_HEAD_BYTES
+from bot.logs import Tally
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -154,6 +155,7 @@ def create_app(
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     health_token: str | None = None,
     parts: Sequence[EdgePart] = (),
+    refusal_log_every: float = 10.0,
 ) -> Starlette:
     """The edge application.
 
@@ -164,16 +166,22 @@ def create_app(
         health_token: The bearer token of ``/health/channels`` ('' turns it off; None reads
             ``COUNCIL_HEALTH_TOKEN``).
         parts: More routes and their background work (the web chat).
+        refusal_log_every: Seconds over which alike refusals are logged as one line with
+            their count (:class:`bot.logs.Tally`; the first of a kind at once).
 
     Raises:
         ConfigError: The health token is shorter than :data:`MIN_HEALTH_TOKEN_LENGTH`.
     """
     token = _health_token(health_token)
+    refusals = Tally(_log, refusal_log_every)
     hooks = {
-        channel.spec.name: Webhook(channel.adapter, inbox, max_body_bytes=channel.max_body_bytes)
+        channel.spec.name: Webhook(
+            channel.adapter, inbox, max_body_bytes=channel.max_body_bytes, refusals=refusals
+        )
         for channel in channels
         if channel.spec.webhook
     }
+    warn = logging.WARNING
 
     async def webhook(request: Request) -> Response:
         name = request.path_params["channel"]
@@ -186,30 +194,30 @@ def create_app(
         raw = request.scope["headers"]
         if sum(len(key) + len(value) for key, value in raw) > MAX_HEAD_BYTES:
             # h11 limits a head that arrives in pieces; this catches one sent in one packet
-            _log.warning("%s: request headers over %d bytes refused", name, MAX_HEAD_BYTES)
+            refusals.log(warn, "%s: request headers over %d bytes refused", name, MAX_HEAD_BYTES)
             return PlainTextResponse("request headers too large", status_code=431, headers=_CLOSE)
         headers = dict(request.headers)
         if "transfer-encoding" in headers and "content-length" in headers:
             # two framings: a proxy in front may read the body differently (request smuggling)
-            _log.warning("%s: request with two framings refused", name)
+            refusals.log(warn, "%s: request with two framings refused", name)
             return PlainTextResponse("ambiguous framing", status_code=400, headers=_CLOSE)
         if headers.get("content-encoding", "identity").lower() != "identity":
             # providers send plain bodies; decompressing would let a small request grow huge
-            _log.warning("%s: compressed body refused", name)
+            refusals.log(warn, "%s: compressed body refused", name)
             return PlainTextResponse(
                 "compressed bodies are not accepted", status_code=415, headers=_CLOSE
             )
         if hook.too_large(headers):
-            _log.warning("%s: declared body over %d bytes refused", name, hook.max_body_bytes)
+            refusals.log(warn, "%s: declared body over %d bytes refused", name, hook.max_body_bytes)
             return PlainTextResponse("payload too large", status_code=413, headers=_CLOSE)
         try:
             async with asyncio.timeout(body_timeout):
                 body = await _read_body(request, hook.max_body_bytes)
         except _BodyTooLarge:
-            _log.warning("%s: body over %d bytes refused", name, hook.max_body_bytes)
+            refusals.log(warn, "%s: body over %d bytes refused", name, hook.max_body_bytes)
             return PlainTextResponse("payload too large", status_code=413, headers=_CLOSE)
         except TimeoutError:
-            _log.warning("%s: body not received within %.0f s", name, body_timeout)
+            refusals.log(warn, "%s: body not received within %.0f s", name, body_timeout)
             return PlainTextResponse("request body too slow", status_code=408, headers=_CLOSE)
         except ClientDisconnect:
             _log.info("%s: client went away while sending", name)
@@ -229,7 +237,7 @@ def create_app(
             return PlainTextResponse("not found", status_code=404, headers=_HEADERS)
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            _log.warning("edge: /health/channels refused (no or wrong token)")
+            refusals.log(warn, "edge: /health/channels refused (no or wrong token)")
             challenge = {**_HEADERS, "WWW-Authenticate": "Bearer"}
             return PlainTextResponse("token required", status_code=401, headers=challenge)
         try:
@@ -250,6 +258,7 @@ def create_app(
             for part in parts:
                 await stack.enter_async_context(part.running())
             yield
+        refusals.flush()
         await asyncio.gather(*(hook.adapter.aclose() for hook in hooks.values()))
 
     return Starlette(

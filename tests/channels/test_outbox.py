@@ -14,6 +14,7 @@ from bot.channels.outbox import GROUP, OutboxWorker, failed_sends, queue_reply
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.window import touch
+from bot.keys import key
 from bot.testing.providers import Answer, FakeProvider
 
 from .conftest import Sleeps
@@ -173,6 +174,9 @@ async def test_exhausted_retries_are_surfaced(
     assert len(provider.requests) == 3
     [failed] = await failed_sends(async_redis, namespace)
     assert "gave up after 3 attempts" in failed["error"]
+    # two retries were scheduled, the third failure was not: nothing of it is left behind
+    assert await async_redis.hlen(key(namespace, "outbox", "retries")) == 0
+    assert await async_redis.zcard(key(namespace, "outbox", "due")) == 0
 
 
 async def test_closed_whatsapp_window_sends_the_template(

@@ -14,6 +14,7 @@ from bot.channels.stream import (
     Fields,
     GroupReader,
     Lanes,
+    Retries,
     RetryPolicy,
     RetryState,
     consumer_name,
@@ -153,6 +154,33 @@ def test_retry_policy() -> None:
     assert policy.exhausted(RetryState(12, now - 600), now)
     assert policy.exhausted(RetryState(3, now, errors=3), now)
     assert RetryPolicy(max_attempts=3).exhausted(RetryState(3, now), now)
+
+
+def test_a_failure_counts_once_and_keeps_the_first_failure_time() -> None:
+    first = RetryState().after_failure(100.0)
+    assert first == RetryState(1, 100.0, 0)
+    assert first.after_failure(160.0, error=True) == RetryState(2, 100.0, 1)
+
+
+async def test_a_retry_is_saved_with_its_due_time_in_one_round_trip(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    retries = Retries(async_redis, f"{namespace}:s")
+    pipelines = 0
+    pipeline = async_redis.pipeline
+
+    def counted(*args: bool, **kwargs: bool) -> object:
+        nonlocal pipelines
+        pipelines += 1
+        return pipeline(*args, **kwargs)
+
+    async_redis.pipeline = counted  # type: ignore[method-assign]
+    try:
+        await retries.retry_at("1-0", RetryState(2, 100.0, 1), 130.0)
+    finally:
+        del async_redis.pipeline
+    assert pipelines == 1
+    assert await retries.get("1-0") == RetryState(2, 100.0, 1, due=130.0)
 
 
 async def test_closed_lanes_let_go_of_their_entries_even_before_they_ran() -> None:

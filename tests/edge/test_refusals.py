@@ -1,0 +1,110 @@
+"""A barrage of forged requests is logged as counts per reason, not as a line per request.
+
+Under 733 forged requests a second every refusal used to be a log line of its own (each one
+redacted and written): a flood for whoever reads the log and CPU the genuine residents share.
+Now the first refusal of a kind is logged at once and its repeats as one line with the count
+per interval; no count is lost (the last interval's is logged at shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import pytest
+import redis.asyncio
+
+from bot.logs import Tally
+from bot.testing.edge import serving
+
+from .conftest import channels, telegram_headers, telegram_update
+
+_log = logging.getLogger("tests.edge.refusals")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == _log.name]
+
+
+def test_repeats_within_an_interval_become_one_line_with_their_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    tally = Tally(_log, 10.0, clock=clock)
+    with caplog.at_level(logging.INFO):
+        for _ in range(5):
+            tally.log(logging.WARNING, "%s: refused: %s", "telegram", "bad token")
+        tally.log(logging.WARNING, "%s: refused: %s", "twitter", "bad signature")
+        assert lines(caplog) == ["telegram: refused: bad token", "twitter: refused: bad signature"]
+        clock.now += 10.0  # the next interval: the count, then the new line
+        tally.log(logging.WARNING, "%s: refused: %s", "telegram", "bad token")
+        assert lines(caplog)[2:] == [
+            "telegram: refused: bad token (4 more in the last 10 s)",
+            "telegram: refused: bad token",
+        ]
+        tally.log(logging.WARNING, "%s: refused: %s", "telegram", "bad token")
+        tally.flush()  # shutdown: nothing counted is lost
+        assert lines(caplog)[4:] == ["telegram: refused: bad token (1 more in the last 10 s)"]
+
+
+def test_a_line_below_the_loggers_level_is_neither_logged_nor_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tally = Tally(_log, 10.0, clock=Clock())
+    with caplog.at_level(logging.WARNING):
+        tally.log(logging.INFO, "%s: not messages", "telegram")
+        tally.flush()
+    assert lines(caplog) == []
+
+
+def test_beyond_max_kinds_lines_are_logged_one_by_one(caplog: pytest.LogCaptureFixture) -> None:
+    tally = Tally(_log, 10.0, max_kinds=1, clock=Clock())
+    with caplog.at_level(logging.INFO):
+        for _ in range(2):
+            tally.log(logging.WARNING, "refused: %s", "a")
+            tally.log(logging.WARNING, "refused: %s", "b")
+    assert lines(caplog) == ["refused: a", "refused: b", "refused: b"]
+
+
+async def test_in_a_running_loop_the_count_is_logged_when_the_interval_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tally = Tally(_log, 0.05)
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            tally.log(logging.WARNING, "refused: %s", "a")
+        async with asyncio.timeout(5):
+            while len(lines(caplog)) < 2:
+                await asyncio.sleep(0.01)
+    assert lines(caplog) == ["refused: a", "refused: a (2 more in the last 0.05 s)"]
+
+
+async def test_forged_requests_at_the_edge_are_one_line_and_a_count(
+    async_redis: redis.asyncio.Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        async with serving(channels(), async_redis, namespace) as edge:
+            async with aiohttp.ClientSession() as session:
+                for n in range(20):
+                    async with session.post(
+                        f"{edge}/webhooks/telegram/webhook",
+                        data=telegram_update(update_id=n),
+                        headers=telegram_headers("forged"),
+                    ) as answer:
+                        assert answer.status == 403
+            refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+            assert refused == ["telegram: refused: X-Telegram-Bot-Api-Secret-Token does not match"]
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refused[1:] == [
+        "telegram: refused: X-Telegram-Bot-Api-Secret-Token does not match"
+        " (19 more in the last 10 s)"
+    ]
