@@ -38,7 +38,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rasa.core.nlg.generator import ResponseVariationFilter
 from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
@@ -54,6 +53,7 @@ from bot.redis_conn import connect_async, redis_url
 from bot.response_edits import (
     RESPONSES_DIR,
     ResponseStore,
+    domain_responses,
     variables_in,
     variation_ids,
     variation_language,
@@ -74,10 +74,8 @@ _RASA_ONLY = ("domain_responses",)
 def load_responses(folder: Path = RESPONSES_DIR) -> dict[str, list[dict[str, Any]]]:
     """The ``responses`` of every domain file under ``folder`` (as Rasa merges them)."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(folder.rglob("*.yml")):
-        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if isinstance(content, Mapping):
-            found.update(content.get("responses") or {})
+    for _, responses in domain_responses(folder):
+        found.update(responses)
     return found
 
 

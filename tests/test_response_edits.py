@@ -25,6 +25,7 @@ from bot.responses import CouncilResponses, load_responses, with_texts
 from bot.testing.console import FakeClock
 
 SHIPPED = shipped_variations()
+DOMAIN = Domain.load(str(RESPONSES_DIR))  # the trained domain's responses and slots, once
 PROFILE_VALUES = tuple(current().response_variables())
 GREET = "utter_greet"
 GREET_CY = "utter_greet.language-cy"
@@ -51,10 +52,9 @@ def test_every_shipped_text_variation_is_listed_with_its_language_and_conditions
     assert welsh.language == "cy" and welsh.conditions == (("opens", "today"),)
     assert SHIPPED[GREET].language == "en" and SHIPPED["utter_ask_bin_type"].buttons == 4
     # the ids are the ones the Rasa server's generator computes from the trained domain
-    domain = Domain.load(str(RESPONSES_DIR))
     served = {
         vid
-        for name, variations in domain.responses.items()
+        for name, variations in DOMAIN.responses.items()
         for vid, variation in zip(variation_ids(name, variations), variations, strict=True)
         if "text" in variation
     }
@@ -167,7 +167,7 @@ def _tracker(channel: str, language: str | None = None) -> DialogueStateTracker:
     tracker = DialogueStateTracker.from_events(
         "resident",
         [UserUttered("hi", input_channel=channel)],
-        slots=Domain.load(str(RESPONSES_DIR)).slots,
+        slots=DOMAIN.slots,
     )
     if language:
         tracker.update(SlotSet("language", language))
