@@ -957,6 +957,8 @@ async def _scale(args: argparse.Namespace, rates: list[float], provider_url: str
     capacity_ratio = capacity(two) / capacity(one) if capacity(one) else None
     return {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores",
+        "machine_shared": args.shared,
         "pinned": args.pin,
         "rates": rates,
         "step_seconds": args.step_seconds,
