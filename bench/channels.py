@@ -38,7 +38,17 @@ replays produce duplicate replies and its bad-signature requests are answered).
 ``--faults`` adds a last run of ours (the measured run's size) against a provider that answers
 the sends of 5% of residents with 500 twice before accepting them and those of 1% with
 429 ``Retry-After: 30`` once; ``ours_faults`` has the same keys as ``ours``, its e2e figures
-over the healthy residents only, plus the faulty residents' own.
+over the healthy residents only, plus the faulty residents' own. A conversation's replies go
+out in order, so a throttled resident's replies each wait out ``Retry-After`` after the one
+before: the run drains until the last of them is due (``retry_schedule_s``, ``drain_s``) rather
+than for ``--drain`` only, which counted replies still scheduled as lost.
+
+``channels.py cpu --label L`` measures CPU instead of latency (process CPU time, meaningful on
+a shared machine): the edge process' CPU per refused request of the barrage
+(``edge_cpu_ms_per_refused_request``) and the outbox worker's per reply and per retry
+(a stand-in adapter without HTTP, the worker's own cost), saved under ``L`` in
+bench/results/channels_cpu.json. For the baseline, run the same file from a
+``git worktree`` of the old commit with ``--label baseline --out <this file's results>``.
 
 Reports per side (the measured run): messages, msgs_per_s (messages / time from the first send
 to the last reply), ack_p50_ms/ack_p99_ms (webhook answer), e2e_p50_ms/e2e_p99_ms (webhook in
@@ -59,6 +69,7 @@ import gc
 import hashlib
 import hmac
 import json
+import logging
 import os
 import random
 import re
@@ -97,6 +108,7 @@ ACK_RESIDENT = re.compile(r"ack:([A-Za-z0-9_.-]+)(?:\+|\s|%20)r:(\d+)")
 FAULTY_PERCENT = 5  # residents whose sends get 500 twice, then succeed
 THROTTLED_PERCENT = 1  # residents whose sends get 429 Retry-After: 30 once
 RETRY_AFTER = 30
+FAULTY_BACKOFF_S = 3.0  # the outbox's default backoff after two failures: 1 s, then 2 s
 STATS_PATH = "/_bench/stats"
 REPLIES_PATH = "/_bench/replies"
 TARGETS = {
@@ -465,6 +477,7 @@ class Phase:
         self, side: str, base: str, first: int, count: int, residents: int, seed: int
     ) -> None:
         self.side = side
+        self.first = first
         rng = random.Random(seed)
         self.plan: list[tuple[str, bool, bool]] = []  # (id, replay, bad)
         self.requests: list[tuple[str, str, bytes, dict[str, str]]] = []
@@ -545,6 +558,29 @@ class Phase:
             await asyncio.sleep(0.5)
         full = await _get_json(f"{provider}{REPLIES_PATH}?full=1")
         return full["arrivals"], Counter(full["counts"])
+
+    def retry_schedule_s(self, rate: float) -> float:
+        """Seconds from the start by which the last reply is due under ``--faults``.
+
+        A conversation's replies go out in order (issue 10): each of a throttled resident's
+        replies waits out ``Retry-After`` after the one before it, so they trail the sending by
+        up to (messages per resident) x ``RETRY_AFTER``. A drain shorter than this counts
+        replies that are merely scheduled as lost.
+        """
+        done: dict[tuple[int, int], float] = {}  # by conversation: resident and channel
+        for index, (ident, replay, bad) in enumerate(self.plan):
+            if replay or bad:
+                continue
+            resident = self.residents[ident]
+            conversation = (resident, (self.first + index) % 4)  # the channel of _request
+            if throttled(resident):
+                cost = float(RETRY_AFTER)
+            elif faulty(resident):
+                cost = FAULTY_BACKOFF_S
+            else:
+                continue
+            done[conversation] = max(index / rate, done.get(conversation, 0.0)) + cost
+        return max(done.values(), default=0.0)
 
     def e2e_ms(self, arrivals: dict[str, float], idents: set[str]) -> list[float]:
         """End-to-end times of the given good messages that arrived."""
@@ -758,7 +794,16 @@ async def _measured(
     answer = await _get_json(f"{servers.provider}{REPLIES_PATH}")
     phase.earlier = int(answer["distinct"])
     await phase.send(args.rate, args.concurrency)
-    return phase.figures(*await phase.replies(servers.provider, args.drain), healthy_only)
+    drain = args.drain
+    if healthy_only:  # the fault run: wait for the replies still scheduled, then the drain
+        due = phase.retry_schedule_s(args.rate)
+        drain = max(drain, due - (time.perf_counter() - phase.started) + 10.0)
+        print(f"  faults: last reply due {due:.0f} s after the start; draining {drain:.0f} s")
+    found = phase.figures(*await phase.replies(servers.provider, drain), healthy_only)
+    if healthy_only:
+        found["retry_schedule_s"] = round(due, 1)
+        found["drain_s"] = round(drain, 1)
+    return found
 
 
 async def _barrage_run(servers: Servers, args: argparse.Namespace) -> dict[str, Any]:
@@ -970,7 +1015,160 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+# --- CPU figures (robust on a shared machine) -------------------------------------------------
+
+
+class _Flaky:
+    """A stand-in adapter whose sends fail ``failures`` times each before they are accepted.
+
+    It makes no HTTP call: the CPU measured is the outbox's own (reading, lanes, windows,
+    retry bookkeeping, finishing), the part a healthy resident's reply shares with retries.
+    """
+
+    channel = "telegram"
+    channels = ("telegram",)
+    accepts_get = False
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.tries: Counter[str] = Counter()
+
+    async def send(self, account: str, recipient: str, message: Any, channel: str = "") -> Any:
+        from bot.channels.base import SendResult
+
+        self.tries[recipient] += 1
+        if self.tries[recipient] <= self.failures:
+            return SendResult("retry", error="HTTP 500", code="500")
+        return SendResult("sent", provider_id=f"p{recipient}")
+
+    def template_for(self, account: str) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _outbox_cpu_ms(redis_url: str, replies: int, failures: int) -> float:
+    """Process CPU ms the outbox worker spends to send ``replies`` replies (fake backoff)."""
+    from bot.channels.base import OutboundMessage
+    from bot.channels.outbox import OutboxWorker, outbox_fields
+    from bot.keys import key
+    from bot.redis_conn import connect_async
+
+    client = await connect_async(redis_url)
+    ns = f"benchcpu:{uuid.uuid4().hex[:8]}"
+
+    async def no_wait(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    adapter: Any = _Flaky(failures)  # the outbox calls send, template_for and aclose only
+    worker = OutboxWorker(client, {"telegram": adapter}, ns, block_ms=10, batch=64, sleep=no_wait)
+    await worker.ensure_group()
+    async with client.pipeline(transaction=False) as pipe:
+        for n in range(replies):
+            fields = outbox_fields(
+                f"telegram:bench:{n}", "telegram", "bench", str(n), OutboundMessage(f"ack:{n}")
+            )
+            pipe.xadd(key(ns, "outbox"), fields)
+        await pipe.execute()
+    began = time.process_time()
+    while worker.finished < replies:
+        await worker.run_once(block=False)
+    spent = (time.process_time() - began) * 1000
+    keys = [k async for k in client.scan_iter(match=f"{ns}*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.close()
+    return spent
+
+
+async def _edge_refusal_cpu(redis_url: str, count: int, seconds: float) -> dict[str, Any]:
+    """The edge process' CPU per bad request of the barrage (forged, malformed, oversized)."""
+    with tempfile.TemporaryDirectory() as folder:
+        credentials = Path(folder) / "credentials.yml"
+        credentials.write_text(
+            EDGE_CREDENTIALS.format(number=NUMBER, sid=TWILIO_SID, page=PAGE, x_account=X_ACCOUNT)
+        )
+        env = {
+            **os.environ,
+            **EDGE_SECRETS,
+            "REDIS_URL": redis_url,
+            "COUNCIL_NAMESPACE": f"benchcpu:{uuid.uuid4().hex[:8]}",
+        }
+        port = _free_port()
+        edge = _spawn_edge(port, credentials, env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            await _wait_up(f"{base}/health")
+            watched = psutil.Process(edge.pid)
+            before = _cpu_seconds(watched)
+            attacker = subprocess.run(
+                [sys.executable, __file__, "barrage", base, str(count), str(seconds), "64"],
+                capture_output=True,
+                check=True,
+            )
+            spent = _cpu_seconds(watched) - before
+        finally:
+            _end(edge)
+    attack = json.loads(attacker.stdout.decode().strip().splitlines()[-1])
+    return {
+        "bad_requests": count,
+        "statuses": attack["statuses"],
+        "edge_cpu_ms_per_refused_request": round(spent * 1000 / count, 3),
+    }
+
+
+async def cpu_figures(redis_url: str, refusals: int, replies: int) -> dict[str, Any]:
+    """CPU per refused request at the edge, per reply and per retry in the outbox worker."""
+    edge = await _edge_refusal_cpu(redis_url, refusals, refusals / 733)
+    healthy = await _outbox_cpu_ms(redis_url, replies, 0)
+    retried = await _outbox_cpu_ms(redis_url, replies, 2)
+    return {
+        **edge,
+        "outbox_replies": replies,
+        "outbox_cpu_ms_per_reply": round(healthy / replies, 3),
+        "outbox_cpu_ms_per_retry": round((retried - healthy) / (2 * replies), 3),
+        "code": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def cpu_main(argv: list[str]) -> None:
+    """``channels.py cpu --label L``: CPU figures of this checkout, saved beside the others."""
+    parser = argparse.ArgumentParser(prog="channels.py cpu")
+    parser.add_argument("--label", required=True, help="key in the results (baseline, ours)")
+    parser.add_argument("--refusals", type=int, default=6000)
+    parser.add_argument("--replies", type=int, default=3000)
+    parser.add_argument("--out", type=Path, default=RESULTS.with_name("channels_cpu.json"))
+    args = parser.parse_args(argv)
+    redis_url = os.environ.get("REDIS_URL") or os.environ.get(
+        "TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
+    )
+    from bot import logs
+
+    logs.install()  # the worker server's logging: every record redacted, INFO and up written
+    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    found = asyncio.run(cpu_figures(redis_url, args.refusals, args.replies))
+    print(args.label, json.dumps(found), flush=True)
+    kept = json.loads(args.out.read_text()) if args.out.exists() else {}
+    kept[args.label] = found
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(kept, indent=2) + "\n")
+    labels = [label for label in ("baseline", "ours") if label in kept]
+    rows = ("edge_cpu_ms_per_refused_request", "outbox_cpu_ms_per_reply", "outbox_cpu_ms_per_retry")
+    print(f"{'':<36}" + "".join(f"{label:>12}" for label in labels))
+    for row in rows:
+        print(f"{row:<36}" + "".join(f"{kept[label].get(row, '-')!s:>12}" for label in labels))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["cpu"]:
+        uvloop.install()
+        cpu_main(sys.argv[2:])
+        return
     if len(sys.argv) > 1 and sys.argv[1] in ("serve", "provider", "barrage"):
         uvloop.install()
         if sys.argv[1] == "serve":

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import redis.asyncio
@@ -259,7 +260,9 @@ class OutboxWorker(StreamWorker):
                 )
                 break
             delay = self.policy.delay(state.attempts, result.retry_after)
-            await self.retries.retry_at(entry_id, state, now + delay)
+            # shared with other lanes' writes of this turn of the loop: one round trip
+            retry = partial(self.retries.retry_at, entry_id=entry_id, state=state, due=now + delay)
+            raise_first_error(await self.batch.write(retry))
             _log.info(
                 "%s: send %s failed (%s), attempt %d; retrying in %.1f s",
                 fields.get("channel", ""),

@@ -200,12 +200,14 @@ class Retries:
         """Record when an entry is tried next."""
         await self.redis.zadd(self.due_key, {entry_id: due})
 
-    async def retry_at(self, entry_id: str, state: RetryState, due: float) -> None:
-        """Record an entry's failures and its next attempt together, in one round trip."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.state_key, entry_id, self._saved(state))
-            pipe.zadd(self.due_key, {entry_id: due})
-            await pipe.execute()
+    def retry_at(self, pipe: Any, entry_id: str, state: RetryState, due: float) -> None:
+        """Add an entry's failures and its next attempt to a pipeline.
+
+        A worker hands it to its :class:`Batch`: the retries and finishes of every lane in one
+        turn of the event loop share one round trip.
+        """
+        pipe.hset(self.state_key, entry_id, self._saved(state))
+        pipe.zadd(self.due_key, {entry_id: due})
 
     @staticmethod
     def _saved(state: RetryState) -> str:

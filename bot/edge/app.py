@@ -31,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio
 from starlette.applications import Starlette
+from starlette.datastructures import URL
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -70,6 +72,8 @@ MIN_HEALTH_TOKEN_LENGTH = 32
 _log = logging.getLogger(__name__)
 _HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 _CLOSE = {**_HEADERS, "Connection": "close"}
+_RAW_HEADERS = [(name.lower().encode(), value.encode()) for name, value in _HEADERS.items()]
+_PREFIX, _SUFFIX = "/webhooks/", "/webhook"
 
 
 class EdgePart(Protocol):
@@ -128,13 +132,72 @@ def _response(answer: WebhookResponse) -> Response:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+@dataclass(frozen=True)
+class _Answer:
+    """A webhook POST's answer, sent by :class:`_WebhookPosts` (as Starlette would send it)."""
+
+    status: int
+    text: str
+    content_type: str = "text/plain"
+    close: bool = False
+
+    async def send(self, send: Send) -> None:
+        body = self.text.encode()
+        content_type = self.content_type
+        if content_type.startswith("text/") and "charset" not in content_type:
+            content_type += "; charset=utf-8"
+        headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", content_type.encode()),
+            *_RAW_HEADERS,
+        ]
+        if self.close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _WebhookPosts:
+    """Raw ASGI layer before Starlette's routing: POSTs to a configured channel's webhook.
+
+    Residents' webhooks, and a barrage of forged ones, are the edge's traffic: served here
+    they cost no routing and no request or response objects (CPU genuine residents share).
+    Everything else goes on to the routes.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        names: frozenset[str],
+        post: Callable[[str, Scope, Receive], Awaitable[_Answer]],
+    ) -> None:
+        self.app = app
+        self.names = names
+        self.post = post
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a webhook POST, or pass the request on."""
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
+                name = path[len(_PREFIX) : -len(_SUFFIX)]
+                if name in self.names:
+                    await (await self.post(name, scope, receive)).send(send)
+                    return
+        await self.app(scope, receive, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        body += message.get("body", b"")
         if len(body) > limit:
             raise _BodyTooLarge
-    return bytes(body)
+        if not message.get("more_body", False):
+            return bytes(body)
 
 
 def _health_token(given: str | None) -> str:
@@ -184,45 +247,48 @@ def create_app(
     warn = logging.WARNING
 
     async def webhook(request: Request) -> Response:
-        name = request.path_params["channel"]
-        hook = hooks.get(name)
+        # GETs, and POSTs to a channel not configured (:class:`_WebhookPosts` serves the rest)
+        hook = hooks.get(request.path_params["channel"])
         if hook is None:
             return PlainTextResponse("unknown channel", status_code=404, headers=_HEADERS)
-        if request.method != "POST":
-            # a provider's check, or a delivery in the query string (a Twilio number set to GET)
-            return _response(await hook.get(str(request.url), dict(request.headers)))
-        raw = request.scope["headers"]
+        # a provider's check, or a delivery in the query string (a Twilio number set to GET)
+        return _response(await hook.get(str(request.url), dict(request.headers)))
+
+    async def post(name: str, scope: Scope, receive: Receive) -> _Answer:
+        hook = hooks[name]
+        raw = scope["headers"]
         if sum(len(key) + len(value) for key, value in raw) > MAX_HEAD_BYTES:
             # h11 limits a head that arrives in pieces; this catches one sent in one packet
             refusals.log(warn, "%s: request headers over %d bytes refused", name, MAX_HEAD_BYTES)
-            return PlainTextResponse("request headers too large", status_code=431, headers=_CLOSE)
-        headers = dict(request.headers)
+            return _Answer(431, "request headers too large", close=True)
+        headers: dict[str, str] = {}
+        for key, value in raw:  # as Starlette's Headers: the first of a repeated name
+            headers.setdefault(key.decode("latin-1"), value.decode("latin-1"))
         if "transfer-encoding" in headers and "content-length" in headers:
             # two framings: a proxy in front may read the body differently (request smuggling)
             refusals.log(warn, "%s: request with two framings refused", name)
-            return PlainTextResponse("ambiguous framing", status_code=400, headers=_CLOSE)
+            return _Answer(400, "ambiguous framing", close=True)
         if headers.get("content-encoding", "identity").lower() != "identity":
             # providers send plain bodies; decompressing would let a small request grow huge
             refusals.log(warn, "%s: compressed body refused", name)
-            return PlainTextResponse(
-                "compressed bodies are not accepted", status_code=415, headers=_CLOSE
-            )
+            return _Answer(415, "compressed bodies are not accepted", close=True)
         if hook.too_large(headers):
             refusals.log(warn, "%s: declared body over %d bytes refused", name, hook.max_body_bytes)
-            return PlainTextResponse("payload too large", status_code=413, headers=_CLOSE)
+            return _Answer(413, "payload too large", close=True)
         try:
             async with asyncio.timeout(body_timeout):
-                body = await _read_body(request, hook.max_body_bytes)
+                body = await _read_body(receive, hook.max_body_bytes)
         except _BodyTooLarge:
             refusals.log(warn, "%s: body over %d bytes refused", name, hook.max_body_bytes)
-            return PlainTextResponse("payload too large", status_code=413, headers=_CLOSE)
+            return _Answer(413, "payload too large", close=True)
         except TimeoutError:
             refusals.log(warn, "%s: body not received within %.0f s", name, body_timeout)
-            return PlainTextResponse("request body too slow", status_code=408, headers=_CLOSE)
+            return _Answer(408, "request body too slow", close=True)
         except ClientDisconnect:
             _log.info("%s: client went away while sending", name)
-            return PlainTextResponse("incomplete request", status_code=400, headers=_CLOSE)
-        return _response(await hook.receive(str(request.url), headers, body))
+            return _Answer(400, "incomplete request", close=True)
+        answer = await hook.receive(str(URL(scope=scope)), headers, body)
+        return _Answer(answer.status, answer.body, answer.content_type)
 
     async def health(request: Request) -> Response:
         try:
@@ -268,6 +334,9 @@ def create_app(
             Route("/webhooks/{channel}/webhook", webhook, methods=["GET", "POST"]),
             *(route for part in parts for route in part.routes()),
         ],
-        middleware=[Middleware(Guard)],
+        middleware=[
+            Middleware(Guard),
+            Middleware(_WebhookPosts, names=frozenset(hooks), post=post),
+        ],
         lifespan=lifespan,
     )

@@ -11,6 +11,7 @@ import time
 import redis.asyncio
 
 from bot.channels.stream import (
+    Batch,
     Fields,
     GroupReader,
     Lanes,
@@ -162,25 +163,18 @@ def test_a_failure_counts_once_and_keeps_the_first_failure_time() -> None:
     assert first.after_failure(160.0, error=True) == RetryState(2, 100.0, 1)
 
 
-async def test_a_retry_is_saved_with_its_due_time_in_one_round_trip(
+async def test_a_retry_is_saved_with_its_due_time_in_a_shared_write(
     async_redis: redis.asyncio.Redis, namespace: str
 ) -> None:
     retries = Retries(async_redis, f"{namespace}:s")
-    pipelines = 0
-    pipeline = async_redis.pipeline
-
-    def counted(*args: bool, **kwargs: bool) -> object:
-        nonlocal pipelines
-        pipelines += 1
-        return pipeline(*args, **kwargs)
-
-    async_redis.pipeline = counted  # type: ignore[method-assign]
-    try:
-        await retries.retry_at("1-0", RetryState(2, 100.0, 1), 130.0)
-    finally:
-        del async_redis.pipeline
-    assert pipelines == 1
+    batch = Batch(async_redis)
+    first, second = await asyncio.gather(
+        batch.write(lambda pipe: retries.retry_at(pipe, "1-0", RetryState(2, 100.0, 1), 130.0)),
+        batch.write(lambda pipe: retries.retry_at(pipe, "2-0", RetryState(1, 120.0), 150.0)),
+    )
+    assert len(first) == len(second) == 2  # each lane gets its own commands' results
     assert await retries.get("1-0") == RetryState(2, 100.0, 1, due=130.0)
+    assert await retries.get("2-0") == RetryState(1, 120.0, 0, due=150.0)
 
 
 async def test_closed_lanes_let_go_of_their_entries_even_before_they_ran() -> None:

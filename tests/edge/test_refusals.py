@@ -108,3 +108,24 @@ async def test_forged_requests_at_the_edge_are_one_line_and_a_count(
         "telegram: refused: X-Telegram-Bot-Api-Secret-Token does not match"
         " (19 more in the last 10 s)"
     ]
+
+
+async def test_refusals_answer_as_before_the_raw_layer(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    # webhook POSTs are answered before Starlette's routing: same statuses, type and headers
+    async with serving(channels(), async_redis, namespace) as edge, aiohttp.ClientSession() as s:
+        url = f"{edge}/webhooks/telegram/webhook"
+        async with s.post(url, data=b"{}", headers=telegram_headers("forged")) as forged:
+            assert (forged.status, await forged.text()) == (403, "forbidden")
+            assert forged.headers["Content-Type"] == "text/plain; charset=utf-8"
+            assert forged.headers["X-Content-Type-Options"] == "nosniff"
+            assert forged.headers["Cache-Control"] == "no-store"
+            assert "close" not in forged.headers.get("Connection", "")  # the body was read
+        async with s.post(url, data=b"x" * 9000, headers=telegram_headers()) as large:
+            assert (large.status, await large.text()) == (413, "payload too large")
+            assert large.headers["Connection"] == "close"  # the body was not read
+        async with s.post(url, data=telegram_update(), headers=telegram_headers()) as good:
+            assert good.status == 200
+        async with s.post(f"{edge}/webhooks/nope/webhook", data=b"{}") as unknown:
+            assert (unknown.status, await unknown.text()) == (404, "unknown channel")
