@@ -4,14 +4,16 @@ Redis layout (``ns`` is the namespace):
 
 - ``{ns}:user:{username}``: hash with ``password_hash``, ``roles`` and ``teams`` (comma-separated),
   ``disabled`` (``"0"``/``"1"``), ``created_at`` (epoch seconds), ``must_change`` (``"1"``
-  after an administrator's reset, until the user has chosen a new password).
+  after an administrator's reset, until the user has chosen a new password), and optionally
+  ``display_name`` (the name residents see in the web chat; absent when not set).
 - ``{ns}:users``: set of usernames.
 - ``{ns}:login_failures:user:{username}``: hash of failed sign-ins for the username: ``first``,
   ``n``, ``last`` (from anywhere) and ``n:{ip}``, ``last:{ip}`` (from one address);
   ``{ns}:login_failures:ip:{ip}``: ``first``, ``n``, ``last`` for one address. Both expire
   after the throttling window.
 
-Only what sign-in needs is kept: no names, e-mail addresses or other personal data.
+Only what sign-in needs is kept, and the optional display name an agent chooses to show
+residents (:func:`check_display_name`): no e-mail addresses or other personal data.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bot.keys import key
 from bot.web import passwords
 
 __all__ = [
+    "MAX_DISPLAY_NAME_LENGTH",
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "ROLES",
@@ -39,6 +42,7 @@ __all__ = [
     "LoginThrottle",
     "User",
     "backoff_seconds",
+    "check_display_name",
     "normalise_username",
 ]
 
@@ -47,6 +51,8 @@ MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
 MAX_PASSWORD_LENGTH = passwords.MAX_LENGTH
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _TEAM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_DISPLAY_NAME_LENGTH = 40
+_NOT_PLAIN = re.compile(r"[<>{}\\@\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def normalise_username(username: str) -> str:
@@ -66,6 +72,8 @@ class User:
         created_at: Epoch seconds.
         must_change_password: Set by an administrator's reset: the user can do nothing but
             choose a new password until they have.
+        display_name: The name residents see in the web chat ('' when none is set: residents
+            then see neutral wording, never any part of the username).
     """
 
     username: str
@@ -74,10 +82,38 @@ class User:
     disabled: bool = False
     created_at: float = 0.0
     must_change_password: bool = False
+    display_name: str = ""
 
     def has_role(self, *roles: str) -> bool:
         """Return whether the user holds any of ``roles``; admins hold every role."""
         return "admin" in self.roles or not self.roles.isdisjoint(roles)
+
+
+def check_display_name(username: str, value: str) -> str:
+    """Return the tidy form of a display name ('' clears it).
+
+    Spaces are trimmed and runs of them made one. A display name is plain text of at most
+    :data:`MAX_DISPLAY_NAME_LENGTH` characters: no ``@`` (it is not an e-mail address), no
+    markup characters (``<``, ``>``, braces, backslash), no control or direction characters,
+    and not only digits.
+
+    Raises:
+        AccountError: The name breaks one of these rules.
+    """
+    name = " ".join(value.split())
+    if not name:
+        return ""
+    if len(name) > MAX_DISPLAY_NAME_LENGTH:
+        raise AccountError(
+            username, f"a display name is at most {MAX_DISPLAY_NAME_LENGTH} characters"
+        )
+    if _NOT_PLAIN.search(name):
+        raise AccountError(
+            username, "a display name is plain text: no @, <, >, {, }, \\ or control characters"
+        )
+    if name.replace(" ", "").isdigit():
+        raise AccountError(username, "a display name cannot be only digits")
+    return name
 
 
 def _check_roles(username: str, roles: Iterable[str]) -> frozenset[str]:
@@ -170,6 +206,7 @@ class AccountStore:
             disabled=data.get("disabled") == "1",
             created_at=float(data.get("created_at", "0")),
             must_change_password=data.get("must_change") == "1",
+            display_name=data.get("display_name", ""),
         )
 
     async def all(self) -> list[User]:
@@ -231,6 +268,27 @@ class AccountStore:
         user = await self.get(name)
         assert user is not None  # just written
         return user
+
+    async def set_display_name(self, username: str, display_name: str) -> User:
+        """Set (or, with an empty or blank value, clear) the name residents see.
+
+        Raises:
+            AccountError: No such user, or the name breaks :func:`check_display_name`.
+        """
+        name = await self._require(username)
+        chosen = check_display_name(name, display_name)
+        if chosen:
+            await self._redis.hset(self._key(name), "display_name", chosen)
+        else:
+            await self._redis.hdel(self._key(name), "display_name")
+        user = await self.get(name)
+        assert user is not None  # just written
+        return user
+
+    async def display_name(self, username: str) -> str:
+        """Return the user's display name ('' when none is set or there is no such user)."""
+        value = await self._redis.hget(self._key(normalise_username(username)), "display_name")
+        return value or ""
 
     async def set_disabled(self, username: str, disabled: bool) -> None:
         """Disable or re-enable a user.

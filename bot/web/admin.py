@@ -1,5 +1,8 @@
 """Administration pages: users (``/admin/users``) and the audit log (``/admin/audit``).
 
+Display names (the name residents see in the web chat) are set by an admin on the user page,
+and by any signed-in user for their own account on ``/account/name``.
+
 Every change is CSRF-checked by the middleware and audited. Admins cannot disable themselves or
 drop their own admin role, so a console always keeps a way in besides the CLI.
 """
@@ -15,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from bot.errors import AccountError
 from bot.web import audit
-from bot.web.accounts import ROLES, User
+from bot.web.accounts import MAX_DISPLAY_NAME_LENGTH, ROLES, User
 from bot.web.app import (
     ACCOUNTS,
     AUDIT,
@@ -109,6 +112,7 @@ async def _user(request: Request, user: User, error: str = "", status: int = 200
             "error": error,
             "done": request.query_params.get("done", ""),
             "failures": failures,
+            "max_name": MAX_DISPLAY_NAME_LENGTH,
         },
         status=status,
     )
@@ -134,6 +138,70 @@ async def set_roles(request: Request) -> Response:
         {"roles": sorted(changed.roles), "teams": list(changed.teams)},
     )
     return RedirectResponse(f"/admin/users/{user.username}?done=roles", status_code=303)
+
+
+@require_role("admin")
+async def set_display_name(request: Request) -> Response:
+    """Set or clear a user's display name (the name residents see in the web chat)."""
+    user = await _target(request)
+    form = await read_form(request)
+    try:
+        changed = await app_of(request)[ACCOUNTS].set_display_name(
+            user.username, str(form.get("display_name", ""))
+        )
+    except AccountError as exc:
+        await audit.record(
+            request,
+            "user.display_name",
+            "user",
+            user.username,
+            {"error": exc.reason},
+            outcome="refused",
+        )
+        return await _user(request, user, str(exc), 400)
+    detail = {"display_name": changed.display_name}
+    await audit.record(request, "user.display_name", "user", user.username, detail)
+    return RedirectResponse(f"/admin/users/{user.username}?done=saved", status_code=303)
+
+
+@require_role()
+async def own_name_page(request: Request) -> Response:
+    """A signed-in user's own display name, with a form to change it."""
+    return _own_name(request)
+
+
+def _own_name(
+    request: Request, error: str = "", value: str | None = None, status: int = 200
+) -> Response:
+    context = {
+        "error": error,
+        "value": _me(request).display_name if value is None else value,
+        "max_name": MAX_DISPLAY_NAME_LENGTH,
+    }
+    return render(request, "account/name.html", context, status=status)
+
+
+@require_role()
+async def set_own_name(request: Request) -> Response:
+    """A signed-in user sets or clears their own display name."""
+    me = _me(request)
+    form = await read_form(request)
+    given = str(form.get("display_name", ""))
+    try:
+        changed = await app_of(request)[ACCOUNTS].set_display_name(me.username, given)
+    except AccountError as exc:
+        await audit.record(
+            request,
+            "user.display_name",
+            "user",
+            me.username,
+            {"error": exc.reason},
+            outcome="refused",
+        )
+        return _own_name(request, str(exc), given, 400)
+    detail = {"display_name": changed.display_name}
+    await audit.record(request, "user.display_name", "user", me.username, detail)
+    return RedirectResponse("/account/name?done=saved", status_code=303)
 
 
 @require_role("admin")
@@ -221,9 +289,12 @@ def setup(app: ConsoleApp) -> None:
     app.add_route("/admin/users", add_user, methods=["POST"])
     app.add_route("/admin/users/{username}", user_page)
     app.add_route("/admin/users/{username}/roles", set_roles, methods=["POST"])
+    app.add_route("/admin/users/{username}/name", set_display_name, methods=["POST"])
     app.add_route("/admin/users/{username}/status", set_status, methods=["POST"])
     app.add_route("/admin/users/{username}/password", reset_password, methods=["POST"])
     app.add_route("/admin/users/{username}/unlock", unlock, methods=["POST"])
     app.add_route("/admin/audit", audit_page)
+    app.add_route("/account/name", own_name_page)
+    app.add_route("/account/name", set_own_name, methods=["POST"])
     add_nav(app, "Users", "/admin/users", "admin")
     add_nav(app, "Audit log", "/admin/audit", "supervisor")

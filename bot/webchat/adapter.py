@@ -134,7 +134,7 @@ class WebChatAdapter(ChannelAdapter):
             "upload": upload,
             "at": now_iso(),
         }
-        if state == "agent":
+        if state == "agent" and agent:  # no display name: the widget says "an adviser"
             data["agent_name"] = agent
         return data
 

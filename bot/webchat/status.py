@@ -2,7 +2,9 @@
 
 The state is derived from the handoff queue (:class:`bot.handoff.queue.HandoffQueue`): no open
 case is ``bot``, an open case nobody holds is ``waiting``, a claimed case is ``agent`` with the
-agent's display name. :func:`refresh` compares it with the state last told to the widget and
+agent's display name (the console account's ``display_name``; none when the agent has not set
+one, and the widget then says "an adviser": never any part of the login name).
+:func:`refresh` compares it with the state last told to the widget and
 appends a ``status`` event when it changed; the agent console calls it after claiming,
 releasing, resolving and returning a case, and the adapter before each message it shows, so
 every channel-specific step stays here: for conversations of other channels both functions do
@@ -14,6 +16,7 @@ from __future__ import annotations
 import redis.asyncio
 
 from bot.handoff.queue import HandoffQueue
+from bot.web.accounts import AccountStore
 from bot.webchat.events import EventLog, now_iso
 
 __all__ = ["CHANNEL", "agent_display_name", "derive", "is_webchat", "refresh", "typing"]
@@ -32,23 +35,25 @@ def sender_of(conversation_id: str) -> str:
     return conversation_id.rsplit(":", 1)[-1]
 
 
-def agent_display_name(username: str) -> str:
-    """The name a resident sees for an agent: the first part of the login name, capitalised.
+async def agent_display_name(client: redis.asyncio.Redis, namespace: str, username: str) -> str:
+    """The name a resident sees for an agent: their account's display name, '' when none is set.
 
-    The console keeps no display names yet (``bot/web/accounts.py``); ``sam.jones`` is "Sam".
+    '' means "say 'an adviser'" (the widget's own wording): the login name is never shown.
     """
-    first = username.split("@", 1)[0].replace("_", ".").split(".", 1)[0]
-    return first[:1].upper() + first[1:] if first else "An adviser"
+    return await AccountStore(client, namespace).display_name(username)
 
 
-async def derive(queue: HandoffQueue, conversation_id: str) -> tuple[str, str]:
+async def derive(
+    client: redis.asyncio.Redis, namespace: str, conversation_id: str
+) -> tuple[str, str]:
     """The state (``bot``, ``waiting``, ``agent``) and the agent's display name ('' if none)."""
+    queue = HandoffQueue(client, namespace)
     case_id = await queue.case_for(conversation_id)
     if case_id is None:
         return "bot", ""
     holder = await queue.holder(case_id)
     if holder:
-        return "agent", agent_display_name(holder)
+        return "agent", await agent_display_name(client, namespace, holder)
     return "waiting", ""
 
 
@@ -63,7 +68,7 @@ async def refresh(
         return "", ""
     log = EventLog(client, namespace, keep_days=keep_days)
     conversation = sender_of(conversation_id)
-    state, name = await derive(HandoffQueue(client, namespace), conversation_id)
+    state, name = await derive(client, namespace, conversation_id)
     told = await log.state(conversation)
     if told.get("ended"):
         return "ended", ""
@@ -79,8 +84,13 @@ async def refresh(
 async def typing(
     client: redis.asyncio.Redis, namespace: str, conversation_id: str, username: str
 ) -> None:
-    """Show "<agent> is typing" in the widget (nothing stored; other channels: nothing)."""
+    """Show "<agent> is typing" in the widget (nothing stored; other channels: nothing).
+
+    ``name`` is the agent's display name; without one it is left out (the widget then says
+    "An adviser is typing").
+    """
     if is_webchat(conversation_id):
-        await EventLog(client, namespace).typing(
-            sender_of(conversation_id), {"from": "agent", "name": agent_display_name(username)}
-        )
+        data = {"from": "agent"}
+        if name := await agent_display_name(client, namespace, username):
+            data["name"] = name
+        await EventLog(client, namespace).typing(sender_of(conversation_id), data)

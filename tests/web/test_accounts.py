@@ -347,3 +347,44 @@ async def test_browser_forced_password_change_keyboard_and_axe(
     await expect(page.get_by_role("status")).to_contain_text("Your password has been changed")
     await page.get_by_role("link", name="Continue").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(f"Welcome, {user.username}")
+
+
+async def test_display_name_is_optional_stored_and_cleared(store: AccountStore) -> None:
+    await store.create("sam.jones", PASSWORD, ["agent"])
+    assert (await store.get("sam.jones")).display_name == ""
+    assert await store.display_name("sam.jones") == ""
+    changed = await store.set_display_name("Sam.Jones", "  Sam   J  ")
+    assert changed.display_name == "Sam J" == await store.display_name("sam.jones")
+    assert (await store.set_display_name("sam.jones", "Siân Ó Ceallaigh-Jones")).display_name == (
+        "Siân Ó Ceallaigh-Jones"
+    )
+    assert (await store.set_display_name("sam.jones", "   ")).display_name == ""
+    assert await store.display_name("sam.jones") == ""
+    assert await store.display_name("nobody") == ""
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("x" * 41, "at most 40 characters"),
+        ("sam@ashvale.gov.uk", "plain text"),
+        ("<b>Sam</b>", "plain text"),
+        ("Sam\u202eevil", "plain text"),
+        ("Sam\x07", "plain text"),
+        ("0123 456", "only digits"),
+    ],
+)
+async def test_bad_display_names_are_refused_and_nothing_changes(
+    store: AccountStore, given: str, reason: str
+) -> None:
+    await store.create("sam.jones", PASSWORD, ["agent"])
+    await store.set_display_name("sam.jones", "Sam")
+    with pytest.raises(AccountError, match=reason):
+        await store.set_display_name("sam.jones", given)
+    assert await store.display_name("sam.jones") == "Sam"
+    assert (await store.set_display_name("sam.jones", "x" * 40)).display_name == "x" * 40
+
+
+async def test_display_name_of_an_unknown_user_is_refused(store: AccountStore) -> None:
+    with pytest.raises(AccountError, match="no such user"):
+        await store.set_display_name("nobody", "Sam")

@@ -128,3 +128,70 @@ async def test_admin_pages_need_admin_and_csrf(login, csrf, console_app) -> None
     )
     assert forged.status_code == 403
     assert await console_app[ACCOUNTS].get("mallory") is None
+
+
+async def test_admin_sets_and_clears_a_display_name(admin, csrf, make_user, console_app) -> None:
+    await make_user("agent", username="sam.jones")
+    token = await csrf(admin)
+    page = await admin.get("/admin/users/sam.jones")
+    assert '<label for="display_name">' in page.text
+    response = await admin.post(
+        "/admin/users/sam.jones/name", data={"display_name": " Sam ", "csrf_token": token}
+    )
+    assert response.status_code == 200
+    assert "Saved: saved" in response.text and 'value="Sam"' in response.text
+    assert (await console_app[ACCOUNTS].get("sam.jones")).display_name == "Sam"
+    await admin.post("/admin/users/sam.jones/name", data={"display_name": "", "csrf_token": token})
+    assert (await console_app[ACCOUNTS].get("sam.jones")).display_name == ""
+    entries = await console_app[AUDIT].recent(actor="root", action="user.display_name")
+    assert [(e.object_id, e.detail["display_name"], e.outcome) for e in entries] == [
+        ("sam.jones", "", "ok"),
+        ("sam.jones", "Sam", "ok"),
+    ]
+
+
+async def test_a_bad_display_name_is_shown_refused_and_audited(
+    admin, csrf, make_user, console_app
+) -> None:
+    await make_user("agent", username="sam.jones")
+    await console_app[ACCOUNTS].set_display_name("sam.jones", "Sam")
+    response = await admin.post(
+        "/admin/users/sam.jones/name",
+        data={"display_name": "sam@ashvale.gov.uk", "csrf_token": await csrf(admin)},
+    )
+    assert response.status_code == 400 and "plain text" in response.text
+    assert (await console_app[ACCOUNTS].get("sam.jones")).display_name == "Sam"
+    [entry] = await console_app[AUDIT].recent(action="user.display_name")
+    assert entry.outcome == "refused" and "sam@ashvale" not in str(entry.detail)
+
+
+async def test_only_admins_set_others_display_names_and_csrf_is_checked(
+    login, csrf, make_user, console_app
+) -> None:
+    await make_user("agent", username="sam.jones")
+    agent = await login("agent", username="priya")
+    refused = await agent.post(
+        "/admin/users/sam.jones/name", data={"display_name": "X", "csrf_token": await csrf(agent)}
+    )
+    assert refused.status_code == 403
+    admin = await login("admin")
+    forged = await admin.post("/admin/users/sam.jones/name", data={"display_name": "X"})
+    assert forged.status_code == 403
+    assert (await console_app[ACCOUNTS].get("sam.jones")).display_name == ""
+
+
+async def test_an_agent_sets_their_own_display_name(login, csrf, console_app) -> None:
+    agent = await login("agent", username="sam.jones")
+    page = await agent.get("/account/name")
+    assert page.status_code == 200 and '<label for="display_name">' in page.text
+    token = await csrf(agent)
+    done = await agent.post("/account/name", data={"display_name": "Sam", "csrf_token": token})
+    assert done.status_code == 200 and "Your display name has been saved." in done.text
+    assert (await console_app[ACCOUNTS].get("sam.jones")).display_name == "Sam"
+    bad = await agent.post("/account/name", data={"display_name": "12345", "csrf_token": token})
+    assert bad.status_code == 400 and "only digits" in bad.text and 'value="12345"' in bad.text
+    assert (await console_app[ACCOUNTS].get("sam.jones")).display_name == "Sam"
+    forged = await agent.post("/account/name", data={"display_name": "Mallory"})
+    assert forged.status_code == 403
+    entries = await console_app[AUDIT].recent(actor="sam.jones", action="user.display_name")
+    assert [e.outcome for e in entries] == ["refused", "ok"]

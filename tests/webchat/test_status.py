@@ -18,7 +18,7 @@ from bot.handoff.record import HandoffRecord
 from bot.keys import key
 from bot.testing.webchat import SseEvent, WebChatClient
 from bot.web.agent import QUEUE
-from bot.web.app import ConsoleApp
+from bot.web.app import ACCOUNTS, ConsoleApp
 from bot.webchat.adapter import WebChatAdapter
 from bot.webchat.app import WebChat
 from bot.webchat.status import agent_display_name
@@ -79,6 +79,7 @@ async def test_the_resident_sees_waiting_then_the_agents_name_typing_and_reply(
     await connected(webchat, sender)
     await adapter.send(COUNCIL, sender, OutboundMessage("I'll find someone to help you."))
     agent = await login("agent", teams=("customer_services",), username="sam.jones")
+    await console_app[ACCOUNTS].set_display_name("sam.jones", "Sam")
     token = await csrf(agent)
     base = f"/agent/cases/{case.case_id}"
     assert (await agent.post(f"{base}/claim", data={"csrf_token": token})).status_code == 200
@@ -135,9 +136,52 @@ async def test_resolving_the_case_gives_the_chat_back_to_the_bot(
             )
         )
     assert [(e.data["state"], e.data.get("agent_name")) for e in events if e.id] == [
-        ("agent", "Ann"),
+        ("agent", None),  # no display name: the widget says "an adviser"
         ("bot", None),
     ]
+
+
+async def test_without_a_display_name_no_part_of_the_login_reaches_the_resident(
+    resident: WebChatClient,
+    webchat: WebChat,
+    console_app: ConsoleApp,
+    login: Login,
+    csrf: Csrf,
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+) -> None:
+    sender = resident.token.split(".")[2]
+    adapter = WebChatAdapter(async_redis, namespace, keep_days=1)
+    case = case_for(sender)
+    await console_app[QUEUE].open(case)
+
+    def answered(seen: list[SseEvent]) -> bool:
+        return any(m["from"] == "agent" for m in messages(seen))
+
+    reading = asyncio.create_task(resident.events(answered))
+    await connected(webchat, sender)
+    agent = await login("agent", teams=("customer_services",), username="sam.jones")
+    token = await csrf(agent)
+    base = f"/agent/cases/{case.case_id}"
+    assert (await agent.post(f"{base}/claim", data={"csrf_token": token})).status_code == 200
+    typed = await agent.post(
+        f"/api/agent/cases/{case.case_id}/typing", headers={"X-CSRF-Token": token}
+    )
+    assert typed.status_code == 204
+    sent = await agent.post(f"{base}/reply", data={"csrf_token": token, "text": "Hello."})
+    assert sent.status_code == 200
+    worker = OutboxWorker(async_redis, {"webchat": adapter}, namespace)
+    await worker.ensure_group()
+    async with asyncio.timeout(10):
+        assert await worker.run_once() == 1
+        events = await reading
+
+    shown = [(e.kind, e.data.get("state") or e.data.get("from")) for e in events]
+    assert shown[-3:] == [("status", "agent"), ("typing", "agent"), ("message", "agent")]
+    for event in events[-3:]:
+        assert "agent_name" not in event.data and "name" not in event.data
+    everything = repr([e.data for e in events]).lower()
+    assert "sam" not in everything and "jones" not in everything
 
 
 async def test_other_channels_cases_are_left_alone_by_the_web_chat(
@@ -164,7 +208,12 @@ async def test_other_channels_cases_are_left_alone_by_the_web_chat(
     assert await async_redis.keys(key(namespace, "webchat", "*")) == []
 
 
-def test_the_name_a_resident_sees_is_the_first_part_of_the_login_name() -> None:
-    assert agent_display_name("sam.jones") == "Sam"
-    assert agent_display_name("priya_k@ashvale.gov.uk") == "Priya"
-    assert agent_display_name("") == "An adviser"
+async def test_the_name_a_resident_sees_is_the_accounts_display_name_or_none(
+    console_app: ConsoleApp, async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    accounts = console_app[ACCOUNTS]
+    await accounts.create("priya_k", "a long enough password", ["agent"])
+    assert await agent_display_name(async_redis, namespace, "priya_k") == ""
+    await accounts.set_display_name("priya_k", "Priya")
+    assert await agent_display_name(async_redis, namespace, "priya_k") == "Priya"
+    assert await agent_display_name(async_redis, namespace, "nobody") == ""

@@ -46,6 +46,7 @@ from bot.testing.accessibility import axe_violations, describe, horizontal_overf
 from bot.testing.assistant import Assistant
 from bot.testing.browser import LocalServer, serve
 from bot.testing.edge import serving
+from bot.web.accounts import AccountStore
 from bot.webchat.adapter import UPLOAD_PAYLOAD, WebChatAdapter
 from bot.webchat.app import WebChat
 from bot.webchat.config import WebChatConfig, WebChatLimits
@@ -530,6 +531,11 @@ async def test_a_handoff_answered_from_the_agent_console(
     await agent.get_by_role("button", name="Sign in").click()
     await agent.wait_for_url(case_url)
     await agent.get_by_role("button", name="Claim").click()
+    # without a display name the resident sees "an adviser", never part of the login name
+    await expect(widget.status).to_have_text("You're now talking to an adviser.")
+    await agent_typing(site.redis, site.namespace, cid, "sam.jones")
+    await expect(widget.panel.get_by_text("An adviser is typing…")).to_be_visible()
+    await AccountStore(site.redis, site.namespace).set_display_name("sam.jones", "Sam")
     await agent_typing(site.redis, site.namespace, cid, "sam.jones")
     await expect(widget.panel.get_by_text("Sam is typing…")).to_be_visible()
     # the resident closes the panel meanwhile: the launcher says a message came

@@ -29,8 +29,11 @@
       withBot: "You're chatting with {name}'s automated assistant.",
       waiting: "Waiting for a member of the team to reply.",
       withAgent: "You're now talking to {agent}.",
+      withAdviser: "You're now talking to an adviser.",
       ended: "This chat has ended.",
       typing: "{agent} is typing…",
+      adviserTyping: "An adviser is typing…",
+      adviser: "Adviser",
       offline: "You're offline. The chat will reconnect when you're back online.",
       lost: "The connection was lost.",
       retry: "Try again",
@@ -86,8 +89,11 @@
       withBot: "Rydych chi'n sgwrsio â chynorthwyydd awtomatig {name}.",
       waiting: "Yn aros i aelod o'r tîm ateb.",
       withAgent: "Rydych chi nawr yn siarad â {agent}.",
+      withAdviser: "Rydych chi nawr yn siarad ag ymgynghorydd.",
       ended: "Mae'r sgwrs hon wedi dod i ben.",
       typing: "Mae {agent} yn teipio…",
+      adviserTyping: "Mae ymgynghorydd yn teipio…",
+      adviser: "Ymgynghorydd",
       offline: "Rydych chi all-lein. Bydd y sgwrs yn ailgysylltu pan fyddwch chi ar-lein eto.",
       lost: "Collwyd y cysylltiad.",
       retry: "Rhoi cynnig arall arni",
@@ -379,7 +385,7 @@
     }
   }
   function stateText() {
-    if (state === "agent") return t("withAgent", { agent: agentName });
+    if (state === "agent") return agentName ? t("withAgent", { agent: agentName }) : t("withAdviser");
     if (state === "waiting") return t("waiting");
     if (state === "ended") return t("ended");
     return t("withBot", { name: config.name });
@@ -644,7 +650,7 @@
 
   function onStatus(data) {
     state = data.state || state;
-    if (data.agent_name) agentName = data.agent_name;
+    agentName = data.agent_name || ""; /* none: "an adviser", never a stale name */
     if (typeof data.open_now === "boolean") openNow = data.open_now;
     if (data.next_open !== undefined) nextOpen = data.next_open;
     if (state === "ended") {
@@ -655,7 +661,8 @@
     renderNotice();
   }
   function onTyping(data) {
-    typing.textContent = t("typing", { agent: data.name || agentName });
+    var who = data.name || agentName;
+    typing.textContent = who ? t("typing", { agent: who }) : t("adviserTyping");
     clearTimeout(typingTimer);
     typingTimer = setTimeout(function () {
       typing.textContent = "";
@@ -664,7 +671,7 @@
 
   function senderName(data) {
     if (data.from === "resident") return t("you");
-    if (data.from === "agent") return t("agentName", { agent: data.agent_name || agentName });
+    if (data.from === "agent") return t("agentName", { agent: data.agent_name || agentName || t("adviser") });
     return config.name;
   }
   function onMessage(data, id) {
