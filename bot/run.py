@@ -4,7 +4,9 @@ Checks the configuration, connects to ``REDIS_URL`` or starts an embedded Redis 
 ``.data/redis``, then starts the action server and the Rasa server (HTTP API with its token;
 both on the internal address only; ``--rasa-workers N`` starts N Rasa workers sharing the inbox,
 the first one's API on ``--rasa-port`` for the console), the public edge (residents'
-webhooks) and the web console, and prints where to reach them. ``--chat`` adds a terminal
+webhooks), the web console and the sample council site with the web chat on it (on
+``127.0.0.1:8001``, when the profile's ``webchat.allowed_origins`` allows it;
+``--no-sample-site`` leaves it out), and prints where to reach them. ``--chat`` adds a terminal
 chat over Rasa's REST channel, which only the demo credentials open, on loopback.
 """
 
@@ -36,11 +38,14 @@ from bot.services import (
     rasa_server_argv,
     start_service,
 )
+from bot.webchat.config import WebChatConfig
 
-__all__ = ["main"]
+__all__ = ["SAMPLE_SITE", "main", "sample_site_argv"]
 
 DATA_DIR = ROOT / ".data"
 MODEL = ROOT / "models" / "council.tar.gz"
+SAMPLE_SITE = "http://127.0.0.1:8001"
+"""The sample council site's origin (the demo profile's ``webchat.allowed_origins`` has it)."""
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,6 +80,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--edge-port", type=int, default=8000)
     parser.add_argument("--no-console", action="store_true", help="do not start the web console")
     parser.add_argument(
+        "--no-sample-site",
+        action="store_true",
+        help=f"do not start the sample council site with the web chat ({SAMPLE_SITE})",
+    )
+    parser.add_argument(
         "--no-demo",
         dest="demo",
         action="store_false",
@@ -101,6 +111,21 @@ def _redis(url: str) -> tuple[str, EmbeddedRedis | None]:
 def _reachable(host: str) -> str:
     """An address this machine can reach a server on that listens on ``host``."""
     return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 (comparison)
+
+
+def sample_site_argv(webchat: WebChatConfig | None, edge_url: str) -> list[str] | None:
+    """The command serving the sample council site with the web chat from ``edge_url``.
+
+    None when the profile has no web chat or does not allow the site's origin (its widget
+    would be refused).
+    """
+    if webchat is None or not webchat.allows(SAMPLE_SITE):
+        return None
+    port = SAMPLE_SITE.rsplit(":", 1)[1]
+    return [
+        *(sys.executable, "-m", "bot.webchat.sample", "--edge", edge_url),
+        *("--council", webchat.council_id, "--port", port),
+    ]
 
 
 def chat(rasa_url: str) -> None:
@@ -221,7 +246,15 @@ def main(argv: list[str] | None = None) -> int:
                 log_dir=logs,
             )
         )
-        if CouncilProfile.load(configured.profile_path).reports is not None:
+        profile = CouncilProfile.load(configured.profile_path)
+        sample = None if args.no_sample_site else sample_site_argv(profile.webchat, edge_url)
+        if sample is not None:
+            services.append(
+                start_service(
+                    "sample-site", sample, ready_url=SAMPLE_SITE + "/", env=env, log_dir=logs
+                )
+            )
+        if profile.reports is not None:
             # problem reports to the back office (the demo's Open311 stand-in with --demo)
             services.append(
                 start_service(
@@ -251,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                 "Web chat: DEVELOPMENT secret, random for this run (COUNCIL_WEBCHAT_SECRET unset)"
             )
         print(f"Web chat: {edge_url}/webchat/widget.js")
+        if sample is not None:
+            print(f"Sample council site with the web chat: {SAMPLE_SITE}/")
+        elif not args.no_sample_site:
+            print(f"Sample council site: not started (webchat.allowed_origins lacks {SAMPLE_SITE})")
         if rest:
             print(f"REST channel (internal address only): POST {rasa_url}/webhooks/rest/webhook")
             print(

@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
     print(f"Sample council site: http://127.0.0.1:{args.port}/ (chat from {args.edge})")
-    uvicorn.run(sample_site(args.edge, args.council), host="127.0.0.1", port=args.port)
+    app = sample_site(args.edge, args.council)
+    # ws="none": Rasa pins a websockets older than uvicorn's auto-detected protocol needs
+    uvicorn.run(app, host="127.0.0.1", port=args.port, ws="none")
 
 
 if __name__ == "__main__":
