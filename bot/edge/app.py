@@ -22,7 +22,11 @@ Routes:
   same host every request would come from loopback.
 
 Anything else is 404; nothing ever answers with a stack trace (:class:`Guard`). Request bodies
-are never logged. The application keeps no state of its own, so any number of replicas can run
+are never logged; refusals are logged per reason per interval with their count
+(:class:`bot.logs.Tally`), so a barrage of forged requests is not a line each. Webhook POSTs
+to a configured channel are served by a raw ASGI layer before Starlette's routing
+(:class:`_WebhookPosts`: the edge's bulk traffic, genuine or forged, costs no request or
+response objects). The application keeps no state of its own, so any number of replicas can run
 behind a load balancer.
 """
 
