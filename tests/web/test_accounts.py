@@ -388,3 +388,34 @@ async def test_bad_display_names_are_refused_and_nothing_changes(
 async def test_display_name_of_an_unknown_user_is_refused(store: AccountStore) -> None:
     with pytest.raises(AccountError, match="no such user"):
         await store.set_display_name("nobody", "Sam")
+
+
+@pytest.mark.browser
+async def test_browser_display_name_forms_are_labelled_keyboard_only_and_axe_clean(
+    console_server: LocalServer, make_user, console_app, page: Page
+) -> None:
+    await make_user("agent", username="sam.jones")
+    admin, password = await make_user("admin")
+    await page.goto(str(console_server.make_url("/login?next=/admin/users/sam.jones")))
+    await page.get_by_label("Username").fill(admin.username)
+    await page.get_by_label("Password").fill(password)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("sam.jones")
+    assert not (violations := await axe_violations(page)), describe(violations)
+    await page.get_by_label("Display name (optional)").fill("Sam")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status")).to_contain_text("Saved")
+    assert (await console_app[ACCOUNTS].get("sam.jones")).display_name == "Sam"
+    assert not (violations := await axe_violations(page)), describe(violations)
+
+    await page.goto(str(console_server.make_url("/account/name")))
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Your display name")
+    assert not (violations := await axe_violations(page)), describe(violations)
+    await page.get_by_label("Display name (optional)").fill("<b>Admin</b>")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("alert")).to_contain_text("plain text")
+    assert not (violations := await axe_violations(page)), describe(violations)
+    await page.get_by_label("Display name (optional)").fill("Alex")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status")).to_contain_text("saved")
+    assert (await console_app[ACCOUNTS].get(admin.username)).display_name == "Alex"
