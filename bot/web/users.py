@@ -4,12 +4,15 @@ Usage::
 
     python -m bot.web.users create-admin <username> [--password-stdin]
     python -m bot.web.users add-user <username> --role agent [--role ...] [--team customer_services]
+        [--display-name "Sam"]
     python -m bot.web.users unlock <username>
 
 The password is asked for twice on the terminal, or read from the first line of standard input
 with ``--password-stdin``. Redis comes from ``REDIS_URL`` (or ``--redis-url``), the namespace from
 ``COUNCIL_NAMESPACE`` (default ``cr``). ``unlock`` forgets a user's failed sign-ins (for an
-administrator who cannot reach the console). Every change is audited with the actor ``cli``.
+administrator who cannot reach the console). ``--display-name`` is the name residents see in
+the web chat (optional; see :func:`bot.web.accounts.check_display_name`). Every change is
+audited with the actor ``cli``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import TextIO
 from bot.errors import AccountError, CouncilError
 from bot.keys import namespace
 from bot.redis_conn import connect_async, redis_url
-from bot.web.accounts import ROLES, AccountStore, LoginThrottle
+from bot.web.accounts import ROLES, AccountStore, LoginThrottle, check_display_name
 from bot.web.audit import AuditLog
 
 __all__ = ["main"]
@@ -41,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("username")
     user.add_argument("--role", action="append", choices=ROLES, required=True, dest="roles")
     user.add_argument("--team", action="append", default=[], dest="teams")
+    user.add_argument("--display-name", default="", help="the name residents see in the web chat")
     user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     unlock = commands.add_parser("unlock", help="forget a user's failed sign-ins")
     unlock.add_argument("username")
@@ -57,19 +61,24 @@ def _password(username: str, from_stdin: bool, stdin: TextIO) -> str:
 
 
 async def _create(
-    url: str, username: str, password: str, roles: list[str], teams: list[str]
+    url: str,
+    username: str,
+    password: str,
+    roles: list[str],
+    teams: list[str],
+    display_name: str = "",
 ) -> str:
+    display_name = check_display_name(username, display_name)  # refused before anything is made
     client = await connect_async(url)
     try:
         ns = namespace()
-        user = await AccountStore(client, ns).create(username, password, roles, teams)
-        await AuditLog(client, ns).record(
-            "cli",
-            "user.create",
-            "user",
-            user.username,
-            {"roles": sorted(user.roles), "teams": list(user.teams)},
-        )
+        accounts = AccountStore(client, ns)
+        user = await accounts.create(username, password, roles, teams)
+        detail: dict[str, object] = {"roles": sorted(user.roles), "teams": list(user.teams)}
+        if display_name:
+            await accounts.set_display_name(user.username, display_name)
+            detail["display_name"] = display_name
+        await AuditLog(client, ns).record("cli", "user.create", "user", user.username, detail)
         return user.username
     finally:
         await client.close()
@@ -110,7 +119,8 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     try:
         url = args.redis_url or redis_url()
         password = _password(args.username, args.password_stdin, stdin or sys.stdin)
-        name = asyncio.run(_create(url, args.username, password, roles, teams))
+        shown = "" if admin else args.display_name
+        name = asyncio.run(_create(url, args.username, password, roles, teams, shown))
     except CouncilError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

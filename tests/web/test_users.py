@@ -115,3 +115,26 @@ async def test_unlock_from_the_command_line(
     assert (entry["actor"], entry["action"], entry["object_id"]) == ("cli", "user.unlock", "root")
     assert json.loads(entry["detail"]) == {"failures": 9}
     assert await asyncio.to_thread(main, ["unlock", "nobody"]) == 1
+
+
+def test_add_user_with_a_display_name(env: str, redis_client: redis.Redis) -> None:
+    argv = [
+        "add-user",
+        "sam.jones",
+        "--role",
+        "agent",
+        "--display-name",
+        " Sam ",
+        "--password-stdin",
+    ]
+    assert main(argv, stdin=io.StringIO("pale kettle orbit ninety\n")) == 0
+    assert redis_client.hget(f"{env}:user:sam.jones", "display_name") == "Sam"
+    [(_, entry)] = redis_client.xrange(f"{env}:audit")
+    assert json.loads(entry["detail"])["display_name"] == "Sam"
+
+
+def test_a_bad_display_name_creates_nobody(env: str, redis_client: redis.Redis, capsys) -> None:
+    argv = ["add-user", "sam.jones", "--role", "agent", "--display-name", "123", "--password-stdin"]
+    assert main(argv, stdin=io.StringIO("pale kettle orbit ninety\n")) == 1
+    assert "only digits" in capsys.readouterr().err
+    assert not redis_client.exists(f"{env}:user:sam.jones")
