@@ -161,7 +161,7 @@ async def set_display_name(request: Request) -> Response:
         return await _user(request, user, str(exc), 400)
     detail = {"display_name": changed.display_name}
     await audit.record(request, "user.display_name", "user", user.username, detail)
-    return RedirectResponse(f"/admin/users/{user.username}?done=saved", status_code=303)
+    return RedirectResponse(f"/admin/users/{user.username}?done=name", status_code=303)
 
 
 @require_role()
@@ -201,7 +201,7 @@ async def set_own_name(request: Request) -> Response:
         return _own_name(request, str(exc), given, 400)
     detail = {"display_name": changed.display_name}
     await audit.record(request, "user.display_name", "user", me.username, detail)
-    return RedirectResponse("/account/name?done=saved", status_code=303)
+    return RedirectResponse("/account/name?done=name", status_code=303)
 
 
 @require_role("admin")

@@ -156,6 +156,7 @@ NOTICE_CODES = frozenset(
         "status",
         "password",
         "unlocked",
+        "name",
     }
 )
 """Values of ``?done=`` a page may show after an action (add a section's new ones here)."""

@@ -139,7 +139,7 @@ async def test_admin_sets_and_clears_a_display_name(admin, csrf, make_user, cons
         "/admin/users/sam.jones/name", data={"display_name": " Sam ", "csrf_token": token}
     )
     assert response.status_code == 200
-    assert "Saved: saved" in response.text and 'value="Sam"' in response.text
+    assert "Saved: name" in response.text and 'value="Sam"' in response.text
     assert (await console_app[ACCOUNTS].get("sam.jones")).display_name == "Sam"
     await admin.post("/admin/users/sam.jones/name", data={"display_name": "", "csrf_token": token})
     assert (await console_app[ACCOUNTS].get("sam.jones")).display_name == ""
