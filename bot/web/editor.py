@@ -9,6 +9,7 @@ approval. Every change is written to the audit log.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -246,8 +247,18 @@ async def review_page(request: Request) -> Response:
 
 @require_role("editor")
 async def try_page(request: Request) -> Response:
-    """Try a question: which live entry would answer, how, and with what confidence."""
-    context: dict[str, Any] = {"question": "", "intent": "", "confidence": "", "result": None}
+    """Try a question: which live entry would answer, how, and with what confidence.
+
+    When none would, the page shows what the resident gets instead: a clarifying question with
+    the likeliest topics (the same selector as ``action_answer``), or a person.
+    """
+    context: dict[str, Any] = {
+        "question": "",
+        "intent": "",
+        "confidence": "",
+        "result": None,
+        "offered": [],
+    }
     if request.method == "POST":
         form = await read_form(request)
         question, intent = form_text(form, "question"), form_text(form, "intent")
@@ -255,12 +266,16 @@ async def try_page(request: Request) -> Response:
             confidence = float(form_text(form, "confidence") or "0")
         except ValueError:
             raise HTTPException(400, "Confidence is a number from 0 to 1.") from None
-        found = await _kb(request).choose(intent or None, confidence, question, datetime.now(UTC))
+        kb, now = _kb(request), datetime.now(UTC)
+        index = await kb.refresh()
+        vector = await asyncio.to_thread(index.encode_message, question)
+        found = await kb.choose(intent or None, confidence, question, now, vector)
         context.update(
             question=question,
             intent=intent,
             confidence=form_text(form, "confidence"),
             result=found,
+            offered=[] if found else index.alternatives(vector, now),
             tried=True,
         )
     return render(request, "editor/try.html", context)

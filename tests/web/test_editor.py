@@ -16,8 +16,9 @@ from bot.knowledge.content import load_entries
 from bot.knowledge.embedding import CachingEncoder, default_encoder
 from bot.knowledge.gate import DEFAULT_CONVERSATIONS, load_conversations
 from bot.knowledge.store import KnowledgeBase
+from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
-from bot.testing.console import FakeClock
+from bot.testing.console import FakeClock, MakeUser
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp, Settings, create_app
 from bot.web.editor import CONVERSATIONS_ENV, KB
 
@@ -217,6 +218,27 @@ async def test_rollback_diff_review_and_try(
     assert "handed to a person" in nothing.text
 
 
+async def test_try_shows_the_clarifying_question_a_resident_would_get(
+    login: Login, csrf: Csrf, console_app: ConsoleApp
+) -> None:
+    # unsure and near several topics: the resident is asked which one (issue 13), as
+    # action_answer does with the same selector (Index.alternatives)
+    editor = await login("editor")
+    token = await csrf(editor)
+    kb = console_app[KB]
+    index = await kb.refresh()
+    offered = index.alternatives(index.encode_message("council tax"), datetime.now().astimezone())
+    assert len(offered) >= 2
+    tried = await editor.post("/editor/try", data={"csrf_token": token, "question": "council tax"})
+    text = tried.text
+    assert "handed to a person" not in text
+    assert "would be asked a clarifying question" in text
+    for option in offered:
+        assert f'href="/editor/entry/{option.entry.id}"' in text
+        assert str(option.entry.title) in text
+    assert "Something else" in text
+
+
 async def test_new_entry_and_second_person_approval(
     login: Login, csrf: Csrf, console_app: ConsoleApp
 ) -> None:
@@ -288,7 +310,7 @@ async def test_an_edit_after_the_request_cannot_be_approved(
 async def test_browser_edit_preview_publish_rollback(
     page: Page,
     console_server: LocalServer,
-    make_user: Callable[..., Awaitable[tuple]],
+    make_user: MakeUser,
     console_app: ConsoleApp,
 ) -> None:
     user, password = await make_user("editor")
@@ -316,6 +338,29 @@ async def test_browser_edit_preview_publish_rollback(
     await expect(page.locator("#done")).to_contain_text("rolled back")
     live = await console_app[KB].live("report-pothole")
     assert live is not None and live.answers["whatsapp"] != new_whatsapp
+
+
+@pytest.mark.browser
+async def test_browser_try_shows_the_clarifying_question(
+    page: Page, console_server: LocalServer, make_user: MakeUser
+) -> None:
+    # keyboard only, at 320 px: the topics a resident would be asked about, axe clean
+    user, password = await make_user("editor")
+    base = str(console_server.make_url("/")).rstrip("/")
+    await page.set_viewport_size({"width": 320, "height": 640})
+    await page.goto(f"{base}/editor/try")
+    await page.fill("#username", user.username)
+    await page.fill("#password", password)
+    await page.keyboard.press("Enter")
+    await page.locator("#question").focus()
+    await page.keyboard.type("council tax")
+    await page.keyboard.press("Enter")
+    result = page.locator("#result")
+    await expect(result).to_contain_text("would be asked a clarifying question")
+    await expect(result.locator("li").last).to_have_text("Something else")
+    assert await result.locator("li a").count() >= 2
+    assert not (violations := await axe_violations(page)), describe(violations)
+    assert await horizontal_overflow(page) == 0
 
 
 async def test_admin_sets_teams_needing_approval(
