@@ -52,9 +52,6 @@ class CandidateNotFoundError(CouncilError):
         super().__init__(f"review candidate {candidate_id} not found or already decided")
         self.candidate_id = candidate_id
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.candidate_id,))
-
 
 @dataclass(frozen=True)
 class Candidate:

@@ -44,9 +44,6 @@ class TokenError(CouncilError):
         super().__init__(reason)
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type[TokenError], tuple[str]]:
-        return (type(self), (self.reason,))
-
 
 @dataclass(frozen=True)
 class Conversation:

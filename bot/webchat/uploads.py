@@ -57,9 +57,6 @@ class UploadError(CouncilError):
         self.status = status
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type[UploadError], tuple[int, str]]:
-        return (type(self), (self.status, self.reason))
-
 
 def attachment_url(conversation: str, upload_id: str) -> str:
     """The attachment URL naming an upload of a conversation."""
