@@ -7,11 +7,17 @@ answer: when some topics are likely (:meth:`bot.knowledge.selector.Index.alterna
 which one the resident means (``action_kb_clarify``: ``utter_kb_clarify`` with a button per
 topic and "something else"), otherwise it hands the conversation to a person. The resident's
 choice (a tapped button, ``/kb_choose{"kb_choice": ...}``, or the option's number typed right
-after the question) answers that entry and is kept as a training-example candidate for editors
-(:mod:`bot.knowledge.review`); "something else" hands off. Clarifications are counted for the
-reports (:mod:`bot.knowledge.clarifications`). A conversation in Welsh whose entry has no Welsh
-answer is handed to a person too (a Welsh-speaking team, with the Welsh holding reply:
-``docs/welsh.md``), rather than answered in English.
+after the question: ``action_kb_choice``) answers that entry and is kept as a training-example
+candidate for editors (:mod:`bot.knowledge.review`); "something else" hands off.
+
+The action server is sent the current turn's events only (:mod:`bot.rasa_patches`), so what a
+later turn needs is kept in slots: ``kb_options`` (the entries offered) and ``kb_question`` (the
+message asked about, redacted). Whether a message is the reply right after the question is
+known only to the Rasa server: its rules run ``action_kb_choice`` then and only then.
+Clarifications are counted for the reports (:mod:`bot.knowledge.clarifications`). A
+conversation in Welsh whose entry has no Welsh answer is handed to a person too (a
+Welsh-speaking team, with the Welsh holding reply: ``docs/welsh.md``), rather than answered in
+English.
 """
 
 from __future__ import annotations
@@ -37,12 +43,14 @@ from bot.knowledge.review import ReviewQueue
 from bot.knowledge.selector import SelectionPolicy
 from bot.knowledge.store import KnowledgeBase
 from bot.nlu.language import LANGUAGE, language_of
+from bot.redaction import redact
 
 __all__ = [
     "CLARIFY_ACTION",
     "HANDOFF_ACTION",
     "SOMETHING_ELSE",
     "ActionAnswer",
+    "ActionChoice",
     "ActionClarify",
     "choice_payload",
     "latest_intent",
@@ -60,6 +68,7 @@ _OUT_OF_SCOPE = "out_of_scope"
 _CHOOSE = "kb_choose"
 _CHOICE = "kb_choice"
 _OPTIONS = "kb_options"
+_QUESTION = "kb_question"
 _NUMBER = re.compile(r"^\D{0,12}?(\d{1,2})\D{0,12}$")
 _COUNTS = {1: "one", 2: "two", 3: "three"}
 
@@ -106,31 +115,12 @@ def choice_payload(choice: str) -> str:
     return f"/{_CHOOSE}" + json.dumps({_CHOICE: choice}, separators=(",", ":"))
 
 
-def _question_before_clarification(tracker: Tracker) -> tuple[str, bool]:
-    """The message the last clarifying question was about, and whether it was just asked.
+def _chosen(tracker: Tracker, reply: bool) -> str | None:
+    """The entry id (or :data:`SOMETHING_ELSE`) the latest message chose, if it is a choice.
 
-    Returns ``("", False)`` when no clarifying question was asked.
+    A tapped button names its entry; a typed number counts only when the message is the
+    ``reply`` right after the clarifying question.
     """
-    events = list(tracker.events)
-    users = [i for i, e in enumerate(events) if e.get("event") == "user"]
-    latest = users[-1] if users else len(events)
-    for position in range(latest - 1, -1, -1):
-        event = events[position]
-        if event.get("event") == "action" and event.get("name") == CLARIFY_ACTION:
-            # nothing but waiting for the resident happened since the question
-            just = all(
-                e.get("event") != "user"
-                and (e.get("event") != "action" or e.get("name") == "action_listen")
-                for e in events[position + 1 : latest]
-            )
-            before = [i for i in users if i < position]
-            text = str(events[before[-1]].get("text") or "") if before else ""
-            return text, just
-    return "", False
-
-
-def _chosen(tracker: Tracker) -> str | None:
-    """The entry id (or :data:`SOMETHING_ELSE`) the latest message chose, if it is a choice."""
     message = tracker.latest_message
     if (message.get("intent") or {}).get("name") == _CHOOSE:
         values = [
@@ -139,12 +129,18 @@ def _chosen(tracker: Tracker) -> str | None:
         return str(values[0]) if values and values[0] else SOMETHING_ELSE
     options = tracker.get_slot(_OPTIONS) or []
     typed = _NUMBER.match(str(message.get("text") or "").strip())
-    if not options or typed is None or not _question_before_clarification(tracker)[1]:
+    if not reply or not options or typed is None:
         return None
     number = int(typed.group(1))
     if 1 <= number <= len(options):
         return str(options[number - 1])
     return SOMETHING_ELSE if number == len(options) + 1 else None
+
+
+def _asked_no_more(tracker: Tracker) -> list[EventType]:
+    """Forget the last clarifying question (its options and message), if one is kept."""
+    kept = [name for name in (_OPTIONS, _QUESTION) if tracker.get_slot(name)]
+    return [SlotSet(name, None) for name in kept]
 
 
 class ActionAnswer(Action):
@@ -156,6 +152,9 @@ class ActionAnswer(Action):
             resident does not wait for it).
         clock: Returns the current time (UTC).
     """
+
+    reply_to_question = False
+    """Whether this action runs only on the reply right after a clarifying question."""
 
     def __init__(
         self,
@@ -177,7 +176,7 @@ class ActionAnswer(Action):
         """Answer, ask which topic the resident means, or follow up with the handoff action."""
         kb = self._kb or await shared_knowledge_base()
         now = self._clock()
-        choice = _chosen(tracker)
+        choice = _chosen(tracker, self.reply_to_question)
         if choice is not None:
             return await self._answer_choice(kb, dispatcher, tracker, choice, now)
         intent, confidence = latest_intent(tracker.latest_message)
@@ -198,6 +197,7 @@ class ActionAnswer(Action):
         await clarifications.count(kb.redis, kb.namespace, now.date())
         return [
             SlotSet(_OPTIONS, [option.entry.id for option in options]),
+            SlotSet(_QUESTION, redact(str(text or ""))),
             FollowupAction(CLARIFY_ACTION),
         ]
 
@@ -210,8 +210,7 @@ class ActionAnswer(Action):
         if answer is None:
             return [FollowupAction(HANDOFF_ACTION)]
         dispatcher.utter_message(text=answer)
-        done = [SlotSet(_OPTIONS, None)] if tracker.get_slot(_OPTIONS) else []
-        return [SlotSet("kb_entry", entry.id), *done]
+        return [SlotSet("kb_entry", entry.id), *_asked_no_more(tracker)]
 
     async def _answer_choice(
         self,
@@ -224,13 +223,28 @@ class ActionAnswer(Action):
         """Answer the chosen entry (kept as a candidate for editors), or hand off."""
         entry = None if choice == SOMETHING_ELSE else await kb.live(choice)
         if entry is None or not entry.live_at(now):
-            return [SlotSet(_OPTIONS, None), FollowupAction(HANDOFF_ACTION)]
-        question, _ = _question_before_clarification(tracker)
-        if question:
+            return [*_asked_no_more(tracker), FollowupAction(HANDOFF_ACTION)]
+        question = tracker.get_slot(_QUESTION)
+        if question and choice in (tracker.get_slot(_OPTIONS) or []):
             await ReviewQueue(kb.redis, kb.namespace).record_choice(
                 tracker.sender_id, question, entry.topic, entry.id
             )
         return self._answer(dispatcher, tracker, entry)
+
+
+class ActionChoice(ActionAnswer):
+    """The reply right after a clarifying question: the number of an option, or a new question.
+
+    Only the rules after ``action_kb_clarify`` run it (``data/rules.yml``). A number picks
+    that option (one more than the options: something else); anything else is answered as
+    ``action_answer`` would.
+    """
+
+    reply_to_question = True
+
+    def name(self) -> str:
+        """Return the action's name in the domain."""
+        return "action_kb_choice"
 
 
 class ActionClarify(Action):

@@ -4,7 +4,8 @@ Out-of-scope questions near the council's topics (``tests/data/quality/out_of_sc
 held out: none is a training example) must be handed to a person or get a clarifying question,
 never a knowledge-base entry; the demo council's test conversations
 (``responses/knowledge/gate/``) must still get the entries they expect. A clarifying question's
-topics are buttons: a tapped topic, or its number typed, is answered; "something else" hands off.
+topics are buttons: a tapped topic, or its number typed right after the question, is answered
+and kept for editors' review; "something else" hands off.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from bot.handoff.queue import HandoffQueue
 from bot.knowledge.gate import DEFAULT_CONVERSATIONS, NO_ENTRY, load_conversations
+from bot.knowledge.review import ReviewQueue
 from bot.redis_conn import connect_async
 from bot.services import ROOT
 from bot.testing.assistant import Assistant, Conversation
@@ -111,8 +113,19 @@ def test_test_conversations_are_still_answered(
     assert answered == ([] if expected == NO_ENTRY else [expected]), chat.replies
 
 
+async def _candidates(assistant: Assistant, sender: str) -> list[tuple[str, str | None]]:
+    """The review queue's candidates of ``sender``'s conversation: (text, entry id)."""
+    client = await connect_async(assistant.redis_url)
+    try:
+        pending = await ReviewQueue(client, assistant.namespace).pending()
+    finally:
+        await client.close()
+    return [(c.text, c.entry_id) for c in pending if c.conversation_id == sender]
+
+
 @pytest.mark.e2e
-def test_a_tapped_topic_is_answered(chat: Conversation) -> None:
+async def test_a_tapped_topic_is_answered(assistant: Assistant) -> None:
+    chat = assistant.conversation()
     [question] = chat.say("council tax")
     titles = [button["title"] for button in question.buttons]
     assert question.text.startswith("I'm not sure I understood. Did you mean:")
@@ -123,20 +136,28 @@ def test_a_tapped_topic_is_answered(chat: Conversation) -> None:
     entry = first["payload"].split('"')[-2]
     assert _answered_entries(_events(chat)) == [entry]
     assert "https://" in answer
+    assert await _candidates(assistant, chat.sender) == [("council tax", entry)]
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect (issue 13): a number typed after the clarifying question is not "
-    "answered by the running assistant (the action's unit test passes: the rule or the NLU of "
-    "'2' is not yet right); residents on SMS/X must tap or reword meanwhile",
-)
-def test_a_typed_number_picks_the_topic(chat: Conversation) -> None:
+async def test_a_typed_number_picks_the_topic(assistant: Assistant) -> None:
+    # channels without buttons (SMS, X) show them as a numbered list: the resident types "2"
+    chat = assistant.conversation()
     [question] = chat.say("council tax")
-    chat.say("2")
+    answer = chat.texts("2")
     entry = question.buttons[1]["payload"].split('"')[-2]
     assert _answered_entries(_events(chat)) == [entry]
+    assert "https://" in answer
+    assert await _candidates(assistant, chat.sender) == [("council tax", entry)]
+
+
+@pytest.mark.e2e
+def test_a_number_typed_later_picks_nothing(chat: Conversation) -> None:
+    # only the reply right after the question is read as its number
+    chat.say("council tax")
+    chat.say("hello")
+    chat.say("2")
+    assert _answered_entries(_events(chat)) == []
 
 
 @pytest.mark.e2e
