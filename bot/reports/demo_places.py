@@ -1,12 +1,13 @@
 """The demo borough's gazetteer: where each demo address, street and landmark is.
 
 ``python -m bot.reports.demo_places`` writes ``data/demo/gazetteer.csv`` from
-``data/demo/addresses.csv``: the same input always gives the same bytes (coordinates come from
-hashes of the postcodes and streets, not from a random generator), so the committed file can be
-checked against it. Ashvale is fictional; its six postcode districts (AV1-AV6) sit inside the
-demo profile's ``reports.area.bounds`` ([52.10, -1.60, 52.25, -1.35]). Districts of the two
-neighbours the profile names (Brackwell to the north, Lowmoor to the south) are listed as
-``outcode`` rows, so a postcode there is placed in the right council's area.
+``data/demo/addresses.csv`` and ``data/demo/landmarks.csv``: the same input always gives the
+same bytes (coordinates come from hashes of the postcodes and streets, not from a random
+generator), so the committed file can be checked against it. The demo borough is fictional;
+its six postcode districts (AV1-AV6) sit inside the demo profile's ``reports.area.bounds``
+([52.10, -1.60, 52.25, -1.35]). Districts of the two neighbours the profile names (to the
+north and to the south) are listed as ``outcode`` rows, so a postcode there is placed in the
+right council's area.
 """
 
 from __future__ import annotations
@@ -38,17 +39,9 @@ _DISTRICTS = {
     "AV6": (52.175, -1.560),
 }
 _NEIGHBOURS = {"BK1": (52.31, -1.50), "BK2": (52.33, -1.42), "LM1": (52.03, -1.50)}
-# (name, street, postcode): a landmark stands by one demo street.
-LANDMARKS = (
-    ("Ashvale Library", "Mill Lane", "AV1 2BX"),
-    ("St Mary's Church", "Church Lane", "AV5 1QA"),
-    ("Market Square", "High Street", ""),
-    ("Ashvale railway station", "Station Road", ""),
-    ("Victoria Park", "Park Avenue", ""),
-    ("Riverside Leisure Centre", "Riverside Court", ""),
-    ("Kingfisher Primary School", "Kingfisher Drive", ""),
-    ("Foundry Row car park", "Foundry Row", ""),
-)
+LANDMARKS = DEMO_DIR / "landmarks.csv"
+"""Rows ``name,street,postcode``: a landmark stands by one demo street (by the postcode's stretch
+of it when given, else the first one listed)."""
 _HOUSE_METRES = 12.0
 _METRES_PER_DEGREE_LAT = 110_540.0
 
@@ -76,9 +69,13 @@ def _house_number(line: str) -> int:
     return int(first) if first.isdigit() else 0
 
 
-def _rows(addresses: Path) -> list[list[str]]:
-    with addresses.open(newline="", encoding="utf-8") as handle:
-        records = list(csv.DictReader(handle))
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _rows(addresses: Path, landmarks: Path) -> list[list[str]]:
+    records = _read(addresses)
     rows: list[list[str]] = []
     streets: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for record in records:
@@ -103,9 +100,9 @@ def _rows(addresses: Path) -> list[list[str]]:
         lat = sum(p[0] for p in points) / len(points)
         lon = sum(p[1] for p in points) / len(points)
         rows.append(["street", street, postcode, "", f"{lat:.6f}", f"{lon:.6f}"])
-    for name, street, postcode in LANDMARKS:
-        # by the given postcode's stretch of the street, else the first one listed
-        where = postcode or min(p for s, p in streets if s == street)
+    for landmark in _read(landmarks):
+        name, street = landmark["name"], landmark["street"]
+        where = landmark["postcode"] or min(p for s, p in streets if s == street)
         points = streets[(street, where)]
         lat, lon = _offset(*points[0], 25.0, 25.0)
         rows.append(["landmark", name, where, "", f"{lat:.6f}", f"{lon:.6f}"])
@@ -114,13 +111,17 @@ def _rows(addresses: Path) -> list[list[str]]:
     return rows
 
 
-def generate(addresses: Path = DEMO_DIR / "addresses.csv", target: Path = GAZETTEER_FILE) -> Path:
-    """Write the gazetteer of the demo ``addresses`` to ``target``; return its path."""
+def generate(
+    addresses: Path = DEMO_DIR / "addresses.csv",
+    target: Path = GAZETTEER_FILE,
+    landmarks: Path = LANDMARKS,
+) -> Path:
+    """Write the gazetteer of the demo ``addresses`` and ``landmarks`` to ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(COLUMNS)
-        writer.writerows(_rows(addresses))
+        writer.writerows(_rows(addresses, landmarks))
     return target
 
 
@@ -128,9 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: write the demo gazetteer."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--addresses", type=Path, default=DEMO_DIR / "addresses.csv")
+    parser.add_argument("--landmarks", type=Path, default=LANDMARKS)
     parser.add_argument("target", nargs="?", type=Path, default=GAZETTEER_FILE)
     args = parser.parse_args(argv)
-    print(generate(args.addresses, args.target))
+    print(generate(args.addresses, args.target, args.landmarks))
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ class Place:
 
     Attributes:
         kind: ``address``, ``street``, ``landmark``, ``postcode`` or ``pin``.
-        name: The address line, street or landmark ("Ashvale Library").
+        name: The address line, street or landmark ("Central Library").
         street: The street it is on ("" for a postcode or a neighbour's district).
         postcode: Its postcode ("" when the row has none).
         latitude: Degrees north.
@@ -172,7 +172,7 @@ class Gazetteer:
             else:
                 found.add(place)
         for landmark in landmarks:
-            # a landmark reads "Ashvale Library, Mill Lane, AV1 2BX": its nearest street
+            # a landmark reads "Central Library, Mill Lane, AV1 2BX": its nearest street
             near = found.nearest(landmark.latitude, landmark.longitude)
             street = near.street if near else ""
             found.add(Place("landmark", landmark.name, street, *astuple(landmark)[3:]))

@@ -70,13 +70,13 @@ class WebChatConfig:
     """The web chat of one council.
 
     Attributes:
-        council_id: What the embed's ``data-council`` names (``ashvale``); part of every token.
-        name: The chat's title ("Ashvale Council").
+        council_id: What the embed's ``data-council`` names (``riverton``); part of every token.
+        name: The chat's title ("Riverton Council").
         greeting: The first message the widget shows.
         primary: Launcher and header colour (``#rrggbb``).
         on_primary: Text colour on ``primary`` (contrast at least 4.5:1, checked).
         pages: Path globs of the pages it appears on (``/bins*``); empty: every page.
-        allowed_origins: The council's sites (``https://www.ashvale.gov.uk``) allowed to call.
+        allowed_origins: The council's sites (``https://www.riverton.gov.uk``) allowed to call.
         continue_channels: Where residents may continue (``sms``, ``whatsapp``).
         continue_from: The council's Twilio number codes and later replies are sent from ('':
             continuing is not offered).
@@ -195,7 +195,7 @@ class _Reader:
             raise self.fail(unknown[0], f"unknown key (expected {', '.join(allowed)})")
         council_id = self.text(data, "council_id")
         if not _COUNCIL_ID.match(council_id):
-            raise self.fail("council_id", "2-40 lower-case letters, digits and '-' (ashvale)")
+            raise self.fail("council_id", "2-40 lower-case letters, digits and '-' (riverton)")
         colours = data.get("colours") or {}
         if not isinstance(colours, Mapping) or set(colours) - {"primary", "on_primary"}:
             raise self.fail("colours", "must be a mapping with primary and on_primary")
