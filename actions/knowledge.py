@@ -192,7 +192,8 @@ class ActionAnswer(Action):
         if found is not None:
             return self._answer(dispatcher, tracker, found[0])
         options = index.alternatives(vector, now)
-        if not options:
+        if not options or language_of(tracker.get_slot(LANGUAGE)) != "en":
+            # entries' titles are English only: a Welsh conversation goes to a Welsh speaker
             return [FollowupAction(HANDOFF_ACTION)]
         await clarifications.count(kb.redis, kb.namespace, now.date())
         return [

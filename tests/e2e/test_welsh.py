@@ -59,8 +59,12 @@ def test_held_out_welsh_messages_are_classified(assistant: Assistant) -> None:
         print(f"{want:22} {got:22} {parsed['intent']['confidence']:.2f}  {text}")
         assert parsed["language"] == "cy", text
     correct = sum(parsed["intent"]["name"] == want for _, want, parsed in results)
-    # 19 of 20 when written (docs/welsh.md); a person gets whatever is missed
-    assert correct >= 17, f"{correct} of {len(HELD_OUT)}"
+    unsure = sum(parsed["intent"]["name"] == "nlu_fallback" for _, _, parsed in results)
+    # Never a wrong intent: the calibrated threshold (docs/nlu.md) hands an unsure Welsh message
+    # to a Welsh-speaking person rather than guess. 19 of 20 right at the old fixed threshold
+    # 0.3 (with 1 wrong); 15 right, 5 to a person, none wrong at the calibrated 0.61.
+    assert correct + unsure == len(HELD_OUT), "a Welsh message was given a wrong intent"
+    assert correct >= 15, f"{correct} of {len(HELD_OUT)}"
     # never the one that matters most
     [safeguarding] = [p for _, want, p in results if want == "safeguarding"]
     assert safeguarding["intent"]["name"] == "safeguarding"

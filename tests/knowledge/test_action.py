@@ -188,6 +188,25 @@ async def test_unsure_and_near_several_topics_asks_which(demo_kb: KnowledgeBase)
     assert await demo_kb.redis.get(key(demo_kb.namespace, "stats", "clarifications", day)) == "1"
 
 
+async def test_a_welsh_conversation_is_not_asked_in_english_topics(
+    demo_kb: KnowledgeBase,
+) -> None:
+    # entries' titles are English only: an unsure Welsh message goes to a Welsh speaker
+    english = _tracker("treth y cyngor", "nlu_fallback", 0.25, "whatsapp")
+    welsh = Tracker(
+        english.sender_id,
+        {"language": "cy"},
+        english.latest_message,
+        english.events,
+        False,
+        None,
+        {},
+        "action_listen",
+    )
+    events, texts = await _run(demo_kb, welsh)
+    assert (events, texts) == ([FollowupAction("action_handoff")], [])
+
+
 @pytest.mark.parametrize(
     "text", ["I'd like to apply for a job at the council", "can I rent a council allotment"]
 )
