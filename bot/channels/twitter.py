@@ -4,6 +4,8 @@ Inbound: the hourly CRC check (``crc_token``) and ``x-twitter-webhooks-signature
 HMAC-SHA256 of the consumer secret over the raw body); events routed by ``for_user_id``; the
 account's own DMs dropped. Outbound: ``POST /2/dm_conversations/with/{id}/messages`` with the
 account's OAuth 2.0 user token. DMs have no buttons here: they degrade to numbered text.
+Media: a DM's file (``ton.twitter.com``) is fetched with a GET signed with OAuth 1.0a
+(:mod:`bot.channels.oauth1`) and the account user's access token and secret, if configured.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,13 +40,19 @@ from bot.channels.base import (
     numbered_text,
 )
 from bot.channels.http import JsonSender
-from bot.errors import PayloadError, SignatureError
+from bot.channels.media import Media, MediaError, download, same_origin
+from bot.channels.oauth1 import authorization_header
+from bot.errors import ConfigError, PayloadError, SignatureError
 
 __all__ = ["TWITTER_API", "TwitterAccount", "TwitterAdapter", "crc_response"]
 
 _log = logging.getLogger(__name__)
 
 TWITTER_API = "https://api.twitter.com"
+TWITTER_MEDIA = "https://ton.twitter.com"
+"""Where X serves the files of direct messages (signed with OAuth 1.0a)."""
+
+_OAUTH1_KEYS = ("consumer_key", "oauth1_token", "oauth1_token_secret")
 
 
 def _location(channel: str, value: Any, ref: str) -> Location | None:
@@ -90,10 +99,21 @@ class TwitterAccount:
     Attributes:
         user_id: The account's numeric id (``for_user_id`` of its events).
         access_token: OAuth 2.0 user-context token with ``dm.write``.
+        consumer_key: The app's API key (OAuth 1.0a, for DM media); empty if not set.
+        oauth1_token: The account user's OAuth 1.0a access token; empty if not set.
+        oauth1_token_secret: Its secret; empty if not set.
     """
 
     user_id: str
     access_token: str = field(repr=False)
+    consumer_key: str = ""
+    oauth1_token: str = field(default="", repr=False)
+    oauth1_token_secret: str = field(default="", repr=False)
+
+    @property
+    def can_fetch_media(self) -> bool:
+        """True when the OAuth 1.0a credentials DM media needs are all set."""
+        return bool(self.consumer_key and self.oauth1_token and self.oauth1_token_secret)
 
 
 class TwitterAdapter(ChannelAdapter):
@@ -103,6 +123,7 @@ class TwitterAdapter(ChannelAdapter):
         accounts: The accounts served.
         consumer_secret: The app's consumer secret (CRC and webhook signatures).
         api_base_url: API base URL (tests: a local fake).
+        media_base_url: Where DM files are served (tests: a local fake).
         timeout: Seconds before a send counts as timed out.
         session: An aiohttp session to send with (the caller closes it).
     """
@@ -116,12 +137,14 @@ class TwitterAdapter(ChannelAdapter):
         *,
         consumer_secret: str,
         api_base_url: str = TWITTER_API,
+        media_base_url: str = TWITTER_MEDIA,
         timeout: float = 10.0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._accounts = {account.user_id: account for account in accounts}
         self._consumer_secret = consumer_secret
         self.api_base_url = api_base_url.rstrip("/")
+        self.media_base_url = media_base_url.rstrip("/")
         self._sender = JsonSender(timeout, session)
 
     @classmethod
@@ -134,11 +157,22 @@ class TwitterAdapter(ChannelAdapter):
         """
         accounts = []
         for item in section.accounts():
-            item.only({"user_id", "access_token"})
-            accounts.append(TwitterAccount(item.text("user_id"), item.secret("access_token")))
+            item.only({"user_id", "access_token", *_OAUTH1_KEYS})
+            oauth1 = [item.text(name, "") for name in _OAUTH1_KEYS]
+            if any(oauth1) and not all(oauth1):
+                missing = next(
+                    name for name, value in zip(_OAUTH1_KEYS, oauth1, strict=True) if not value
+                )
+                raise ConfigError(
+                    item.path, item.where(missing), "is required with the other OAuth 1.0a keys"
+                )
+            accounts.append(
+                TwitterAccount(item.text("user_id"), item.secret("access_token"), *oauth1)
+            )
         options: dict[str, Any] = {
             "consumer_secret": section.secret("consumer_secret"),
             "api_base_url": section.text("api_base_url", TWITTER_API),
+            "media_base_url": section.text("media_base_url", TWITTER_MEDIA),
         }
         options.update(overrides)
         return cls(accounts, **options)
@@ -284,6 +318,42 @@ class TwitterAdapter(ChannelAdapter):
             headers={"Authorization": f"Bearer {found.access_token}"},
             id_of=lambda body: str((body.get("data") or {}).get("dm_event_id", "")),
             classify=_classify,
+        )
+
+    async def fetch_media(self, account: str, attachment: Attachment, *, max_bytes: int) -> Media:
+        """A DM's file, fetched with a GET signed with the account's OAuth 1.0a credentials.
+
+        The signed request goes only to X's media host (``media_base_url``) or API
+        (``api_base_url``): a URL elsewhere is refused before anything is sent.
+
+        Raises:
+            MediaTooLargeError: Over ``max_bytes``.
+            MediaError: Unknown account, no OAuth 1.0a credentials, a URL off X's hosts, or
+                X's refusal.
+        """
+        found = self._accounts.get(account)
+        if found is None:
+            raise MediaError(self.channel, "unknown account")
+        if not found.can_fetch_media:
+            raise MediaError(
+                self.channel,
+                "no OAuth 1.0a credentials (consumer_key, oauth1_token, oauth1_token_secret)",
+            )
+        url = attachment.url
+        if not any(same_origin(url, base) for base in (self.media_base_url, self.api_base_url)):
+            raise MediaError(self.channel, "media URL is not on X's media host")
+        signed = authorization_header(
+            "GET",
+            url,
+            consumer_key=found.consumer_key,
+            consumer_secret=self._consumer_secret,
+            token=found.oauth1_token,
+            token_secret=found.oauth1_token_secret,
+            nonce=secrets.token_hex(16),
+            timestamp=str(int(time.time())),
+        )
+        return await download(
+            self.channel, url, max_bytes=max_bytes, headers={"Authorization": signed}
         )
 
     async def aclose(self) -> None:

@@ -4,9 +4,10 @@
 request and answers from a script (status, JSON, headers, delay) or, when the script is
 empty, with the provider's normal success answer (Messenger and Instagram share Meta's Send
 API). Files residents send are served too (:meth:`FakeProvider.twilio_media`,
-:meth:`~FakeProvider.telegram_file`, :meth:`~FakeProvider.cdn_file`), with the providers'
-authentication rules. Point the real clients at it (Twilio ``Client`` through ``api_base_url``,
-python-telegram-bot ``Bot(base_url=...)``).
+:meth:`~FakeProvider.telegram_file`, :meth:`~FakeProvider.cdn_file`,
+:meth:`~FakeProvider.x_dm_media`), with the providers' authentication rules. Point the
+real clients at it (Twilio ``Client`` through ``api_base_url``, python-telegram-bot
+``Bot(base_url=...)``).
 :class:`ProviderThread` runs one on a loop of its own, for tests whose servers are other
 processes.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import itertools
 import json
 import threading
@@ -26,6 +28,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
+
+from bot.channels.oauth1 import OAuth1Credentials, authorization_header, parse_authorization
 
 __all__ = ["Answer", "FakeProvider", "File", "ProviderThread", "Recorded", "default_answer"]
 
@@ -87,12 +91,14 @@ class File:
         content_type: Its MIME type.
         basic_auth: ``(user, password)`` the request must carry (Twilio media), or None.
         redirect: Answer with a 307 to this path instead (Twilio's redirect to its CDN).
+        oauth1: The credentials an OAuth 1.0a signature must be made with (X DM media), or None.
     """
 
     data: bytes
     content_type: str
     basic_auth: tuple[str, str] | None = None
     redirect: str = ""
+    oauth1: OAuth1Credentials | None = None
 
 
 _ids = itertools.count(1)
@@ -170,6 +176,41 @@ class FakeProvider:
         self.files[path] = File(b"", content_type, (account_sid, auth_token), redirect=cdn)
         return f"{self.url}{path}"
 
+    def x_dm_media(
+        self, credentials: OAuth1Credentials, data: bytes, content_type: str = "image/jpeg"
+    ) -> str:
+        """A DM file's ``media_url_https``, served as X serves ``ton.twitter.com``.
+
+        It needs a GET signed with OAuth 1.0a HMAC-SHA1 with ``credentials`` (checked by
+        recomputing the signature from the request); otherwise 401.
+        """
+        path = f"/1.1/ton/data/dm/{next(_ids)}/{next(_ids)}/{uuid.uuid4().hex[:8]}.jpg"
+        self.files[path] = File(data, content_type, oauth1=credentials)
+        return f"{self.url}{path}"
+
+    def _oauth1_valid(self, recorded: Recorded, credentials: OAuth1Credentials) -> bool:
+        given = parse_authorization(recorded.headers.get("Authorization", ""))
+        if given.get("oauth_consumer_key") != credentials.consumer_key:
+            return False
+        if given.get("oauth_token") != credentials.token:
+            return False
+        query = "&".join(f"{name}={value}" for name, value in recorded.query.items())
+        expected = parse_authorization(
+            authorization_header(
+                recorded.method,
+                f"{self.url}{recorded.path}" + (f"?{query}" if query else ""),
+                consumer_key=credentials.consumer_key,
+                consumer_secret=credentials.consumer_secret,
+                token=credentials.token,
+                token_secret=credentials.token_secret,
+                nonce=given.get("oauth_nonce", ""),
+                timestamp=given.get("oauth_timestamp", ""),
+            )
+        )
+        return hmac.compare_digest(
+            given.get("oauth_signature", "").encode(), expected["oauth_signature"].encode()
+        )
+
     def telegram_file(self, token: str, data: bytes, content_type: str = "image/jpeg") -> str:
         """Register a file for ``getFile``; return its ``file_id``.
 
@@ -210,6 +251,9 @@ class FakeProvider:
                 return web.json_response(
                     {"code": 20003, "message": "Authenticate", "status": 401}, status=401
                 )
+        if found.oauth1 is not None and not self._oauth1_valid(recorded, found.oauth1):
+            body = {"errors": [{"code": 32, "message": "Could not authenticate you."}]}
+            return web.json_response(body, status=401)
         if found.redirect:
             return web.Response(status=307, headers={"Location": f"{self.url}{found.redirect}"})
         return web.Response(body=found.data, content_type=found.content_type)
