@@ -80,6 +80,13 @@ class Rig:
     redis: redis.asyncio.Redis
     namespace: str
     time: FakeTime
+    started: list[Any] = field(default_factory=list, repr=False)
+
+    def open311(self) -> Open311Client:
+        """Another client of the stand-in, closed with the rig."""
+        client = Open311Client(self.url)
+        self.started.append(client)
+        return client
 
     async def run(self, *reports: ProblemReport) -> None:
         """Queue the reports and work until every one is finished."""
@@ -131,12 +138,12 @@ async def rig(
         )
         return Rig(
             standin, url, ReportOutbox(async_redis, namespace), worker, store,
-            async_redis, namespace, clock,
+            async_redis, namespace, clock, started,
         )  # fmt: skip
 
     yield build
     for thing in reversed(started):
-        if isinstance(thing, BackOffice):
+        if isinstance(thing, BackOffice | Open311Client):
             await thing.aclose()
         else:
             await thing.__aexit__(None, None, None)

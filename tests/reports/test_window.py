@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+import pytest
 import redis.asyncio
 
 from bot.channels.base import (
@@ -20,6 +21,9 @@ from bot.channels.window import window_key
 from bot.reports.notify import ResidentNotifier, Wording
 from bot.reports.store import Subscriber
 from tests.reports.conftest import make_report
+
+# a connection, server or task left open by a test fails it (a CI run saw them at teardown)
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
 
 class Recording(ChannelAdapter):
