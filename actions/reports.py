@@ -80,6 +80,7 @@ __all__ = [
     "ReportWorld",
     "ValidateReportForm",
     "answer_value",
+    "attribute_answers",
     "yes_or_no",
 ]
 
@@ -121,6 +122,8 @@ _SKIP = {"skip", "no", "none", "no photo", "no thanks", "hepgor", "na", "dim", "
 _CANCEL = {"cancel", "stop", "canslo", "cancel it", "don't send", "dont send"}
 _CHANGE = {"change", "change something", "edit", "newid", "newid rhywbeth", "wrong"}
 _NOT_WORD = re.compile(r"[^a-z0-9\- ]+")
+_SEVERAL = re.compile(r",|&|\band\b|\bac\b", re.IGNORECASE)  # between answers ("ac": Welsh)
+_A = re.compile(r"\ba\b", re.IGNORECASE)  # Welsh "and"; tried only when a part matches nothing
 _E164 = re.compile(r"\+[1-9]\d{7,14}")
 
 
@@ -142,17 +145,18 @@ def answer_value(attribute: Mapping[str, Any], text: Any) -> str | None:
     """The value to send for a service definition question, or None when it does not fit.
 
     A list question takes an option's number, key or name ("2", "garden", "Garden waste");
-    a ``multivaluelist`` several, separated by commas; a number question digits; others text.
+    a ``multivaluelist`` several, separated by commas, "and" or Welsh "a"/"ac" (each once,
+    joined by commas: :func:`attribute_answers` makes the list to post); a number question
+    digits; others text.
     """
     given = str(text or "").strip()
     values: list[list[str]] = attribute.get("values") or []
     datatype = str(attribute.get("datatype") or "string")
     if datatype in {"singlevaluelist", "multivaluelist"}:
-        parts = given.split(",") if datatype == "multivaluelist" else [given]
-        keys = []
-        for part in parts:
+
+        def option(part: str) -> str | None:
             words = _words(part)
-            found = next(
+            return next(
                 (
                     k
                     for n, (k, name) in enumerate(values, start=1)
@@ -160,13 +164,33 @@ def answer_value(attribute: Mapping[str, Any], text: Any) -> str | None:
                 ),
                 None,
             )
-            if found is None:
+
+        whole = option(given)  # a tapped button, even a name with a comma or "and" in it
+        if whole is not None or datatype == "singlevaluelist":
+            return whole
+        keys: list[str] = []
+        for part in filter(str.strip, _SEVERAL.split(given)):
+            found = option(part)
+            pieces = [found] if found else [option(p) for p in _A.split(part) if p.strip()]
+            if not pieces or None in pieces:
                 return None
-            keys.append(found)
-        return ",".join(keys)
+            keys += [k for k in pieces if k and k not in keys]
+        return ",".join(keys) or None
     if datatype == "number":
         return given if re.fullmatch(r"-?\d+(\.\d+)?", given) else None
     return given[:500] or None
+
+
+def attribute_answers(
+    questions: Sequence[Mapping[str, Any]], answers: Mapping[str, str]
+) -> dict[str, str | list[str]]:
+    """The answers to post: a ``multivaluelist`` answer as a list of keys, skipped ones left out."""
+    several = {q["code"] for q in questions if q.get("datatype") == "multivaluelist"}
+    return {
+        code: value.split(",") if code in several else value
+        for code, value in answers.items()
+        if value
+    }
 
 
 def _question(attribute: Attribute) -> dict[str, Any]:
@@ -817,6 +841,8 @@ class ActionAskReportAnswer(Action):
                 :MAX_BUTTONS
             ],
         )
+        if question["datatype"] == "multivaluelist":
+            dispatcher.utter_message(response="utter_report_question_several")
         return []
 
 
@@ -883,7 +909,10 @@ class ActionSubmitReport(_World, Action):
         channel, account, sender = _where(tracker)
         urls = self.world.media_urls()
         description = _details(tracker)[:MAX_DESCRIPTION]
-        answers: Mapping[str, str] = tracker.get_slot("report_attributes") or {}
+        answers = attribute_answers(
+            tracker.get_slot("report_questions") or [],
+            tracker.get_slot("report_attributes") or {},
+        )
         report = ProblemReport(
             report_id=uuid.uuid4().hex,
             conversation_id=tracker.sender_id,
@@ -897,7 +926,7 @@ class ActionSubmitReport(_World, Action):
             lat=tracker.get_slot("report_lat"),
             long=tracker.get_slot("report_long"),
             address_string=str(tracker.get_slot("report_location") or ""),
-            attributes={k: v for k, v in answers.items() if v},
+            attributes=answers,
             media_url=urls.url(photo) if has_photo and urls else "",
             contact=_contact(tracker, sender)
             if tracker.get_slot("report_contact") == "yes"

@@ -53,7 +53,10 @@ def report_record(
     if report.media_url:
         entities["report_photo"] = [report.media_url]
     if report.attributes:
-        entities["report_answers"] = [f"{k}: {v}" for k, v in sorted(report.attributes.items())]
+        entities["report_answers"] = [
+            f"{k}: {', '.join(v) if isinstance(v, list) else v}"
+            for k, v in sorted(report.attributes.items())
+        ]
     digest = hashlib.sha256(f"{report.report_id}|{reason}".encode()).hexdigest()[:16]
     return HandoffRecord(
         conversation_id=report.conversation_id,

@@ -30,7 +30,9 @@ class ProblemReport:
     ``report_id`` is ours (unique, also the idempotency key of the submission);
     ``conversation_id``/``channel``/``account``/``sender`` say where updates go back to.
     Either ``lat``/``long`` or ``address_string`` is set. ``attributes`` are the answers to the
-    service definition's questions (``attribute[code]``). ``media_url`` is the stored photo's
+    service definition's questions (``attribute[code]``; a list for a ``multivaluelist``
+    question, posted as repeated ``attribute[code][]``; records written before lists were
+    allowed read back unchanged). ``media_url`` is the stored photo's
     unguessable, expiring URL. ``language`` is the conversation's (``en`` | ``cy``).
     """
 
@@ -46,7 +48,7 @@ class ProblemReport:
     lat: float | None = None
     long: float | None = None
     address_string: str = ""
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str | list[str]] = field(default_factory=dict)
     media_url: str = ""
     contact: Contact | None = None
     language: str = "en"

@@ -184,6 +184,7 @@ def post_fields(
     """The form fields of ``POST requests`` for ``report`` (contact only when agreed).
 
     The description is cut to :data:`MAX_DESCRIPTION` characters with the marker line kept.
+    A list answer (``multivaluelist``) is sent as one ``attribute[code][]`` field per value.
     """
     fields: list[tuple[str, str]] = []
     if api_key:
@@ -201,7 +202,10 @@ def post_fields(
     if report.media_url:
         fields.append(("media_url", report.media_url))
     for code, value in sorted(report.attributes.items()):
-        fields.append((f"attribute[{code}]", value))
+        if isinstance(value, list):  # multivaluelist: attribute[code][]=v1&attribute[code][]=v2
+            fields += [(f"attribute[{code}][]", item) for item in value]
+        else:
+            fields.append((f"attribute[{code}]", value))
     if report.contact is not None:
         contact = report.contact
         for name, value in (

@@ -24,7 +24,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -192,7 +192,7 @@ class StoredRequest:
     long: float | None
     address: str
     media_url: str
-    attributes: dict[str, str]
+    attributes: dict[str, str | list[str]]
     address_id: str
     contact: dict[str, str]
     requested_datetime: str
@@ -222,6 +222,40 @@ class StoredRequest:
             "long": self.long,
             "media_url": self.media_url or None,
         }
+
+
+def _answers(items: Iterable[tuple[str, Any]]) -> dict[str, str | list[str]]:
+    """``attribute[code]=v`` as text, ``attribute[code][]=v`` repeated as a list (GeoReport v2)."""
+    answers: dict[str, str | list[str]] = {}
+    for name, value in items:
+        if not (name.startswith("attribute[") and name.endswith("]")):
+            continue
+        if name.endswith("][]"):
+            listed = answers.setdefault(name[len("attribute[") : -3], [])
+            if isinstance(listed, list):
+                listed.append(str(value))
+        else:
+            answers[name[len("attribute[") : -1]] = str(value)
+    return answers
+
+
+def _check_answers(
+    attributes: Iterable[Mapping[str, Any]], answers: Mapping[str, str | list[str]]
+) -> str:
+    """What is wrong with the answers to a definition's questions ("" when nothing is)."""
+    for attribute in attributes:
+        code = str(attribute["code"])
+        given = answers.get(code)
+        if attribute.get("required") and attribute.get("variable", True) and not given:
+            return f"attribute {code} is required"
+        keys = {str(v.get("key")) for v in attribute.get("values") or ()}
+        listed = given if isinstance(given, list) else [given] if given else []
+        datatype = attribute.get("datatype")
+        if datatype in {"singlevaluelist", "multivaluelist"} and not set(listed) <= keys:
+            return f"attribute {code} has a value that is not one of its values"
+        if datatype == "singlevaluelist" and isinstance(given, list):
+            return f"attribute {code} takes one value"
+    return ""
 
 
 def _now_w3(moment: float | None = None) -> str:
@@ -416,6 +450,7 @@ class Open311StandIn:
         self.posts += 1
         form = await request.form()
         fields = {k: str(v) for k, v in form.multi_items()}
+        answers = _answers(form.multi_items())
         if self.api_key and fields.get("api_key", "") != self.api_key:
             return _errors(403, "Invalid api_key received -- can't proceed with create_request.")
         code = fields.get("service_code", "")
@@ -431,22 +466,16 @@ class Open311StandIn:
         description = fields.get("description", "")
         if len(description) > MAX_DESCRIPTION:
             return _errors(400, f"description is longer than {MAX_DESCRIPTION} characters")
-        missing = [
-            a["code"]
-            for a in self.definitions.get(code, {}).get("attributes", [])
-            if a.get("required")
-            and a.get("variable", True)
-            and not fields.get(f"attribute[{a['code']}]")
-        ]
-        if missing:
-            return _errors(400, f"attribute {missing[0]} is required")
+        problem = _check_answers(self.definitions.get(code, {}).get("attributes", []), answers)
+        if problem:
+            return _errors(400, problem)
         faults = self.faults
         first_time = description not in self._failed_once
         if first_time and _share(description, "before") < faults.fail_once_ratio:
             self._failed_once.add(description)
             return _errors(500, "Injected failure before the request was created")
         with self._lock:
-            stored = self._create(fields, description, time.time())
+            stored = self._create(fields, description, time.time(), answers)
         _log.info(
             "Open311 stand-in: request %s received (%s, %s)",
             stored.service_request_id,
@@ -470,7 +499,13 @@ class Open311StandIn:
             ]
         )
 
-    def _create(self, fields: dict[str, str], description: str, at: float) -> StoredRequest:
+    def _create(
+        self,
+        fields: dict[str, str],
+        description: str,
+        at: float,
+        answers: dict[str, str | list[str]] | None = None,
+    ) -> StoredRequest:
         code = fields["service_code"]
         service = next(s for s in self.services if s["service_code"] == code)
 
@@ -490,11 +525,7 @@ class Open311StandIn:
             address=fields.get("address_string", ""),
             address_id=fields.get("address_id", ""),
             media_url=fields.get("media_url", ""),
-            attributes={
-                k[len("attribute[") : -1]: v
-                for k, v in fields.items()
-                if k.startswith("attribute[")
-            },
+            attributes=answers or {},
             contact={
                 k: fields[k] for k in ("email", "phone", "first_name", "last_name") if fields.get(k)
             },

@@ -46,3 +46,12 @@ async def test_a_photo_address_that_is_not_a_web_address_is_not_linked(
     agent = await login("agent", teams=("highways",))
     html = (await agent.get(f"/agent/cases/{case.case_id}")).text
     assert "javascript:alert" not in html.split('id="report-links"')[1].split("</ul>")[0]
+
+
+def test_several_answers_to_one_question_read_as_a_list_on_the_case() -> None:
+    answers: dict[str, str | list[str]] = {"waste_type": ["household", "garden"], "amount": "car"}
+    case = report_record(
+        make_report(attributes=answers),
+        reason=DELIVERED, reference="r-0001", team="waste", note="x",
+    )  # fmt: skip
+    assert case.entities["report_answers"] == ["amount: car", "waste_type: household, garden"]

@@ -5,6 +5,7 @@ responses/reports.yml as the Rasa server would."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import io
 from collections.abc import AsyncIterator, Mapping
@@ -317,6 +318,33 @@ async def test_fly_tipping_in_words_asks_what_and_how_much_and_shares_contact(
     assert report.media_url == ""
 
 
+async def test_a_question_with_several_answers_takes_several_and_posts_them_all(
+    council: Council,
+) -> None:
+    definition = copy.deepcopy(council.standin.definitions["003"])
+    definition["attributes"][0]["datatype"] = "multivaluelist"
+    council.standin.definitions["003"] = definition
+    resident = council.resident()
+    await resident.report("report_fly_tipping")
+    await resident.says("behind St Mary's church")
+    await resident.says("bags, a sofa and garden cuttings")
+    assert "What kind of waste is it?" in resident.texts()
+    assert "more than one" in resident.texts()  # the resident is told they can pick several
+    await resident.says("1 and garden waste")
+    await resident.says("a car boot load")
+    await resident.says("skip")
+    await resident.says("no")
+    assert "Household rubbish, Garden waste; A car boot load" in resident.texts()
+    await resident.says("Send it")
+    [report] = await council.queued(resident)
+    assert report.attributes == {"waste_type": ["household", "garden"], "amount": "car"}
+    sent = await council.world.back_office()
+    assert sent is not None
+    submitted = await sent.submit(report)
+    stored = council.standin.requests[str(submitted.service_request_id)]
+    assert stored.attributes["waste_type"] == ["household", "garden"]
+
+
 async def test_report_a_problem_offers_the_back_offices_categories(council: Council) -> None:
     resident = council.resident()
     await resident.report("report_problem")
@@ -532,6 +560,9 @@ def test_yes_or_no(text: str, intent: str, expected: str | None) -> None:
 def test_answers_to_list_questions() -> None:
     question = {"datatype": "multivaluelist", "values": [["a", "Apples"], ["b", "Bananas"]]}
     assert answer_value(question, "apples, 2") == "a,b"
+    assert answer_value(question, "1 and bananas") == "a,b"
+    assert answer_value(question, "apples a 2") == "a,b"  # Welsh "a" (and)
+    assert answer_value(question, "2, 2 and 1") == "b,a"  # each once, in the order given
     assert answer_value(question, "cherries") is None
     assert answer_value({"datatype": "number"}, "12") == "12"
     assert answer_value({"datatype": "number"}, "twelve") is None

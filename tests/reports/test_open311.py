@@ -371,3 +371,43 @@ async def test_the_token_mode_answers_a_token_then_the_id(async_redis: redis.asy
         request_id = await client.token(submitted.token)
         assert request_id in standin.requests
     assert json.loads(json.dumps(standin.snapshot()))  # serialisable for the demo's log
+
+
+# -- multivaluelist answers ---------------------------------------------------------------
+
+
+def test_several_answers_are_posted_as_the_specification_shows() -> None:
+    spec = parse_qsl(published("post_request_multivaluelist.txt").strip())
+    answers = {"code1": [value for _, value in spec], "size": "large"}
+    ours = [f for f in post_fields(report(attributes=answers)) if f[0].startswith("attribute")]
+    assert ours == [*spec, ("attribute[size]", "large")]
+
+
+def test_a_report_with_several_answers_round_trips_and_old_records_still_read() -> None:
+    several = report(attributes={"code1": ["value1", "value2"], "size": "large"})
+    assert ProblemReport.from_json(several.to_json()) == several
+    old = json.loads(report().to_json())  # written before lists were allowed
+    assert ProblemReport.from_json(json.dumps(old)).attributes == {"size": "large"}
+
+
+@pytest.fixture
+def multi_standin() -> Open311StandIn:
+    """The stand-in with the specification's definition turned into a multivaluelist."""
+    definition = readable("service_definition.json")
+    definition["attributes"][0]["datatype"] = "multivaluelist"
+    extra = {"service_code": "DMV66", "service_name": "DMV", "metadata": True, "type": "realtime"}
+    return Open311StandIn([extra], {"DMV66": definition})
+
+
+async def test_the_stand_in_keeps_several_answers_and_refuses_unknown_ones(
+    multi_standin: Open311StandIn,
+) -> None:
+    async with serving(multi_standin) as url, Open311Client(url) as client:
+        answers: dict[str, str | list[str]] = {"WHISHETN": ["123", "124"]}
+        sent = await client.submit(report(service_code="DMV66", attributes=answers))
+        stored = multi_standin.requests[str(sent.service_request_id)]
+        assert stored.attributes == {"WHISHETN": ["123", "124"]}
+        for wrong in ({"WHISHETN": ["123", "999"]}, {"WHISHETN": []}):
+            with pytest.raises(BackOfficeError) as caught:
+                await client.submit(report(service_code="DMV66", attributes=wrong))
+            assert caught.value.status == 400
