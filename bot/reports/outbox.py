@@ -227,6 +227,8 @@ class ReportWorker(StreamWorker):
             if not retryable:
                 return Outcome(None, error)
             state = await self.retries.failed(entry_id, state, self.clock())
+            # agents see it while it is retried (bot.reports.waiting)
+            await self.store.update(record.report.report_id, last_error=error[:300])
             if self.policy.exhausted(state, self.clock()):
                 return Outcome(None, f"gave up after {state.attempts} attempts: {error}")
             if self.clock() - state.first_failed_at >= self.delayed_after:

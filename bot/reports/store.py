@@ -6,7 +6,8 @@ Keys (all built with :func:`bot.keys.key`, under the namespace's hash tag)::
     {ns}:reports:enqueued:<report_id>   the outbox entry id (enqueue once per report)
     {ns}:reports:report:<report_id>     hash: report (JSON), conversation_id, status (queued |
                                         submitted | failed), created_at, attempted_at, token,
-                                        reference, notice, error, updated_at
+                                        reference, notice, error, updated_at,
+                                        last_error (while retried: bot.reports.waiting)
     {ns}:reports:conversation:<conv>    set: the conversation's report ids
     {ns}:reports:made                   sorted set: report id -> created_at (retention)
     {ns}:reports:failed                 stream: reports that could not be delivered (agents)

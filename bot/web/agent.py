@@ -10,7 +10,8 @@ resident's words. Editors maintain the canned responses under ``/agent/canned``.
 Each reply on the case page shows its delivery state (queued, sent, delivered, read, not
 delivered: :mod:`bot.channels.delivery`), a failed delivery puts a notice on the case and a
 marker in the queue, and every agent page shows a banner while replies are not flowing
-(:func:`bot.channels.health.channel_health`).
+(:func:`bot.channels.health.channel_health`) and another while problem reports wait for the
+back office (:func:`bot.reports.waiting.waiting_problems`).
 
 Environment: ``RASA_URL`` / ``RASA_AUTH_TOKEN`` (return to bot), ``COUNCIL_SLA_FILE`` (JSON
 targets, see :meth:`SlaPolicy.from_mapping`), ``COUNCIL_SLA_WEBHOOK`` and
@@ -46,6 +47,7 @@ from bot.handoff.replies import OutboundReply, OutboxSender, ReplySender, reply_
 from bot.handoff.resume import RasaResumer, Resumer
 from bot.handoff.sla import Breach, SlaMonitor, SlaPolicy, WebhookNotifier, evaluate
 from bot.keys import key
+from bot.reports.waiting import waiting_problems
 from bot.web import audit
 from bot.web.accounts import User
 from bot.web.app import (
@@ -345,6 +347,7 @@ async def queue_page(request: Request) -> Response:
         "first": shown["first"],
         "teams": _teams(_me(request)),
         "channel_problems": await _channel_problems(request),
+        "report_problems": await _report_problems(request),
     }
     return render(request, "agent/queue.html", context)
 
@@ -353,6 +356,17 @@ async def queue_page(request: Request) -> Response:
 async def channels_api(request: Request) -> Response:
     """Why replies are not flowing, for the banner on agent pages (no personal data)."""
     return JSONResponse({"problems": await _channel_problems(request)})
+
+
+async def _report_problems(request: Request) -> list[str]:
+    """Problem reports the back office has not taken for a while ([] when none)."""
+    return await waiting_problems(app_of(request)[REDIS], app_of(request)[NAMESPACE])
+
+
+@require_role("agent")
+async def reports_api(request: Request) -> Response:
+    """Reports still being retried, for the banner on agent pages (no personal data)."""
+    return JSONResponse({"problems": await _report_problems(request)})
 
 
 @require_role("agent")
@@ -414,6 +428,7 @@ async def _case_page(
             "deliveries": shown["deliveries"],
             "delivery_failures": shown["failures"],
             "channel_problems": await _channel_problems(request),
+            "report_problems": await _report_problems(request),
             "notes": await queue.notes(record.case_id),
             "holder": await queue.holder(record.case_id),
             "me": me.username,
@@ -664,6 +679,7 @@ def setup(app: ConsoleApp) -> None:
     app.add_route("/api/agent/cases/{case_id}/updates", case_updates)
     app.add_route("/api/agent/cases/{case_id}/deliveries", case_deliveries)
     app.add_route("/api/agent/channels", channels_api)
+    app.add_route("/api/agent/reports", reports_api)
     app.add_route("/api/agent/session", session_status)
     app.add_route("/api/agent/cases/{case_id}/typing", typing_api, methods=["POST"])
     app.add_route("/api/agent/session/extend", session_extend, methods=["POST"])

@@ -232,14 +232,16 @@
     return apply;
   }
 
-  // The banner when replies to residents are not flowing (a polite live region).
+  // A banner (a polite live region): replies to residents not flowing, or (with its words in
+  // data-lead and data-advice) problem reports waiting for the back office.
   function followChannels(banner) {
     poll(function () { return banner.dataset.source; }, CHANNELS_POLL_MS, function (data) {
       if (!data.problems.length) { banner.replaceChildren(); return; }
       var lead = document.createElement("p");
       var strong = document.createElement("strong");
-      strong.textContent = "Replies to residents are not flowing.";
-      lead.append(strong, " Residents may be waiting for answers: tell your system administrator.");
+      strong.textContent = banner.dataset.lead || "Replies to residents are not flowing.";
+      lead.append(strong, " " + (banner.dataset.advice ||
+        "Residents may be waiting for answers: tell your system administrator."));
       var list = document.createElement("ul");
       data.problems.forEach(function (problem) {
         var li = document.createElement("li");
@@ -351,8 +353,7 @@
     if (transcript && transcript.dataset.updates) {
       followCase(transcript, transcript.dataset.deliveries ? followDeliveries(transcript) : function () {});
     }
-    var banner = document.getElementById("channel-banner");
-    if (banner) { followChannels(banner); }
+    document.querySelectorAll(".channel-banner[data-source]").forEach(followChannels);
     var reply = document.getElementById("reply-text");
     if (reply && transcript && transcript.dataset.updates) { tellTyping(reply, transcript); }
     keepDrafts();
