@@ -196,8 +196,8 @@ def rasa_server_argv(
         "--interface",
         internal_host(),
         "--enable-api",
-        "--auth-token",
-        auth_token,
+        # one argument: a generated token may start with "-", which argparse reads as an option
+        f"--auth-token={auth_token}",
     ]
 
 
