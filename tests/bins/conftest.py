@@ -10,6 +10,7 @@ from bot.bins.csv_source import read_schedule
 from bot.bins.demo import DEMO_DIR, DEMO_FILES
 from bot.bins.load import load_files
 from bot.bins.schedule import RoundScheduleSource
+from bot.bins.store import BinStore
 
 DEMO_PATHS = [DEMO_DIR / DEMO_FILES[kind] for kind in ("addresses", "rounds", "holidays")]
 
@@ -27,3 +28,9 @@ def demo_loaded(redis_client: redis.Redis, namespace: str) -> Iterator[str]:
     result = load_files(redis_client, namespace, *DEMO_PATHS)
     assert result.loaded > 2000
     yield namespace
+
+
+@pytest.fixture
+def store(demo_loaded: str, async_redis: redis.asyncio.Redis) -> BinStore:
+    """The demo borough's bin store (tests/bins/test_load_ics.py has its own)."""
+    return BinStore(async_redis, demo_loaded)

@@ -66,11 +66,6 @@ def texts(dispatcher: CollectingDispatcher) -> list[str]:
     return rendered(dispatcher.messages)
 
 
-@pytest.fixture
-def store(demo_loaded: str, async_redis: redis.asyncio.Redis) -> BinStore:
-    return BinStore(async_redis, demo_loaded)
-
-
 async def _validate(
     action: ValidateBinDayForm, slots: dict[str, Any], **kwargs: Any
 ) -> tuple[dict[str, Any], list[str]]:
@@ -257,16 +252,27 @@ async def test_bin_type_validation(store: BinStore, demo_source: RoundScheduleSo
     assert slots["bin_type"] == "garden"
 
 
+async def missed_report(
+    store: BinStore,
+    reports: MissedReports,
+    uprn: str,
+    bin_type: str,
+    today: date,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> tuple[CollectingDispatcher, list[dict[str, Any]]]:
+    """Run the missed-bin report on ``today`` (``extra`` slots too, e.g. the language)."""
+    dispatcher = CollectingDispatcher()
+    action = ActionMissedBinReport(store=store, reports=reports, today=lambda: today)
+    slots = {"bin_uprn": uprn, "bin_type": bin_type, **(extra or {})}
+    events = await action.run(dispatcher, tracker(slots, form="missed_bin_form"), DOMAIN)
+    return dispatcher, events
+
+
 async def _report(
     store: BinStore, reports: MissedReports, uprn: str, bin_type: str, today: date
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    dispatcher = CollectingDispatcher()
-    action = ActionMissedBinReport(store=store, reports=reports, today=lambda: today)
-    events = await action.run(
-        dispatcher,
-        tracker({"bin_uprn": uprn, "bin_type": bin_type}, form="missed_bin_form"),
-        DOMAIN,
-    )
+    dispatcher, events = await missed_report(store, reports, uprn, bin_type, today)
     return texts(dispatcher), events
 
 

@@ -11,7 +11,7 @@ import redis.asyncio
 import yaml
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.bins import ActionBinCollectionDay, ActionMissedBinReport, spoken_date
+from actions.bins import ActionBinCollectionDay, spoken_date
 from bot.bins.missed import MissedReports
 from bot.bins.schedule import RoundScheduleSource
 from bot.bins.store import BinStore
@@ -20,7 +20,7 @@ from bot.profile import CouncilProfile, current
 from bot.responses import load_responses, variation_language
 from bot.testing.responses import rendered_messages
 
-from .test_actions import DOMAIN, tracker
+from .test_actions import DOMAIN, missed_report, tracker
 
 ROOT = Path(__file__).resolve().parents[2]
 WELSH = {"language": "cy"}
@@ -29,11 +29,6 @@ MONTHS = (
     "Ionawr", "Chwefror", "Mawrth", "Ebrill", "Mai", "Mehefin",
     "Gorffennaf", "Awst", "Medi", "Hydref", "Tachwedd", "Rhagfyr",
 )  # fmt: skip
-
-
-@pytest.fixture
-def store(demo_loaded: str, async_redis: redis.asyncio.Redis) -> BinStore:
-    return BinStore(async_redis, demo_loaded)
 
 
 def _welsh(dispatcher: CollectingDispatcher) -> list[str]:
@@ -108,10 +103,7 @@ async def test_a_missed_bin_in_welsh(
     reports = MissedReports(async_redis, demo_loaded, retention=30)
 
     async def report(bin_type: str, today: date) -> str:
-        dispatcher = CollectingDispatcher()
-        action = ActionMissedBinReport(store=store, reports=reports, today=lambda: today)
-        slots: dict[str, Any] = {"bin_uprn": uprn, "bin_type": bin_type, **WELSH}
-        await action.run(dispatcher, tracker(slots, form="missed_bin_form"), DOMAIN)
+        dispatcher, _ = await missed_report(store, reports, uprn, bin_type, today, extra=WELSH)
         [said] = _welsh(dispatcher)
         return said
 
