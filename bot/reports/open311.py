@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ from bot.reports.model import ProblemReport
 __all__ = [
     "MAX_DESCRIPTION",
     "Attribute",
+    "GeneralServiceError",
     "NearbyRequest",
     "Open311Client",
     "Service",
@@ -48,6 +50,7 @@ __all__ = [
     "marker",
     "nearby_open",
     "post_fields",
+    "refuses_request",
     "service_request",
 ]
 
@@ -154,6 +157,52 @@ class NearbyRequest:
     description: str = ""
     address: str = ""
     status: str = "open"
+
+
+# GeoReport v2, POST Service Request, "Possible Errors": a 400 "specified in error response"
+# names the argument at fault (service_code, jurisdiction_id; the required attributes and
+# location of the "Required Arguments"): the same request is refused again, a person must
+# look. "400 - General Service Error (Any failure during create request processing, eg CRM
+# is down)" names none: the same request may well be taken later.
+_ARGUMENTS = re.compile(
+    r"\b(service_code|jurisdiction_id|attribute|attributes|lat|address_string|address_id|"
+    r"location|media_url|email|phone|first_name|last_name|device_id|account_id|required)\b"
+    r"|\bdescription\b.*\b(long|characters)\b",
+    re.IGNORECASE,
+)
+
+
+class GeneralServiceError(BackOfficeError):
+    """A 400 that refuses nothing in the request (a GeoReport v2 "General Service Error")."""
+
+    @property
+    def retryable(self) -> bool:
+        """Always: the server failed, not the request."""
+        return True
+
+
+def _error_list(response: httpx.Response) -> list[tuple[str, str]]:
+    """The ``(code, description)`` pairs of a GeoReport v2 error body (empty: not one)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    items = body if isinstance(body, list) else [body]
+    return [
+        (_text(item.get("code")), _text(item.get("description")))
+        for item in items
+        if isinstance(item, Mapping) and item.get("description")
+    ]
+
+
+def refuses_request(errors: Sequence[tuple[str, str]]) -> bool:
+    """Whether a 400's errors refuse the request itself (sending it again cannot help).
+
+    True when an error names an argument of the request (or its code is 404: a
+    ``service_code`` or ``jurisdiction_id`` not found); False for a general service error or
+    a body that says nothing (see :data:`_ARGUMENTS`).
+    """
+    return any(code == "404" or _ARGUMENTS.search(text) for code, text in errors)
 
 
 def _text(value: Any) -> str:
@@ -355,6 +404,10 @@ class Open311Client:
                 self.target, 0, f"no answer ({type(exc).__name__})", sent
             ) from None
         status = response.status_code
+        if status == 400 and not refuses_request(_error_list(response)):
+            # GeoReport v2's "General Service Error" (the CRM is down...): worth trying again,
+            # and it may have been part-processed, so look for it before posting again
+            raise GeneralServiceError(self.target, status, self._error_text(response), True)
         if status >= 400:
             raise BackOfficeError(self.target, status, self._error_text(response), status >= 500)
         try:
@@ -367,14 +420,8 @@ class Open311Client:
     @staticmethod
     def _error_text(response: httpx.Response) -> str:
         # GeoReport v2 errors: [{"code": 403, "description": "..."}]; anything else: the reason
-        try:
-            body = response.json()
-            first = body[0] if isinstance(body, list) and body else body
-            if isinstance(first, Mapping) and first.get("description"):
-                return _text(first["description"])[:300]
-        except ValueError:
-            pass
-        return response.reason_phrase or "error"
+        described = "; ".join(description for _, description in _error_list(response))
+        return described[:300] if described else response.reason_phrase or "error"
 
     def _garbage(self, what: str, ambiguous: bool = False) -> BackOfficeError:
         return BackOfficeError(self.target, 200, f"unexpected answer to {what}", ambiguous)

@@ -170,6 +170,12 @@ class Faults:
         delay: Seconds every answer waits.
         status: Every call gets this HTTP status (401, 500...; 0: none).
         garbage: Every call gets 200 with an HTML page.
+        general_errors: The next this many POSTs get GeoReport v2's "400 - General Service
+            Error" before anything is created (the CRM is down).
+        hang_after_create: Seconds a POST waits *after* creating the request before it
+            answers (longer than the client's timeout: accepted, then timed out).
+        search_status: ``GET requests`` by service and dates (a search, not by id) gets this
+            HTTP status (0: answered), as on a server that cannot be searched.
     """
 
     fail_once_ratio: float = 0.0
@@ -178,6 +184,9 @@ class Faults:
     delay: float = 0.0
     status: int = 0
     garbage: bool = False
+    general_errors: int = 0
+    hang_after_create: float = 0.0
+    search_status: int = 0
 
 
 @dataclass
@@ -413,6 +422,8 @@ class Open311StandIn:
         query = request.query_params
         found = list(self.requests.values())
         ids = [i for i in query.get("service_request_id", "").split(",") if i]
+        if not ids and self.faults.search_status:
+            return _errors(self.faults.search_status, "Injected failure of the search")
         if ids:
             found = [self.requests[i] for i in ids if i in self.requests]
         else:
@@ -470,6 +481,9 @@ class Open311StandIn:
         if problem:
             return _errors(400, problem)
         faults = self.faults
+        if faults.general_errors > 0:
+            faults.general_errors -= 1
+            return _errors(400, "General Service Error")
         first_time = description not in self._failed_once
         if first_time and _share(description, "before") < faults.fail_once_ratio:
             self._failed_once.add(description)
@@ -482,6 +496,8 @@ class Open311StandIn:
             stored.service_name,
             "position" if has_position else "address",
         )
+        if faults.hang_after_create:
+            await asyncio.sleep(faults.hang_after_create)
         if first_time and _share(description, "after") < faults.fail_after_create_ratio:
             self._failed_once.add(description)
             return _errors(500, "Injected failure after the request was created")

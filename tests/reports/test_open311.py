@@ -175,7 +175,9 @@ async def test_the_specification_error_is_reported_with_its_description() -> Non
     ("answer", "status", "ambiguous", "retryable"),
     [
         (lambda r: httpx.Response(500, text="oops"), 500, True, True),
-        (lambda r: httpx.Response(400, json=[{"code": 400}]), 400, False, False),
+        # a 400 naming nothing is a General Service Error (tests/data/open311/errors_400.json)
+        (lambda r: httpx.Response(400, json=[{"code": 400}]), 400, True, True),
+        (lambda r: httpx.Response(404, json=[{"code": 404}]), 404, False, False),
         (lambda r: httpx.Response(200, text="<html>"), 200, True, True),
         (lambda r: httpx.Response(200, json={"weird": True}), 200, True, True),
         (lambda r: httpx.Response(200, json=[]), 200, True, True),
@@ -189,6 +191,24 @@ async def test_failures_say_whether_to_try_again_and_whether_the_post_may_have_l
             await client.submit(report())
     assert caught.value.status == status and caught.value.retryable is retryable
     assert caught.value.ambiguous is ambiguous
+
+
+@pytest.mark.parametrize("vector", readable("errors_400.json"), ids=lambda v: str(v["body"]))
+async def test_a_400_is_permanent_only_when_it_refuses_the_request_itself(
+    vector: dict[str, object],
+) -> None:
+    answer = httpx.Response(int(str(vector["status"])), json=vector["body"])
+    async with Open311Client(BASE, transport=httpx.MockTransport(lambda r: answer)) as client:
+        with pytest.raises(BackOfficeError) as caught:
+            await client.submit(report())
+    error = caught.value
+    assert error.status == 400
+    assert error.retryable is not vector["permanent"]
+    # a general error may have been part-processed: the marker is looked for before a re-POST
+    assert error.ambiguous is not vector["permanent"]
+    for item in vector["body"]:  # type: ignore[attr-defined]
+        if item.get("description"):
+            assert item["description"] in error.reason  # every error kept, for agents
 
 
 async def test_a_read_timeout_after_sending_is_ambiguous_a_refused_connection_is_not() -> None:
