@@ -4,10 +4,13 @@ Registered in :data:`bot.channels.registry.CHANNELS` (row ``webchat``, ``credent
 section ``bot.webchat.rasa.WebChatInput``), so the outbox worker sends the bot's and agents'
 replies through :meth:`WebChatAdapter.send` like any channel's. A send appends a ``message``
 event (:mod:`bot.webchat.events`; buttons as buttons; a button whose payload is
-:data:`UPLOAD_PAYLOAD` becomes the ``upload`` field, the widget's "add a photo" control), says
+:data:`UPLOAD_PAYLOAD` becomes the ``upload`` field, the widget's "add a photo" control; one
+whose payload is :data:`~bot.webchat.pins.LOCATION_PAYLOAD` sets ``ask_location``, the widget's
+"Share my location" button), says
 first when the conversation's state changed (:func:`bot.webchat.status.refresh`: an agent's
 reply comes ``from: agent`` with the agent's name), and also queues the message to the
-resident's confirmed phone number when they chose to continue there (:mod:`bot.webchat.phone`).
+resident's confirmed phone number when they chose to continue there (:mod:`bot.webchat.phone`),
+without the widget's own controls.
 The web chat receives no webhook: the edge's ``/webchat`` routes (:mod:`bot.webchat.app`)
 queue residents' messages.
 """
@@ -15,6 +18,7 @@ queue residents' messages.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import redis.asyncio
@@ -36,6 +40,7 @@ from bot.redis_conn import connect_async, redis_url
 from bot.webchat.config import WebChatConfig
 from bot.webchat.events import EventLog, now_iso
 from bot.webchat.phone import mirror
+from bot.webchat.pins import LOCATION_PAYLOAD
 from bot.webchat.status import CHANNEL, refresh
 from bot.webchat.uploads import UploadStore, parse_attachment_url
 
@@ -44,6 +49,7 @@ __all__ = ["UPLOAD_PAYLOAD", "WebChatAdapter"]
 UPLOAD_PAYLOAD = "/webchat_upload"
 """A button with this payload asks for a photo: the web chat shows an upload control instead
 (other channels' residents simply send the photo)."""
+_WIDGET_ONLY = (UPLOAD_PAYLOAD, LOCATION_PAYLOAD)
 
 
 class WebChatAdapter(ChannelAdapter):
@@ -117,9 +123,12 @@ class WebChatAdapter(ChannelAdapter):
     def _data(self, message: OutboundMessage, state: str, agent: str) -> dict[str, Any]:
         config = self.config()
         upload = None
+        ask_location = False
         buttons = []
         for button in message.buttons:
-            if button.payload == UPLOAD_PAYLOAD:
+            if button.payload == LOCATION_PAYLOAD:
+                ask_location = True
+            elif button.payload == UPLOAD_PAYLOAD:
                 if config is not None:
                     upload = {
                         "accept": list(config.limits.upload_types),
@@ -132,6 +141,7 @@ class WebChatAdapter(ChannelAdapter):
             "text": message.text,
             "buttons": buttons,
             "upload": upload,
+            "ask_location": ask_location,
             "at": now_iso(),
         }
         if state == "agent" and agent:  # no display name: the widget says "an adviser"
@@ -142,6 +152,10 @@ class WebChatAdapter(ChannelAdapter):
         self, account: str, recipient: str, message: OutboundMessage, *, channel: str = ""
     ) -> SendResult:
         """Append the message to the conversation ``recipient``'s events (and its phone's)."""
+        # the widget's own controls (add a photo, share my location) mean nothing on a phone
+        for_phone = replace(
+            message, buttons=tuple(b for b in message.buttons if b.payload not in _WIDGET_ONLY)
+        )
         try:
             client = await self.redis()
             namespace, keep = self.namespace, self.keep_days()
@@ -152,7 +166,7 @@ class WebChatAdapter(ChannelAdapter):
             entry, _new = await log.append(recipient, "message", self._data(message, state, agent))
             config = self.config()
             if config is not None:
-                await mirror(client, namespace, await log.state(recipient), config, message)
+                await mirror(client, namespace, await log.state(recipient), config, for_phone)
         except (redis.RedisError, OSError) as exc:
             return SendResult("retry", error=f"Redis: {type(exc).__name__}")
         return SendResult("sent", provider_id=entry)

@@ -47,6 +47,7 @@ from bot.webchat.events import Event, EventLog, event_id, now_iso
 from bot.webchat.fanout import FanOut
 from bot.webchat.limits import Decision, RateLimiter
 from bot.webchat.phone import PhoneLink, uk_mobile
+from bot.webchat.pins import PinError, shared_location
 from bot.webchat.status import CHANNEL
 from bot.webchat.tokens import Conversation, TokenError, TokenSigner
 from bot.webchat.uploads import UploadError, UploadStore, attachment_url
@@ -365,7 +366,17 @@ class WebChat:
                 url = attachment_url(conversation.conversation, upload_id)
                 attachments = (Attachment("image", url, found[0]),)
             words = (text or "").strip()
-            if not words and not payload and not attachments:
+            pin = None
+            if data.get("location") is not None:
+                if words or payload or attachments:
+                    raise _Refused(400, "location", "A location is sent on its own.")
+                try:
+                    pin = shared_location(data["location"])
+                except PinError as exc:
+                    raise _Refused(
+                        400, "location", f"The location is refused: {exc.reason}."
+                    ) from None
+            if not words and not payload and not attachments and pin is None:
                 raise _Refused(400, "empty", "Write a message first.")
             per_minute = limits.messages_per_minute
             await self._limit(
@@ -381,6 +392,8 @@ class WebChat:
             }
             if attachments:
                 echo["upload_id"] = upload_id
+            if pin is not None:
+                echo["location"] = {"latitude": pin.latitude, "longitude": pin.longitude}
             entry, _new = await self.log.append(
                 conversation.conversation, "message", echo, once_for=client_id
             )
@@ -392,6 +405,7 @@ class WebChat:
                 text=words if not payload else (title or words),
                 received_at=self.clock(),
                 attachments=attachments,
+                location=pin,
                 quick_reply_payload=payload or None,
             )
             await self.inbox.accept([message])  # a retried POST is a duplicate here: once

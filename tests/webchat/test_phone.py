@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 import redis.asyncio
 
-from bot.channels.base import OutboundMessage
+from bot.channels.base import Button, OutboundMessage
 from bot.channels.outbox import OutboxWorker
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.keys import key
 from bot.testing.providers import FakeProvider
 from bot.testing.webchat import WebChatClient
-from bot.webchat.adapter import WebChatAdapter
+from bot.webchat.adapter import UPLOAD_PAYLOAD, WebChatAdapter
 from bot.webchat.phone import uk_mobile
+from bot.webchat.pins import LOCATION_PAYLOAD
 
 from .conftest import COUNCIL, TWILIO_NUMBER
 
@@ -82,16 +84,46 @@ def sent_code(provider: FakeProvider) -> str:
     return found.group(1)
 
 
-async def test_a_confirmed_number_gets_the_later_replies_within_whatsapps_rules(
+@dataclass
+class Phone:
+    """A resident's web chat, its outbox and the fake Twilio: confirming and replying."""
+
+    resident: WebChatClient
+    outbox: OutboxWorker
+    provider: FakeProvider
+    adapter: WebChatAdapter
+
+    async def confirmed(self, channel: str) -> None:
+        """The resident has continued the chat on ``channel`` with their number."""
+        await ask_for_code(self.resident, channel)
+        assert await self.outbox.run_once() == 1
+        assert await confirm(self.resident, sent_code(self.provider)) == 200
+
+    async def reply(self, message: OutboundMessage) -> dict[str, str]:
+        """The bot replies in the web chat; the form of the copy sent to the phone."""
+        await self.adapter.send(COUNCIL, self.resident.token.split(".")[2], message)
+        assert await self.outbox.run_once() == 1  # the copy for the phone
+        return self.provider.requests[-1].form()
+
+
+@pytest.fixture
+def phone(
     resident: WebChatClient,
     outbox: OutboxWorker,
     provider: FakeProvider,
     async_redis: redis.asyncio.Redis,
     namespace: str,
+) -> Phone:
+    return Phone(resident, outbox, provider, WebChatAdapter(async_redis, namespace))
+
+
+async def test_a_confirmed_number_gets_the_later_replies_within_whatsapps_rules(
+    phone: Phone, async_redis: redis.asyncio.Redis, namespace: str
 ) -> None:
+    resident = phone.resident
     await ask_for_code(resident)
-    assert await outbox.run_once() == 1
-    code = sent_code(provider)
+    assert await phone.outbox.run_once() == 1
+    code = sent_code(phone.provider)
     wrong = "000000" if code != "000000" else "111111"
     assert await confirm(resident, wrong) == 400
     assert await confirm(resident, code) == 200
@@ -100,32 +132,30 @@ async def test_a_confirmed_number_gets_the_later_replies_within_whatsapps_rules(
         == 0
     )
 
-    sender = resident.token.split(".")[2]
-    await WebChatAdapter(async_redis, namespace).send(
-        COUNCIL, sender, OutboundMessage("An adviser will reply tomorrow.")
-    )
-    assert await outbox.run_once() == 1  # the copy for the phone
-    form = provider.requests[-1].form()
+    form = await phone.reply(OutboundMessage("An adviser will reply tomorrow."))
     assert form["To"] == "whatsapp:+447700900123"
     # the resident never wrote on WhatsApp: its window is closed, so the approved template goes
     assert form["ContentSid"] == TEMPLATE
 
 
-async def test_sms_gets_the_text_itself(
-    resident: WebChatClient,
-    outbox: OutboxWorker,
-    provider: FakeProvider,
-    async_redis: redis.asyncio.Redis,
-    namespace: str,
-) -> None:
-    await ask_for_code(resident, "sms")
-    await outbox.run_once()
-    assert await confirm(resident, sent_code(provider)) == 200
-    await WebChatAdapter(async_redis, namespace).send(
-        COUNCIL, resident.token.split(".")[2], OutboundMessage("Your bin is collected Tuesday.")
+async def test_sms_gets_the_text_itself(phone: Phone) -> None:
+    await phone.confirmed("sms")
+    form = await phone.reply(OutboundMessage("Your bin is collected Tuesday."))
+    assert form["Body"] == "Your bin is collected Tuesday."
+
+
+async def test_the_widgets_own_controls_stay_in_the_widget(phone: Phone) -> None:
+    # "Share my location" and "Add a photo" are the widget's: on a phone they would be
+    # buttons (numbered choices by SMS) that do nothing there
+    await phone.confirmed("sms")
+    asking = OutboundMessage(
+        "Where is it?",
+        (Button("Share my location", LOCATION_PAYLOAD), Button("Add a photo", UPLOAD_PAYLOAD)),
     )
-    await outbox.run_once()
-    assert provider.requests[-1].form()["Body"] == "Your bin is collected Tuesday."
+    assert (await phone.reply(asking))["Body"] == "Where is it?"
+    with_choice = OutboundMessage("Where is it?", (*asking.buttons, Button("Skip", "skip")))
+    body = (await phone.reply(with_choice))["Body"]
+    assert "Skip" in body and "location" not in body and "photo" not in body
 
 
 async def test_five_wrong_codes_use_the_code_up(
