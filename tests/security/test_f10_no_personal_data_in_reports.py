@@ -17,7 +17,8 @@ import redis.asyncio
 from bot.handoff.broker import HandoffEventBroker
 from bot.handoff.questions import UnansweredQuestions
 from bot.handoff.queue import HandoffQueue
-from bot.handoff.record import HandoffRecord, priority_for
+from bot.handoff.record import HandoffRecord
+from bot.testing.handoff import handoff_record
 
 OPENED = datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
 SAID = "Hi my name is Jo Bloggs, bins at 12 High Street AB1 2CD not taken, ring 07700 900123"
@@ -25,17 +26,13 @@ REDACTED = "Hi my name is [name], bins at [address] [postcode] not taken, ring [
 
 
 def record(reason: str, sender: str = "447700900123", text: str = SAID) -> HandoffRecord:
-    return HandoffRecord(
-        conversation_id=f"whatsapp:441234567890:{sender}",
-        channel="whatsapp",
-        account="441234567890",
-        sender=sender,
+    return handoff_record(
+        sender,
         reason=reason,
         topic="nlu_fallback",
-        priority=priority_for(reason),
         team="customer_services",
-        created_at=OPENED.isoformat(),
-        transcript=[{"role": "resident", "text": text, "at": OPENED.isoformat()}],
+        text=text,
+        opened=OPENED,
     )
 
 

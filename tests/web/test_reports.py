@@ -13,9 +13,10 @@ import pytest
 from httpx import AsyncClient
 
 from bot.handoff.queue import HandoffQueue
-from bot.handoff.record import HandoffRecord, priority_for, team_for
+from bot.handoff.record import HandoffRecord
 from bot.handoff.sla import SlaPolicy
 from bot.knowledge import clarifications
+from bot.testing.handoff import handoff_record
 from bot.web.agent import QUEUE
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 from bot.web.reports import bar_chart, build_report, percentile
@@ -24,24 +25,8 @@ Login = Callable[..., Awaitable[AsyncClient]]
 
 
 def record(sender: str, *, minutes_ago: float, **fields: Any) -> HandoffRecord:
-    reason = fields.pop("reason", "asked_for_person")
-    topic = fields.pop("topic", "bin_day")
-    channel = fields.pop("channel", "whatsapp")
-    text = fields.pop("text", "talk to a person")
-    created = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    return HandoffRecord(
-        conversation_id=f"{channel}:acc:{sender}",
-        channel=channel,
-        account="acc",
-        sender=sender,
-        reason=reason,
-        topic=topic,
-        priority=priority_for(reason),
-        team=team_for(topic, reason),
-        created_at=created.isoformat(),
-        transcript=[{"role": "resident", "text": text, "at": created.isoformat()}],
-        **fields,
-    )
+    fields.setdefault("text", "talk to a person")
+    return handoff_record(sender, account="acc", minutes_ago=minutes_ago, **fields)
 
 
 @pytest.fixture

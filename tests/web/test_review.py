@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import pytest
@@ -12,11 +11,12 @@ from httpx import AsyncClient
 from playwright.async_api import Browser
 
 from bot.handoff.queue import HandoffQueue
-from bot.handoff.record import HandoffRecord, priority_for, team_for
+from bot.handoff.record import HandoffRecord
 from bot.knowledge.model import Entry
 from bot.knowledge.review import ReviewQueue
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
+from bot.testing.handoff import handoff_record
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 from bot.web.editor import KB
 from bot.web.review import REVIEW, domain_intents
@@ -55,22 +55,8 @@ async def entry(console_app: ConsoleApp) -> Entry:
 
 
 def case(reason: str, text: str, **fields: Any) -> HandoffRecord:
-    sender = f"447{uuid.uuid4().int % 10**9:09d}"
-    created = datetime.now(UTC) - timedelta(minutes=30)
-    topic = fields.pop("topic", "council_tax_pay")
-    return HandoffRecord(
-        conversation_id=f"whatsapp:441234567890:{sender}",
-        channel="whatsapp",
-        account="441234567890",
-        sender=sender,
-        reason=reason,
-        topic=topic,
-        priority=priority_for(reason),
-        team=team_for(topic, reason),
-        created_at=created.isoformat(),
-        transcript=[{"role": "resident", "text": text, "at": created.isoformat()}],
-        **fields,
-    )
+    fields.setdefault("topic", "council_tax_pay")
+    return handoff_record(reason=reason, text=text, minutes_ago=30, **fields)
 
 
 async def _decide(client: AsyncClient, csrf: Csrf, candidate_id: str, **form: str) -> Any:
