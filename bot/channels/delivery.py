@@ -2,12 +2,13 @@
 
 Who calls what:
 
-- The outbox, when a provider accepts a send: ``await sent(redis, conversation_id,
-  provider_id, entry=outbox_entry_id, text=reply_text, namespace=ns)`` (Telegram and X report
-  nothing later, so their last state is ``sent``).
-- The outbox, when a send fails for good: ``await failed(redis, conversation_id,
-  entry=outbox_entry_id, error=..., code=..., namespace=ns)``. This records the state
-  only: the outbox keeps writing its own row to ``{ns}:outbox:failed``.
+- The outbox, when a provider accepts a send: ``sent_call(conversation_id, provider_id,
+  entry=outbox_entry_id, text=reply_text, namespace=ns)`` (Telegram and X report nothing
+  later, so their last state is ``sent``); when a send fails for good: ``failed_call(
+  conversation_id, entry=outbox_entry_id, error=..., code=..., namespace=ns)``, which records
+  the state only: the outbox keeps writing its own row to ``{ns}:outbox:failed``. It adds
+  the call to the transaction that finishes the send (:func:`queue`); elsewhere (tests, a
+  one-off) ``await record(redis, call)`` runs it on its own.
 - The webhook, for each :class:`~bot.channels.base.Receipt` an adapter read (Twilio status
   callbacks, Messenger and Instagram ``delivery``/``read``): ``await apply(redis, receipt,
   namespace=ns)``. A receipt that turns a message ``failed`` (Twilio ``failed`` or
@@ -17,7 +18,7 @@ Who calls what:
   namespace=ns)`` (oldest first; match a reply by ``entry`` or ``provider_id``).
 
 A state only moves forward (queued → sent → delivered → read; failed is final), so receipts
-arriving out of order or twice, or before :func:`sent` was recorded, never move it back.
+arriving out of order or twice, or before the send was recorded, never move it back.
 
 Keys (``bot.keys``): one hash per conversation, ``{ns}:delivery:{conversation_id}``, field
 the provider's message id (``entry:<outbox id>`` for a send that never got one), value a
@@ -44,12 +45,10 @@ __all__ = [
     "DeliveryState",
     "apply",
     "delivery_key",
-    "failed",
     "failed_call",
     "failed_key",
     "queue",
     "record",
-    "sent",
     "sent_call",
     "states",
 ]
@@ -141,7 +140,7 @@ class DeliveryState:
         entry: The outbox entry it was sent from ('' when unknown).
         error: Why it failed.
         code: The provider's error code.
-        text: The start of the reply's text, when :func:`sent` recorded it ('' otherwise).
+        text: The start of the reply's text, when :func:`sent_call` recorded it ('' otherwise).
     """
 
     provider_id: str
@@ -212,7 +211,17 @@ def sent_call(
     at: float | None = None,
     namespace: str | None = None,
 ) -> Call:
-    """The recording of :func:`sent`, for :func:`queue` or :func:`record`."""
+    """The recording of a send the provider accepted (its id is ``provider_id``).
+
+    Args:
+        conversation_id: ``"{channel}:{account}:{sender}"`` of the resident.
+        provider_id: The provider's message id from :class:`~bot.channels.base.SendResult`.
+        entry: The outbox entry id (lets the console match the reply it queued).
+        text: The reply's text (shown to agents if a receipt later says it failed).
+        status: ``sent``, or ``queued`` when the provider says it only queued it.
+        at: Unix seconds (default: now).
+        namespace: Key namespace (default: this process').
+    """
     moment = time.time() if at is None else at
     return _call(
         conversation_id,
@@ -234,7 +243,17 @@ def failed_call(
     at: float | None = None,
     namespace: str | None = None,
 ) -> Call:
-    """The recording of :func:`failed`, for :func:`queue` or :func:`record`."""
+    """The recording of a send that failed for good (state only: the outbox surfaces it itself).
+
+    Args:
+        conversation_id: The resident's conversation.
+        entry: The outbox entry id.
+        error: Why (no message text).
+        code: The provider's error code.
+        provider_id: The provider's id, if the provider accepted it before failing.
+        at: Unix seconds (default: now).
+        namespace: Key namespace (default: this process').
+    """
     moment = time.time() if at is None else at
     return _call(
         conversation_id,
@@ -246,83 +265,13 @@ def failed_call(
     )
 
 
-async def sent(
-    client: redis.asyncio.Redis,
-    conversation_id: str,
-    provider_id: str,
-    *,
-    entry: str = "",
-    text: str = "",
-    status: DeliveryStatus = "sent",
-    at: float | None = None,
-    namespace: str | None = None,
-) -> None:
-    """Record that the provider accepted a message (its id is ``provider_id``).
-
-    Args:
-        client: Asyncio Redis client (decoded strings).
-        conversation_id: ``"{channel}:{account}:{sender}"`` of the resident.
-        provider_id: The provider's message id from :class:`~bot.channels.base.SendResult`.
-        entry: The outbox entry id (lets the console match the reply it queued).
-        text: The reply's text (shown to agents if a receipt later says it failed).
-        status: ``sent``, or ``queued`` when the provider says it only queued it.
-        at: Unix seconds (default: now).
-        namespace: Key namespace (default: this process').
-    """
-    call = sent_call(
-        conversation_id,
-        provider_id,
-        entry=entry,
-        text=text,
-        status=status,
-        at=at,
-        namespace=namespace,
-    )
-    await record(client, call)
-
-
-async def failed(
-    client: redis.asyncio.Redis,
-    conversation_id: str,
-    *,
-    entry: str,
-    error: str,
-    code: str = "",
-    provider_id: str = "",
-    at: float | None = None,
-    namespace: str | None = None,
-) -> None:
-    """Record that a send failed for good (state only: the outbox surfaces it itself).
-
-    Args:
-        client: Asyncio Redis client (decoded strings).
-        conversation_id: The resident's conversation.
-        entry: The outbox entry id.
-        error: Why (no message text).
-        code: The provider's error code.
-        provider_id: The provider's id, if the provider accepted it before failing.
-        at: Unix seconds (default: now).
-        namespace: Key namespace (default: this process').
-    """
-    call = failed_call(
-        conversation_id,
-        entry=entry,
-        error=error,
-        code=code,
-        provider_id=provider_id,
-        at=at,
-        namespace=namespace,
-    )
-    await record(client, call)
-
-
 async def apply(
     client: redis.asyncio.Redis, receipt: Receipt, *, namespace: str | None = None
 ) -> list[str]:
     """Apply a provider's receipt; return the ids of the messages whose state moved.
 
     A receipt that makes a message ``failed`` also appends it to ``{ns}:outbox:failed``
-    (with the reply's text and outbox entry when :func:`sent` recorded them), once.
+    (with the reply's text and outbox entry when :func:`sent_call` recorded them), once.
     """
     surface = None
     if receipt.status == "failed":

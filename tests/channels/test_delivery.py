@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import redis.asyncio
 
-from bot.channels.base import Receipt
-from bot.channels.delivery import apply, delivery_key, failed, sent, states
+from bot.channels.base import DeliveryStatus, Receipt
+from bot.channels.delivery import apply, delivery_key, failed_call, record, sent_call, states
 from bot.channels.outbox import failed_sends
 
 CID = "whatsapp:+441234567890:+447700900123"
 T = 1732352400.0
 
 
-def receipt(status: str, *ids: str, at: float = T + 10, **extra: object) -> Receipt:
+def receipt(status: DeliveryStatus, *ids: str, at: float = T + 10, **extra: object) -> Receipt:
     return Receipt(
         "whatsapp",
         "+441234567890",
@@ -27,14 +27,11 @@ def receipt(status: str, *ids: str, at: float = T + 10, **extra: object) -> Rece
 async def test_a_reply_moves_from_sent_to_read(
     async_redis: redis.asyncio.Redis, namespace: str
 ) -> None:
-    await sent(
+    await record(
         async_redis,
-        CID,
-        "SM1",
-        entry="1-0",
-        text="Your bin day is Tuesday",
-        at=T,
-        namespace=namespace,
+        sent_call(
+            CID, "SM1", entry="1-0", text="Your bin day is Tuesday", at=T, namespace=namespace
+        ),
     )
     assert await apply(async_redis, receipt("delivered", "SM1"), namespace=namespace) == ["SM1"]
     assert await apply(async_redis, receipt("read", "SM1", at=T + 20), namespace=namespace)
@@ -49,7 +46,7 @@ async def test_late_and_repeated_receipts_never_move_back(
 ) -> None:
     # Twilio's "delivered" can overtake our own record of the send
     assert await apply(async_redis, receipt("delivered", "SM2"), namespace=namespace)
-    await sent(async_redis, CID, "SM2", entry="2-0", at=T, namespace=namespace)
+    await record(async_redis, sent_call(CID, "SM2", entry="2-0", at=T, namespace=namespace))
     assert await apply(async_redis, receipt("sent", "SM2"), namespace=namespace) == []
     assert await apply(async_redis, receipt("delivered", "SM2"), namespace=namespace) == []
     [state] = await states(async_redis, CID, namespace=namespace)
@@ -59,8 +56,9 @@ async def test_late_and_repeated_receipts_never_move_back(
 async def test_a_failed_receipt_reaches_agents_once(
     async_redis: redis.asyncio.Redis, namespace: str
 ) -> None:
-    await sent(
-        async_redis, CID, "SM3", entry="3-0", text="We have booked it", at=T, namespace=namespace
+    await record(
+        async_redis,
+        sent_call(CID, "SM3", entry="3-0", text="We have booked it", at=T, namespace=namespace),
     )
     bad = receipt("failed", "SM3", error="undelivered: unknown destination", code="30005")
     assert await apply(async_redis, bad, namespace=namespace) == ["SM3"]
@@ -80,7 +78,7 @@ async def test_watermark_marks_every_earlier_reply(
 ) -> None:
     cid = "messenger:104857600000001:6789012345678901"
     for number, at in ((1, T), (2, T + 5), (3, T + 60)):
-        await sent(async_redis, cid, f"m_{number}", at=at, namespace=namespace)
+        await record(async_redis, sent_call(cid, f"m_{number}", at=at, namespace=namespace))
     read = Receipt(
         "messenger", "104857600000001", "6789012345678901", "read", T + 30, watermark=T + 30
     )
@@ -92,15 +90,12 @@ async def test_watermark_marks_every_earlier_reply(
 async def test_send_that_never_left_is_listed_by_its_entry(
     async_redis: redis.asyncio.Redis, namespace: str
 ) -> None:
-    await sent(async_redis, CID, "SM4", at=T, namespace=namespace)
-    await failed(
+    await record(async_redis, sent_call(CID, "SM4", at=T, namespace=namespace))
+    await record(
         async_redis,
-        CID,
-        entry="9-0",
-        error="window closed",
-        code="63016",
-        at=T + 1,
-        namespace=namespace,
+        failed_call(
+            CID, entry="9-0", error="window closed", code="63016", at=T + 1, namespace=namespace
+        ),
     )
     first, second = await states(async_redis, CID, namespace=namespace)
     assert (first.provider_id, first.status) == ("SM4", "sent")

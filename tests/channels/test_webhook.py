@@ -151,8 +151,9 @@ async def test_lone_surrogate_is_stored_not_a_500(
 async def test_receipts_update_delivery_state(
     inbox: Inbox, async_redis: redis.asyncio.Redis, namespace: str
 ) -> None:
-    await delivery.sent(
-        async_redis, "messenger:1:55", "m_reply", at=1732352390.0, namespace=namespace
+    await delivery.record(
+        async_redis,
+        delivery.sent_call("messenger:1:55", "m_reply", at=1732352390.0, namespace=namespace),
     )
     events = [
         {

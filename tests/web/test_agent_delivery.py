@@ -1,8 +1,8 @@
 """An agent sees whether each reply reached the resident, and whether replies flow at all.
 
 The replies are sent through the console (the real ``OutboxSender``); their states are written
-as the outbox worker writes them (``delivery.sent`` / ``delivery.failed``) and as the webhook
-applies a provider's receipts (``delivery.apply`` of a Twilio status callback's ``Receipt``,
+as the outbox worker writes them (``delivery.sent_call`` / ``delivery.failed_call``) and as the
+webhook applies a provider's receipts (``delivery.apply`` of a Twilio status callback's ``Receipt``,
 the statuses of Twilio's docs: delivered, read, undelivered with ErrorCode 30003).
 """
 
@@ -110,18 +110,24 @@ async def three_replies(agent: Agent, console_app: ConsoleApp, case: HandoffReco
     client, ns = console_app[REDIS], console_app[NAMESPACE]
     cid = case.conversation_id
     first = await agent.reply(case, "A crew will come back today.")
-    await delivery.sent(
-        client, cid, "SM1", entry=first, text="A crew will come back today.", namespace=ns
+    await delivery.record(
+        client,
+        delivery.sent_call(
+            cid, "SM1", entry=first, text="A crew will come back today.", namespace=ns
+        ),
     )
     await delivery.apply(client, receipt(case, "read", "SM1"), namespace=ns)
     second = await agent.reply(case, "Is the bin at the front?")
-    await delivery.sent(
-        client, cid, "SM2", entry=second, text="Is the bin at the front?", namespace=ns
+    await delivery.record(
+        client,
+        delivery.sent_call(cid, "SM2", entry=second, text="Is the bin at the front?", namespace=ns),
     )
     failed = receipt(case, "failed", "SM2", error="unreachable destination handset", code="30003")
     await delivery.apply(client, failed, namespace=ns)
     third = await agent.reply(case, "Please call us on 0300 123 4567.")
-    await delivery.failed(client, cid, entry=third, error="window closed", namespace=ns)
+    await delivery.record(
+        client, delivery.failed_call(cid, entry=third, error="window closed", namespace=ns)
+    )
 
 
 async def test_each_reply_shows_its_state_and_a_failure_is_surfaced(
@@ -164,7 +170,10 @@ async def test_a_failure_from_before_the_case_is_not_this_cases(
     case = record()
     client, ns = console_app[REDIS], console_app[NAMESPACE]
     long_ago = time.time() - 3600
-    await delivery.sent(client, case.conversation_id, "SM9", text="Old", at=long_ago, namespace=ns)
+    await delivery.record(
+        client,
+        delivery.sent_call(case.conversation_id, "SM9", text="Old", at=long_ago, namespace=ns),
+    )
     old = receipt(case, "failed", "SM9", error="blocked")
     await delivery.apply(client, Receipt(**{**old.__dict__, "at": long_ago + 1}), namespace=ns)
     await queue.open(case)
@@ -270,7 +279,10 @@ async def test_in_chromium_states_notice_marker_and_banner_are_shown_live_and_ax
 
     # the outbox sends it, then Twilio's callbacks arrive: the page follows without a reload
     text = "A crew will come back today."
-    await delivery.sent(client, case.conversation_id, "SM1", entry=first, text=text, namespace=ns)
+    await delivery.record(
+        client,
+        delivery.sent_call(case.conversation_id, "SM1", entry=first, text=text, namespace=ns),
+    )
     await expect(agent_reply.locator("p.delivery")).to_have_text("✓ Delivery: sent", timeout=15_000)
     failed = receipt(case, "failed", "SM1", error="unreachable destination handset", code="30003")
     await delivery.apply(client, failed, namespace=ns)
