@@ -18,7 +18,8 @@ every channel and their handoff cases, then what each store keeps about them:
   :mod:`bot.handoff.questions`: redacted, but still the resident's words);
 * missed-bin reports whose reference the bot gave in the conversation;
 * the web chat's events, state (a confirmed phone number), uploads and markers
-  (:func:`bot.webchat.residents.held`);
+  (:func:`bot.webchat.residents.held`), and the entries naming the conversation in the
+  stream that wakes its readers (``{ns}:webchat:notify``);
 * problem reports made in the conversation (record, queued and failed entries), its
   subscriptions to requests' updates and the markers of updates it was told
   (:func:`bot.reports.residents.held`), and the photos sent for them: the files (or bucket
@@ -64,6 +65,7 @@ from bot.services import ROOT
 from bot.webchat.residents import conversations_of_phone as webchat_of_phone
 from bot.webchat.residents import held as webchat_held
 from bot.webchat.residents import traced as webchat_traced
+from bot.webchat.status import sender_of
 
 if TYPE_CHECKING:
     from bot.web.audit import AuditLog
@@ -163,8 +165,13 @@ class Resident:
         return bool(self.conversations or self.cases)
 
     def identifiers(self) -> list[str]:
-        """Strings that, found anywhere in Redis, point at this resident."""
+        """Strings that, found anywhere in Redis, point at this resident.
+
+        A conversation's sender id counts on its own too: the web chat's keys and streams
+        name a conversation by its sender (the token's id), not by the whole conversation id.
+        """
         found = [*self.conversations, *self.cases, *self.emails]
+        found += [c.rpartition(":")[2] for c in self.conversations if c.count(":") >= 2]
         for digits in self.phones:
             found.append(digits)
             if digits.startswith("44"):
@@ -380,6 +387,10 @@ class _Collector:
         webchat = await webchat_held(client, layout.namespace, conversation)
         if webchat is not None:
             self.keys += webchat.keys
+            # the wake-up stream of its readers (SSE) names the conversation in each entry
+            for entry_id, fields in await self._entries("webchat:notify"):
+                if fields.get("c") == sender_of(conversation):
+                    self._entry(layout.key("webchat", "notify"), entry_id)
             self._member(webchat.index, webchat.member)
             if webchat.phone_index:
                 members = self.set_members.setdefault(webchat.phone_index, [])

@@ -14,8 +14,10 @@ number, ids, message ids, name, words), while Tom's export is unchanged.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -27,6 +29,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio
+from PIL import Image
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -41,11 +44,20 @@ from bot.handoff.questions import UnansweredQuestions
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
 from bot.knowledge.review import ReviewQueue
+from bot.profile import current as current_profile
+from bot.reports.model import ProblemReport
+from bot.reports.outbox import ReportOutbox
+from bot.reports.store import Subscriber, subscribe
 from bot.residents.__main__ import main
 from bot.residents.rights import Layout, erase, export, find, leftovers
 from bot.services import ROOT
 from bot.state import RedisUrlTrackerStore
 from bot.web.audit import AuditLog
+from bot.webchat.config import WebChatLimits
+from bot.webchat.events import EventLog
+from bot.webchat.limits import RateLimiter
+from bot.webchat.phone import PhoneLink
+from bot.webchat.uploads import UploadStore
 
 NOW = datetime(2027, 3, 3, 10, 0, tzinfo=UTC)
 ACCOUNT = "+441632960000"
@@ -246,6 +258,12 @@ async def _cli(*argv: str) -> int:
     return await asyncio.to_thread(main, list(argv))
 
 
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(out, "PNG")
+    return out.getvalue()
+
+
 def _without_time(exported: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in exported.items() if k != "exported_at"}
 
@@ -424,3 +442,104 @@ async def test_leftovers_reads_the_keys_of_an_untagged_namespace(
         assert await leftovers(async_redis, plain, resident) == [left]
     finally:
         await async_redis.delete(left)
+
+
+async def _seed_webchat(
+    client: redis.asyncio.Redis, redis_url: str, layout: Layout, phone: str
+) -> tuple[str, list[str]]:
+    """A web chat resident who touched every store: their conversation id and needles.
+
+    Events and a typing indicator (the SSE wake-up stream), an upload, a rate-limit counter,
+    a number confirmed with a code, the inbox, Rasa's tracker, a handoff case, a problem report
+    with a subscription to another request's updates, a review-queue candidate.
+    """
+    ns = layout.namespace
+    profile = current_profile()
+    assert profile.webchat is not None
+    council = profile.webchat.council_id
+    sender = uuid.uuid4().hex
+    conversation = f"webchat:{council}:{sender}"
+    word = uuid.uuid4().hex[:8].translate(str.maketrans("0123456789", "ghijklmnop"))
+    words = [f"zebra{word}", f"quokka{word}", f"pothole{word}", f"allotment{word}"]
+    log = EventLog(client, ns, keep_days=1)
+    await log.append(sender, "message", {"role": "resident", "text": words[0]}, once_for="c1")
+    await log.append(sender, "message", {"role": "bot", "text": words[1]})
+    await log.typing(sender, {"role": "agent"})
+    upload = await UploadStore(client, ns).save(sender, "image/png", _png(), WebChatLimits())
+    assert (await RateLimiter(client, ns, "s").hit("messages", sender, 20, 60)).allowed
+    link = PhoneLink(client, ns, "secret", log)
+    await link.start(sender, "sms", phone, profile.webchat)
+    [(_, sms)] = await client.xrange(layout.key("outbox"))
+    code = re.search(r"\d{6}", sms["text"])
+    assert code is not None and await link.confirm(sender, code.group(0), council)
+    await client.delete(layout.key("outbox"))  # the outbox worker sent the code
+    message_id = f"wc{uuid.uuid4().hex}"
+    message = InboundMessage("webchat", council, sender, message_id, words[0], NOW.timestamp())
+    await Inbox(client, ns).accept([message])
+    store = RedisUrlTrackerStore(
+        Domain.empty(), host=redis_url, key_prefix=layout.tracker_prefix.split(":")[0]
+    )
+    user = UserUttered(words[0], message_id=message_id, metadata={"account": council})
+    await store.save(DialogueStateTracker.from_events(conversation, [user]))
+    case_id = await HandoffQueue(client, ns, clock=lambda: NOW).open(
+        HandoffRecord(
+            conversation_id=conversation,
+            channel="webchat",
+            account=council,
+            sender=sender,
+            reason="asked_for_person",
+            topic="human_agent",
+            priority="P2",
+            team=profile.routing.default,
+            created_at=NOW.isoformat(),
+            transcript=[{"role": "resident", "text": words[0], "at": NOW.isoformat()}],
+        )
+    )
+    report = ProblemReport(
+        report_id=f"r-{word}",
+        conversation_id=conversation,
+        channel="webchat",
+        account=council,
+        sender=sender,
+        service_code="001",
+        service_name="Pothole",
+        description=f"a {words[2]} by the school",
+        created_at=NOW.timestamp(),
+        lat=52.2,
+        long=-1.5,
+    )
+    await ReportOutbox(client, ns).enqueue(report)
+    await subscribe(client, ns, f"SR-{word}", Subscriber.of(report, f"SR-{word}", 0))
+    assert await ReviewQueue(client, ns).record_choice(conversation, words[3], "t", "")
+    return conversation, [
+        sender, conversation, phone.lstrip("+"), *words, upload,
+        message_id, case_id, report.report_id,
+    ]  # fmt: skip
+
+
+async def test_a_web_chat_resident_found_by_number_leaves_nothing_in_any_key(
+    async_redis: redis.asyncio.Redis, redis_url: str, layout: Layout, cleanup: None
+) -> None:
+    """Every key family a web chat conversation writes, scanned after erasing by phone."""
+    conversation, needles = await _seed_webchat(async_redis, redis_url, layout, "+447700900444")
+    _, others = await _seed_webchat(async_redis, redis_url, layout, "+447700900555")
+    before = await _everything(async_redis, layout)
+    for needle in needles:
+        assert any(needle in n or needle in v for n, v in before.items()), needle
+
+    found = await find(async_redis, layout, "07700 900444")
+    assert found.conversations == [conversation] and len(found.cases) == 1
+    await erase(async_redis, layout, found, AuditLog(async_redis, layout.namespace))
+
+    after = await _everything(async_redis, layout)
+    left = sorted(
+        f"{name} ({needle})"
+        for name, value in after.items()
+        for needle in needles
+        if needle in name or needle in value
+    )
+    assert left == []
+    assert await leftovers(async_redis, layout, found) == []
+    # the other resident's conversation is all there
+    for needle in others:
+        assert any(needle in n or needle in v for n, v in after.items()), needle
