@@ -8,9 +8,12 @@ the report's record, so a back office can go on where it was:
 - :class:`Open311BackOffice` posts ``requests.json``. Before its first POST the record gets
   ``attempted_at``; any later attempt first looks for the report's marker line among the
   service's requests since then (:meth:`Open311Client.find_marked`), so a POST that reached
-  the server before a timeout, a 5xx, garbage or a crash is adopted, never made twice. A
-  token answer is saved and exchanged (``tokens/<token>``) on later attempts until the id
-  comes.
+  the server before a timeout, a 5xx, garbage or a crash is adopted, never made twice. While
+  the server cannot be searched (any failure of the search), nothing is posted: the search
+  is asked again (:class:`Unsearched`, retried with the worker's backoff) and after
+  ``unconfirmed_after`` seconds the report goes to agents as possibly submitted
+  (:class:`Unconfirmed`). A token answer is saved and exchanged (``tokens/<token>``) on
+  later attempts until the id comes.
 - :class:`EmailBackOffice` sends the report as JSON (``application/json`` attachment and in the
   body) through the council's SMTP relay, with a ``Message-ID`` made from the report id so a
   mail system can drop a repeat.
@@ -41,7 +44,7 @@ import redis.asyncio
 from bot.errors import BackOfficeError
 from bot.reports.config import EmailTarget, ReportsConfig, WebhookTarget, secret
 from bot.reports.model import ProblemReport
-from bot.reports.open311 import Open311Client
+from bot.reports.open311 import Open311Client, RetryableError, marker
 from bot.reports.store import ReportRecord, ReportStore
 
 __all__ = [
@@ -49,6 +52,8 @@ __all__ = [
     "Delivered",
     "EmailBackOffice",
     "Open311BackOffice",
+    "Unconfirmed",
+    "Unsearched",
     "WebhookBackOffice",
     "back_office_for",
     "report_document",
@@ -67,6 +72,22 @@ class Delivered:
 
     reference: str | None
     notice: str = ""
+
+
+class Unsearched(RetryableError):
+    """A POST may have landed and the server cannot be searched for it yet: ask again."""
+
+
+class Unconfirmed(BackOfficeError):
+    """A POST may have landed and the server could not be searched for it for too long.
+
+    Not tried again: an agent checks the council's system before recording it.
+    """
+
+    @property
+    def retryable(self) -> bool:
+        """Never: posting again could make a duplicate."""
+        return False
 
 
 class BackOffice(ABC):
@@ -122,16 +143,24 @@ class Open311BackOffice(BackOffice):
         client: The server's client.
         store: Where the report's progress is kept.
         clock: Unix seconds.
+        unconfirmed_after: Seconds the server may fail to be searched for a report that may
+            have been posted before it goes to agents (``open311.unconfirmed_after_minutes``).
     """
 
     name = "open311"
 
     def __init__(
-        self, client: Open311Client, store: ReportStore, clock: Callable[[], float] = time.time
+        self,
+        client: Open311Client,
+        store: ReportStore,
+        clock: Callable[[], float] = time.time,
+        *,
+        unconfirmed_after: float = 2 * 3600.0,
     ) -> None:
         self.client = client
         self.store = store
         self.clock = clock
+        self.unconfirmed_after = unconfirmed_after
         self.target = client.target
 
     async def deliver(self, record: ReportRecord) -> Delivered:
@@ -144,9 +173,7 @@ class Open311BackOffice(BackOffice):
             try:
                 found = await self.client.find_marked(report, since)
             except BackOfficeError as exc:
-                if exc.retryable:
-                    raise  # cannot tell whether it was created: ask again later, never POST
-                found = None  # the server cannot be searched: posting again is the only way
+                raise await self._unsearched(record, exc) from None
             if found is not None:
                 return Delivered(found.service_request_id)
         await self.store.first_attempt(report.report_id, self.clock())
@@ -157,6 +184,25 @@ class Open311BackOffice(BackOffice):
             await self.store.update(report.report_id, token=submitted.token)
             return await self._exchange(submitted.token)
         return Delivered(None, submitted.service_notice)
+
+    async def _unsearched(self, record: ReportRecord, exc: BackOfficeError) -> BackOfficeError:
+        # whether the last POST created the request cannot be told: posting again could make
+        # a duplicate, so ask again later, and after a while let a person look
+        now = self.clock()
+        since = record.search_failed_at
+        if not since:
+            since = now
+            await self.store.update(record.report.report_id, search_failed_at=now)
+        if now - since < self.unconfirmed_after:
+            return Unsearched(self.target, exc.status, f"cannot be searched ({exc.reason})", True)
+        minutes = round((now - since) / 60)
+        return Unconfirmed(
+            self.target,
+            exc.status,
+            f"may have been submitted: not found, the search failing for {minutes} minutes "
+            f"({exc.reason}); look for '{marker(record.report.report_id)}'",
+            True,
+        )
 
     async def _exchange(self, token: str) -> Delivered:
         request_id = await self.client.token(token)
@@ -323,4 +369,8 @@ def back_office_for(
         namespace=namespace,
         cache_seconds=target.services_cache_minutes * 60,
     )
-    return Open311BackOffice(open311, ReportStore(client, namespace))
+    return Open311BackOffice(
+        open311,
+        ReportStore(client, namespace),
+        unconfirmed_after=target.unconfirmed_after_minutes * 60.0,
+    )

@@ -118,6 +118,7 @@ class Open311Target:
     api_key_variable: str = ""
     services_cache_minutes: int = 60
     poll_minutes: int = 5
+    unconfirmed_after_minutes: int = 120
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,7 @@ class _Section:
                 "api_key_variable",
                 "services_cache_minutes",
                 "poll_minutes",
+                "unconfirmed_after_minutes",
             ),
             where,
         )
@@ -299,6 +301,9 @@ class _Section:
                 section, "services_cache_minutes", where, 60, 1, 7 * 24 * 60
             ),
             poll_minutes=self.number(section, "poll_minutes", where, 5, 1, 24 * 60),
+            unconfirmed_after_minutes=self.number(
+                section, "unconfirmed_after_minutes", where, 120, 1, 24 * 60
+            ),
         )
 
     def email(self, data: Any, where: str) -> EmailTarget:

@@ -42,6 +42,7 @@ __all__ = [
     "GeneralServiceError",
     "NearbyRequest",
     "Open311Client",
+    "RetryableError",
     "Service",
     "ServiceDefinition",
     "ServiceRequest",
@@ -172,13 +173,17 @@ _ARGUMENTS = re.compile(
 )
 
 
-class GeneralServiceError(BackOfficeError):
-    """A 400 that refuses nothing in the request (a GeoReport v2 "General Service Error")."""
+class RetryableError(BackOfficeError):
+    """A failure worth trying again, whatever its HTTP status."""
 
     @property
     def retryable(self) -> bool:
-        """Always: the server failed, not the request."""
+        """Always."""
         return True
+
+
+class GeneralServiceError(RetryableError):
+    """A 400 that refuses nothing in the request (a GeoReport v2 "General Service Error")."""
 
 
 def _error_list(response: httpx.Response) -> list[tuple[str, str]]:

@@ -18,9 +18,14 @@ report in a lane of its own, and delivers it through the profile's
   ambiguous failure never submits twice. A report that gets through wakes the others
   waiting out a backoff (spread over ``recovery_spread`` seconds). After
   ``delayed_after`` (10 minutes) the resident is told once that it is taking longer;
-- refused (400, 404, 422) or given up: the record says ``failed``, the report goes to
-  ``{ns}:reports:failed`` and to a P2 console case (agents record it by hand), and the resident
-  is told once that a person has it.
+- refused (a 400 naming what is wrong, 404, 422) or given up: the record says ``failed``,
+  the report goes to ``{ns}:reports:failed`` and to a P2 console case (agents record it by
+  hand), and the resident is told once that a person has it;
+- possibly submitted but not found, the back office not searchable for
+  ``unconfirmed_after`` (:class:`~bot.reports.backoffice.Unconfirmed`, or given up while
+  searching): the same, except that the record says ``unconfirmed``, the case asks the agent
+  to look for it in the council's system before recording it again, and the resident is
+  told it may already be there.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ import redis.asyncio
 
 from bot.channels.stream import Fields, GroupReader, RetryPolicy, StreamWorker, until_saved
 from bot.errors import BackOfficeError
-from bot.reports.backoffice import BackOffice, Delivered
+from bot.reports.backoffice import BackOffice, Delivered, Unconfirmed, Unsearched
 from bot.reports.cases import DELIVERED, FAILED, ReportCases
 from bot.reports.model import ProblemReport
 from bot.reports.notify import ResidentNotifier
+from bot.reports.open311 import marker
 from bot.reports.store import ReportRecord, ReportStore, Subscriber, subscribe
 
 __all__ = ["GROUP", "ReportOutbox", "ReportWorker"]
@@ -108,6 +114,7 @@ class Outcome:
 
     delivered: Delivered | None
     error: str = ""
+    unconfirmed: bool = False  # it may have been created: check before recording it again
 
 
 class ReportWorker(StreamWorker):
@@ -200,6 +207,7 @@ class ReportWorker(StreamWorker):
                 if record.status == "submitted"
                 else None,
                 record.error,
+                record.unconfirmed,
             )
         else:
             outcome = await self._deliver(entry_id, record)
@@ -221,16 +229,17 @@ class ReportWorker(StreamWorker):
                 raise
             except BackOfficeError as exc:
                 error, retryable = str(exc), exc.retryable
+                unsure = isinstance(exc, Unconfirmed | Unsearched)
             except Exception as exc:  # a value no check foresaw must not stop the worker
                 _log.exception("report %s made the worker raise", record.report.report_id)
-                error, retryable = f"worker error: {type(exc).__name__}", True
+                error, retryable, unsure = f"worker error: {type(exc).__name__}", True, False
             if not retryable:
-                return Outcome(None, error)
+                return Outcome(None, error, unsure)
             state = await self.retries.failed(entry_id, state, self.clock())
             # agents see it while it is retried (bot.reports.waiting)
             await self.store.update(record.report.report_id, last_error=error[:300])
             if self.policy.exhausted(state, self.clock()):
-                return Outcome(None, f"gave up after {state.attempts} attempts: {error}")
+                return Outcome(None, f"gave up after {state.attempts} attempts: {error}", unsure)
             if self.clock() - state.first_failed_at >= self.delayed_after:
                 # once: nothing is lost, the reference comes later
                 await self.notifier.tell(
@@ -303,7 +312,11 @@ class ReportWorker(StreamWorker):
             )
         else:
             await self.store.update(
-                report.report_id, status="failed", error=outcome.error, updated_at=now
+                report.report_id,
+                status="failed",
+                error=outcome.error,
+                unconfirmed="1" if outcome.unconfirmed else "",
+                updated_at=now,
             )
             record_key = self.store.key("report", report.report_id)
             if await self.redis.hsetnx(record_key, "failed_at", now):
@@ -318,15 +331,18 @@ class ReportWorker(StreamWorker):
                         "failed_at": str(now),
                     },
                 )
-            await self.cases.open(
-                report,
-                reason=FAILED,
-                reference=report.report_id,
-                note=f"Not delivered to the back office ({outcome.error}): record it by hand.",
-            )
-            await self.notifier.tell(
-                report, f"report:{report.report_id}:done", "utter_report_not_delivered", **values
-            )
+            if outcome.unconfirmed:
+                note = (
+                    f"May have been submitted to the back office ({outcome.error}): look for "
+                    f"'{marker(report.report_id)}' in the council's system before recording it"
+                    " again, then tell the resident the reference."
+                )
+                response = "utter_report_unconfirmed"
+            else:
+                note = f"Not delivered to the back office ({outcome.error}): record it by hand."
+                response = "utter_report_not_delivered"
+            await self.cases.open(report, reason=FAILED, reference=report.report_id, note=note)
+            await self.notifier.tell(report, f"report:{report.report_id}:done", response, **values)
             _log.warning("report %s not delivered: %s", report.report_id, outcome.error)
         await self._ack(entry_id)
 

@@ -7,7 +7,10 @@ Keys (all built with :func:`bot.keys.key`, under the namespace's hash tag)::
     {ns}:reports:report:<report_id>     hash: report (JSON), conversation_id, status (queued |
                                         submitted | failed), created_at, attempted_at, token,
                                         reference, notice, error, updated_at,
-                                        last_error (while retried: bot.reports.waiting)
+                                        last_error (while retried: bot.reports.waiting),
+                                        search_failed_at (a possibly posted report's
+                                        search first failed), unconfirmed ("1": failed as
+                                        possibly submitted)
     {ns}:reports:conversation:<conv>    set: the conversation's report ids
     {ns}:reports:made                   sorted set: report id -> created_at (retention)
     {ns}:reports:failed                 stream: reports that could not be delivered (agents)
@@ -99,6 +102,8 @@ class ReportRecord:
     reference: str = ""
     notice: str = ""
     error: str = ""
+    search_failed_at: float = 0.0
+    unconfirmed: bool = False
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> ReportRecord:
@@ -111,6 +116,8 @@ class ReportRecord:
             data.get("reference", ""),
             data.get("notice", ""),
             data.get("error", ""),
+            float(data.get("search_failed_at") or 0),
+            data.get("unconfirmed") == "1",
         )
 
 

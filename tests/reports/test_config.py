@@ -25,6 +25,7 @@ def test_the_demo_council_sends_reports_to_its_open311_stand_in() -> None:
     assert reports.open311 is not None
     assert reports.open311.endpoint == "http://127.0.0.1:8311/open311/v2"
     assert reports.open311.api_key_variable == "COUNCIL_OPEN311_API_KEY"
+    assert reports.open311.unconfirmed_after_minutes == 120
     assert reports.team_for("003", "customer_services") == "environment"
     assert reports.team_for("999", "customer_services") == "customer_services"
     assert reports.area is not None and reports.area.bounds.contains(52.2, -1.5)
@@ -65,6 +66,8 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (_set("reports.open311.api_key_variable", "s3cr3t"), "reports.open311.api_key_variable",
          "never the secret itself"),
         (_set("reports.open311.poll_minutes", 0), "reports.open311.poll_minutes", "whole number"),
+        (_set("reports.open311.unconfirmed_after_minutes", 0),
+         "reports.open311.unconfirmed_after_minutes", "whole number"),
         (_set("reports.colour", "blue"), "reports.colour", "unknown key"),
         (_set("reports.services", [{"code": "1", "team": "roads"}]), "reports.services[0].team",
          "unknown team"),
