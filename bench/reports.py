@@ -53,6 +53,7 @@ import redis.asyncio  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bot.channels.inbox import Inbox  # noqa: E402
+from bot.channels.window import touch  # noqa: E402
 from bot.edge.app import create_app  # noqa: E402
 from bot.keys import key  # noqa: E402
 from bot.profile import current  # noqa: E402
@@ -215,6 +216,8 @@ async def run(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
 
     async def ours_send(report: ProblemReport) -> None:
         ours.confirmed[report.report_id] = report.created_at
+        # the resident has just confirmed in the chat: their WhatsApp window is open
+        await touch(client, report.conversation_id, time.time(), namespace)
         await outbox.enqueue(report)
 
     async def base_send(report: ProblemReport) -> None:

@@ -36,7 +36,7 @@ from bot.errors import ConfigError, CouncilError
 from bot.redis_conn import connect_async
 from bot.reports.backoffice import Open311BackOffice, back_office_for
 from bot.reports.cases import ReportCases
-from bot.reports.notify import ResidentNotifier, Wording
+from bot.reports.notify import HeldMessages, ResidentNotifier, Wording
 from bot.reports.outbox import ReportWorker
 from bot.reports.store import ReportStore
 from bot.reports.updates import PushedUpdates, ReportUpdates, UpdatePoller
@@ -103,7 +103,11 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [supervised("reports worker", lambda: worker.run(stop), stop)]
+    held = HeldMessages(client, namespace)
+    tasks = [
+        supervised("reports worker", lambda: worker.run(stop), stop),
+        supervised("held report messages", lambda: held.run(stop), stop),
+    ]
     if isinstance(back_office, Open311BackOffice) and config.open311 is not None:
         updates = ReportUpdates(client, namespace, notifier)
         poller = UpdatePoller(

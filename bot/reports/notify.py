@@ -5,22 +5,39 @@ would (:class:`bot.responses.CouncilResponses`: the profile's values, the reside
 and language). :class:`ResidentNotifier` appends the text to ``{ns}:outbox`` in one Lua step
 with a marker in ``{ns}:reports:told:<conversation>``: a marker already there means the
 message was queued before, so a retried worker or a second source of the same status change
-(poll and webhook) never sends it twice. The channels' outbox worker sends it and applies the
-messaging windows (a closed WhatsApp window gets the account's approved template).
+(poll and webhook) never sends it twice. The channels' outbox worker sends it.
+
+Messaging windows (:func:`bot.handoff.replies.reply_options` on
+:func:`bot.channels.window.window_state`, their one owner): when the resident's window is
+closed and free text cannot go (WhatsApp after 24 hours), the message is *held* in
+``{ns}:reports:held:<conversation>`` (in order) and the conversation added to
+``{ns}:reports:held`` (sorted set, score: when it was first held); the first held message
+queues the approved template instead (``council_reply_waiting``: "we have a reply for you,
+answer to see it"), later ones only wait. :class:`HeldMessages` sees the window open again
+(the resident answered) and moves the held messages to ``{ns}:outbox`` in one Lua step: each
+is sent once, in order.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import redis.asyncio
 
-from bot.channels.base import OutboundMessage
+from bot.channels.base import OutboundMessage, Template
 from bot.channels.outbox import outbox_fields
+from bot.channels.window import window_state
+from bot.handoff.replies import WHATSAPP_TEMPLATE, reply_options
 from bot.keys import key
 from bot.profile import CouncilProfile
 
-__all__ = ["Recipient", "ResidentNotifier", "Wording"]
+__all__ = ["HeldMessages", "Recipient", "ResidentNotifier", "Wording"]
 
 # KEYS: told set, outbox stream. ARGV: marker, ttl seconds, then the entry's field/value pairs.
 _TELL_ONCE = """
@@ -28,6 +45,35 @@ if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
 """
+
+# KEYS: told set, outbox stream, held list, held set. ARGV: marker, ttl seconds, the held
+# entry (JSON list of field/value pairs), now, conversation id, then the template entry's
+# field/value pairs (none: no template, the message only waits).
+_HOLD_ONCE = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+if redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5]) == 1 and #ARGV > 5 then
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+end
+return 'held'
+"""
+
+# KEYS: held list, held set, outbox stream. ARGV: conversation id.
+_RELEASE = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, item in ipairs(items) do
+  redis.call('XADD', KEYS[3], '*', unpack(cjson.decode(item)))
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return #items
+"""
+
+
+def _pairs(fields: dict[str, str]) -> list[str]:
+    return [item for pair in fields.items() for item in pair]
 
 
 class Recipient(Protocol):
@@ -86,25 +132,102 @@ class ResidentNotifier:
         wording: Wording,
         *,
         told_days: int = 365,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = client
         self.namespace = namespace
         self.wording = wording
         self.ttl = told_days * 86400
+        self.clock = clock
         self.outbox = key(namespace, "outbox")
         self._tell_once = client.register_script(_TELL_ONCE)
+        self._hold_once = client.register_script(_HOLD_ONCE)
 
     async def tell(self, to: Recipient, marker: str, response: str, **values: Any) -> str | None:
         """Queue ``response`` for ``to`` unless ``marker`` was queued for them before.
 
+        Held instead while the resident's messaging window does not allow free text (see the
+        module docstring).
+
         Returns:
-            The outbox entry id, or None when it had been queued already.
+            The outbox entry id, ``"held"``, or None when it had been queued already.
         """
         text = self.wording.text(response, to.channel, to.language, **values)
         fields = outbox_fields(
             to.conversation_id, to.channel, to.account, to.sender, OutboundMessage(text)
         )
-        pairs = [item for pair in fields.items() for item in pair]
         told = key(self.namespace, "reports", "told", to.conversation_id)
-        entry = await self._tell_once(keys=[told, self.outbox], args=[marker, self.ttl, *pairs])
+        now = self.clock()
+        window = await window_state(
+            self.redis, to.conversation_id, namespace=self.namespace, now=now
+        )
+        options = reply_options(to.channel, window, datetime.fromtimestamp(now, UTC))
+        if options.free_text or (options.tag and not options.tag.startswith("template:")):
+            entry = await self._tell_once(
+                keys=[told, self.outbox], args=[marker, self.ttl, *_pairs(fields)]
+            )
+            return str(entry) if entry else None
+        template: list[str] = []
+        if options.tag == WHATSAPP_TEMPLATE:
+            name = WHATSAPP_TEMPLATE.removeprefix("template:")
+            invite = OutboundMessage("", template=Template(name))
+            template = _pairs(
+                outbox_fields(to.conversation_id, to.channel, to.account, to.sender, invite)
+            )
+        store_key = key(self.namespace, "reports", "held")
+        entry = await self._hold_once(
+            keys=[told, self.outbox, key(self.namespace, "reports", "held", to.conversation_id),
+                  store_key],
+            args=[marker, self.ttl, json.dumps(_pairs(fields)), now, to.conversation_id,
+                  *template],
+        )  # fmt: skip
         return str(entry) if entry else None
+
+
+class HeldMessages:
+    """Sends the messages held for closed windows once each window is open again.
+
+    Args:
+        client: Asyncio Redis client (decoded strings).
+        namespace: Key namespace.
+        clock: Unix seconds.
+    """
+
+    def __init__(
+        self, client: redis.asyncio.Redis, namespace: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.redis = client
+        self.namespace = namespace
+        self.clock = clock
+        self.held = key(namespace, "reports", "held")
+        self.outbox = key(namespace, "outbox")
+        self._release = client.register_script(_RELEASE)
+
+    async def release_once(self, batch: int = 500) -> int:
+        """Queue the held messages of every conversation whose window is open; return how many."""
+        waiting: list[str] = await self.redis.zrange(self.held, 0, batch - 1)
+        released = 0
+        for conversation_id in waiting:
+            state = await window_state(
+                self.redis, conversation_id, namespace=self.namespace, now=self.clock()
+            )
+            if state is not None and not state["open"]:
+                continue
+            released += int(
+                await self._release(
+                    keys=[
+                        key(self.namespace, "reports", "held", conversation_id),
+                        self.held,
+                        self.outbox,
+                    ],
+                    args=[conversation_id],
+                )
+            )
+        return released
+
+    async def run(self, stop: asyncio.Event, idle: float = 2.0) -> None:
+        """Release until ``stop`` is set, looking every ``idle`` seconds."""
+        while not stop.is_set():
+            await self.release_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), idle)

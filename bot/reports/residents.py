@@ -109,14 +109,20 @@ async def held(client: redis.asyncio.Redis, namespace: str, conversation_id: str
         if subscription is not None:
             subscriptions.append(subscription)
     told = store.key("told", conversation_id)
+    waiting = store.key("held", conversation_id)
+    _add(found.sorted_set_members, store.key("held"), conversation_id)
     found.export = {
         "reports": reports,
         "subscriptions": subscriptions,
         "updates_told": sorted(await client.smembers(told)),
+        "held_for_the_window": [
+            dict(zip(pairs[::2], pairs[1::2], strict=True)).get("text", "")
+            for pairs in map(json.loads, await client.lrange(waiting, 0, -1))
+        ],
         "queued": await _entries(store, found, "outbox", {conversation_id}),
         "failed": await _entries(store, found, "failed", {conversation_id}),
     }
-    found.keys += [store.key("conversation", conversation_id), following, told]
+    found.keys += [store.key("conversation", conversation_id), following, told, waiting]
     return found
 
 

@@ -19,6 +19,9 @@ Keys (all built with :func:`bot.keys.key`, under the namespace's hash tag)::
     {ns}:reports:followed               sorted set: service request id -> next poll (Unix s)
     {ns}:reports:last:<srid>            hash: status, notes, updated (the last state seen)
     {ns}:reports:told:<conv>            set: "<srid>|<change>" markers of updates sent
+    {ns}:reports:held:<conv>            list: messages held while the window is closed
+                                        (bot.reports.notify: sent when it opens)
+    {ns}:reports:held                   sorted set: conversation -> when first held
 
 A report's and a subscription's personal data (the report, the conversation id) is exported
 and erased by :mod:`bot.residents.rights` and swept after ``retention.problem_reports`` days.

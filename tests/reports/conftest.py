@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio
 
+from bot.channels.window import touch
 from bot.keys import key
 from bot.profile import CouncilProfile, current
 from bot.reports.backoffice import BackOffice, Open311BackOffice
@@ -42,6 +44,12 @@ def make_report(n: int = 1, **changes: Any) -> ProblemReport:
     }
     values.update(changes)
     return ProblemReport(**values)
+
+
+async def wrote(client: redis.asyncio.Redis, namespace: str, *conversation_ids: str) -> None:
+    """The residents wrote just now: their messaging windows are open (bot.channels.window)."""
+    for conversation_id in conversation_ids:
+        await touch(client, conversation_id, time.time(), namespace)
 
 
 @pytest.fixture(scope="session")
@@ -89,9 +97,10 @@ class Rig:
         return client
 
     async def run(self, *reports: ProblemReport) -> None:
-        """Queue the reports and work until every one is finished."""
+        """Queue the reports (their residents just confirmed them) and work until done."""
         await self.worker.ensure_group()
         for report in reports:
+            await wrote(self.redis, self.namespace, report.conversation_id)
             await self.outbox.enqueue(report)
         await self.worker.run_once(block=False)
 

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.channels.window import window_key
 from bot.profile import Retention
+from bot.reports.notify import ResidentNotifier
 from bot.reports.store import Subscriber, subscribe
 from bot.residents.rights import Layout, erase, export, find, leftovers, sweep
 from bot.web.audit import AuditLog
@@ -71,3 +73,27 @@ async def test_reports_older_than_their_retention_are_swept(
     assert record is not None
     (follower,) = await r.store.subscribers(record.reference)
     assert follower.conversation_id == new.conversation_id
+
+
+async def test_a_message_held_for_a_closed_window_is_exported_and_erased(
+    rig: RigFactory, layout: Layout
+) -> None:
+    r = await rig()
+    report = make_report(3)
+    await r.run(report)
+    record = await r.store.get(report.report_id)
+    assert record is not None
+    await r.redis.zadd(window_key(r.namespace), {report.conversation_id: 1.0})  # long ago
+    notifier = ResidentNotifier(r.redis, r.namespace, r.worker.notifier.wording)
+    await notifier.tell(
+        Subscriber.of(report, record.reference, 0), "x|1", "utter_report_update_closed",
+        reference=record.reference, service_name="Pothole", notes="", has_notes=False,
+    )  # fmt: skip
+    resident = await find(r.redis, layout, report.conversation_id)
+    held = (await export(r.redis, layout, resident))["conversations"][0]["problem_reports"]
+    (text,) = held["held_for_the_window"]
+    assert "the council has closed it" in text
+    await erase(r.redis, layout, resident, AuditLog(r.redis, r.namespace), actor="dpo")
+    assert await leftovers(r.redis, layout, resident) == []
+    assert await r.redis.zscore(r.store.key("held"), report.conversation_id) is None
+    assert await r.redis.exists(r.store.key("held", report.conversation_id)) == 0

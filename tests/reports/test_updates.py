@@ -15,7 +15,7 @@ from bot.reports.notify import ResidentNotifier, Wording
 from bot.reports.store import Subscriber, subscribe
 from bot.reports.updates import PushedUpdates, ReportUpdates, UpdatePoller
 from bot.reports.updates_edge import MAX_BODY, UpdatesPart
-from tests.reports.conftest import Rig, RigFactory, make_report
+from tests.reports.conftest import Rig, RigFactory, make_report, wrote
 
 # a connection, server or task left open by a test fails it (a CI run saw them at teardown)
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
@@ -76,6 +76,7 @@ async def test_the_same_change_polled_and_pushed_is_told_once(rig: RigFactory) -
 async def test_every_subscriber_is_told_each_change_in_their_language(rig: RigFactory) -> None:
     r, reference, poller, _ = await submitted(rig)
     welsh = make_report(2, language="cy")
+    await wrote(r.redis, r.namespace, welsh.conversation_id)  # said yes in the chat just now
     await subscribe(r.redis, r.namespace, reference, Subscriber.of(welsh, reference, r.time.now))
     r.standin.set_status(reference, "open", "Inspected: repair booked")
     r.time.now += 300

@@ -1,85 +1,152 @@
-"""A report update reaches WhatsApp residents within the platform's window rules: the
-channels' outbox sends it as it is inside 24 hours and as the approved template after."""
+"""Report messages reach WhatsApp residents within the platform's window rules, through the
+real ``twilio`` client against the local Twilio stand-in (:class:`FakeProvider`): inside 24
+hours the update goes as written; after, the approved template goes and the update is held,
+then sent once, in order, when the resident answers (the inbox records their message)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
 
-from bot.channels.base import (
-    ChannelAdapter,
-    OutboundMessage,
-    Parsed,
-    SendResult,
-    Template,
-)
-from bot.channels.outbox import OutboxWorker
-from bot.channels.window import window_key
-from bot.reports.notify import ResidentNotifier, Wording
+from bot.channels.base import InboundMessage
+from bot.channels.inbox import Inbox
+from bot.channels.outbox import OutboxWorker, failed_sends
+from bot.channels.twilio import TwilioAccount, TwilioAdapter
+from bot.channels.window import touch
+from bot.reports.notify import HeldMessages, ResidentNotifier, Wording
 from bot.reports.store import Subscriber
+from bot.testing.providers import FakeProvider
 from tests.reports.conftest import make_report
 
 # a connection, server or task left open by a test fails it (a CI run saw them at teardown)
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
-
-class Recording(ChannelAdapter):
-    """A WhatsApp adapter that records what it is asked to send."""
-
-    channel = "whatsapp"
-    channels = ("whatsapp",)
-
-    def __init__(self) -> None:
-        self.sent: list[OutboundMessage] = []
-
-    def verify(self, headers: Mapping[str, str], raw_body: bytes, url: str) -> None:
-        raise NotImplementedError
-
-    def read(self, headers: Mapping[str, str], raw_body: bytes) -> Parsed:
-        raise NotImplementedError
-
-    def template_for(self, account: str) -> Template | None:
-        return Template("council_reply_waiting")
-
-    async def send(
-        self, account: str, recipient: str, message: OutboundMessage, *, channel: str = ""
-    ) -> SendResult:
-        self.sent.append(message)
-        return SendResult("sent", provider_id=f"m{len(self.sent)}")
+REPORT = make_report()
+TEMPLATE_SID = "HX000000000000000000000000000000aa"
+CLOSED = "Update on your report 1001 (Pothole): the council has closed it."
 
 
-async def _update_sent(
-    async_redis: redis.asyncio.Redis, namespace: str, wording: Wording, hours_ago: float
-) -> OutboundMessage:
-    report = make_report()
-    now = time.time()
-    await async_redis.zadd(window_key(namespace), {report.conversation_id: now - hours_ago * 3600})
-    notifier = ResidentNotifier(async_redis, namespace, wording)
+@pytest.fixture
+async def provider() -> AsyncIterator[FakeProvider]:
+    fake = await FakeProvider().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def worker(
+    async_redis: redis.asyncio.Redis, namespace: str, provider: FakeProvider
+) -> AsyncIterator[OutboxWorker]:
+    """The channels' outbox worker with the real Twilio adapter (the account has the template)."""
+    templates = {"council_reply_waiting": TEMPLATE_SID}
+    account = TwilioAccount(REPORT.account, "AC01", "token", templates)
+    twilio = TwilioAdapter([account], api_base_url=provider.url, timeout=2.0)
+    outbox = OutboxWorker(async_redis, {"whatsapp": twilio}, namespace, block_ms=10)
+    await outbox.ensure_group()
+    yield outbox
+    await twilio.aclose()
+
+
+async def _update(notifier: ResidentNotifier, change: str, status: str, notes: str = "") -> None:
     await notifier.tell(
-        Subscriber.of(report, "1001", now), "1001|x", "utter_report_update_closed",
-        reference="1001", service_name="Pothole", notes="", has_notes=False,
+        Subscriber.of(REPORT, "1001", time.time()), f"1001|{change}",
+        "utter_report_update_closed" if status == "closed" else "utter_report_update_open",
+        reference="1001", service_name="Pothole", notes=notes, has_notes=bool(notes),
     )  # fmt: skip
-    adapter = Recording()
-    worker = OutboxWorker(async_redis, {"whatsapp": adapter}, namespace, block_ms=10)
-    await worker.ensure_group()
-    await worker.run_once(block=False)
-    (sent,) = adapter.sent
-    return sent
+
+
+def _sent(provider: FakeProvider) -> list[dict[str, str]]:
+    return [r.form() for r in provider.requests if r.path.endswith("/Messages.json")]
+
+
+async def _resident_answers(async_redis: redis.asyncio.Redis, namespace: str) -> None:
+    """The resident's message, accepted by the inbox as the edge does."""
+    message = InboundMessage(
+        "whatsapp", REPORT.account, REPORT.sender, f"SM{time.time_ns()}", "Hi", time.time()
+    )
+    assert await Inbox(async_redis, namespace).accept([message])
 
 
 async def test_inside_the_24_hour_window_the_update_is_sent_as_written(
-    async_redis: redis.asyncio.Redis, namespace: str, wording: Wording
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    wording: Wording,
+    worker: OutboxWorker,
+    provider: FakeProvider,
 ) -> None:
-    sent = await _update_sent(async_redis, namespace, wording, hours_ago=2)
-    assert sent.template is None
-    assert sent.text == "Update on your report 1001 (Pothole): the council has closed it."
+    await touch(async_redis, REPORT.conversation_id, time.time() - 2 * 3600, namespace)
+    await _update(ResidentNotifier(async_redis, namespace, wording), "a", "closed")
+    await worker.run_once(block=False)
+    (sent,) = _sent(provider)
+    assert sent["Body"] == CLOSED and "ContentSid" not in sent
+    assert sent["To"] == f"whatsapp:{REPORT.sender}"
 
 
-async def test_after_24_hours_the_approved_template_goes_instead(
-    async_redis: redis.asyncio.Redis, namespace: str, wording: Wording
+async def test_after_24_hours_the_template_goes_and_the_update_when_the_resident_answers(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    wording: Wording,
+    worker: OutboxWorker,
+    provider: FakeProvider,
 ) -> None:
-    sent = await _update_sent(async_redis, namespace, wording, hours_ago=30)
-    assert sent.template is not None and sent.template.name == "council_reply_waiting"
+    await touch(async_redis, REPORT.conversation_id, time.time() - 30 * 3600, namespace)
+    notifier = ResidentNotifier(async_redis, namespace, wording)
+    held = HeldMessages(async_redis, namespace)
+    await _update(notifier, "a", "open", "Inspected: repair booked")
+    await _update(notifier, "b", "closed")
+    await _update(notifier, "b", "closed")  # the same change again (poll and push): once
+    await worker.run_once(block=False)
+    (invite,) = _sent(provider)  # one template for both updates, no update text yet
+    assert invite["ContentSid"] == TEMPLATE_SID and "Body" not in invite
+    assert await held.release_once() == 0  # the window is still closed: nothing goes
+    await worker.run_once(block=False)
+    assert len(_sent(provider)) == 1
+
+    await _resident_answers(async_redis, namespace)
+    released = await asyncio.gather(held.release_once(), held.release_once())  # two releasers
+    assert sorted(released) == [0, 2]
+    await worker.run_once(block=False)
+    bodies = [form.get("Body") for form in _sent(provider)[1:]]
+    assert bodies == [  # in order
+        "Update on your report 1001 (Pothole): it is open and being dealt with. "
+        "The council says: Inspected: repair booked",
+        CLOSED,
+    ]
+    assert await held.release_once() == 0  # sent once
+    await worker.run_once(block=False)
+    assert len(_sent(provider)) == 3 and await failed_sends(async_redis, namespace) == []
+
+    # a later change while the window is open again goes at once, as written
+    await _update(notifier, "c", "open", "Reopened")
+    await worker.run_once(block=False)
+    assert "Reopened" in _sent(provider)[-1]["Body"]
+
+
+async def test_held_messages_of_an_account_without_the_template_wait_and_are_not_lost(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    wording: Wording,
+    provider: FakeProvider,
+) -> None:
+    account = TwilioAccount(REPORT.account, "AC01", "token")  # no template configured
+    twilio = TwilioAdapter([account], api_base_url=provider.url, timeout=2.0)
+    worker = OutboxWorker(async_redis, {"whatsapp": twilio}, namespace, block_ms=10)
+    await worker.ensure_group()
+    try:
+        await touch(async_redis, REPORT.conversation_id, time.time() - 30 * 3600, namespace)
+        await _update(ResidentNotifier(async_redis, namespace, wording), "a", "closed")
+        await worker.run_once(block=False)
+        assert _sent(provider) == []
+        (failed,) = await failed_sends(async_redis, namespace)  # agents see it
+        assert "template" in failed["error"]
+        await _resident_answers(async_redis, namespace)
+        assert await HeldMessages(async_redis, namespace).release_once() == 1
+        await worker.run_once(block=False)
+        (sent,) = _sent(provider)
+        assert sent["Body"] == CLOSED
+    finally:
+        await twilio.aclose()
