@@ -55,13 +55,12 @@ from bot.channels.inbox import Inbox
 from bot.channels.registry import ConfiguredChannel
 from bot.channels.webhook import Webhook, WebhookResponse
 from bot.errors import ConfigError
-from bot.http_server import DEFAULT_BODY_TIMEOUT, MAX_HEAD_BYTES
+from bot.http_server import DEFAULT_BODY_TIMEOUT
 from bot.logs import Tally
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "HEALTH_TOKEN_VARIABLE",
-    "MAX_HEAD_BYTES",
     "MIN_HEALTH_TOKEN_LENGTH",
     "EdgePart",
     "Guard",
@@ -260,18 +259,10 @@ def create_app(
 
     async def post(name: str, scope: Scope, receive: Receive) -> _Answer:
         hook = hooks[name]
-        raw = scope["headers"]
-        if sum(len(key) + len(value) for key, value in raw) > MAX_HEAD_BYTES:
-            # h11 limits a head that arrives in pieces; this catches one sent in one packet
-            refusals.log(warn, "%s: request headers over %d bytes refused", name, MAX_HEAD_BYTES)
-            return _Answer(431, "request headers too large", close=True)
+        # the server (bot.http_server) refused oversized heads and two framings already
         headers: dict[str, str] = {}
-        for key, value in raw:  # as Starlette's Headers: the first of a repeated name
+        for key, value in scope["headers"]:  # as Starlette's Headers: the first of a name
             headers.setdefault(key.decode("latin-1"), value.decode("latin-1"))
-        if "transfer-encoding" in headers and "content-length" in headers:
-            # two framings: a proxy in front may read the body differently (request smuggling)
-            refusals.log(warn, "%s: request with two framings refused", name)
-            return _Answer(400, "ambiguous framing", close=True)
         if headers.get("content-encoding", "identity").lower() != "identity":
             # providers send plain bodies; decompressing would let a small request grow huge
             refusals.log(warn, "%s: compressed body refused", name)

@@ -2,11 +2,11 @@
 
 Reads the channel sections of the credentials file (the same file the Rasa server reads: the
 table is :data:`bot.channels.registry.CHANNELS`), connects to ``REDIS_URL`` in the namespace
-``COUNCIL_NAMESPACE`` and serves the webhooks on uvicorn's h11 protocol, hardened
-(:mod:`bot.http_server`, shared with the web console):
+``COUNCIL_NAMESPACE`` and serves the webhooks on uvicorn's httptools (llhttp) protocol,
+hardened (:mod:`bot.http_server`, shared with the web console):
 
 * a request's line and headers must arrive within ``--head-timeout`` s and fit in 16 KiB
-  (``h11_max_incomplete_event_size``), its body within ``--body-timeout`` s;
+  (431), its body within ``--body-timeout`` s; two framings are refused (400);
 * idle keep-alive connections close after ``--keep-alive`` s;
 * beyond ``--limit-concurrency`` connections, requests get 503 at once instead of queueing;
 * proxy headers are not trusted by the server (the Twilio adapter's ``trust_proxy`` decides

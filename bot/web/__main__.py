@@ -1,7 +1,7 @@
 """Serve the web console: ``python -m bot.web [--host 127.0.0.1] [--port 8080]``.
 
 The console is a Starlette application served by uvicorn on the edge's hardened
-configuration (:mod:`bot.http_server`: HTTP/1.1 through h11, a request's head within 10 s and
+configuration (:mod:`bot.http_server`: HTTP/1.1 through llhttp, a request's head within 10 s and
 16 KiB, its body within 10 s, idle connections closed after 5 s, 503 beyond 1,000
 connections, no server header, no access log: request lines would carry case ids and search
 words). Needs

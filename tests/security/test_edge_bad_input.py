@@ -146,7 +146,9 @@ async def test_headers_over_16_kib_are_refused(edge: str) -> None:
     assert at_once.endswith(b"request headers too large")
     port = int(urlsplit(edge).port or 0)
     in_pieces, _ = await SlowClient(port, head + big * 3, every=0.0, chunk=4096).run(give_up=10)
-    assert in_pieces.startswith(b"HTTP/1.1 400")  # h11 stops buffering at 16 KiB
+    # cut at 16 KiB although the header never ends (nothing buffers a head without bound)
+    assert in_pieces.startswith(b"HTTP/1.1 431")
+    assert in_pieces.endswith(b"request headers too large")
 
 
 async def test_unsigned_or_forged_requests_are_403_and_never_parsed(

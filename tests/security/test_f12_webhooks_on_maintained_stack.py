@@ -1,7 +1,7 @@
 """Finding 12 (webhook half): the residents' webhooks were parsed by Sanic 21.12 inside Rasa.
 
 Sanic 21.12 is frozen by Rasa 3.6's pins (Rasa is in maintenance mode). Now the port that
-providers post to is the edge's: Starlette and uvicorn (h11), at the versions pinned in
+providers post to is the edge's: Starlette and uvicorn (httptools), at the versions pinned in
 ``requirements/deps.lock`` that the project keeps current, in a process that does not even
 import Sanic or Rasa. The Rasa server no longer serves the webhooks
 (``tests/channels/test_sanic.py``).
@@ -30,7 +30,7 @@ def pinned(package: str) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("package", ["starlette", "uvicorn", "h11"])
+@pytest.mark.parametrize("package", ["starlette", "uvicorn", "httptools"])
 def test_the_edge_stack_is_installed_at_the_locked_versions(package: str) -> None:
     assert version(package) == pinned(package)
 
