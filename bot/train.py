@@ -9,6 +9,7 @@ shows our lines, and the end of that log when training fails.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import subprocess
 import sys
 from pathlib import Path
@@ -76,28 +77,33 @@ def train(out_dir: Path = ROOT / "models", *, log_path: Path = LOG_PATH) -> Path
     """
     check_config(ROOT / "config.yml", import_components=False)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        finished = subprocess.run(  # noqa: S603 (our own fixed command)
-            [
-                str(BIN / "rasa"),
-                "train",
-                "--config",
-                "config.yml",
-                "--domain",
-                "responses",
-                "--data",
-                "data",
-                "--out",
-                str(out_dir),
-                "--fixed-model-name",
-                MODEL_NAME,
-            ],
-            cwd=ROOT,
-            env=base_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
+    # one training at a time per output folder: two writing the same archive corrupt it, and
+    # the second, waiting, finds the first's model up to date
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / ".train.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with log_path.open("wb") as log:
+            finished = subprocess.run(  # noqa: S603 (our own fixed command)
+                [
+                    str(BIN / "rasa"),
+                    "train",
+                    "--config",
+                    "config.yml",
+                    "--domain",
+                    "responses",
+                    "--data",
+                    "data",
+                    "--out",
+                    str(out_dir),
+                    "--fixed-model-name",
+                    MODEL_NAME,
+                ],
+                cwd=ROOT,
+                env=base_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
     if finished.returncode != 0:
         output = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
         raise ServiceFailedError(

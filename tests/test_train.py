@@ -8,6 +8,7 @@ warnings off the terminal: the training's output is written to a log file instea
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,13 @@ from pathlib import Path
 args = sys.argv[1:]
 print("{NOISE}", file=sys.stderr)
 print("Processed rules: 100%|##########| 26/26")
+if os.environ.get("FAKE_RASA_TIMES"):  # a slow training that notes when it ran
+    import time
+    with open(os.environ["FAKE_RASA_TIMES"], "a") as times:
+        times.write(f"start {{time.monotonic()}}\\n")
+    time.sleep(0.5)
+    with open(os.environ["FAKE_RASA_TIMES"], "a") as times:
+        times.write(f"end {{time.monotonic()}}\\n")
 if os.environ.get("FAKE_RASA_FAILS"):
     print("InvalidConfigException: the pipeline is broken", file=sys.stderr)
     sys.exit(1)
@@ -53,6 +61,23 @@ def test_rasas_output_goes_to_the_log(
     printed = capfd.readouterr()
     assert printed.out == printed.err == ""
     assert NOISE in log.read_text() and "Processed rules" in log.read_text()
+
+
+def test_trainings_into_one_folder_run_one_at_a_time(
+    fake_rasa: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # several people (or test sessions) training at once must not write one archive together
+    times = tmp_path / "times.txt"
+    monkeypatch.setenv("FAKE_RASA_TIMES", str(times))
+    with ThreadPoolExecutor(3) as pool:
+        done = [
+            pool.submit(bot.train.train, tmp_path / "models", log_path=tmp_path / f"{n}.log")
+            for n in range(3)
+        ]
+        models = {future.result() for future in done}
+    assert models == {tmp_path / "models" / "council.tar.gz"}
+    marks = [line.split()[0] for line in times.read_text().splitlines()]
+    assert marks == ["start", "end"] * 3
 
 
 def test_a_failed_training_names_the_log_and_shows_its_end(

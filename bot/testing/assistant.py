@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import signal
@@ -120,6 +121,17 @@ class Conversation:
         return self.assistant.tracker(self.sender)
 
 
+@functools.cache
+def _session_model() -> Path:
+    """The model, trained (or found up to date) once per test process.
+
+    The model does not depend on the council profile (its words are filled in when replies are
+    sent), so every module of a session, under any ``--profile``, shares it; asking Rasa again
+    for each module costs a minute of CPU even when nothing changed.
+    """
+    return train()
+
+
 @contextmanager
 def running_assistant(
     redis_url: str,
@@ -138,7 +150,7 @@ def running_assistant(
         credentials: The channels to open (default: ``credentials.demo.yml``, REST only).
         env: More environment for both servers (channel secrets, for example).
     """
-    model = train()
+    model = _session_model()
     seed(redis_url, namespace)
     tracker_prefix = "t" + uuid.uuid4().hex[:10]
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
