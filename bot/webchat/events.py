@@ -29,11 +29,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
-import redis.asyncio
+from redis.commands.core import AsyncScript
 
 from bot.keys import key
+from bot.webchat.retained import Retained
 
 __all__ = [
     "ECHO_SECONDS",
@@ -111,32 +113,22 @@ def now_iso(clock: Callable[[], float] = time.time) -> str:
     return datetime.fromtimestamp(clock(), UTC).isoformat(timespec="seconds")
 
 
-class EventLog:
-    """Appends and reads conversations' events.
+class EventLog(Retained):
+    """Appends and reads conversations' events (arguments: :class:`Retained`)."""
 
-    Args:
-        client: Asyncio Redis client (decoded strings).
-        namespace: Key namespace.
-        keep_days: Days a conversation's events live after its last one (the profile's
-            ``retention.conversations``).
-        clock: Unix seconds.
-    """
+    @property
+    def notify_key(self) -> str:
+        """The notification stream every edge process reads."""
+        return key(self.namespace, "webchat", "notify")
 
-    def __init__(
-        self,
-        client: redis.asyncio.Redis,
-        namespace: str = "cr",
-        *,
-        keep_days: int = 90,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.redis = client
-        self.namespace = namespace
-        self.keep_seconds = keep_days * 24 * 3600
-        self.clock = clock
-        self.notify_key = key(namespace, "webchat", "notify")
-        self.index_key = key(namespace, "webchat", "conversations")
-        self._append = client.register_script(_APPEND)
+    @property
+    def index_key(self) -> str:
+        """The sorted set of conversations by their last event."""
+        return key(self.namespace, "webchat", "conversations")
+
+    @cached_property
+    def _append(self) -> AsyncScript:
+        return self.redis.register_script(_APPEND)
 
     def events_key(self, conversation: str) -> str:
         """The stream of one conversation."""

@@ -16,17 +16,15 @@ import base64
 import io
 import re
 import secrets
-import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio
 from PIL import Image, UnidentifiedImageError
 
 from bot.errors import CouncilError
 from bot.keys import key
 from bot.webchat.config import WebChatLimits
+from bot.webchat.retained import Retained
 
 __all__ = [
     "ATTACHMENT_SCHEME",
@@ -99,28 +97,8 @@ def check_image(content_type: str, data: bytes, limits: WebChatLimits) -> None:
         raise UploadError(415, "the image is too large to open") from None
 
 
-class UploadStore:
-    """Keeps checked uploads with their conversation.
-
-    Args:
-        client: Asyncio Redis client (decoded strings).
-        namespace: Key namespace.
-        keep_days: Days an upload is kept (the conversations' retention).
-        clock: Unix seconds.
-    """
-
-    def __init__(
-        self,
-        client: redis.asyncio.Redis,
-        namespace: str = "cr",
-        *,
-        keep_days: int = 90,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.redis = client
-        self.namespace = namespace
-        self.keep_seconds = keep_days * 24 * 3600
-        self.clock = clock
+class UploadStore(Retained):
+    """Keeps checked uploads with their conversation (arguments: :class:`Retained`)."""
 
     def upload_key(self, conversation: str, upload_id: str) -> str:
         """The hash of one upload."""

@@ -56,6 +56,42 @@ async def connected(webchat: WebChat, sender: str) -> None:
             await asyncio.sleep(0.01)
 
 
+async def reading_until_an_agent_answers(
+    resident: WebChatClient, webchat: WebChat, sender: str
+) -> asyncio.Task[list[SseEvent]]:
+    """The resident's event stream, open, read until an agent's message comes."""
+
+    def answered(seen: list[SseEvent]) -> bool:
+        return any(m["from"] == "agent" for m in messages(seen))
+
+    reading = asyncio.create_task(resident.events(answered))
+    await connected(webchat, sender)
+    return reading
+
+
+async def claim_type_and_reply(
+    agent: AsyncClient,
+    token: str,
+    case: HandoffRecord,
+    text: str,
+    outbox: OutboxWorker,
+    reading: asyncio.Task[list[SseEvent]],
+) -> list[SseEvent]:
+    """The agent claims the case, types and replies; the resident's events once it arrives."""
+    base = f"/agent/cases/{case.case_id}"
+    assert (await agent.post(f"{base}/claim", data={"csrf_token": token})).status_code == 200
+    typed = await agent.post(
+        f"/api/agent/cases/{case.case_id}/typing", headers={"X-CSRF-Token": token}
+    )
+    assert typed.status_code == 204
+    sent = await agent.post(f"{base}/reply", data={"csrf_token": token, "text": text})
+    assert sent.status_code == 200
+    await outbox.ensure_group()
+    async with asyncio.timeout(10):
+        assert await outbox.run_once() == 1
+        return await reading
+
+
 async def test_the_resident_sees_waiting_then_the_agents_name_typing_and_reply(
     resident: WebChatClient,
     webchat: WebChat,
@@ -72,28 +108,14 @@ async def test_the_resident_sees_waiting_then_the_agents_name_typing_and_reply(
     case = case_for(sender)
     await queue.open(case)
 
-    def answered(seen: list[SseEvent]) -> bool:
-        return any(m["from"] == "agent" for m in messages(seen))
-
-    reading = asyncio.create_task(resident.events(answered))
-    await connected(webchat, sender)
+    reading = await reading_until_an_agent_answers(resident, webchat, sender)
     await adapter.send(COUNCIL, sender, OutboundMessage("I'll find someone to help you."))
     agent = await login("agent", teams=("customer_services",), username="sam.jones")
     await console_app[ACCOUNTS].set_display_name("sam.jones", "Sam")
-    token = await csrf(agent)
-    base = f"/agent/cases/{case.case_id}"
-    assert (await agent.post(f"{base}/claim", data={"csrf_token": token})).status_code == 200
-    typing = await agent.post(
-        f"/api/agent/cases/{case.case_id}/typing", headers={"X-CSRF-Token": token}
+    outbox = OutboxWorker(async_redis, {"webchat": adapter}, namespace)
+    events = await claim_type_and_reply(
+        agent, await csrf(agent), case, "Hi, Sam here.", outbox, reading
     )
-    assert typing.status_code == 204
-    sent = await agent.post(f"{base}/reply", data={"csrf_token": token, "text": "Hi, Sam here."})
-    assert sent.status_code == 200
-    worker = OutboxWorker(async_redis, {"webchat": adapter}, namespace)
-    await worker.ensure_group()
-    async with asyncio.timeout(10):
-        assert await worker.run_once() == 1
-        events = await reading
 
     shown = [
         (
@@ -155,26 +177,10 @@ async def test_without_a_display_name_no_part_of_the_login_reaches_the_resident(
     case = case_for(sender)
     await console_app[QUEUE].open(case)
 
-    def answered(seen: list[SseEvent]) -> bool:
-        return any(m["from"] == "agent" for m in messages(seen))
-
-    reading = asyncio.create_task(resident.events(answered))
-    await connected(webchat, sender)
+    reading = await reading_until_an_agent_answers(resident, webchat, sender)
     agent = await login("agent", teams=("customer_services",), username="sam.jones")
-    token = await csrf(agent)
-    base = f"/agent/cases/{case.case_id}"
-    assert (await agent.post(f"{base}/claim", data={"csrf_token": token})).status_code == 200
-    typed = await agent.post(
-        f"/api/agent/cases/{case.case_id}/typing", headers={"X-CSRF-Token": token}
-    )
-    assert typed.status_code == 204
-    sent = await agent.post(f"{base}/reply", data={"csrf_token": token, "text": "Hello."})
-    assert sent.status_code == 200
-    worker = OutboxWorker(async_redis, {"webchat": adapter}, namespace)
-    await worker.ensure_group()
-    async with asyncio.timeout(10):
-        assert await worker.run_once() == 1
-        events = await reading
+    outbox = OutboxWorker(async_redis, {"webchat": adapter}, namespace)
+    events = await claim_type_and_reply(agent, await csrf(agent), case, "Hello.", outbox, reading)
 
     shown = [(e.kind, e.data.get("state") or e.data.get("from")) for e in events]
     assert shown[-3:] == [("status", "agent"), ("typing", "agent"), ("message", "agent")]
