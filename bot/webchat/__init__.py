@@ -4,7 +4,9 @@ One concept per module: :mod:`~bot.webchat.config` (the profile's ``webchat`` se
 :mod:`~bot.webchat.tokens` (signed conversation tokens), :mod:`~bot.webchat.events` (each
 conversation's durable event stream), :mod:`~bot.webchat.fanout` (one Redis reader per edge
 process waking the open event streams), :mod:`~bot.webchat.limits` (rate limits),
-:mod:`~bot.webchat.uploads` (residents' photos), :mod:`~bot.webchat.phone` (continuing on SMS
+:mod:`~bot.webchat.retained` (what stores of conversations' data share),
+:mod:`~bot.webchat.uploads` (residents' photos), :mod:`~bot.webchat.pins` (locations residents
+share), :mod:`~bot.webchat.phone` (continuing on SMS
 or WhatsApp), :mod:`~bot.webchat.status` (bot / waiting / agent, typing),
 :mod:`~bot.webchat.adapter` (the channel adapter the outbox sends through),
 :mod:`~bot.webchat.rasa` (its Rasa input: the server's workers), :mod:`~bot.webchat.residents`

@@ -3,9 +3,11 @@
 The fictional council's site (``bot.webchat.sample``, strict CSP) is served on one loopback
 origin and the edge with its ``/webchat`` routes on another, so the widget crosses origins as
 it will in production. Behind the edge run the real inbox and outbox workers; the assistant is
-a small fake (:class:`FakeAssistant`) that answers like the real one's forms, asks for a photo
-and hands over to a person by opening a real handoff case, which an agent answers from the real
-console in a second browser context. The one test with the real Rasa assistant is marked e2e.
+a small fake (:class:`FakeAssistant`) that answers like the real one's forms, asks for a photo,
+asks where a pothole is in the report form's own words (responses/reports.yml, the web chat's
+variation) and places the pin with the demo gazetteer, and hands over to a person by opening a
+real handoff case, which an agent answers from the real console in a second browser context.
+The one test with the real Rasa assistant is marked e2e.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import httpx
 import pytest
 import redis.asyncio
 from PIL import Image
-from playwright.async_api import Browser, FilePayload, Locator, Page, expect
+from playwright.async_api import Browser, FilePayload, Geolocation, Locator, Page, expect
 
 from bot.channels.base import (
     Button,
@@ -41,11 +43,14 @@ from bot.handoff.hours import OpeningHours
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
 from bot.profile import current as current_profile
+from bot.reports.demo_places import GAZETTEER_FILE
+from bot.reports.gazetteer import Gazetteer, Place, Status, place_pin, place_text
 from bot.testing import console as console_fixtures
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.assistant import Assistant
 from bot.testing.browser import LocalServer, serve
 from bot.testing.edge import serving
+from bot.testing.responses import rendered_messages
 from bot.web.accounts import AccountStore
 from bot.webchat.adapter import UPLOAD_PAYLOAD, WebChatAdapter
 from bot.webchat.app import WebChat
@@ -84,20 +89,53 @@ VIEWS: dict[str, dict[str, Any]] = {
 # -- the assistant behind the edge (fake) and the phone numbers' provider (recording) ----------
 
 
+PLACES = Gazetteer.load(GAZETTEER_FILE)
+_LIBRARY = PLACES.place("Ashvale Library").place
+assert _LIBRARY is not None
+LIBRARY: Place = _LIBRARY
+
+
+def said(response: str, **values: Any) -> OutboundMessage:
+    """A response of responses/*.yml as the Rasa server renders it for the web chat."""
+    [message] = rendered_messages([{"response": response, **values}], CHANNEL)
+    buttons = tuple(Button(b["title"], b["payload"]) for b in message["buttons"])
+    return OutboundMessage(str(message["text"]), buttons)
+
+
 @dataclass
 class FakeAssistant:
-    """Answers like the assistant's forms: bin day, a missed bin with a photo, a handoff."""
+    """Answers like the assistant's forms: bin day, a missed bin with a photo, a pothole report
+    (where, what, the summary), a handoff. Keeps what it was sent (``received``)."""
 
     queue: HandoffQueue
     asking: dict[str, str] = field(default_factory=dict)
+    received: list[InboundMessage] = field(default_factory=list)
+    where: dict[str, str] = field(default_factory=dict)
 
     async def __call__(self, message: InboundMessage) -> Sequence[OutboundMessage]:
+        self.received.append(message)
         cid = conversation_id(message.channel, message.account, message.sender)
         if await self.queue.case_for(cid):  # with a person: the bot stays quiet
             await self.queue.append_message(cid, "resident", message.text)
             return []
         text = message.text.lower()
         step = self.asking.pop(cid, "")
+        if step == "report_location":
+            return self.place(cid, message)
+        if step == "report_description":
+            return [
+                said(
+                    "utter_ask_report_confirm",
+                    service_name="Pothole",
+                    where=self.where.pop(cid),
+                    details=message.text,
+                    photo="no",
+                    contact="no",
+                )
+            ]
+        if "pothole" in text:
+            self.asking[cid] = "report_location"
+            return [said("utter_ask_report_location")]
         if message.attachments:
             return [OutboundMessage("Thanks for the photo. Your report is MB-2026-000123.")]
         if step == "postcode":
@@ -128,6 +166,22 @@ class FakeAssistant:
         return [
             OutboundMessage(f"You asked about “{message.text}”. See https://www.ashvale.gov.uk/a-z")
         ]
+
+    def place(self, cid: str, message: InboundMessage) -> list[OutboundMessage]:
+        """The report form's placing of a pin or words (gazetteer, council's area)."""
+        reports = current_profile().reports
+        area = reports.area if reports else None
+        if message.location is not None:
+            pin = message.location
+            placed = place_pin(PLACES, area, pin.latitude, pin.longitude)
+        else:
+            placed = place_text(PLACES, area, message.text)
+        if placed.status is not Status.FOUND or placed.place is None:
+            self.asking[cid] = "report_location"
+            return [said("utter_report_location_unknown"), said("utter_ask_report_location")]
+        self.where[cid] = placed.place.address_string
+        self.asking[cid] = "report_description"
+        return [said("utter_ask_report_description")]
 
 
 def handoff_record(cid: str, message: InboundMessage) -> HandoffRecord:
@@ -197,6 +251,7 @@ class ChatSite:
     phones: PhoneRecorder
     redis: redis.asyncio.Redis
     namespace: str
+    assistant: FakeAssistant
 
     def url(self, path: str = "/") -> str:
         """A page of the council's site."""
@@ -255,7 +310,7 @@ async def chat_site(
     async with edge_and_site(webchat) as (edge, site):
         workers = [asyncio.create_task(reader.run(stop)), asyncio.create_task(sender.run(stop))]
         try:
-            yield ChatSite(edge, site, webchat, phones, client, namespace)
+            yield ChatSite(edge, site, webchat, phones, client, namespace, assistant)
         finally:
             stop.set()
             await asyncio.gather(*workers)
@@ -891,6 +946,173 @@ async def test_the_widget_stays_away_from_a_site_the_council_did_not_allow(
         await page.goto(site.url("/"))
     await expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert await widget.launcher.count() == 0 and await page.locator(".crw").count() == 0
+
+
+# The browser's geolocation, counted: it must be asked only when the resident presses the button.
+COUNT_LOCATING = """() => {
+  window.__located = 0;
+  const geo = navigator.geolocation;
+  const ask = geo.getCurrentPosition.bind(geo);
+  geo.getCurrentPosition = (...args) => { window.__located += 1; return ask(...args); };
+  geo.watchPosition = () => { window.__located += 100; return 0; };
+}"""
+# A position that never comes (the browser gives up: TIMEOUT, code 3).
+NEVER_LOCATED = """() => {
+  window.__located = 0;
+  navigator.geolocation.getCurrentPosition = (ok, fail) => {
+    window.__located += 1;
+    setTimeout(() => fail({code: 3, message: 'Timeout expired'}), 50);
+  };
+}"""
+# A phone's fix near the library: more decimals than the back office needs.
+PIN: Geolocation = {
+    "latitude": LIBRARY.latitude + 0.0000012345,
+    "longitude": LIBRARY.longitude - 0.0000043,
+}
+SHARED = f"Location shared: {round(PIN['latitude'], 5)}, {round(PIN['longitude'], 5)}"
+ASK_WHERE = "Share your location if you're there now"
+
+
+async def located(page: Page) -> int:
+    """How often the page asked the browser for the position."""
+    return int(await page.evaluate("window.__located"))
+
+
+async def test_a_pothole_report_placed_by_the_residents_shared_location(
+    site: ChatSite, browser: Browser
+) -> None:
+    context = await browser.new_context(geolocation=PIN, permissions=["geolocation"])
+    page = await context.new_page()
+    problems = watch(page)
+    widget = Widget(page)
+    await page.goto(site.url("/"))
+    await page.evaluate(COUNT_LOCATING)
+    await tab_to(page, widget.launcher)
+    await page.keyboard.press("Enter")
+    await expect(widget.input).to_be_focused()
+    await widget.record_announcements()
+    await page.keyboard.type("I want to report a pothole")
+    await page.keyboard.press("Enter")
+
+    # asking where: the report form's question, and the widget's button in place of its signal
+    await expect(widget.said(ASK_WHERE)).to_be_visible()
+    share = widget.panel.get_by_role("button", name="Share my location")
+    await expect(share).to_be_visible()
+    await expect(widget.panel.get_by_role("button", name="/webchat_location")).to_have_count(0)
+    await clean(page, "asking for location")
+    assert await located(page) == 0  # nothing is asked of the browser until the resident says so
+
+    await page.keyboard.press("Shift+Tab")  # the button sits just before the message box
+    await expect(share).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(widget.said(SHARED)).to_be_visible()
+    await expect(widget.said("Please describe the problem in a few words")).to_be_visible()
+    assert await located(page) == 1
+    await expect(share).to_have_count(0)  # answered: the control is gone
+    await expect(widget.input).to_be_focused()
+    await clean(page, "location shared")
+
+    # the assistant got a pin as the messaging apps send one, trimmed to about a metre
+    pinned = site.assistant.received[-1]
+    assert (pinned.text, pinned.location is not None) == ("", True)
+    assert pinned.location is not None
+    assert (pinned.location.latitude, pinned.location.longitude) == (
+        round(PIN["latitude"], 5),
+        round(PIN["longitude"], 5),
+    )
+
+    await page.keyboard.type("A deep hole by the kerb")
+    await page.keyboard.press("Enter")
+    summary = widget.said("Here's your report:")
+    await expect(summary).to_contain_text("Problem: Pothole")
+    # the pin by the library is placed on its street (the demo gazetteer)
+    await expect(summary).to_contain_text("Where: Mill Lane, AV1 2BX")
+    await expect(widget.panel.get_by_role("button", name="Send it")).to_be_visible()
+    assert await widget.texts() == [
+        GREETING,
+        "I want to report a pothole",
+        (await widget.said(ASK_WHERE).inner_text()),
+        SHARED,
+        (await widget.said("Please describe the problem").inner_text()),
+        "A deep hole by the kerb",
+        (await summary.inner_text()),
+    ]
+    # one polite announcement per bot message; the resident's own location is not read back
+    said = [text for kind, text in await widget.announcements() if kind == "polite"]
+    assert len(said) == 3 and not any("Location shared" in text for text in said), said
+
+    # a reload shows the shared location once, from the echo
+    await page.reload()
+    await expect(widget.said(SHARED)).to_have_count(1)
+    await context.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize("failure", ["denied", "timeout"])
+async def test_no_location_says_why_keeps_the_focus_and_words_still_work(
+    failure: str, site: ChatSite, browser: Browser
+) -> None:
+    # denied: Chromium itself refuses (the permission is not granted to this context)
+    context = await browser.new_context()
+    page = await context.new_page()
+    problems = watch(page)
+    widget = Widget(page)
+    await page.goto(site.url("/"))
+    await page.evaluate(COUNT_LOCATING if failure == "denied" else NEVER_LOCATED)
+    await widget.launcher.click()
+    await widget.send("report a pothole")
+    share = widget.panel.get_by_role("button", name="Share my location")
+    await share.focus()
+    await expect(page.locator(".crw [aria-live=polite]")).to_contain_text(ASK_WHERE)
+    await widget.record_announcements()
+    await page.keyboard.press("Enter")
+    why = {
+        "denied": "Your browser didn't let the chat use your location.",
+        "timeout": "Finding your location took too long.",
+    }[failure]
+    await expect(widget.said(why)).to_be_visible()
+    await expect(share).to_be_focused()  # kept where it was: the resident may try again
+    await expect(share).not_to_have_attribute("aria-disabled", "true")
+    assert await located(page) == 1
+    await expect(page.locator(".crw [aria-live=polite]")).to_contain_text(why)
+    said = await widget.announcements()
+    assert [kind for kind, _ in said] == ["polite"] and why in said[0][1], said
+    await clean(page, f"location {failure}")
+    assert not [m for m in site.assistant.received if m.location is not None]
+
+    # typing the place still works
+    await widget.send("AV1 2BX")
+    await expect(widget.said("Please describe the problem in a few words")).to_be_visible()
+    await expect(share).to_have_count(0)
+    await context.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize("view", ["320px", "zoom200"])
+async def test_the_location_control_reflows_at_320px_and_200_percent_zoom(
+    view: str, site: ChatSite, browser: Browser
+) -> None:
+    settings = VIEWS[view]
+    width = settings["viewport"]["width"]
+    context = await browser.new_context(**settings)
+    page = await context.new_page()
+    widget = Widget(page)
+    await page.goto(site.url("/"))
+    await widget.launcher.click()
+    await widget.send("report a pothole")
+    share = widget.panel.get_by_role("button", name="Share my location")
+    for control in (share, widget.input):
+        await control.scroll_into_view_if_needed()
+        await expect(control).to_be_in_viewport()
+        box = await control.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    assert await horizontal_overflow(page) == 0
+    await clean(page, f"asking for location at {view}")
+    await share.click()  # no permission in this context: refused
+    await expect(widget.said("Your browser didn't let the chat use your location.")).to_be_visible()
+    assert await horizontal_overflow(page) == 0
+    await clean(page, f"location denied at {view}")
+    await context.close()
 
 
 @pytest.mark.e2e

@@ -67,6 +67,13 @@
       badType: "That file can't be sent. Choose a photo ({types}).",
       tooBig: "That photo is too big. Choose one under {size}.",
       photo: "[photo]",
+      shareLocation: "Share my location",
+      locating: "Finding your location…",
+      locationShared: "Location shared: {lat}, {lon}",
+      locationDenied:
+        "Your browser didn't let the chat use your location. Type the postcode or street instead, or allow location for this site in your browser's settings and try again.",
+      locationUnavailable: "Your location couldn't be found. Type the postcode or street instead, or try again.",
+      locationTimeout: "Finding your location took too long. Try again, or type the postcode or street instead.",
       transcriptTitle: "Your chat",
       transcriptHeader: "Chat with {name}, {date}",
       copy: "Copy transcript",
@@ -126,6 +133,13 @@
       badType: "Does dim modd anfon y ffeil yna. Dewiswch lun ({types}).",
       tooBig: "Mae'r llun yna'n rhy fawr. Dewiswch un llai na {size}.",
       photo: "[llun]",
+      shareLocation: "Rhannu fy lleoliad",
+      locating: "Yn dod o hyd i'ch lleoliad…",
+      locationShared: "Rhannwyd y lleoliad: {lat}, {lon}",
+      locationDenied:
+        "Wnaeth eich porwr ddim gadael i'r sgwrs ddefnyddio eich lleoliad. Teipiwch y cod post neu'r stryd yn lle hynny, neu caniatewch leoliad i'r wefan hon yng ngosodiadau eich porwr a rhowch gynnig arall arni.",
+      locationUnavailable: "Doedd dim modd dod o hyd i'ch lleoliad. Teipiwch y cod post neu'r stryd yn lle hynny, neu rhowch gynnig arall arni.",
+      locationTimeout: "Cymerodd hi'n rhy hir i ddod o hyd i'ch lleoliad. Rhowch gynnig arall arni, neu teipiwch y cod post neu'r stryd yn lle hynny.",
       transcriptTitle: "Eich sgwrs",
       transcriptHeader: "Sgwrs gyda {name}, {date}",
       copy: "Copïo'r trawsgrifiad",
@@ -340,13 +354,14 @@
   var typing = el("p", { class: "crw-typing" });
   var problem = el("div", { class: "crw-problem", role: "alert" });
   var upload = el("div", { class: "crw-upload" });
+  var locate = el("div", { class: "crw-upload crw-locate" });
   var input = el("input", { id: "crw-input", type: "text", autocomplete: "off", class: "crw-input" });
   var sendButton = el("button", { type: "submit", class: "crw-send" }, [t("send")]);
   var form = el("form", { class: "crw-form", novalidate: true }, [
     el("label", { for: "crw-input", class: "crw-label" }, [t("inputLabel")]),
     el("div", { class: "crw-row" }, [input, sendButton]),
   ]);
-  var chat = el("div", { class: "crw-chat" }, [notice, scroller, typing, problem, upload, form]);
+  var chat = el("div", { class: "crw-chat" }, [notice, scroller, typing, problem, upload, locate, form]);
   var ended = el("div", { class: "crw-ended" });
   var panel = el("div", {
     id: "crw-panel",
@@ -675,7 +690,7 @@
     return config.name;
   }
   function onMessage(data, id) {
-    var text = data.text || (data.upload_id || data.attachment ? t("photo") : "");
+    var text = data.text || (data.location ? placeText(data.location) : data.upload_id || data.attachment ? t("photo") : "");
     var item = null;
     if (data.from === "resident") {
       Object.keys(pending).some(function (key) {
@@ -712,6 +727,7 @@
         item.appendChild(group);
       }
       renderUpload(data.upload);
+      renderLocate(data.ask_location);
     }
     scroller.scrollTop = scroller.scrollHeight;
 
@@ -848,6 +864,49 @@
         });
     });
     upload.appendChild(photoForm);
+  }
+
+  /* ---- the resident's location, when a message asks where: only on a press of the button ---- */
+  function placeText(where) {
+    return t("locationShared", { lat: +(+where.latitude).toFixed(5), lon: +(+where.longitude).toFixed(5) });
+  }
+  function renderLocate(ask) {
+    clear(locate);
+    show(locate, !!ask);
+    if (!ask) return;
+    /* never disabled while it works: a disabled button would drop the keyboard focus */
+    var share = el("button", { type: "button", "aria-describedby": "crw-locating" }, [t("shareLocation")]);
+    var note = el("p", { class: "crw-hint", id: "crw-locating" });
+    function done() {
+      share.removeAttribute("aria-disabled");
+      note.textContent = "";
+    }
+    function failed(error) {
+      done();
+      var text = error.code === 1 ? t("locationDenied") : error.code === 3 ? t("locationTimeout") : t("locationUnavailable");
+      list.appendChild(el("li", { class: "crw-msg crw-from-widget" }, [el("span", { class: "crw-text" }, [text])]));
+      scroller.scrollTop = scroller.scrollHeight;
+      announce(text);
+    }
+    share.addEventListener("click", function () {
+      if (share.getAttribute("aria-disabled")) return;
+      if (!navigator.geolocation) return failed({ code: 2 });
+      share.setAttribute("aria-disabled", "true");
+      note.textContent = t("locating");
+      navigator.geolocation.getCurrentPosition(
+        function (position) {
+          var where = { latitude: position.coords.latitude, longitude: position.coords.longitude };
+          done();
+          renderLocate(false);
+          send({ location: { latitude: +where.latitude.toFixed(5), longitude: +where.longitude.toFixed(5) } }, placeText(where));
+          input.focus();
+        },
+        failed,
+        { enableHighAccuracy: true, timeout: 20000, maximumAge: 60000 }
+      );
+    });
+    locate.appendChild(share);
+    locate.appendChild(note);
   }
 
   /* ---- ending the chat and the transcript ---- */
@@ -1000,6 +1059,7 @@
     renderNotice();
     show(problem, false);
     show(upload, false);
+    show(locate, false);
     show(ended, false);
     document.body.appendChild(root);
     if (stored.token) {
