@@ -23,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "FAST_HASHER",
+    "Csrf",
     "FakeClock",
     "Login",
     "MakeUser",
@@ -61,7 +62,11 @@ FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 _TOKEN = re.compile(r'name="(?:csrf_token|csrf-token)" (?:value|content)="([^"]+)"')
 
 MakeUser = Callable[..., Awaitable[tuple[User, str]]]
+"""What the ``make_user`` fixture returns: ``await make_user("agent")`` is ``(user, password)``."""
 Login = Callable[..., Awaitable[httpx.AsyncClient]]
+"""What the ``login`` fixture returns: ``await login("agent")`` is a signed-in client."""
+Csrf = Callable[[httpx.AsyncClient], Awaitable[str]]
+"""What the ``csrf`` fixture returns: ``await csrf(client)`` is the session's CSRF token."""
 
 
 class FakeClock:
@@ -152,7 +157,7 @@ def token_in(html: str) -> str:
 
 
 @pytest.fixture
-def csrf() -> Callable[[httpx.AsyncClient], Awaitable[str]]:
+def csrf() -> Csrf:
     """Read the CSRF token of a client's session (or of its sign-in cookie)."""
 
     async def token(client: httpx.AsyncClient) -> str:

@@ -19,11 +19,10 @@ from argon2 import PasswordHasher
 from httpx import AsyncClient, Response
 
 from bot.errors import AccountError
-from bot.testing.console import Login, MakeUser
+from bot.testing.console import Csrf, Login, MakeUser
 from bot.web.accounts import AccountStore
 from bot.web.passwords import common_passwords, password_problems
 
-Csrf = Callable[[AsyncClient], Awaitable[str]]
 SignIn = Callable[[AsyncClient, str, str], Awaitable[Response]]
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)

@@ -11,16 +11,12 @@ it has ended. What the agent does (opening a page, posting a form) still counts.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-import httpx
 import pytest
 from playwright.async_api import Page, Request
 
 from bot.testing.browser import LocalServer
-from bot.testing.console import FakeClock, MakeUser
+from bot.testing.console import FakeClock, Login, MakeUser
 
-Login = Callable[..., Awaitable[httpx.AsyncClient]]
 POLL = {"X-Council-Background": "1"}
 
 

@@ -23,13 +23,11 @@ import pytest
 
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
-from bot.testing.console import FakeClock, MakeUser
+from bot.testing.console import FakeClock, Login, MakeUser
 from bot.web.agent import QUEUE
 from bot.web.app import AUDIT, ConsoleApp
 from bot.web.audit import AuditEntry
 
-Login = Callable[..., Awaitable[httpx.AsyncClient]]
-Csrf = Callable[[httpx.AsyncClient], Awaitable[str]]
 SignIn = Callable[[httpx.AsyncClient, str, str], Awaitable[httpx.Response]]
 RESIDENT_WORDS = "my neighbour at 12 Acacia Avenue"
 

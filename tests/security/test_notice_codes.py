@@ -10,19 +10,16 @@ Now ``done`` is a notice code from a fixed list; unknown codes show nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
-from bot.testing.console import MakeUser
+from bot.testing.console import Login, MakeUser
 from bot.web.agent import QUEUE
 from bot.web.app import ConsoleApp
 
-Login = Callable[..., Awaitable[httpx.AsyncClient]]
 PHISH = "your account is suspended, call 0800 000 0000"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,12 +15,9 @@ from bot.handoff.canned import CannedResponses
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
 from bot.testing.browser import LocalServer
+from bot.testing.console import Csrf, Login, MakeUser
 from bot.web.agent import CANNED, QUEUE, RESUME
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
-
-Login = Callable[..., Awaitable[AsyncClient]]
-Csrf = Callable[[AsyncClient], Awaitable[str]]
-MakeUser = Callable[..., Awaitable[Any]]
 
 
 def record(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,12 +28,10 @@ from bot.handoff.record import HandoffRecord, priority_for, team_for
 from bot.handoff.replies import OutboxSender
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
+from bot.testing.console import Csrf, Login, MakeUser
 from bot.web.agent import QUEUE, SENDER, match_deliveries
 from bot.web.app import NAMESPACE, REDIS, ConsoleApp
 
-Login = Callable[..., Awaitable[AsyncClient]]
-Csrf = Callable[[AsyncClient], Awaitable[str]]
-MakeUser = Callable[..., Awaitable[Any]]
 ACCOUNT = "+441234567890"
 
 

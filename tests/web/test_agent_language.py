@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import pytest
-from httpx import AsyncClient
 from playwright.async_api import Page, expect
 
 from bot.handoff.queue import HandoffQueue
 from bot.testing.browser import LocalServer
+from bot.testing.console import Login, MakeUser
 from bot.web.agent import QUEUE
 from bot.web.app import ConsoleApp
 from tests.web.test_agent import record
-
-Login = Callable[..., Awaitable[AsyncClient]]
-MakeUser = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ with every column on screen and no axe-core violation."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +17,9 @@ from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
+from bot.testing.console import Login, MakeUser
 from bot.web.agent import CANNED, QUEUE
 from bot.web.app import ConsoleApp
-
-Login = Callable[..., Awaitable[AsyncClient]]
-Csrf = Callable[[AsyncClient], Awaitable[str]]
-MakeUser = Callable[..., Awaitable[Any]]
 
 # The widths the issue names. 200% zoom of a 1280 px wide window lays the page out in 640 CSS
 # pixels at two device pixels each, which is what a browser zoomed to 200% does.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -18,13 +17,11 @@ from bot.knowledge.gate import DEFAULT_CONVERSATIONS, load_conversations
 from bot.knowledge.store import KnowledgeBase
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
-from bot.testing.console import FakeClock, MakeUser
+from bot.testing.console import Csrf, FakeClock, Login, MakeUser
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp, Settings, create_app
 from bot.web.editor import CONVERSATIONS_ENV, KB
 
 ROOT = Path(__file__).resolve().parents[2]
-Login = Callable[..., Awaitable[AsyncClient]]
-Csrf = Callable[[AsyncClient], Awaitable[str]]
 ENTRY = "/editor/entry/report-pothole"
 
 

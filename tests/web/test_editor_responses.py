@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 from httpx import AsyncClient
@@ -15,12 +13,10 @@ from bot.profile import current
 from bot.response_edits import ResponseStore
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
+from bot.testing.console import Csrf, Login, MakeUser
 from bot.web.app import AUDIT, ConsoleApp
 from bot.web.responses_editor import RESPONSES
 
-Login = Callable[..., Awaitable[AsyncClient]]
-Csrf = Callable[[AsyncClient], Awaitable[str]]
-MakeUser = Callable[..., Awaitable[tuple[Any, str]]]
 GREET = "utter_greet"
 PAGE = f"/editor/responses/{GREET}"
 REPORTED = "/editor/responses/utter_bin_missed_reported"

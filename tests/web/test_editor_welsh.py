@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from httpx import AsyncClient
-
+from bot.testing.console import Csrf, Login
 from bot.web.app import ConsoleApp
 from bot.web.editor import KB
 from tests.web.test_editor import (  # the editor tests' fixtures: demo content, real model
@@ -18,9 +15,6 @@ from tests.web.test_editor import (  # the editor tests' fixtures: demo content,
 )
 
 __all__ = ["console_app", "console_sections", "kb_encoder"]  # fixtures used from here
-
-Login = Callable[..., Awaitable[AsyncClient]]
-Csrf = Callable[[AsyncClient], Awaitable[str]]
 
 
 async def test_the_form_shows_the_welsh_answer(login: Login, console_app: ConsoleApp) -> None:

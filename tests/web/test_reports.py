@@ -5,23 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from httpx import AsyncClient
 
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
 from bot.handoff.sla import SlaPolicy
 from bot.knowledge import clarifications
+from bot.testing.console import Login
 from bot.testing.handoff import handoff_record
 from bot.web.agent import QUEUE
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 from bot.web.reports import bar_chart, build_report, percentile
-
-Login = Callable[..., Awaitable[AsyncClient]]
 
 
 def record(sender: str, *, minutes_ago: float, **fields: Any) -> HandoffRecord:

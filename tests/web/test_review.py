@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -16,14 +15,11 @@ from bot.knowledge.model import Entry
 from bot.knowledge.review import ReviewQueue
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
+from bot.testing.console import Csrf, Login, MakeUser
 from bot.testing.handoff import handoff_record
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 from bot.web.editor import KB
 from bot.web.review import REVIEW, domain_intents
-
-Login = Callable[..., Awaitable[AsyncClient]]
-Csrf = Callable[[AsyncClient], Awaitable[str]]
-MakeUser = Callable[..., Awaitable[Any]]
 
 SENDER = "whatsapp:441234567890:447700900123"
 
