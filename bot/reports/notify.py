@@ -21,7 +21,6 @@ is sent once, in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from bot.channels.window import window_state
 from bot.handoff.replies import WHATSAPP_TEMPLATE, reply_options
 from bot.keys import key
 from bot.profile import CouncilProfile
+from bot.reports.loop import every
 
 __all__ = ["HeldMessages", "Recipient", "ResidentNotifier", "Wording"]
 
@@ -227,7 +227,4 @@ class HeldMessages:
 
     async def run(self, stop: asyncio.Event, idle: float = 2.0) -> None:
         """Release until ``stop`` is set, looking every ``idle`` seconds."""
-        while not stop.is_set():
-            await self.release_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle)
+        await every(stop, idle, self.release_once)

@@ -17,7 +17,6 @@ longer polled (a push can still reopen it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -29,6 +28,7 @@ from typing import Any
 import redis.asyncio
 
 from bot.errors import BackOfficeError
+from bot.reports.loop import every
 from bot.reports.notify import ResidentNotifier
 from bot.reports.open311 import Open311Client, ServiceRequest, service_request
 from bot.reports.store import ReportStore
@@ -176,10 +176,7 @@ class UpdatePoller:
 
     async def run(self, stop: asyncio.Event, idle: float = 5.0) -> None:
         """Poll until ``stop`` is set (waiting ``idle`` seconds when nothing was due)."""
-        while not stop.is_set():
-            await self.poll_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle)
+        await every(stop, idle, self.poll_once)
 
 
 class PushedUpdates:
@@ -212,7 +209,4 @@ class PushedUpdates:
 
     async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
         """Drain until ``stop`` is set."""
-        while not stop.is_set():
-            await self.drain()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle)
+        await every(stop, idle, self.drain)

@@ -575,21 +575,11 @@ def _server(app: Starlette) -> uvicorn.Server:
 @asynccontextmanager
 async def serving(standin: Open311StandIn) -> AsyncIterator[str]:
     """Serve ``standin`` in this event loop on a free loopback port; yield its endpoint URL."""
-    sock = _bound_socket()
-    port = int(sock.getsockname()[1])
-    server = _server(standin.app)
-    task = asyncio.create_task(server.serve([sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}{PREFIX}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    # imported here: the tests' server helper needs Playwright, which the demo does not have
+    from bot.testing.browser import serve
+
+    async with serve(standin.app) as server:
+        yield server.make_url(PREFIX)
 
 
 @dataclass

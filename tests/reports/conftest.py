@@ -19,7 +19,7 @@ from bot.reports.model import ProblemReport
 from bot.reports.notify import ResidentNotifier, Wording
 from bot.reports.open311 import Open311Client
 from bot.reports.outbox import ReportOutbox, ReportWorker
-from bot.reports.store import ReportStore
+from bot.reports.store import ReportRecord, ReportStore
 from bot.testing.open311 import Open311StandIn, serving
 
 RESIDENT = "whatsapp:+441632960000:+447700900123"
@@ -103,6 +103,12 @@ class Rig:
             await wrote(self.redis, self.namespace, report.conversation_id)
             await self.outbox.enqueue(report)
         await self.worker.run_once(block=False)
+
+    async def record(self, report_id: str = "r-0001") -> ReportRecord:
+        """A report's record, which must exist."""
+        found = await self.store.get(report_id)
+        assert found is not None, f"no record of {report_id}"
+        return found
 
     async def told(self) -> list[dict[str, str]]:
         """The channels' outbox: what residents will read."""

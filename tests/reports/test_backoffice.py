@@ -96,8 +96,8 @@ async def test_a_webhook_refusing_the_report_makes_it_an_agents_job(rig: RigFact
     refuse = httpx.MockTransport(lambda request: httpx.Response(422))
     r = await rig(back_office=WebhookBackOffice(target, "s", transport=refuse), profile=GLANFOR)
     await r.run(make_report(**TIPPING))
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "failed" and "422" in record.error
+    record = await r.record("r-0001")
+    assert record.status == "failed" and "422" in record.error
     queue = HandoffQueue(r.redis, r.namespace)
     case = await queue.get(await queue.case_for(make_report().conversation_id) or "")
     assert case is not None and case.reason == "problem_report_failed"

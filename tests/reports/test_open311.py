@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -22,29 +23,15 @@ from bot.reports.open311 import (
     post_fields,
 )
 from bot.testing.open311 import Open311StandIn, serving
+from tests.reports.conftest import make_report
 from tests.reports.spec import published, readable
 
 BASE = "https://api.city.gov/dev/v2"
 
 
-def report(**changes: object) -> ProblemReport:
-    values: dict[str, object] = {
-        "report_id": "r-0001",
-        "conversation_id": "whatsapp:+441632960000:+447700900123",
-        "channel": "whatsapp",
-        "account": "+441632960000",
-        "sender": "+447700900123",
-        "service_code": "001",
-        "service_name": "Pothole",
-        "description": "A deep pothole by the bus stop",
-        "created_at": 1_780_000_000.0,
-        "lat": 52.2,
-        "long": -1.5,
-        "attributes": {"size": "large"},
-        "media_url": "https://media.example/p/abc?sig=1",
-    }
-    values.update(changes)
-    return ProblemReport(**values)  # type: ignore[arg-type]
+def report(**changes: Any) -> ProblemReport:
+    """Resident 1's pothole report (``tests.reports.conftest.make_report``)."""
+    return make_report(1, **changes)
 
 
 def spec_server(routes: dict[tuple[str, str], httpx.Response]) -> httpx.MockTransport:

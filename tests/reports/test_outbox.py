@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -13,7 +15,7 @@ import bot.reports.outbox as outbox_module
 from bot.handoff.queue import HandoffQueue
 from bot.keys import key
 from bot.reports.open311 import marker
-from tests.reports.conftest import RigFactory, make_report
+from tests.reports.conftest import Rig, RigFactory, make_report
 
 
 async def test_a_report_is_queued_once_however_often_it_is_confirmed(rig: RigFactory) -> None:
@@ -22,8 +24,7 @@ async def test_a_report_is_queued_once_however_often_it_is_confirmed(rig: RigFac
     again = await r.outbox.enqueue(make_report())
     assert first == again
     assert await r.redis.xlen(r.outbox.stream) == 1
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "queued"
+    assert (await r.record("r-0001")).status == "queued"
 
 
 async def test_the_resident_is_told_the_councils_reference_and_follows_the_request(
@@ -32,8 +33,8 @@ async def test_the_resident_is_told_the_councils_reference_and_follows_the_reque
     r = await rig()
     await r.run(make_report())
     (request,) = r.standin.requests.values()
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "submitted"
+    record = await r.record("r-0001")
+    assert record.status == "submitted"
     assert record.reference == request.service_request_id
     (told,) = await r.told()
     assert told["conversation_id"] == make_report().conversation_id
@@ -53,8 +54,8 @@ async def test_a_500_after_the_request_was_created_submits_once(rig: RigFactory)
     await r.run(make_report())
     assert len(r.standin.by_marker(marker("r-0001"))) == 1  # found by its marker, not re-posted
     assert r.standin.posts == 1
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "submitted"
+    record = await r.record("r-0001")
+    assert record.status == "submitted"
     assert len(await r.told()) == 1
 
 
@@ -84,8 +85,7 @@ async def test_garbage_and_a_slow_server_are_retried_without_a_second_request(
     r.time.on_sleep = speed_up
     await r.run(make_report())
     assert len(r.standin.by_marker(marker("r-0001"))) == 1
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "submitted"
+    assert (await r.record("r-0001")).status == "submitted"
 
 
 async def test_an_hour_long_outage_loses_nothing_and_submits_each_report_once(
@@ -121,15 +121,14 @@ async def test_a_wrong_api_key_is_retried_until_the_key_is_fixed(rig: RigFactory
         setattr(r.standin, "api_key", "k") if len(r.time.slept) > 3 else None
     )
     await r.run(make_report())
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "submitted"
+    assert (await r.record("r-0001")).status == "submitted"
 
 
 async def test_a_refused_report_goes_to_agents_and_the_resident_is_told(rig: RigFactory) -> None:
     r = await rig()
     await r.run(make_report(attributes={}))  # the council requires the pothole's size
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "failed" and "400" in record.error
+    record = await r.record("r-0001")
+    assert record.status == "failed" and "400" in record.error
     (failed,) = await r.store.failed()
     assert failed["report_id"] == "r-0001" and "attribute size is required" in failed["error"]
     queue = HandoffQueue(r.redis, r.namespace)
@@ -150,16 +149,16 @@ async def test_given_up_after_the_budget_the_report_is_failed_not_lost(rig: RigF
     r.standin.faults.status = 500
     r.worker.policy = type(r.worker.policy)(give_up_after=600.0)
     await r.run(make_report())
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "failed" and "gave up" in record.error
+    record = await r.record("r-0001")
+    assert record.status == "failed" and "gave up" in record.error
     assert r.time.now - 1_780_000_100.0 >= 600
 
 
 async def test_a_token_answer_is_kept_and_exchanged_for_the_id(rig: RigFactory) -> None:
     r = await rig(mode="batch", token_delay=0.0)
     await r.run(make_report())
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "submitted"
+    record = await r.record("r-0001")
+    assert record.status == "submitted"
     assert record.token and record.reference in r.standin.requests
     assert r.standin.posts == 1
 
@@ -177,8 +176,7 @@ async def test_a_token_not_ready_yet_is_asked_again_never_posted_again(rig: RigF
     r.time.on_sleep = later
     await r.run(make_report())
     assert r.standin.posts == 1 and ready["at"]
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "submitted"
+    assert (await r.record("r-0001")).status == "submitted"
 
 
 async def test_a_report_posted_before_a_crash_is_adopted_not_posted_again(
@@ -206,6 +204,31 @@ async def test_failures_are_listed_for_agents_with_no_resident_text(rig: RigFact
     assert "mill lane" not in json.dumps(rows).lower()  # the description stays out of the list
 
 
+@asynccontextmanager
+async def first_waiting(r: Rig) -> AsyncIterator[None]:
+    """The worker running on the real clock, report 1 failed and waiting out its backoff."""
+    stop = asyncio.Event()
+    await r.worker.ensure_group()
+    running = asyncio.create_task(r.worker.run(stop))
+    try:
+        await r.outbox.enqueue(make_report(1))
+        async with asyncio.timeout(10):
+            while not await r.redis.zcard(r.worker.retries.due_key):
+                await asyncio.sleep(0.01)
+        yield
+    finally:
+        stop.set()
+        await running
+
+
+async def both_posted(r: Rig) -> None:
+    """Queue report 2 and wait until both reports reached the stand-in."""
+    await r.outbox.enqueue(make_report(2))
+    async with asyncio.timeout(10):
+        while len(r.standin.requests) < 2:
+            await asyncio.sleep(0.01)
+
+
 async def test_reports_waiting_out_a_backoff_go_as_soon_as_the_back_office_answers(
     rig: RigFactory,
 ) -> None:
@@ -214,22 +237,9 @@ async def test_reports_waiting_out_a_backoff_go_as_soon_as_the_back_office_answe
     worker.sleep, worker.clock, worker.recovery_spread = asyncio.sleep, time.time, 0.2
     worker.policy = type(worker.policy)(base_delay=60.0, max_delay=60.0)
     r.standin.faults.down_until = 4e9
-    stop = asyncio.Event()
-    await worker.ensure_group()
-    running = asyncio.create_task(worker.run(stop))
-    try:
-        await r.outbox.enqueue(make_report(1))
-        async with asyncio.timeout(10):
-            while not await r.redis.zcard(worker.retries.due_key):  # failed, waiting 60 s
-                await asyncio.sleep(0.05)
+    async with first_waiting(r):  # failed, waiting 60 s
         r.standin.faults.down_until = 0
-        await r.outbox.enqueue(make_report(2))  # gets through at once, and wakes report 1
-        async with asyncio.timeout(10):
-            while len(r.standin.requests) < 2:
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await running
+        await both_posted(r)  # report 2 gets through at once, and wakes report 1
     assert sorted(len(r.standin.by_marker(marker(f"r-{n:04d}"))) for n in (1, 2)) == [1, 1]
 
 
@@ -242,21 +252,8 @@ async def test_a_wake_up_never_makes_a_report_wait_longer_than_its_backoff(
     worker.sleep, worker.clock, worker.recovery_spread = asyncio.sleep, time.time, 30.0
     worker.policy = type(worker.policy)(base_delay=1.0, max_delay=1.0)
     r.standin.faults.fail_once_ratio = 1.0  # report 1 fails once: back in about a second
-    stop = asyncio.Event()
-    await worker.ensure_group()
-    running = asyncio.create_task(worker.run(stop))
-    try:
-        await r.outbox.enqueue(make_report(1))
-        async with asyncio.timeout(10):
-            while not await r.redis.zcard(worker.retries.due_key):
-                await asyncio.sleep(0.01)
+    async with first_waiting(r):
         r.standin.faults.fail_once_ratio = 0.0
         started = time.monotonic()
-        await r.outbox.enqueue(make_report(2))  # gets through: wakes report 1
-        async with asyncio.timeout(10):
-            while len(r.standin.requests) < 2:
-                await asyncio.sleep(0.01)
+        await both_posted(r)  # report 2 gets through: wakes report 1
         assert time.monotonic() - started < 3.0  # not the 30 s spread
-    finally:
-        stop.set()
-        await running

@@ -13,8 +13,8 @@ async def test_a_general_service_error_is_tried_again_and_submitted_once(rig: Ri
     r = await rig()
     r.standin.faults.general_errors = 2  # "400 - General Service Error (... CRM is down)"
     await r.run(make_report())
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "submitted"
+    record = await r.record("r-0001")
+    assert record.status == "submitted"
     assert r.standin.posts == 3 and len(r.standin.by_marker(marker("r-0001"))) == 1
     assert len(r.time.slept) == 2  # two backoffs, no case
     assert await HandoffQueue(r.redis, r.namespace).case_for(make_report().conversation_id) is None

@@ -31,8 +31,8 @@ async def test_a_residents_reports_and_subscriptions_are_exported_and_erased(
     await r.run(theirs)
     r.standin.faults.status = 0
     await r.run(mine)
-    record = await r.store.get(mine.report_id)
-    assert record is not None and record.reference
+    record = await r.record(mine.report_id)
+    assert record.reference
     # resident 2 joined resident 1's request as a duplicate
     await subscribe(
         r.redis, r.namespace, record.reference, Subscriber.of(theirs, record.reference, 0)

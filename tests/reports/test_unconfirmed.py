@@ -40,8 +40,8 @@ async def test_an_unsearchable_back_office_gets_no_second_post_and_an_agent_chec
     assert len(searches) > 5  # the search was asked again, with backoff
     assert r.time.slept[1] > r.time.slept[0]
     assert r.time.now - start >= 1800.0
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "failed" and record.unconfirmed
+    record = await r.record("r-0001")
+    assert record.status == "failed" and record.unconfirmed
     assert "may have been submitted" in record.error
     queue = HandoffQueue(r.redis, r.namespace)
     case = await queue.get(await queue.case_for(make_report().conversation_id) or "")

@@ -27,8 +27,8 @@ async def submitted(rig: RigFactory) -> tuple[Rig, str, UpdatePoller, PushedUpda
     """A rig whose resident 1 made a report the council now has."""
     r = await rig()
     await r.run(make_report())
-    record = await r.store.get("r-0001")
-    assert record is not None and record.reference
+    record = await r.record("r-0001")
+    assert record.reference
     updates = ReportUpdates(
         r.redis, r.namespace, ResidentNotifier(r.redis, r.namespace, r.worker.notifier.wording)
     )

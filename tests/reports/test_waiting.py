@@ -42,8 +42,8 @@ async def test_a_report_retried_for_long_is_listed_with_its_last_error_until_it_
     r.standin.api_key = "k"  # fixed: it goes, and is no longer listed
     release.set()
     await asyncio.wait_for(running, 10)
-    record = await r.store.get("r-0001")
-    assert record is not None and record.status == "submitted"
+    record = await r.record("r-0001")
+    assert record.status == "submitted"
     assert await waiting_reports(r.redis, r.namespace, now=r.time.now, older_than=0) == []
     assert await waiting_problems(r.redis, r.namespace, now=r.time.now) == []
 
