@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +13,6 @@ from httpx import AsyncClient
 
 from bot.channels.base import OutboundMessage, conversation_id
 from bot.channels.outbox import OutboxWorker
-from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
 from bot.keys import key
 from bot.testing.webchat import SseEvent, WebChatClient
@@ -56,66 +55,69 @@ async def connected(webchat: WebChat, sender: str) -> None:
             await asyncio.sleep(0.01)
 
 
-async def reading_until_an_agent_answers(
-    resident: WebChatClient, webchat: WebChat, sender: str
-) -> asyncio.Task[list[SseEvent]]:
-    """The resident's event stream, open, read until an agent's message comes."""
+@dataclass
+class Handover:
+    """A resident's web chat handed to a person: the case open, the resident's stream read
+    until an agent's message comes (``reading``)."""
+
+    sender: str
+    case: HandoffRecord
+    adapter: WebChatAdapter
+    outbox: OutboxWorker
+    reading: asyncio.Task[list[SseEvent]]
+
+    async def claim_type_and_reply(
+        self, agent: AsyncClient, token: str, text: str
+    ) -> list[SseEvent]:
+        """The agent claims the case, types and replies; the resident's events once it arrives."""
+        base = f"/agent/cases/{self.case.case_id}"
+        assert (await agent.post(f"{base}/claim", data={"csrf_token": token})).status_code == 200
+        typed = await agent.post(
+            f"/api/agent/cases/{self.case.case_id}/typing", headers={"X-CSRF-Token": token}
+        )
+        assert typed.status_code == 204
+        sent = await agent.post(f"{base}/reply", data={"csrf_token": token, "text": text})
+        assert sent.status_code == 200
+        await self.outbox.ensure_group()
+        async with asyncio.timeout(10):
+            assert await self.outbox.run_once() == 1
+            return await self.reading
+
+
+@pytest.fixture
+async def handover(
+    resident: WebChatClient,
+    webchat: WebChat,
+    console_app: ConsoleApp,
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+) -> AsyncIterator[Handover]:
+    """The resident asked for a person; the case is open and their widget is listening."""
+    await resident.send("can I talk to a person?")
+    sender = resident.token.split(".")[2]
+    case = case_for(sender)
+    await console_app[QUEUE].open(case)
 
     def answered(seen: list[SseEvent]) -> bool:
         return any(m["from"] == "agent" for m in messages(seen))
 
     reading = asyncio.create_task(resident.events(answered))
     await connected(webchat, sender)
-    return reading
-
-
-async def claim_type_and_reply(
-    agent: AsyncClient,
-    token: str,
-    case: HandoffRecord,
-    text: str,
-    outbox: OutboxWorker,
-    reading: asyncio.Task[list[SseEvent]],
-) -> list[SseEvent]:
-    """The agent claims the case, types and replies; the resident's events once it arrives."""
-    base = f"/agent/cases/{case.case_id}"
-    assert (await agent.post(f"{base}/claim", data={"csrf_token": token})).status_code == 200
-    typed = await agent.post(
-        f"/api/agent/cases/{case.case_id}/typing", headers={"X-CSRF-Token": token}
-    )
-    assert typed.status_code == 204
-    sent = await agent.post(f"{base}/reply", data={"csrf_token": token, "text": text})
-    assert sent.status_code == 200
-    await outbox.ensure_group()
-    async with asyncio.timeout(10):
-        assert await outbox.run_once() == 1
-        return await reading
+    adapter = WebChatAdapter(async_redis, namespace, keep_days=1)
+    outbox = OutboxWorker(async_redis, {"webchat": adapter}, namespace)
+    yield Handover(sender, case, adapter, outbox, reading)
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
 
 
 async def test_the_resident_sees_waiting_then_the_agents_name_typing_and_reply(
-    resident: WebChatClient,
-    webchat: WebChat,
-    console_app: ConsoleApp,
-    login: Login,
-    csrf: Csrf,
-    async_redis: redis.asyncio.Redis,
-    namespace: str,
+    handover: Handover, console_app: ConsoleApp, login: Login, csrf: Csrf
 ) -> None:
-    await resident.send("can I talk to a person?")
-    sender = resident.token.split(".")[2]
-    adapter = WebChatAdapter(async_redis, namespace, keep_days=1)
-    queue: HandoffQueue = console_app[QUEUE]
-    case = case_for(sender)
-    await queue.open(case)
-
-    reading = await reading_until_an_agent_answers(resident, webchat, sender)
-    await adapter.send(COUNCIL, sender, OutboundMessage("I'll find someone to help you."))
+    reply = OutboundMessage("I'll find someone to help you.")
+    await handover.adapter.send(COUNCIL, handover.sender, reply)
     agent = await login("agent", teams=("customer_services",), username="sam.jones")
     await console_app[ACCOUNTS].set_display_name("sam.jones", "Sam")
-    outbox = OutboxWorker(async_redis, {"webchat": adapter}, namespace)
-    events = await claim_type_and_reply(
-        agent, await csrf(agent), case, "Hi, Sam here.", outbox, reading
-    )
+    events = await handover.claim_type_and_reply(agent, await csrf(agent), "Hi, Sam here.")
 
     shown = [
         (
@@ -164,23 +166,10 @@ async def test_resolving_the_case_gives_the_chat_back_to_the_bot(
 
 
 async def test_without_a_display_name_no_part_of_the_login_reaches_the_resident(
-    resident: WebChatClient,
-    webchat: WebChat,
-    console_app: ConsoleApp,
-    login: Login,
-    csrf: Csrf,
-    async_redis: redis.asyncio.Redis,
-    namespace: str,
+    handover: Handover, login: Login, csrf: Csrf
 ) -> None:
-    sender = resident.token.split(".")[2]
-    adapter = WebChatAdapter(async_redis, namespace, keep_days=1)
-    case = case_for(sender)
-    await console_app[QUEUE].open(case)
-
-    reading = await reading_until_an_agent_answers(resident, webchat, sender)
     agent = await login("agent", teams=("customer_services",), username="sam.jones")
-    outbox = OutboxWorker(async_redis, {"webchat": adapter}, namespace)
-    events = await claim_type_and_reply(agent, await csrf(agent), case, "Hello.", outbox, reading)
+    events = await handover.claim_type_and_reply(agent, await csrf(agent), "Hello.")
 
     shown = [(e.kind, e.data.get("state") or e.data.get("from")) for e in events]
     assert shown[-3:] == [("status", "agent"), ("typing", "agent"), ("message", "agent")]
