@@ -16,7 +16,9 @@ import asyncio
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
@@ -24,7 +26,9 @@ from typing import Any, Literal
 
 import httpx
 import pytest
+import redis
 import redis.asyncio
+import yaml
 from PIL import Image
 from playwright.async_api import Browser, FilePayload, Geolocation, Locator, Page, expect
 
@@ -45,11 +49,13 @@ from bot.handoff.record import HandoffRecord
 from bot.profile import current as current_profile
 from bot.reports.demo_places import GAZETTEER_FILE
 from bot.reports.gazetteer import Gazetteer, Place, Status, place_pin, place_text
+from bot.settings import DEFAULT_PROFILE
 from bot.testing import console as console_fixtures
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
-from bot.testing.assistant import Assistant
+from bot.testing.assistant import Assistant, running_assistant
 from bot.testing.browser import LocalServer, serve
 from bot.testing.edge import serving
+from bot.testing.open311 import Open311StandIn, StandInThread
 from bot.testing.responses import rendered_messages
 from bot.web.accounts import AccountStore
 from bot.webchat.adapter import UPLOAD_PAYLOAD, WebChatAdapter
@@ -947,6 +953,10 @@ async def test_on_a_welsh_page_the_widget_speaks_welsh(site: ChatSite, page: Pag
     await expect(panel.get_by_role("button", name="Cau'r sgwrs")).to_be_visible()
     assert await page.locator(".crw").get_attribute("lang") == "cy"
     await clean(page, "Welsh")
+    await panel.get_by_label("Eich neges").fill("report a pothole")
+    await page.keyboard.press("Enter")
+    await expect(panel.get_by_role("button", name="Rhannu fy lleoliad")).to_be_visible()
+    await clean(page, "Welsh, asking for location")
 
 
 async def test_the_widget_stays_away_from_a_site_the_council_did_not_allow(
@@ -1132,4 +1142,67 @@ async def test_the_real_assistant_answers_a_bin_day_question_in_the_widget(
         await expect(page.locator(".crw-from-bot a[href^='https://']").last).to_be_visible(
             timeout=30_000
         )
+    assert problems == []
+
+
+@pytest.fixture(scope="module")
+def reporting_assistant(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Assistant]:
+    """The real assistant with a back office to report to (the Open311 stand-in)."""
+    standin = StandInThread(Open311StandIn())
+    folder = tmp_path_factory.mktemp("webchat-reports")
+    profile = yaml.safe_load(DEFAULT_PROFILE.read_text())
+    profile["reports"]["open311"]["endpoint"] = standin.start()
+    profile["reports"]["photos"]["folder"] = str(folder / "media")
+    holidays = profile["closed_days"]["bank_holidays"]  # relative to the profile's folder
+    profile["closed_days"]["bank_holidays"] = str(DEFAULT_PROFILE.parent / holidays)
+    (folder / "council.yml").write_text(yaml.safe_dump(profile, allow_unicode=True))
+    env = {
+        "COUNCIL_PROFILE": str(folder / "council.yml"),
+        "COUNCIL_OPEN311_API_KEY": "e2e-key",
+        "COUNCIL_MEDIA_KEY": secrets.token_urlsafe(32),
+        "COUNCIL_MEDIA_URL": "http://127.0.0.1:9",
+    }
+    namespace = f"{{e2ewr{uuid.uuid4().hex[:10]}}}"
+    try:
+        with running_assistant(redis_url, namespace, folder, env=env) as running:
+            yield running
+            client = redis.Redis.from_url(redis_url)
+            for prefix in (f"{namespace}:", running.tracker_prefix):
+                for name in client.scan_iter(match=f"{prefix}*", count=1000):
+                    client.delete(name)
+            client.close()
+    finally:
+        standin.stop()
+
+
+@pytest.mark.e2e
+async def test_the_real_report_form_places_a_location_shared_in_the_widget(
+    reporting_assistant: Assistant, async_redis: redis.asyncio.Redis, browser: Browser
+) -> None:
+    config = current_profile().webchat
+    assert config is not None, "the demo profile has a webchat section"
+    always = OpeningHours(open_at=time(0), close_at=time(23, 59, 59), weekdays=frozenset(range(7)))
+    inbox = Inbox(async_redis, reporting_assistant.namespace)
+    webchat = WebChat(config, SECRET, inbox, always)
+    context = await browser.new_context(geolocation=PIN, permissions=["geolocation"])
+    page = await context.new_page()
+    problems = watch(page)
+    async with edge_and_site(webchat) as (_edge, site):
+        widget = Widget(page, config.name)
+        await page.goto(site.make_url("/"))
+        await widget.launcher.click()
+        await widget.send("I want to report a pothole")
+        share = widget.panel.get_by_role("button", name="Share my location")
+        await expect(share).to_be_visible(timeout=60_000)  # the first turn warms the model
+        await expect(widget.said(ASK_WHERE)).to_be_visible()
+        await share.click()
+        await expect(widget.said(SHARED)).to_be_visible()
+        # placed by the form with the gazetteer: it goes on to what the problem is
+        await expect(widget.said("Please describe the problem in a few words")).to_be_visible(
+            timeout=30_000
+        )
+        await clean(page, "the real form after a shared location")
+    await context.close()
     assert problems == []
