@@ -27,7 +27,9 @@ Phases of each side, against one set of servers:
   once while a separate process sends ``--barrage`` forged, malformed and oversized requests
   to the edge, spread evenly over the genuine run (8,000 over 10 s by default: 800/s beside
   500 genuine/s); reports the genuine messages' e2e p99 both times and the ratio (target: at
-  most 1.5). The attacker runs at nice 10: its CPU would not be ours in reality.
+  most 1.5). The attacker runs at nice 10: its CPU would not be ours in reality. The result
+  also records the attacker's CPU (``attacker_cpu_s``: here it comes out of the servers' two
+  cores), the edge's CPU during the run (``edge_cpu_s_during``) and the load average after it.
 
 Load: signed inbound messages spread over the four channels and ``--residents`` residents, with
 1% replays of an earlier message and 1% bad signatures mixed in. Our replies go out through the
@@ -721,6 +723,7 @@ async def barrage(base: str, count: int, seconds: float, concurrency: int) -> di
         "sent": count,
         "seconds": round(time.perf_counter() - started, 2),
         "statuses": dict(statuses),
+        "cpu_s": round(time.process_time(), 2),  # the attacker's own, on this machine's cores
     }
 
 
@@ -820,6 +823,9 @@ async def _barrage_run(servers: Servers, args: argparse.Namespace) -> dict[str, 
         seed=6,
     )
     spread = args.barrage_messages / args.rate  # the genuine run's length
+    assert servers.edge is not None
+    edge = psutil.Process(servers.edge.pid)
+    edge_cpu = _cpu_seconds(edge)
     attacker = subprocess.Popen(
         [sys.executable, __file__, "barrage", servers.base, str(args.barrage), str(spread), "64"],
         stdout=subprocess.PIPE,
@@ -828,6 +834,7 @@ async def _barrage_run(servers: Servers, args: argparse.Namespace) -> dict[str, 
     try:
         loud = await _measured(servers, during, args)
         out, _ = await asyncio.to_thread(attacker.communicate, timeout=600)
+        edge_cpu = _cpu_seconds(edge) - edge_cpu
     finally:
         if attacker.poll() is None:
             attacker.kill()
@@ -841,6 +848,11 @@ async def _barrage_run(servers: Servers, args: argparse.Namespace) -> dict[str, 
         "bad_requests_per_s": round(attack["sent"] / attack["seconds"], 1),
         "attacker": "own process at nice 10, open loop spread over the genuine run",
         "bad_request_answers": attack["statuses"],
+        # on this machine the attacker's CPU comes out of the servers' two cores; in reality
+        # it would be another machine's
+        "attacker_cpu_s": attack["cpu_s"],
+        "edge_cpu_s_during": round(edge_cpu, 2),  # genuine and bad requests together
+        "load_average_after": round(os.getloadavg()[0], 1),
         "without": {k: quiet[k] for k in ("ack_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "lost")},
         "with": {k: loud[k] for k in ("ack_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "lost")},
         "e2e_p99_ratio": round(ratio, 2) if ratio is not None else None,
