@@ -16,9 +16,7 @@ import asyncio
 import io
 import json
 import re
-import secrets
-import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
@@ -26,9 +24,7 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-import redis
 import redis.asyncio
-import yaml
 from PIL import Image
 from playwright.async_api import Browser, FilePayload, Geolocation, Locator, Page, expect
 
@@ -49,13 +45,11 @@ from bot.handoff.record import HandoffRecord
 from bot.profile import current as current_profile
 from bot.reports.demo_places import GAZETTEER_FILE
 from bot.reports.gazetteer import Gazetteer, Place, Status, place_pin, place_text
-from bot.settings import DEFAULT_PROFILE
 from bot.testing import console as console_fixtures
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
-from bot.testing.assistant import Assistant, running_assistant
+from bot.testing.assistant import Assistant
 from bot.testing.browser import LocalServer, serve
 from bot.testing.edge import serving
-from bot.testing.open311 import Open311StandIn, StandInThread
 from bot.testing.responses import rendered_messages
 from bot.web.accounts import AccountStore
 from bot.webchat.adapter import UPLOAD_PAYLOAD, WebChatAdapter
@@ -1142,67 +1136,4 @@ async def test_the_real_assistant_answers_a_bin_day_question_in_the_widget(
         await expect(page.locator(".crw-from-bot a[href^='https://']").last).to_be_visible(
             timeout=30_000
         )
-    assert problems == []
-
-
-@pytest.fixture(scope="module")
-def reporting_assistant(
-    redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Assistant]:
-    """The real assistant with a back office to report to (the Open311 stand-in)."""
-    standin = StandInThread(Open311StandIn())
-    folder = tmp_path_factory.mktemp("webchat-reports")
-    profile = yaml.safe_load(DEFAULT_PROFILE.read_text())
-    profile["reports"]["open311"]["endpoint"] = standin.start()
-    profile["reports"]["photos"]["folder"] = str(folder / "media")
-    holidays = profile["closed_days"]["bank_holidays"]  # relative to the profile's folder
-    profile["closed_days"]["bank_holidays"] = str(DEFAULT_PROFILE.parent / holidays)
-    (folder / "council.yml").write_text(yaml.safe_dump(profile, allow_unicode=True))
-    env = {
-        "COUNCIL_PROFILE": str(folder / "council.yml"),
-        "COUNCIL_OPEN311_API_KEY": "e2e-key",
-        "COUNCIL_MEDIA_KEY": secrets.token_urlsafe(32),
-        "COUNCIL_MEDIA_URL": "http://127.0.0.1:9",
-    }
-    namespace = f"{{e2ewr{uuid.uuid4().hex[:10]}}}"
-    try:
-        with running_assistant(redis_url, namespace, folder, env=env) as running:
-            yield running
-            client = redis.Redis.from_url(redis_url)
-            for prefix in (f"{namespace}:", running.tracker_prefix):
-                for name in client.scan_iter(match=f"{prefix}*", count=1000):
-                    client.delete(name)
-            client.close()
-    finally:
-        standin.stop()
-
-
-@pytest.mark.e2e
-async def test_the_real_report_form_places_a_location_shared_in_the_widget(
-    reporting_assistant: Assistant, async_redis: redis.asyncio.Redis, browser: Browser
-) -> None:
-    config = current_profile().webchat
-    assert config is not None, "the demo profile has a webchat section"
-    always = OpeningHours(open_at=time(0), close_at=time(23, 59, 59), weekdays=frozenset(range(7)))
-    inbox = Inbox(async_redis, reporting_assistant.namespace)
-    webchat = WebChat(config, SECRET, inbox, always)
-    context = await browser.new_context(geolocation=PIN, permissions=["geolocation"])
-    page = await context.new_page()
-    problems = watch(page)
-    async with edge_and_site(webchat) as (_edge, site):
-        widget = Widget(page, config.name)
-        await page.goto(site.make_url("/"))
-        await widget.launcher.click()
-        await widget.send("I want to report a pothole")
-        share = widget.panel.get_by_role("button", name="Share my location")
-        await expect(share).to_be_visible(timeout=60_000)  # the first turn warms the model
-        await expect(widget.said(ASK_WHERE)).to_be_visible()
-        await share.click()
-        await expect(widget.said(SHARED)).to_be_visible()
-        # placed by the form with the gazetteer: it goes on to what the problem is
-        await expect(widget.said("Please describe the problem in a few words")).to_be_visible(
-            timeout=30_000
-        )
-        await clean(page, "the real form after a shared location")
-    await context.close()
     assert problems == []
