@@ -16,7 +16,8 @@ A ``conftest.py`` re-exports them: ``from bot.testing.console import *  # noqa: 
 - ``login(*roles, teams=(), username=None) -> httpx.AsyncClient``: a new signed-in client.
 - ``csrf(client) -> str``: the CSRF token of a client's session (for posts and fetch headers).
 - ``browser`` / ``page``: Playwright (async) in headless Debian chromium; mark tests
-  ``@pytest.mark.browser``.
+  ``@pytest.mark.browser``. ``await fill_sign_in(page, username, password)`` (a function, not
+  a fixture) signs in on the form the page shows.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "console_server",
     "console_settings",
     "csrf",
+    "fill_sign_in",
     "login",
     "make_user",
     "page",
@@ -217,3 +219,22 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     tab = await context.new_page()
     yield tab
     await context.close()
+
+
+async def fill_sign_in(
+    page: Page, username: str, password: str, *, by_keyboard: bool = False
+) -> None:
+    """Sign in on the console's sign-in form that ``page`` shows, as a person does.
+
+    Args:
+        page: A tab showing the sign-in form.
+        username: Typed into the field labelled "Username".
+        password: Typed into the field labelled "Password".
+        by_keyboard: Send the form with the Enter key rather than the "Sign in" button.
+    """
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(password)
+    if by_keyboard:
+        await page.keyboard.press("Enter")
+    else:
+        await page.get_by_role("button", name="Sign in").click()

@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import Page, Request
 
 from bot.testing.browser import LocalServer
-from bot.testing.console import FakeClock, Login, MakeUser
+from bot.testing.console import FakeClock, Login, MakeUser, fill_sign_in
 
 POLL = {"X-Council-Background": "1"}
 
@@ -65,9 +65,7 @@ async def test_the_queue_page_marks_its_polls_as_background(
     polls: list[Request] = []
     page.on("request", lambda r: polls.append(r) if "/api/agent/queue" in r.url else None)
     await page.goto(console_server.make_url("/agent/"))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_sign_in(page, user.username, password)
     async with page.expect_request(lambda r: "/api/agent/queue" in r.url, timeout=10_000):
         pass
     assert polls and all(r.headers.get("x-council-background") == "1" for r in polls)

@@ -27,7 +27,7 @@ from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord
 from bot.testing.accessibility import axe_violations, describe
 from bot.testing.browser import LocalServer
-from bot.testing.console import FakeClock, Login, MakeUser
+from bot.testing.console import FakeClock, Login, MakeUser, fill_sign_in
 from bot.web.agent import QUEUE
 from bot.web.app import ConsoleApp
 
@@ -102,12 +102,6 @@ async def test_the_absolute_limit_is_announced_as_final(
     assert status == {"expires_in": 100, "extendable": False}
 
 
-async def sign_in(page: Page, username: str, password: str) -> None:
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
-
-
 @pytest.mark.browser
 async def test_warned_in_time_and_nothing_typed_is_lost(
     console_server: LocalServer,
@@ -121,7 +115,7 @@ async def test_warned_in_time_and_nothing_typed_is_lost(
     await page.clock.install()  # the page's timers move with the server's fake clock
     await page.goto(case_url)
     async with page.expect_response("**/api/agent/session"):  # the page's first look
-        await sign_in(page, user.username, password)
+        await fill_sign_in(page, user.username, password)
     reply = page.get_by_label("Reply", exact=True)
     await reply.fill(REPLY)
 
@@ -152,7 +146,7 @@ async def test_warned_in_time_and_nothing_typed_is_lost(
 
     # Signing in again brings the agent back to the case with the reply still there.
     await notice.get_by_role("link", name="sign in again").click()
-    await sign_in(page, user.username, password)
+    await fill_sign_in(page, user.username, password)
     await expect(page).to_have_url(case_url)
     await expect(reply).to_have_value(REPLY)
     await page.get_by_role("button", name="Send on whatsapp").click()
@@ -165,7 +159,7 @@ async def test_warned_in_time_and_nothing_typed_is_lost(
     await page.get_by_role("button", name="Sign out").click()
     await page.goto(case_url)
     async with page.expect_response("**/api/agent/session"):  # the page's scripts have run
-        await sign_in(page, user.username, password)
+        await fill_sign_in(page, user.username, password)
     await expect(reply).to_have_value("")
 
 
@@ -181,7 +175,7 @@ async def test_pages_say_when_the_session_has_ended(
     await page.clock.install()
     await page.goto(console_server.make_url("/agent/"))
     async with page.expect_response("**/api/agent/session"):
-        await sign_in(page, user.username, password)
+        await fill_sign_in(page, user.username, password)
     await expect(page.get_by_role("link", name="Sam Resident")).to_be_visible()
 
     # The queue polls for 31 minutes and nobody touches it: it stops and says why.
@@ -196,7 +190,7 @@ async def test_pages_say_when_the_session_has_ended(
     # On a case, pressing Send after the session ended keeps the reply on the page.
     await page.goto(console_server.make_url(f"/agent/cases/{case.case_id}"))
     async with page.expect_response("**/api/agent/session"):
-        await sign_in(page, user.username, password)
+        await fill_sign_in(page, user.username, password)
     reply = page.get_by_label("Reply", exact=True)
     await reply.fill(REPLY)
     clock.advance(IDLE + 1)  # the page has not noticed yet
@@ -218,7 +212,7 @@ async def test_at_the_12_hour_limit_the_warning_offers_no_false_hope(
     await page.clock.install()
     await page.goto(console_server.make_url(f"/agent/cases/{case.case_id}"))
     async with page.expect_response("**/api/agent/session"):
-        await sign_in(page, user.username, password)
+        await fill_sign_in(page, user.username, password)
     token = await page.locator('meta[name="csrf-token"]').get_attribute("content")
     for _ in range(28):  # a long day of real work, 25 minutes at a time
         clock.advance(1500)

@@ -9,6 +9,7 @@ from playwright.async_api import Page, expect
 from bot.errors import AccountError, ConfigError
 from bot.testing.accessibility import axe_violations, describe
 from bot.testing.browser import LocalServer, asgi_client
+from bot.testing.console import fill_sign_in
 from bot.web.accounts import AccountStore, LoginThrottle, User
 from bot.web.app import ACCOUNTS, AUDIT, THROTTLE, Settings, create_app
 
@@ -329,9 +330,7 @@ async def test_browser_forced_password_change_keyboard_and_axe(
     user, _ = await make_user("agent")
     await console_app[ACCOUNTS].set_password(user.username, TEMPORARY, must_change=True)
     await page.goto(str(console_server.make_url("/login")))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill(TEMPORARY)
-    await page.keyboard.press("Enter")
+    await fill_sign_in(page, user.username, TEMPORARY, by_keyboard=True)
     await expect(page.get_by_role("heading", level=1)).to_have_text("Change your password")
     assert not (violations := await axe_violations(page)), describe(violations)
     await page.get_by_label("Current password").fill(TEMPORARY)
@@ -397,9 +396,7 @@ async def test_browser_display_name_forms_are_labelled_keyboard_only_and_axe_cle
     await make_user("agent", username="sam.jones")
     admin, password = await make_user("admin")
     await page.goto(str(console_server.make_url("/login?next=/admin/users/sam.jones")))
-    await page.get_by_label("Username").fill(admin.username)
-    await page.get_by_label("Password").fill(password)
-    await page.keyboard.press("Enter")
+    await fill_sign_in(page, admin.username, password, by_keyboard=True)
     await expect(page.get_by_role("heading", level=1)).to_contain_text("sam.jones")
     assert not (violations := await axe_violations(page)), describe(violations)
     await page.get_by_label("Display name (optional)").fill("Sam")

@@ -15,7 +15,7 @@ from bot.handoff.canned import CannedResponses
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
 from bot.testing.browser import LocalServer
-from bot.testing.console import Csrf, Login, MakeUser
+from bot.testing.console import Csrf, Login, MakeUser, fill_sign_in
 from bot.web.agent import CANNED, QUEUE, RESUME
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 
@@ -393,9 +393,7 @@ async def test_live_queue_claim_reply_and_return_in_chromium(
     user, password = await make_user("agent", teams=("customer_services",))
     await page.set_viewport_size({"width": 820, "height": 1180})  # a tablet
     await page.goto(str(console_server.make_url("/agent/")))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_sign_in(page, user.username, password)
     await expect(page.get_by_role("heading", level=1)).to_have_text("Handoff queue")
     await expect(page.get_by_text("No open cases.")).to_be_visible()
 

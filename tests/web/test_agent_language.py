@@ -7,7 +7,7 @@ from playwright.async_api import Page, expect
 
 from bot.handoff.queue import HandoffQueue
 from bot.testing.browser import LocalServer
-from bot.testing.console import Login, MakeUser
+from bot.testing.console import Login, MakeUser, fill_sign_in
 from bot.web.agent import QUEUE
 from bot.web.app import ConsoleApp
 from tests.web.test_agent import record
@@ -47,9 +47,7 @@ async def test_the_live_queue_marks_welsh_cases(
 ) -> None:
     user, password = await make_user("agent", teams=("customer_services",))
     await page.goto(str(console_server.make_url("/agent/")))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_sign_in(page, user.username, password)
     await expect(page.get_by_text("No open cases.")).to_be_visible()
     # opened after the page loaded: only the polling script (agent.js) can show it
     await queue.open(record("447700900111", display_name="Siân", language="cy"))

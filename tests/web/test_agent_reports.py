@@ -15,7 +15,7 @@ from bot.reports.store import ReportStore
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
 from bot.testing.console import *  # noqa: F403
-from bot.testing.console import Login, MakeUser
+from bot.testing.console import Login, MakeUser, fill_sign_in
 from bot.web.app import NAMESPACE, REDIS, ConsoleApp
 from tests.reports.conftest import make_report
 
@@ -75,9 +75,7 @@ async def test_in_chromium_the_banner_comes_and_goes_live_and_is_axe_clean(
 ) -> None:
     user, password = await make_user("agent", teams=("customer_services",))
     await page.goto(console_server.make_url("/agent/"))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_sign_in(page, user.username, password)
     await page.wait_for_url(console_server.make_url("/agent/"))
     await expect(page.locator("#report-banner")).to_be_empty()
 

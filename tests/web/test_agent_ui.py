@@ -17,7 +17,7 @@ from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
-from bot.testing.console import Login, MakeUser
+from bot.testing.console import Login, MakeUser, fill_sign_in
 from bot.web.agent import CANNED, QUEUE
 from bot.web.app import ConsoleApp
 
@@ -141,9 +141,7 @@ async def sign_in_as(
 ) -> None:
     user, password = await make_user(*roles, teams=("customer_services",))
     await page.goto(server.make_url(path))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_sign_in(page, user.username, password)
     await page.wait_for_url(server.make_url(path))
 
 

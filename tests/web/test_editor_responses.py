@@ -13,7 +13,7 @@ from bot.profile import current
 from bot.response_edits import ResponseStore
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
-from bot.testing.console import Csrf, Login, MakeUser
+from bot.testing.console import Csrf, Login, MakeUser, fill_sign_in
 from bot.web.app import AUDIT, ConsoleApp
 from bot.web.responses_editor import RESPONSES
 
@@ -199,9 +199,7 @@ async def test_in_chromium_an_editor_changes_a_welsh_reply_by_keyboard_and_the_p
     context = await browser.new_context(viewport={"width": 320, "height": 640})
     page = await context.new_page()
     await page.goto(console_server.make_url("/editor/responses/?language=cy"))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_sign_in(page, user.username, password)
     await expect(page.get_by_role("heading", level=1)).to_have_text("Replies to residents")
     assert not (violations := await axe_violations(page)), describe(violations)
     await page.get_by_role("link", name="utter_thanks").focus()

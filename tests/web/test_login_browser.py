@@ -2,6 +2,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from bot.testing.browser import LocalServer
+from bot.testing.console import fill_sign_in
 
 
 @pytest.mark.browser
@@ -19,9 +20,7 @@ async def test_log_in_see_home_log_out(console_server: LocalServer, make_user, p
 
     await page.goto(str(console_server.make_url("/")))
     await expect(page).to_have_url(str(console_server.make_url("/login?next=/")))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill("not the password")
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_sign_in(page, user.username, "not the password")
     await expect(page.get_by_role("alert")).to_have_text("The username or password is not right.")
 
     await page.get_by_label("Password").fill(password)

@@ -24,6 +24,7 @@ from bot.handoff.record import HandoffRecord
 from bot.residents import Layout, find, leftovers
 from bot.testing.accessibility import axe_violations, describe
 from bot.testing.browser import LocalServer
+from bot.testing.console import fill_sign_in
 from bot.web.app import AUDIT, SETTINGS, ConsoleApp
 from bot.web.residents import LAYOUT, subject_digest
 
@@ -245,9 +246,7 @@ async def test_browser_erase_by_keyboard_is_axe_clean(
     resident = await _seed(async_redis, app[LAYOUT])
     user, password = await make_user("admin")
     await page.goto(str(console_server.make_url("/login?next=/admin/residents")))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill(password)
-    await page.keyboard.press("Enter")
+    await fill_sign_in(page, user.username, password, by_keyboard=True)
     await expect(page.get_by_role("heading", level=1)).to_have_text("Residents' data")
     assert not (violations := await axe_violations(page)), describe(violations)
     await page.get_by_label("Conversation id, phone number").fill(resident.phone)

@@ -15,7 +15,7 @@ from bot.knowledge.model import Entry
 from bot.knowledge.review import ReviewQueue
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
-from bot.testing.console import Csrf, Login, MakeUser
+from bot.testing.console import Csrf, Login, MakeUser, fill_sign_in
 from bot.testing.handoff import handoff_record
 from bot.web.app import AUDIT, NAMESPACE, REDIS, ConsoleApp
 from bot.web.editor import KB
@@ -187,9 +187,7 @@ async def test_review_page_is_accessible_and_reflows(
     context = await browser.new_context(**view)
     page = await context.new_page()
     await page.goto(console_server.make_url("/review/"))
-    await page.get_by_label("Username").fill(user.username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_sign_in(page, user.username, password)
     await page.wait_for_url(console_server.make_url("/review/"))
     assert await horizontal_overflow(page) == 0
     assert not (violations := await axe_violations(page)), describe(violations)
