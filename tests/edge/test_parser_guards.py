@@ -20,19 +20,14 @@ import redis.asyncio
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.http_server import MAX_HEAD_BYTES
 from bot.testing.edge import channel, serving
+from bot.testing.slow import SlowClient
 
 from .conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, telegram_update
 
 
 async def exchange(edge: str, request: bytes) -> bytes:
     """Send bytes as they are in one write; return everything answered until the close."""
-    port = int(urlsplit(edge).port or 0)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request)
-    await writer.drain()
-    async with asyncio.timeout(10):
-        answer = await reader.read()
-    writer.close()
+    answer, _ = await SlowClient(int(urlsplit(edge).port or 0), b"", first=request).run(10)
     return answer
 
 
