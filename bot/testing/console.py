@@ -17,7 +17,8 @@ A ``conftest.py`` re-exports them: ``from bot.testing.console import *  # noqa: 
 - ``csrf(client) -> str``: the CSRF token of a client's session (for posts and fetch headers).
 - ``browser`` / ``page``: Playwright (async) in headless Debian chromium; mark tests
   ``@pytest.mark.browser``. ``await fill_sign_in(page, username, password)`` (a function, not
-  a fixture) signs in on the form the page shows.
+  a fixture) signs in on the form the page shows; ``await sign_in_as(page, console_server,
+  make_user, path, *roles)`` opens a page as a new user.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "make_user",
     "page",
     "sign_in",
+    "sign_in_as",
     "token_in",
 ]
 
@@ -238,3 +240,27 @@ async def fill_sign_in(
         await page.keyboard.press("Enter")
     else:
         await page.get_by_role("button", name="Sign in").click()
+
+
+async def sign_in_as(
+    page: Page,
+    server: LocalServer,
+    make_user: MakeUser,
+    path: str,
+    *roles: str,
+    teams: tuple[str, ...] = ("customer_services",),
+) -> None:
+    """Open ``path`` as a new user with ``roles`` (default: an agent), sign in, wait to be back.
+
+    Args:
+        page: A tab (the ``page`` fixture).
+        server: The console served for the browser (``console_server``).
+        make_user: The ``make_user`` fixture.
+        path: The console page to open; the sign-in form comes first, then this page.
+        *roles: The user's roles (none given: ``agent``).
+        teams: The user's teams.
+    """
+    user, password = await make_user(*(roles or ("agent",)), teams=teams)
+    await page.goto(server.make_url(path))
+    await fill_sign_in(page, user.username, password)
+    await page.wait_for_url(server.make_url(path))

@@ -28,7 +28,7 @@ from bot.handoff.record import HandoffRecord, priority_for, team_for
 from bot.handoff.replies import OutboxSender
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
-from bot.testing.console import Csrf, Login, MakeUser, fill_sign_in
+from bot.testing.console import Csrf, Login, MakeUser, sign_in_as
 from bot.web.agent import QUEUE, SENDER, match_deliveries
 from bot.web.app import NAMESPACE, REDIS, ConsoleApp
 
@@ -236,13 +236,6 @@ async def test_the_banner_says_when_replies_are_not_flowing(
     await sender.step(block=False)
     assert (await agent.get("/api/agent/channels")).json() == {"problems": []}
     assert "Replies to residents are not flowing" not in (await agent.get("/agent/")).text
-
-
-async def sign_in_as(page: Page, server: LocalServer, make_user: MakeUser, path: str) -> None:
-    user, password = await make_user("agent", teams=("customer_services",))
-    await page.goto(server.make_url(path))
-    await fill_sign_in(page, user.username, password)
-    await page.wait_for_url(server.make_url(path))
 
 
 @pytest.mark.browser

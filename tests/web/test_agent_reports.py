@@ -15,7 +15,7 @@ from bot.reports.store import ReportStore
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
 from bot.testing.console import *  # noqa: F403
-from bot.testing.console import Login, MakeUser, fill_sign_in
+from bot.testing.console import Login, MakeUser, sign_in_as
 from bot.web.app import NAMESPACE, REDIS, ConsoleApp
 from tests.reports.conftest import make_report
 
@@ -73,10 +73,7 @@ async def test_only_agents_see_it(login: Login) -> None:
 async def test_in_chromium_the_banner_comes_and_goes_live_and_is_axe_clean(
     console_server: LocalServer, console_app: ConsoleApp, make_user: MakeUser, page: Page
 ) -> None:
-    user, password = await make_user("agent", teams=("customer_services",))
-    await page.goto(console_server.make_url("/agent/"))
-    await fill_sign_in(page, user.username, password)
-    await page.wait_for_url(console_server.make_url("/agent/"))
+    await sign_in_as(page, console_server, make_user, "/agent/")
     await expect(page.locator("#report-banner")).to_be_empty()
 
     _, retries, entry = await retried_for_an_hour(console_app)

@@ -17,7 +17,7 @@ from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
 from bot.testing.accessibility import axe_violations, describe, horizontal_overflow
 from bot.testing.browser import LocalServer
-from bot.testing.console import Login, MakeUser, fill_sign_in
+from bot.testing.console import Login, MakeUser, sign_in_as
 from bot.web.agent import CANNED, QUEUE
 from bot.web.app import ConsoleApp
 
@@ -134,15 +134,6 @@ async def test_case_updates_come_as_json_for_the_case_page(
     other = await login("agent", teams=("revenues",))
     assert (await other.get(f"{updates}?after=0")).status_code == 403
     assert (await agent.get("/api/agent/cases/nope/updates")).status_code == 404
-
-
-async def sign_in_as(
-    page: Page, server: LocalServer, make_user: MakeUser, path: str, *roles: str
-) -> None:
-    user, password = await make_user(*roles, teams=("customer_services",))
-    await page.goto(server.make_url(path))
-    await fill_sign_in(page, user.username, password)
-    await page.wait_for_url(server.make_url(path))
 
 
 def watch_for_problems(page: Page) -> list[str]:
