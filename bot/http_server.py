@@ -118,7 +118,7 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._unsupported_upgrade_warning()  # no WebSocket here: served as plain HTTP
+            self._unsupported_upgrade_warning()  # no WebSocket here (ws="none")
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _HeadTooLarge):
                 self._refuse(_HEAD_TOO_LARGE, "request head over %d bytes", MAX_HEAD_BYTES)
@@ -163,6 +163,10 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not self.transport.is_closing() and self._waiting_for_head():
             self._arm_head_deadline()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn's is two warnings per request (one suggests installing a WebSocket library)
+        self.refusals.log(logging.INFO, "upgrade not supported: served as plain HTTP")
 
     def _count_head(self, size: int) -> None:
         self._parsed_head += size

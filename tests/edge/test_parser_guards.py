@@ -106,3 +106,19 @@ async def test_a_barrage_of_malformed_requests_is_one_log_line(
     assert all(answer.startswith(b"HTTP/1.1 400") for answer in answers)
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.http_server"]
     assert lines == ["refused: malformed request"]
+
+
+async def test_upgrade_requests_are_served_as_plain_http_and_logged_once(
+    edge: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    upgrade = b"GET /health HTTP/1.1\r\nHost: edge\r\nConnection: Upgrade, close\r\nUpgrade: "
+    with caplog.at_level(logging.INFO):
+        answers = [
+            await exchange(edge, upgrade + kind + b"\r\n\r\n")
+            for kind in (b"websocket", b"h2c") * 5
+        ]
+    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == []  # uvicorn's own: two warnings a request
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.http_server"]
+    assert lines == ["upgrade not supported: served as plain HTTP"]
