@@ -19,6 +19,9 @@ parsing and response writing were over half of its CPU per refused request.
   request smuggling) gets 400 ``ambiguous framing``; any other malformed request uvicorn's 400
   ``Invalid HTTP request received.``. Never a stack trace.
 
+Each refusal or closure is logged through a :class:`bot.logs.Tally` (a line per kind, and per
+client address for slow clients, per 10 s, with the count), so a barrage is not a line each.
+
 :func:`hardened_config` is the whole server configuration both processes use: that protocol,
 idle keep-alive connections closed after a few seconds, 503 at once beyond
 ``limit_concurrency`` connections, proxy headers not trusted by the server, no WebSocket,
@@ -205,7 +208,7 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         client = self.client[0] if self.client else "?"
-        _log.warning("closed a connection from %s: request body too slow", client)
+        self.refusals.log(logging.WARNING, "closed a connection from %s: body too slow", client)
         cycle = self.cycle
         if cycle is not None:
             # the application reads "client went away"; anything it sends now is dropped
@@ -219,7 +222,7 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_deadline = None
         if self._waiting_for_head() and not self.transport.is_closing():
             client = self.client[0] if self.client else "?"
-            _log.warning("closed a connection from %s: request head too slow", client)
+            self.refusals.log(logging.WARNING, "closed a connection from %s: head too slow", client)
             self.transport.close()
 
 

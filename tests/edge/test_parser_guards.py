@@ -22,7 +22,7 @@ from bot.http_server import MAX_HEAD_BYTES
 from bot.testing.edge import channel, serving
 from bot.testing.slow import SlowClient
 
-from .conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, telegram_update
+from .conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, channels, telegram_update
 
 
 async def exchange(edge: str, request: bytes) -> bytes:
@@ -122,3 +122,18 @@ async def test_upgrade_requests_are_served_as_plain_http_and_logged_once(
     assert warnings == []  # uvicorn's own: two warnings a request
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.http_server"]
     assert lines == ["upgrade not supported: served as plain HTTP"]
+
+
+async def test_slow_clients_from_one_address_are_one_log_line(
+    async_redis: redis.asyncio.Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    head = b"POST /webhooks/telegram/webhook HTTP/1.1\r\nHost: edge\r\nX-Pad: " + b"p" * 200
+    async with serving(channels(), async_redis, namespace, head_timeout=0.5) as edge:
+        port = int(urlsplit(edge).port or 0)
+        with caplog.at_level(logging.INFO, logger="bot.http_server"):
+            cut = await asyncio.gather(
+                *(SlowClient(port, head, every=0.05).run(give_up=5) for _ in range(10))
+            )
+    assert all(received == b"" and held < 2.0 for received, held in cut)
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.http_server"]
+    assert lines == ["closed a connection from 127.0.0.1: head too slow"]
