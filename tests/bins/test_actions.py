@@ -277,18 +277,13 @@ async def _report(
 
 
 async def test_missed_bin_is_recorded_with_a_reference(
-    store: BinStore,
-    async_redis: redis.asyncio.Redis,
-    demo_loaded: str,
-    demo_source: RoundScheduleSource,
+    store: BinStore, missed_reports: MissedReports, uprn: str
 ) -> None:
-    uprn = demo_source.addresses_at("AV1 2BX")[0].uprn
-    reports = MissedReports(async_redis, demo_loaded, retention=30)
-    said, events = await _report(store, reports, uprn, "general", date(2026, 11, 17))
+    said, events = await _report(store, missed_reports, uprn, "general", date(2026, 11, 17))
     assert "wasn't emptied on Monday 16 November" in said[0]
     assert "reference is MB-2026-000001" in said[0]
     assert events == [SlotSet("bin_type", None)]
-    stored = await reports.get("MB-2026-000001")
+    stored = await missed_reports.get("MB-2026-000001")
     assert stored is not None
     assert (stored["uprn"], stored["bin_type"], stored["due"], stored["channel"]) == (
         uprn,
@@ -300,16 +295,15 @@ async def test_missed_bin_is_recorded_with_a_reference(
 
 async def test_missed_bin_not_due_says_when_it_is(
     store: BinStore,
+    missed_reports: MissedReports,
+    uprn: str,
     async_redis: redis.asyncio.Redis,
     demo_loaded: str,
-    demo_source: RoundScheduleSource,
 ) -> None:
-    uprn = demo_source.addresses_at("AV1 2BX")[0].uprn
-    reports = MissedReports(async_redis, demo_loaded, retention=30)
-    said, _ = await _report(store, reports, uprn, "general", date(2026, 11, 24))
+    said, _ = await _report(store, missed_reports, uprn, "general", date(2026, 11, 24))
     assert "wasn't due in the last 2 working days" in said[0]
     assert "The next collection is Monday 30 November" in said[0]
-    said, _ = await _report(store, reports, uprn, "recycling", date(2026, 11, 23))
+    said, _ = await _report(store, missed_reports, uprn, "recycling", date(2026, 11, 23))
     assert "is due today" in said[0]
     assert await async_redis.exists(f"{demo_loaded}:bins:missed:seq:2026") == 0
 

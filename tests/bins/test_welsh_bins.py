@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio
 import yaml
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -94,16 +93,13 @@ async def test_the_bin_day_answer_in_welsh(
 
 
 async def test_a_missed_bin_in_welsh(
-    store: BinStore,
-    async_redis: redis.asyncio.Redis,
-    demo_loaded: str,
-    demo_source: RoundScheduleSource,
+    store: BinStore, missed_reports: MissedReports, uprn: str
 ) -> None:
-    uprn = demo_source.addresses_at("AV1 2BX")[0].uprn
-    reports = MissedReports(async_redis, demo_loaded, retention=30)
 
     async def report(bin_type: str, today: date) -> str:
-        dispatcher, _ = await missed_report(store, reports, uprn, bin_type, today, extra=WELSH)
+        dispatcher, _ = await missed_report(
+            store, missed_reports, uprn, bin_type, today, extra=WELSH
+        )
         [said] = _welsh(dispatcher)
         return said
 
