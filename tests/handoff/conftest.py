@@ -10,7 +10,8 @@ import pytest
 import redis.asyncio
 
 from bot.handoff.queue import HandoffQueue
-from bot.handoff.record import HandoffRecord, priority_for, team_for
+from bot.handoff.record import HandoffRecord
+from bot.testing.handoff import handoff_record
 
 T0 = datetime(2027, 3, 3, 10, 0, tzinfo=UTC)  # a Wednesday, contact centre open
 
@@ -20,32 +21,19 @@ MakeRecord = Callable[..., HandoffRecord]
 def make_record(
     sender: str = "447700900123",
     *,
-    channel: str = "whatsapp",
-    account: str = "441234567890",
-    reason: str = "asked_for_person",
-    topic: str = "bin_day",
     minutes: float = 0,
     text: str = "can I talk to a person",
     **fields: Any,
 ) -> HandoffRecord:
-    """A handoff record opened ``minutes`` after ``T0``."""
+    """A handoff record opened ``minutes`` after ``T0`` (other fields as ``handoff_record``'s)."""
     values: dict[str, Any] = {
-        "conversation_id": f"{channel}:{account}:{sender}",
-        "channel": channel,
-        "account": account,
-        "sender": sender,
         "display_name": "Sam Resident",
-        "reason": reason,
-        "topic": topic,
-        "priority": priority_for(reason),
-        "team": team_for(topic, reason),
-        "created_at": (T0 + timedelta(minutes=minutes)).isoformat(),
         "transcript": [{"role": "resident", "text": text, "at": T0.isoformat()}],
         "intents": [{"text": text, "name": "human_agent", "confidence": 0.93, "ranking": []}],
         "entities": {"postcode": ["AB1 2CD"]},
     }
     values.update(fields)
-    return HandoffRecord(**values)
+    return handoff_record(sender, opened=T0 + timedelta(minutes=minutes), **values)
 
 
 class Clock:
