@@ -982,6 +982,14 @@ NEVER_LOCATED = """() => {
     setTimeout(() => fail({code: 3, message: 'Timeout expired'}), 50);
   };
 }"""
+# A position that comes late, once the resident has typed the place instead.
+LATE_LOCATED = """() => {
+  window.__located = 0;
+  navigator.geolocation.getCurrentPosition = ok => {
+    window.__located += 1;
+    window.__arrive = () => ok({coords: {latitude: 51.5, longitude: -1.2, accuracy: 5}});
+  };
+}"""
 # A phone's fix near the library: more decimals than the back office needs.
 PIN: Geolocation = {
     "latitude": LIBRARY.latitude + 0.0000012345,
@@ -1104,6 +1112,26 @@ async def test_no_location_says_why_keeps_the_focus_and_words_still_work(
     await expect(share).to_have_count(0)
     await context.close()
     assert problems == []
+
+
+async def test_a_position_that_comes_after_the_place_was_typed_is_not_sent(
+    site: ChatSite, page: Page
+) -> None:
+    widget = Widget(page)
+    await page.goto(site.url("/"))
+    await page.evaluate(LATE_LOCATED)
+    await widget.launcher.click()
+    await widget.send("report a pothole")
+    await widget.panel.get_by_role("button", name="Share my location").click()
+    await expect(widget.panel.get_by_text("Finding your location…")).to_be_visible()
+    await widget.send("AV1 2BX")
+    await expect(widget.said("Please describe the problem in a few words")).to_be_visible()
+    await page.evaluate("window.__arrive()")
+    await widget.send("A deep hole")  # anything sent after it has been handled
+    await expect(widget.said("Here's your report:")).to_be_visible()
+    assert await located(page) == 1
+    assert not [m for m in site.assistant.received if m.location is not None]
+    assert "Location shared" not in " ".join(await widget.texts())
 
 
 @pytest.mark.e2e

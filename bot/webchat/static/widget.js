@@ -882,6 +882,7 @@
       note.textContent = "";
     }
     function failed(error) {
+      if (!locate.contains(share)) return;
       done();
       var text = error.code === 1 ? t("locationDenied") : error.code === 3 ? t("locationTimeout") : t("locationUnavailable");
       list.appendChild(el("li", { class: "crw-msg crw-from-widget" }, [el("span", { class: "crw-text" }, [text])]));
@@ -896,6 +897,7 @@
       navigator.geolocation.getCurrentPosition(
         function (position) {
           var where = { latitude: position.coords.latitude, longitude: position.coords.longitude };
+          if (!locate.contains(share)) return; /* the chat moved on (a place was typed): not sent */
           done();
           renderLocate(false);
           send({ location: { latitude: +where.latitude.toFixed(5), longitude: +where.longitude.toFixed(5) } }, placeText(where));
