@@ -15,16 +15,22 @@ workers, so both sides run against the same servers and the same model:
   HTTP answer (ack = e2e).
 
 The load is the realistic mix of conversations (each a new resident): 60% a knowledge-base
-question (the demo council's example questions, varied), 20% a two-turn bin-day
-conversation (asks, then gives a postcode or picks a numbered address; the second turn is
-sent 1 s after the first turn's first reply), 10% asking for a person, 10% out of scope. Open
-loop: conversations start on a fixed schedule whatever the answers, at stepped message rates
-(``--rates``), each step ``--step-seconds`` long, then up to ``--drain-seconds`` for the
-replies. A side whose step ends far behind (e2e p99 over ``--stop-after-ms``) skips its higher
-rates. Per step: ack and e2e p50/p99, lost (no reply by the end of the drain), duplicates (the
-same reply text twice to one message), backlog growth (ours: inbox stream length per second
-of the step; REST: requests in flight), CPU ms per message of each process (``/proc/<pid>/stat``
-before and after the step), the load average.
+question (the demo council's example questions, varied; not the problem-report topics, whose
+questions start a report form), 20% a two-turn bin-day conversation (asks, then gives a
+postcode, or asks for a postcode and picks a numbered address; the second turn is sent once
+the first turn's replies have been quiet for 1 s), 10% asking for a person, 10% out of scope.
+Before the load each of these conversations is sent once through REST and kept only if the
+model answers it as meant (its entry, a person, the bin days): ``mix_check`` lists what was
+dropped and why. Open loop: conversations start on a fixed schedule whatever the answers, at
+stepped message rates (``--rates``), each step ``--step-seconds`` long, then up to
+``--drain-seconds`` for the replies (counted from the step's end or from the last message
+sent, whichever is later). A webhook answered 5xx is posted again as providers do (same
+message id, for up to a minute). A side whose step ends far behind (e2e p99 over
+``--stop-after-ms``) skips its higher rates. Per step: ack and e2e p50/p99, lost (no reply by
+the end of the drain), duplicates (the same reply text twice to one message), a few examples
+of each, backlog growth (ours: inbox stream length per second of the step; REST: requests in
+flight), CPU ms per message of each process (``/proc/<pid>/stat`` before and after the step),
+the load average.
 
 ``turns``: one conversation of ``--turns`` knowledge-base questions, one at a time, on each
 side; per-message CPU of the Rasa server + action server + Redis (their threads' nanoseconds
@@ -36,22 +42,29 @@ are measured under the same load of the machine.
 
 ``first_message_ms``: the first message after the servers said they were ready (warm-up).
 
-``--workers N`` starts N Rasa workers (one Rasa server process each) sharing the inbox's
-consumer group; the REST side spreads its conversations over their REST channels. ``--pin``
-runs each worker on a core of its own (``taskset -c``: worker i on core i modulo the cores);
-the other processes are not pinned. ``cpu_ms_per_msg.rasa`` is the workers' sum. Before the
-steps each worker answers one question through its REST channel (its first is slow).
+``--workers N`` (default 2, one per core) starts N Rasa workers (one Rasa server process
+each) sharing the inbox's consumer group; the REST side spreads its conversations over their
+REST channels. ``--pin`` runs each worker on a core of its own (``taskset -c``: worker i on
+core i modulo the cores); the other processes are not pinned. ``cpu_ms_per_msg.rasa`` is the
+workers' sum. Before the steps each worker answers one question through its REST channel.
 
-``--scale`` adds ``"scale"``: ours at the same rates with one Rasa worker, then with two (each
-its own servers and Redis, no long conversation): ``one_worker_rate`` and ``two_worker_rate``
-(each the highest rate with e2e p99 <= 1 s and nothing lost) and their ratio, and each one's
-capacity (messages answered within a step per second of it, at the highest step: what the
-workers keep up with once saturated, less sensitive to the rates chosen). ``--scale-only``
-runs just that and saves it into the results already in ``--out``.
+Parts, all run by default (``--only PART``, repeatable, runs some and saves them into the
+results already in ``--out``):
+
+* ``sides``: the steps, turns and first message of ``ours`` and ``rasa_rest``.
+* ``faults``: on the same servers afterwards, ours at ``--fault-rate`` while the action
+  server (14 s), a Rasa worker (restarted at once) and Redis (5 s) are killed (SIGKILL) one
+  at a time: lost, duplicates, restart and recovery seconds, dead letters.
+* ``scale``: ours at the same rates with one Rasa worker, then with two, each pinned to a core
+  (each its own servers and Redis, no long conversation): ``one_worker_rate`` and
+  ``two_worker_rate`` (each the highest rate with e2e p99 <= 1 s and nothing lost) and their
+  ratio, and each one's capacity (messages answered within a step per second of it, at the
+  highest step: what the workers keep up with once saturated, less sensitive to the rates).
 
 ``--short`` runs a development version (two rates, short steps, 20 turns). Results go to
-``bench/results/fullstack.json`` as ``{"ours": {...}, "rasa_rest": {...}}``;
-``--as-before`` stores the run under ``"before"`` instead (kept by later runs).
+``bench/results/fullstack.json``: ``{"ours": {...}, "rasa_rest": {...}, "faults": {...},
+"scale": {...}}``; ``--as-before`` stores the run under ``"before"`` instead (kept by later
+runs).
 """
 
 from __future__ import annotations
@@ -59,12 +72,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import itertools
 import json
 import os
 import random
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -76,19 +89,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import aiohttp
+import yaml
+from aiohttp import web
+from twilio.request_validator import RequestValidator
 
-import aiohttp  # noqa: E402
-import yaml  # noqa: E402
-from aiohttp import web  # noqa: E402
-from twilio.request_validator import RequestValidator  # noqa: E402
-
-from bot.demo import seed  # noqa: E402
-from bot.keys import key  # noqa: E402
-from bot.knowledge.content import CONTENT_DIR, load_entries  # noqa: E402
-from bot.redis_conn import EmbeddedRedis, connect, start_embedded  # noqa: E402
-from bot.services import (  # noqa: E402
+from bot.demo import seed
+from bot.keys import key
+from bot.knowledge.content import CONTENT_DIR, load_entries
+from bot.redis_conn import EmbeddedRedis, connect, start_embedded
+from bot.services import (
     Service,
     action_server_argv,
     base_env,
@@ -97,7 +107,9 @@ from bot.services import (  # noqa: E402
     rasa_server_argv,
     start_service,
 )
-from bot.testing.providers import FakeProvider, ProviderThread  # noqa: E402
+from bot.testing.providers import FakeProvider, ProviderThread
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "bench" / "results" / "fullstack.json"
 MODEL = ROOT / "models" / "council.tar.gz"
@@ -107,7 +119,8 @@ TWILIO_TOKEN = secrets.token_hex(16)
 TELEGRAM_TOKEN = "123456:bench-bot-token"
 TELEGRAM_SECRET = secrets.token_urlsafe(16)
 RATES = (5.0, 10.0, 20.0, 35.0, 50.0, 70.0)
-READING_SECONDS = 1.0  # between a bin conversation's first reply and its second turn
+READING_SECONDS = 1.0  # quiet after a turn's last reply before a bin conversation's second turn
+REDELIVERY_SECONDS = 60.0  # how long a refused webhook is posted again, as providers do
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SHOWN = ("messages", "ack_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "lost", "duplicates")
 
@@ -164,6 +177,7 @@ BIN_AT = (
     "what day is bin collection at {postcode}?",
 )
 SINGLE_ADDRESS_POSTCODE = "AV5 1QA"  # the demo's one postcode with a single address
+ADDRESSES = (("AV1 2BX", 4),)  # demo postcodes listing their addresses by number, and how many
 PREFIXES = ("", "", "hi, ", "hello ", "please ", "quick question: ")
 SUFFIXES = ("", "", " thanks", " please", "?", " cheers")
 
@@ -205,6 +219,7 @@ class Message:
     sent_at: float = 0.0
     ack_ms: float | None = None
     status: int = 0
+    refusals: int = 0  # webhook posts answered 5xx or not at all, then posted again
     replies: list[tuple[float, str]] = field(default_factory=list)
 
     def e2e_ms(self) -> float | None:
@@ -227,6 +242,19 @@ class Conversation:
     replied: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass(frozen=True)
+class Script:
+    """A conversation of the mix and what the assistant must do with it.
+
+    ``expect``: a knowledge-base entry's id (that entry answers), ``handoff`` (a person gets
+    the conversation) or ``bin_day`` (the collection days are told at the last turn).
+    """
+
+    kind: str
+    texts: tuple[str, ...]
+    expect: str
+
+
 def _vary(rng: random.Random, text: str) -> str:
     text = text.rstrip("?") if rng.random() < 0.5 else text
     if rng.random() < 0.3:
@@ -234,27 +262,59 @@ def _vary(rng: random.Random, text: str) -> str:
     return f"{rng.choice(PREFIXES)}{text}{rng.choice(SUFFIXES)}".strip()
 
 
-class Mix:
-    """Draws the conversations of the realistic mix."""
+def scripts() -> list[Script]:
+    """Every conversation the mix draws from (before :func:`_check_mix` keeps those that work).
 
-    def __init__(self, seed_value: int) -> None:
+    Knowledge-base questions are the demo content's example questions; entries of the
+    problem-report topics are left out (those questions start a report form, issue 15). Each
+    one-message conversation comes as written and once varied (a greeting, "thanks", case,
+    punctuation: :func:`_vary`, the same every run), so every text the mix sends is checked.
+    """
+    rng = random.Random(3)
+    one: list[tuple[str, str, str]] = [
+        ("knowledge", question, entry.id)
+        for entry in load_entries(CONTENT_DIR)
+        if not entry.topic.startswith("report_")
+        for question in entry.questions
+    ]
+    one += [("handoff", text, "handoff") for text in HANDOFF]
+    one += [("out_of_scope", text, "handoff") for text in OUT_OF_SCOPE]
+    found = [
+        Script(kind, (variant,), expect)
+        for kind, text, expect in one
+        for variant in dict.fromkeys((text, _vary(rng, text)))
+    ]
+    found += [Script("bins", (ask, SINGLE_ADDRESS_POSTCODE), "bin_day") for ask in BIN_ASK]
+    found += [
+        Script("bins", (at.format(postcode=postcode), str(number)), "bin_day")
+        for at in BIN_AT
+        for postcode, count in ADDRESSES
+        for number in range(1, count + 1)
+    ]
+    return found
+
+
+class Mix:
+    """Draws the conversations of the realistic mix (60/20/10/10) from checked scripts."""
+
+    SHARES = (("knowledge", 0.6), ("bins", 0.2), ("handoff", 0.1), ("out_of_scope", 0.1))
+
+    def __init__(self, seed_value: int, kept: list[Script]) -> None:
         self.rng = random.Random(seed_value)
-        self.questions = [q for entry in load_entries(CONTENT_DIR) for q in entry.questions]
-        self.postcodes = ["AV1 2BX", "AV2 3CD", "AV3 4EF", SINGLE_ADDRESS_POSTCODE]
+        self.by_kind = {kind: [s for s in kept if s.kind == kind] for kind, _ in self.SHARES}
+        missing = [kind for kind, found in self.by_kind.items() if not found]
+        if missing:
+            raise SystemExit(f"the model answers no conversation of the mix's kinds {missing}")
 
     def texts(self) -> tuple[str, list[str]]:
-        roll = self.rng.random()
-        if roll < 0.6:
-            return "knowledge", [_vary(self.rng, self.rng.choice(self.questions))]
-        if roll < 0.8:
-            if self.rng.random() < 0.5:
-                return "bins", [_vary(self.rng, self.rng.choice(BIN_ASK)), SINGLE_ADDRESS_POSTCODE]
-            postcode = self.rng.choice(self.postcodes[:3])
-            first = self.rng.choice(BIN_AT).format(postcode=postcode)
-            return "bins", [first, str(self.rng.randint(1, 5))]
-        if roll < 0.9:
-            return "handoff", [_vary(self.rng, self.rng.choice(HANDOFF))]
-        return "out_of_scope", [_vary(self.rng, self.rng.choice(OUT_OF_SCOPE))]
+        roll, total = self.rng.random(), 0.0
+        kind = self.SHARES[-1][0]
+        for name, share in self.SHARES:
+            total += share
+            if roll < total:
+                kind = name
+                break
+        return kind, list(self.rng.choice(self.by_kind[kind]).texts)
 
 
 class StampingProvider(FakeProvider):
@@ -284,6 +344,11 @@ class StampingProvider(FakeProvider):
         return answer
 
 
+_RESIDENTS = itertools.count(1)
+"""Numbers residents for the whole run: a resident of an earlier load (one handed to a
+person, whose conversation is paused) must never come back as a new one."""
+
+
 class Load:
     """Sends conversations to one side and collects what came back."""
 
@@ -294,7 +359,6 @@ class Load:
         self.edge = edge
         self.rasa = rasa
         self.by_resident: dict[str, Conversation] = {}
-        self.counter = 0
         self.session: aiohttp.ClientSession | None = None
         self.in_flight = 0
         self.tasks: set[asyncio.Task[None]] = set()
@@ -319,11 +383,11 @@ class Load:
         conversation.replied.set()
 
     def new(self, kind: str, texts: list[str]) -> Conversation:
-        self.counter += 1
-        n = (self.counter + 1_000_000 * (os.getpid() % 90)) % 10**8
+        count = next(_RESIDENTS)
+        n = (count + 1_000_000 * (os.getpid() % 90)) % 10**8
         if self.side == "rest":
             channel, resident = "rest", f"bench-rest-{uuid.uuid4().hex[:12]}"
-        elif self.counter % 2:
+        elif count % 2:
             channel, resident = "whatsapp", f"+4477{n:08d}"
         else:
             channel, resident = "telegram", str(800_000_000 + n)
@@ -377,21 +441,36 @@ class Load:
         return f"{self.edge}/webhooks/telegram/webhook", json.dumps(update).encode(), headers
 
     async def send(self, conversation: Conversation, turn: int) -> None:
-        """Send one message and record its acknowledgement (and, for REST, its replies)."""
+        """Send one message and record its acknowledgement (and, for REST, its replies).
+
+        A webhook answered 5xx or not at all is posted again, the same request (the same
+        message id), backing off from 1 s to 8 s for up to :data:`REDELIVERY_SECONDS`, as
+        Telegram and Twilio's fallback do; ``refusals`` counts those answers.
+        """
         assert self.session is not None
         message = conversation.messages[turn]
         conversation.turn = turn
         conversation.replied.clear()
         url, body, headers = self._request(conversation, message.text)
         message.sent_at = time.perf_counter()
+        give_up = message.sent_at + (REDELIVERY_SECONDS if conversation.channel != "rest" else 0)
+        delay = 1.0
         self.in_flight += 1
         try:
-            async with self.session.post(url, data=body, headers=headers) as answer:
-                text = await answer.text()
-                message.status = answer.status
-        except aiohttp.ClientError:
-            message.status = -1
-            return
+            while True:
+                try:
+                    async with self.session.post(url, data=body, headers=headers) as answer:
+                        text = await answer.text()
+                        message.status = answer.status
+                except aiohttp.ClientError:
+                    message.status = -1
+                if message.status < 500 and message.status != -1:
+                    break
+                message.refusals += 1
+                if time.perf_counter() + delay > give_up:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 8.0)
         finally:
             self.in_flight -= 1
             message.ack_ms = (time.perf_counter() - message.sent_at) * 1000
@@ -403,16 +482,32 @@ class Load:
             if message.replies:
                 conversation.replied.set()
 
+    async def read(self, conversation: Conversation, until: float) -> bool:
+        """Wait for the current turn's replies: the first one, then a quiet READING_SECONDS.
+
+        A resident reads a turn's answer (one message or several) before replying; waiting for
+        the quiet after the last reply, not only the first, also keeps a turn's late second
+        reply from being counted against the next turn. False: no reply by ``until``.
+        """
+        try:
+            await asyncio.wait_for(
+                conversation.replied.wait(), max(until - time.perf_counter(), 0.01)
+            )
+        except TimeoutError:
+            return False
+        while True:
+            conversation.replied.clear()
+            try:
+                await asyncio.wait_for(conversation.replied.wait(), READING_SECONDS)
+            except TimeoutError:
+                return True
+
     async def converse(self, conversation: Conversation, last_turn_by: float) -> None:
-        """Send the conversation's turns; a later turn after the previous one's reply."""
+        """Send the conversation's turns; a later turn once the previous one's replies are read."""
         await self.send(conversation, 0)
         for turn in range(1, len(conversation.messages)):
-            remaining = last_turn_by - time.perf_counter()
-            try:
-                await asyncio.wait_for(conversation.replied.wait(), max(remaining, 0.01))
-            except TimeoutError:
+            if not await self.read(conversation, last_turn_by):
                 return  # never sent: not counted
-            await asyncio.sleep(READING_SECONDS)
             if time.perf_counter() > last_turn_by:
                 return
             await self.send(conversation, turn)
@@ -446,6 +541,7 @@ class Stack:
         actions_port, edge_port = free_port(), free_port()
         rasa_ports = [free_port() for _ in range(workers)]
         token = secrets.token_urlsafe(16)
+        self.token = token  # Rasa's HTTP API (the trackers the mix check reads)
         env = base_env(
             REDIS_URL=self.redis.url,
             COUNCIL_NAMESPACE=self.namespace,
@@ -610,15 +706,8 @@ async def _step(
     await asyncio.sleep(max(0.0, step_end - time.perf_counter()))
     backlog_after = stack.backlog() if load.side == "ours" else load.in_flight
     lag = time.perf_counter() - step_end
-    deadline = step_end + args.drain_seconds
-    while time.perf_counter() < deadline:
-        sent = [m for c in conversations for m in c.messages if m.sent_at]
-        if all(m.replies for m in sent) and not load.tasks:
-            break
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(0.5 if load.side == "ours" else 0.0)  # late duplicates
+    sent = await _drain(load, conversations, step_end, args.drain_seconds)
     cpu_after = stack.cpu()
-    sent = [m for c in conversations for m in c.messages if m.sent_at]
     e2e = [ms for m in sent if (ms := m.e2e_ms()) is not None]
     acks = [m.ack_ms for m in sent if m.ack_ms is not None]
     count = max(len(sent), 1)
@@ -650,13 +739,9 @@ async def _step(
             1,
         ),
         "refused": sum(1 for m in sent if m.status != 200),
+        "refusals": sum(m.refusals for m in sent),
         "duplicates": sum(m.duplicates() for m in sent),
-        "duplicate_examples": [
-            {"kind": c.kind, "turn": turn, "replies": [text[:60] for _, text in m.replies]}
-            for c in conversations
-            for turn, m in enumerate(c.messages)
-            if m.duplicates()
-        ][:3],
+        **_examples(conversations, step_end),
         "backlog_growth_per_s": round((backlog_after - backlog_before) / args.step_seconds, 2),
         "backlog_peak": max(backlog_peak, backlog_after),
         "generator_lag_ms": round(lag * 1000, 1),
@@ -669,6 +754,49 @@ async def _step(
     if load.side == "ours":
         result["dead_letters"] = stack.dead_letters()
     return result
+
+
+async def _drain(
+    load: Load, conversations: list[Conversation], after: float, seconds: float
+) -> list[Message]:
+    """Wait for the replies; return the messages sent.
+
+    Until every message sent has a reply and every conversation is over, or no longer than
+    ``seconds`` after ``after`` or after the last message was sent, whichever is later (a
+    second turn sent late still gets its ``seconds``: not lost for want of waiting). Then a
+    moment more for late duplicates.
+    """
+    while True:
+        sent = [m for c in conversations for m in c.messages if m.sent_at]
+        if all(m.replies for m in sent) and not load.tasks:
+            break
+        last = max((m.sent_at for m in sent), default=after)
+        if time.perf_counter() > max(after, last) + seconds:
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5 if load.side == "ours" else 0.0)  # late duplicates
+    return [m for c in conversations for m in c.messages if m.sent_at]
+
+
+def _examples(conversations: list[Conversation], since: float) -> dict[str, list[Any]]:
+    """A few lost and duplicated messages, to tell the product's faults from the bench's."""
+
+    def shown(c: Conversation, turn: int, m: Message) -> dict[str, Any]:
+        return {
+            "kind": c.kind,
+            "turn": turn,
+            "texts": [x.text for x in c.messages],
+            "status": m.status,
+            "refusals": m.refusals,
+            "sent_s": round(m.sent_at - since, 2),
+            "replies": [[round(at - m.sent_at, 2), text[:60]] for at, text in m.replies],
+        }
+
+    every = [(c, turn, m) for c in conversations for turn, m in enumerate(c.messages)]
+    return {
+        "lost_examples": [shown(*x) for x in every if x[2].sent_at and not x[2].replies][:5],
+        "duplicate_examples": [shown(*x) for x in every if x[2].duplicates()][:5],
+    }
 
 
 async def _settle(stack: Stack, load: Load, seconds: float) -> None:
@@ -690,26 +818,22 @@ async def _one(load: Load, conversation: Conversation, turn: int, timeout: float
     return message
 
 
-async def _first_message(stack: Stack, load: Load) -> float | None:
-    conversation = load.new("knowledge", ["how do I pay my council tax online"])
+async def _first_message(stack: Stack, load: Load, kept: list[Script]) -> float | None:
+    conversation = load.new("knowledge", [_question(kept)])
     message = await _one(load, conversation, 0, 120)
     return round(ms, 1) if (ms := message.e2e_ms()) is not None else None
 
 
-async def _turns(stack: Stack, load: Load, mix: Mix, turns: int) -> dict[str, Any]:
+async def _turns(stack: Stack, load: Load, kept: list[Script], turns: int) -> dict[str, Any]:
     """Cost per message early and late in a long conversation of answered questions.
 
     The long conversation is taken to ``turns - 5`` turns; then a new conversation's turns 2-6
     and the long one's last five alternate, so both are measured under the same load of the
     machine (a shared machine's load changes within minutes, and a message's CPU with it).
+    The questions: the first the model answers of each of five entries, in turn.
     """
-    answered = [
-        "how do I pay my council tax online",
-        "Book a bulky waste collection",
-        "How do I report a pothole?",
-        "What time are the council offices open?",
-        "How do I get a resident parking permit?",
-    ]
+    firsts = {s.expect: s.texts[0] for s in reversed(kept) if s.kind == "knowledge"}
+    answered = list(reversed(firsts.values()))[:5]
     texts = [answered[i % len(answered)] for i in range(max(turns, 7))]
     long_one, new_one = load.new("knowledge", texts), load.new("knowledge", texts[:6])
     lost = 0
@@ -796,14 +920,7 @@ async def _fault(
         load.start(conversation, end + args.fault_drain / 2)
         n += 1
     killed, ready = await faulting
-    deadline = max(end, ready) + args.fault_drain
-    while time.perf_counter() < deadline:
-        sent = [m for c in conversations for m in c.messages if m.sent_at]
-        if all(m.replies for m in sent) and not load.tasks:
-            break
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(1.0)  # late duplicates
-    sent = [m for c in conversations for m in c.messages if m.sent_at]
+    sent = await _drain(load, conversations, max(end, ready), args.fault_drain)
     hit = [m for m in sent if m.sent_at <= ready]  # sent before the process was back
     answered = [m.replies[0][0] for m in hit if m.replies]
     lost = [m for m in sent if not m.replies]
@@ -812,7 +929,7 @@ async def _fault(
         f"restarted {outage:g} s later",
         "rate": args.fault_rate,
         "messages": len(sent),
-        "refused_by_edge": sum(1 for m in sent if m.status != 200),
+        "refused_by_edge": sum(1 for m in sent if m.refusals),
         "lost": len(lost),
         "lost_kinds": sorted({c.kind for c in conversations for m in c.messages if m in lost}),
         "duplicates": sum(m.duplicates() for m in sent),
@@ -827,15 +944,25 @@ async def _fault(
         "lost_sent_after_restart": sum(1 for m in lost if m.sent_at > ready),
         "e2e_p99_ms": _pct([ms for m in sent if (ms := m.e2e_ms()) is not None], 0.99),
         "dead_letters": stack.dead_letters(),
+        **_examples(conversations, killed),
     }
 
 
-async def _faults(stack: Stack, load: Load, args: Any) -> dict[str, Any]:
-    mix = Mix(seed_value=11)
-    found: dict[str, Any] = {}
-    for name, process, outage in FAULTS:
-        found[name] = await _fault(stack, load, mix, name, process, outage, args)
-        print(f"  fault {name}: {json.dumps(found[name])}", flush=True)
+async def _faults(stack: Stack, kept: list[Script], args: Any) -> dict[str, Any]:
+    """Ours under load with each of :data:`FAULTS` in turn (the ``faults`` key)."""
+    mix = Mix(11, kept)
+    found: dict[str, Any] = {
+        "measured_at": _now(),
+        "machine_shared": args.shared,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+    print("faults:", flush=True)
+    async with Load("ours", stack.edge_url, stack.rasa_urls, None) as load:
+        args.route_replies(load)
+        await _warm(stack, load, kept)
+        for name, process, outage in FAULTS:
+            found[name] = await _fault(stack, load, mix, name, process, outage, args)
+            print(f"  fault {name}: {json.dumps(found[name])}", flush=True)
     return found
 
 
@@ -866,26 +993,73 @@ def _summary(
     }
 
 
+async def _check_mix(stack: Stack) -> tuple[list[Script], dict[str, Any]]:
+    """Each conversation of the mix once through REST: keep those the model answers as meant.
+
+    A knowledge-base question is kept when its own entry answers it (the ``kb_entry`` slot),
+    a handoff or out-of-scope message when the conversation is paused for a person, a bin
+    conversation when ``action_bin_collection_day`` runs; what is dropped is listed with what
+    happened instead, so a model's drift shows in the results rather than in the mix's load.
+    """
+    kept: list[Script] = []
+    dropped: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as session:
+        for script in scripts():
+            sender = f"bench-check-{uuid.uuid4().hex[:12]}"
+            for text in script.texts:
+                body = {"sender": sender, "message": text}
+                url = f"{stack.rasa_url}/webhooks/rest/webhook"
+                async with session.post(url, json=body) as answer:
+                    await answer.read()
+            url = f"{stack.rasa_url}/conversations/{sender}/tracker"
+            async with session.get(url, params={"token": stack.token}) as answer:
+                events = (await answer.json())["events"]
+            entries = [
+                e["value"] for e in events if e["event"] == "slot" and e["name"] == "kb_entry"
+            ]
+            actions = [e["name"] for e in events if e["event"] == "action"]
+            done = {
+                "handoff": any(e["event"] == "pause" for e in events),
+                "bin_day": "action_bin_collection_day" in actions,
+            }.get(script.expect, script.expect in entries)
+            if done:
+                kept.append(script)
+                continue
+            intents = [
+                e["parse_data"]["intent"].get("name") for e in events if e["event"] == "user"
+            ]
+            got = [v for v in entries if v] or [a for a in actions if a != "action_listen"][-2:]
+            dropped.append(
+                {
+                    "texts": list(script.texts),
+                    "expect": script.expect,
+                    "intents": intents,
+                    "got": got,
+                }
+            )
+    checked = len(kept) + len(dropped)
+    print(f"mix: {len(kept)} of {checked} conversations answered as meant", flush=True)
+    return kept, {"checked": checked, "kept": len(kept), "dropped": dropped}
+
+
 async def run_side(
     stack: Stack,
     side: str,
     args: argparse.Namespace,
     rates: list[float],
+    kept: list[Script],
     *,
     first: bool,
     turns: int,
-    faults: bool,
 ) -> dict[str, Any]:
-    """The stepped rates on one side, then (``turns`` > 0) the long conversation and faults."""
-    provider_load: Load | None = None
+    """The stepped rates on one side, then (``turns`` > 0) the long conversation."""
     load = Load(side, stack.edge_url, stack.rasa_urls, None)
     async with load:
         if side == "ours":
-            provider_load = load
             args.route_replies(load)
-        first_ms = await _first_message(stack, load) if first else None
-        await _warm(stack, load)
-        mix = Mix(seed_value=7)  # the same messages on both sides
+        first_ms = await _first_message(stack, load, kept) if first else None
+        await _warm(stack, load, kept)
+        mix = Mix(7, kept)  # the same messages on both sides
         steps: list[dict[str, Any]] = []
         for rate in rates:
             step = await _step(stack, load, mix, rate, args)
@@ -903,44 +1077,44 @@ async def run_side(
                 print(f"  {side}: saturated at {rate:g}/s, higher rates skipped", flush=True)
                 await _settle(stack, load, args.drain_seconds * 3)
                 break
-        long_conversation = await _turns(stack, load, mix, turns) if turns else None
+        long_conversation = await _turns(stack, load, kept, turns) if turns else None
         if long_conversation is not None:
             print(f"  {side} turns: {json.dumps(long_conversation)}", flush=True)
-        found = await _faults(stack, load, args) if side == "ours" and faults else None
-    del provider_load
-    summary = _summary(steps, long_conversation, first_ms)
-    if found is not None:
-        summary["faults"] = found
-    return summary
+    return _summary(steps, long_conversation, first_ms)
 
 
-async def _warm(stack: Stack, load: Load) -> None:
+def _question(kept: list[Script]) -> str:
+    """A knowledge-base question the model answers (warm-ups, the first message)."""
+    return next(s.texts[0] for s in kept if s.kind == "knowledge")
+
+
+async def _warm(stack: Stack, load: Load, kept: list[Script]) -> None:
     """A question through each Rasa worker's REST channel (a worker's first one is slow)."""
     assert load.session is not None
     for index, url in enumerate(stack.rasa_urls):
         sender = f"bench-warm-{index}-{uuid.uuid4().hex[:8]}"
-        body = {"sender": sender, "message": "how do I pay my council tax online"}
+        body = {"sender": sender, "message": _question(kept)}
         async with load.session.post(f"{url}/webhooks/rest/webhook", json=body) as answer:
             await answer.read()
 
 
-def _workers_note(stack: Stack) -> dict[str, Any]:
-    return {"rasa_workers": stack.workers, "pinned": stack.pinned}
-
-
-async def _scale(args: argparse.Namespace, rates: list[float], provider_url: str) -> dict[str, Any]:
-    """Ours at the same rates with one Rasa worker, then two (pinned to a core each: --pin)."""
+async def _scale(
+    args: argparse.Namespace, rates: list[float], provider_url: str, kept: list[Script] | None
+) -> dict[str, Any]:
+    """Ours at the same rates with one Rasa worker, then two, each pinned to a core."""
     found: dict[int, dict[str, Any]] = {}
     load_before = list(os.getloadavg())
     for workers in (1, 2):
-        print(f"scale: {workers} Rasa worker(s){' pinned' if args.pin else ''}:", flush=True)
+        print(f"scale: {workers} Rasa worker(s) pinned:", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench-fullstack-") as folder:
             stack = await asyncio.to_thread(
-                Stack, Path(folder), args.model, provider_url, workers, args.pin
+                Stack, Path(folder), args.model, provider_url, workers, True
             )
             try:
+                if kept is None:
+                    kept, _ = await _check_mix(stack)
                 found[workers] = await run_side(
-                    stack, "ours", args, rates, first=False, turns=0, faults=False
+                    stack, "ours", args, rates, kept, first=False, turns=0
                 )
             finally:
                 await asyncio.to_thread(stack.stop)
@@ -956,10 +1130,10 @@ async def _scale(args: argparse.Namespace, rates: list[float], provider_url: str
     )
     capacity_ratio = capacity(two) / capacity(one) if capacity(one) else None
     return {
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measured_at": _now(),
         "machine": f"{os.cpu_count()} cores",
         "machine_shared": args.shared,
-        "pinned": args.pin,
+        "pinned": True,
         "rates": rates,
         "step_seconds": args.step_seconds,
         "one_worker_rate": one["max_rate_p99_under_1s"],
@@ -972,12 +1146,42 @@ async def _scale(args: argparse.Namespace, rates: list[float], provider_url: str
         "what the workers keep up with once saturated",
         "load_average_at_start": load_before,
         "load_average_at_end": list(os.getloadavg()),
-        "one_worker": {k: v for k, v in one.items() if k != "turns"},
-        "two_workers": {k: v for k, v in two.items() if k != "turns"},
+        "one_worker": one,
+        "two_workers": two,
     }
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _facts(args: argparse.Namespace, rates: list[float], stack: Stack) -> dict[str, Any]:
+    """What the side-by-side run was measured on (the results' top level)."""
+    found: dict[str, Any] = {
+        "measured_at": _now(),
+        "machine": f"{os.cpu_count()} cores",
+        "load_average_at_start": list(os.getloadavg()),
+        "machine_shared": args.shared,
+        "mix": "60% knowledge-base question, 20% two-turn bin day, 10% asks for a person, "
+        "10% out of scope; each conversation a new resident; WhatsApp and Telegram alternate",
+        "rates": rates,
+        "step_seconds": args.step_seconds,
+        "drain_seconds": args.drain_seconds,
+        "short": args.short,
+        "start_seconds": stack.start_seconds,
+        "rasa_workers": stack.workers,
+        "pinned": stack.pinned,
+    }
+    if args.shared:
+        found["machine_note"] = (
+            "shared machine: other engineers' tests and model training ran on the same 2 cores "
+            "during this run (see load_average per step): latencies are pessimistic"
+        )
+    return found
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the parts asked for (``args.parts``); return their results' keys only."""
     rates = [float(r) for r in args.rates.split(",")]
     loop = asyncio.get_running_loop()
     current: dict[str, Load] = {}
@@ -990,54 +1194,37 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     provider = ProviderThread()
     provider.fake = StampingProvider(on_reply)
     provider.start()
-    results: dict[str, Any] = {
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{os.cpu_count()} cores",
-        "load_average_at_start": list(os.getloadavg()),
-        "machine_shared": args.shared,
-        "mix": "60% knowledge-base question, 20% two-turn bin day, 10% asks for a person, "
-        "10% out of scope; each conversation a new resident; WhatsApp and Telegram alternate",
-        "rates": rates,
-        "step_seconds": args.step_seconds,
-        "drain_seconds": args.drain_seconds,
-        "short": args.short,
-    }
-    if args.shared:
-        results["machine_note"] = (
-            "shared machine: other engineers' tests and model training ran on the same 2 cores "
-            "during this run (see load_average per step): latencies are pessimistic"
-        )
-    with tempfile.TemporaryDirectory(prefix="bench-fullstack-") as folder:
-        try:
-            if not args.scale_only:
+    results: dict[str, Any] = {}
+    kept: list[Script] | None = None
+    try:
+        if {"sides", "faults"} & args.parts:
+            with tempfile.TemporaryDirectory(prefix="bench-fullstack-") as folder:
                 stack = await asyncio.to_thread(
                     Stack, Path(folder), args.model, provider.url, args.workers, args.pin
                 )
                 try:
-                    results["start_seconds"] = stack.start_seconds
-                    results.update(_workers_note(stack))
-                    first = True  # only the first message after the start is a warm-up
-                    for side, name in (("ours", "ours"), ("rest", "rasa_rest")):
-                        print(f"{name}:", flush=True)
-                        results[name] = await run_side(
-                            stack,
-                            side,
-                            args,
-                            rates,
-                            first=first,
-                            turns=args.turns,
-                            faults=args.faults,
-                        )
+                    kept, check = await _check_mix(stack)
+                    if "sides" in args.parts:
+                        results.update(_facts(args, rates, stack), mix_check=check)
+                        first = True  # only the first message after the start is a warm-up
+                        for side, name in (("ours", "ours"), ("rest", "rasa_rest")):
+                            print(f"{name}:", flush=True)
+                            results[name] = await run_side(
+                                stack, side, args, rates, kept, first=first, turns=args.turns
+                            )
+                            current.pop("load", None)
+                            first = False
+                        results["load_average_at_end"] = list(os.getloadavg())
+                    if "faults" in args.parts:  # last: they kill the stack's processes
+                        results["faults"] = await _faults(stack, kept, args)
                         current.pop("load", None)
-                        first = False
                 finally:
                     await asyncio.to_thread(stack.stop)
-            if args.scale:
-                results["scale"] = await _scale(args, rates, provider.url)
-                current.pop("load", None)
-        finally:
-            provider.stop()
-    results["load_average_at_end"] = list(os.getloadavg())
+        if "scale" in args.parts:
+            results["scale"] = await _scale(args, rates, provider.url, kept)
+            current.pop("load", None)
+    finally:
+        provider.stop()
     return results
 
 
@@ -1053,6 +1240,13 @@ def _table(results: dict[str, Any]) -> str:
         if scale
         else []
     )
+    faults = results.get("faults") or {}
+    shown += [
+        f"fault {name}: lost {f['lost']}, duplicates {f['duplicates']}, "
+        f"recovery {f['recovery_seconds']} s"
+        for name, _, _ in FAULTS
+        if (f := faults.get(name))
+    ]
     if "ours" not in results:
         return "\n".join(shown)
     return "\n".join([_sides_table(results), *shown])
@@ -1086,6 +1280,19 @@ def _sides_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PARTS = ("sides", "faults", "scale")
+NUMBERS: tuple[tuple[str, type, float, str], ...] = (
+    ("--step-seconds", float, 30.0, "length of each rate's step"),
+    ("--drain-seconds", float, 20.0, "s to wait for a step's replies"),
+    ("--turns", int, 50, "turns of the long conversation"),
+    ("--stop-after-ms", float, 5000.0, "e2e p99 that ends a side's steps"),
+    ("--fault-rate", float, 5.0, "msgs/s during faults"),
+    ("--fault-seconds", float, 40.0, "length of each fault's run"),
+    ("--fault-drain", float, 120.0, "s to wait for a fault run's replies"),
+    ("--workers", int, 2, "Rasa workers sharing the inbox (sides, faults)"),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1093,44 +1300,19 @@ def main() -> None:
     parser.add_argument(
         "--rates", default=",".join(f"{r:g}" for r in RATES), help="msgs/s, comma-separated"
     )
-    parser.add_argument("--step-seconds", type=float, default=30.0)
-    parser.add_argument("--drain-seconds", type=float, default=20.0)
-    parser.add_argument("--turns", type=int, default=50, help="turns of the long conversation")
-    parser.add_argument(
-        "--stop-after-ms", type=float, default=5000.0, help="e2e p99 that ends a side's steps"
-    )
+    for name, kind, default, text in NUMBERS:
+        parser.add_argument(name, type=kind, default=default, help=text)
     parser.add_argument(
         "--short", action="store_true", help="development run: 5,20 msg/s, 10 s steps, 20 turns"
     )
     parser.add_argument(
-        "--faults",
-        action="store_true",
-        help="ours: action server, Rasa server and Redis killed under load, one at a time",
+        "--only",
+        choices=PARTS,
+        action="append",
+        help="run this part only (repeatable), saved into the results already in --out; "
+        "default: every part",
     )
-    parser.add_argument(
-        "--merge-faults",
-        action="store_true",
-        help="with --faults: save only the faults, into the results already in --out",
-    )
-    parser.add_argument("--fault-rate", type=float, default=5.0, help="msgs/s during faults")
-    parser.add_argument("--fault-seconds", type=float, default=40.0)
-    parser.add_argument("--fault-drain", type=float, default=120.0, help="s to wait for replies")
-    parser.add_argument(
-        "--workers", type=int, default=1, help="Rasa worker processes sharing the inbox"
-    )
-    parser.add_argument(
-        "--pin", action="store_true", help="each Rasa worker on a core of its own (taskset -c)"
-    )
-    parser.add_argument(
-        "--scale",
-        action="store_true",
-        help="also ours with 1 then 2 Rasa workers at the same rates (the 'scale' key)",
-    )
-    parser.add_argument(
-        "--scale-only",
-        action="store_true",
-        help="only the 1-vs-2-workers run, saved into the results already in --out",
-    )
+    parser.add_argument("--pin", action="store_true", help="--workers on a core each (taskset)")
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--as-before", action="store_true", help="save under 'before' (a baseline)")
@@ -1142,36 +1324,19 @@ def main() -> None:
         args.rates, args.step_seconds, args.drain_seconds, args.turns = "5,20", 10.0, 10.0, 20
     if not args.model.exists():
         parser.error(f"no model at {args.model}: run `make train` first")
-    if args.merge_faults and not args.faults:
-        parser.error("--merge-faults needs --faults")
     if args.workers < 1:
         parser.error("--workers must be 1 or more")
-    args.scale = args.scale or args.scale_only
+    args.parts = set(args.only or PARTS)
     results = asyncio.run(bench(args))
     print(_table(results), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     kept = json.loads(args.out.read_text()) if args.out.exists() else {}
-    if args.scale_only:  # joins the saved results, which it leaves as they are
-        kept["scale"] = results["scale"]
-        args.out.write_text(json.dumps(kept, indent=2) + "\n")
-        print(f"saved the scale-out run in {args.out}", flush=True)
-        return
-    if args.merge_faults:  # a faults run joins the saved results, which it leaves as they are
-        kept.setdefault("ours", {})["faults"] = {
-            **results["ours"]["faults"],
-            "measured_at": results["measured_at"],
-            "load_average_at_start": results["load_average_at_start"],
-        }
-        args.out.write_text(json.dumps(kept, indent=2) + "\n")
-        print(f"saved the faults in {args.out}", flush=True)
-        return
     if args.as_before:
         kept["before"] = results
-    else:
-        earlier = {k: kept[k] for k in ("before", "scale") if k in kept}  # kept unless re-run
-        kept = {**earlier, **results}
+    else:  # the parts run replace theirs; the others (and "before") are kept
+        kept.update(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(kept, indent=2) + "\n")
-    print(f"saved {args.out}", flush=True)
+    print(f"saved {sorted(results)} in {args.out}", flush=True)
 
 
 if __name__ == "__main__":

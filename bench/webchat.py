@@ -46,14 +46,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import aiohttp  # noqa: E402
-import psutil  # noqa: E402
-import uvloop  # noqa: E402
-import yaml  # noqa: E402
-from channels import (  # noqa: E402
+import aiohttp
+import psutil
+import uvloop
+import yaml
+from channels import (
     ACK,
     EchoAgent,
     _cpu_seconds,
@@ -64,8 +61,9 @@ from channels import (  # noqa: E402
     _wait_up,
 )
 
-from bot.webchat.assets import widget_size_gzip  # noqa: E402
+from bot.webchat.assets import widget_size_gzip
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "webchat.json"
 ORIGIN = "https://www.ashvale.gov.uk"
 TARGETS = {
