@@ -13,6 +13,8 @@ Fixtures:
     assistant: the real Rasa server and action server, started once per test session.
     chat: a new resident's conversation with ``assistant``:
         ``chat.say("when is my bin day?")`` returns the bot's replies.
+    provider: the providers' stand-in (:class:`bot.testing.providers.FakeProvider`: Twilio,
+        Meta, Telegram, X) started on a loopback port, stopped after the test.
 
 Option:
     ``--profile PATH``: run the tests (the end-to-end suite included: the servers inherit the
@@ -35,6 +37,7 @@ from bot.errors import RedisUnavailableError
 from bot.redis_conn import EmbeddedRedis, connect, connect_async, start_embedded
 from bot.services import free_port
 from bot.testing.assistant import Assistant, Conversation, running_assistant
+from bot.testing.providers import FakeProvider
 
 __all__ = [
     "assistant",
@@ -42,6 +45,7 @@ __all__ = [
     "chat",
     "fresh_settings",
     "namespace",
+    "provider",
     "pytest_addoption",
     "pytest_configure",
     "redis_client",
@@ -160,3 +164,11 @@ def assistant(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def chat(assistant: Assistant) -> Conversation:
     """A new resident's conversation with the running assistant."""
     return assistant.conversation()
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[FakeProvider]:
+    """The providers' stand-in, started for the test and stopped after it."""
+    fake = await FakeProvider().start()
+    yield fake
+    await fake.stop()

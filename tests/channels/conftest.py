@@ -1,11 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-from bot.testing.providers import FakeProvider
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"
 
@@ -13,13 +10,6 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"
 def load(channel: str, name: str) -> bytes:
     """A recorded webhook body (trailing newline of the file removed)."""
     return (DATA / channel / name).read_bytes().strip()
-
-
-@pytest.fixture
-async def provider() -> AsyncIterator[FakeProvider]:
-    fake = await FakeProvider().start()
-    yield fake
-    await fake.stop()
 
 
 class Sleeps:

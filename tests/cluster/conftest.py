@@ -8,7 +8,7 @@ cluster; the other folders' fixtures those tests need are imported below.
 from __future__ import annotations
 
 import pytest
-from channels.conftest import provider, sleeps
+from channels.conftest import sleeps
 from handoff.conftest import handoff_clock, queue
 from knowledge.conftest import cached_encoder, encoder, kb
 
@@ -28,7 +28,6 @@ __all__ = [
     "encoder",
     "handoff_clock",
     "kb",
-    "provider",
     "queue",
     "redis_url",
     "sleeps",

@@ -12,7 +12,7 @@ the Twilio auth token or the resident's number.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,13 +24,6 @@ BOT_TOKEN = "7012345678:AAHf13-secret-bot-token_abcdefghij"
 TWILIO_AUTH = "f13f13f13f13f13f13f13f13f13f13f1"
 RESIDENT = "+447700900777"
 CHAT = "700900777"
-
-
-@pytest.fixture
-async def provider() -> AsyncIterator[FakeProvider]:
-    fake = await FakeProvider().start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture
