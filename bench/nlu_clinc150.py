@@ -265,6 +265,7 @@ def worker(name: str, quick: bool, out: Path) -> None:
     configure_structlog(logging.WARNING)
 
     splits = load_splits(quick)
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix=f"clinc-{name}-") as tmp:
         folder = Path(tmp)
         config = folder / "config.yml"
@@ -301,10 +302,21 @@ def worker(name: str, quick: bool, out: Path) -> None:
         "parse_p99_ms": round(percentile(millis, 0.99), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "train_examples": len(splits["train"]) + len(splits["oos_train"]),
+        "machine": machine(load_at_start),
     }
     # Kept so the figures can be recomputed without training again (--rescore).
     scored_path(name, quick).write_text(json.dumps(raw))
     out.write_text(json.dumps(summarise(name, raw), indent=2))
+
+
+def machine(load_at_start: float) -> dict[str, Any]:
+    """The conditions of a run: times depend on them, the accuracy figures do not."""
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_1m_at_start": round(load_at_start, 2),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "shared": True,  # the 2-core machine is shared by several engineers' jobs
+    }
 
 
 def scored_path(name: str, quick: bool) -> Path:
@@ -354,8 +366,9 @@ def summarise(name: str, raw: dict[str, Any]) -> dict[str, Any]:
         **{key: raw[key] for key in ("train_seconds", "parse_p50_ms", "parse_p99_ms")},
         **{key: raw[key] for key in ("peak_rss_mb", "train_examples")},
     )
-    if raw.get("note"):
-        figures["note"] = raw["note"]
+    for key in ("note", "machine"):
+        if raw.get(key):
+            figures[key] = raw[key]
     if name == "rasa_stock":  # also at the stock FallbackClassifier threshold, for reference
         figures["at_stock_threshold_0.3"] = metrics(test, 0.3)
     return figures
