@@ -1,4 +1,4 @@
-"""A pothole reported on Telegram with a pin and a photo, end to end.
+"""A pothole reported on Telegram, and one on WhatsApp, with a pin and a photo, end to end.
 
 The real assistant behind the public edge (signed Telegram webhooks in; python-telegram-bot's
 real client sending the replies to a fake Telegram API, which also serves the resident's
@@ -6,6 +6,11 @@ photo through ``getFile``), the action server fetching that photo with the bot's
 (``COUNCIL_CREDENTIALS``), and the back-office worker (``python -m bot.reports``) delivering
 the report to the Open311 stand-in. The back office receives the pin, the answers and an
 expiring address of the photo at the edge, which serves it without its GPS position.
+
+On WhatsApp the same: webhooks signed as Twilio signs them (the ``twilio`` library's
+``RequestValidator``), a location pin (``Latitude``/``Longitude``) and a photo
+(``MediaUrl0``) that the Twilio stand-in serves only with the account's SID and auth token;
+the real ``twilio`` client sends the replies, the reference among them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import io
 import json
 import secrets
 import sys
+import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -24,6 +31,7 @@ import pytest
 import redis
 import yaml
 from PIL import ExifTags, Image
+from twilio.request_validator import RequestValidator
 
 from bot.reports.demo_places import GAZETTEER_FILE
 from bot.reports.gazetteer import Gazetteer
@@ -37,7 +45,11 @@ pytestmark = pytest.mark.e2e
 
 TELEGRAM_TOKEN = "123456:e2e-reports-token"
 TELEGRAM_SECRET = secrets.token_urlsafe(16)
-RECORDED = Path(__file__).resolve().parents[1] / "data" / "webhooks" / "telegram"
+NUMBER = "+441234567890"
+TWILIO_SID = "AC00000000000000000000000000000001"
+TWILIO_TOKEN = secrets.token_hex(16)
+WEBHOOKS = Path(__file__).resolve().parents[1] / "data" / "webhooks"
+RECORDED = WEBHOOKS / "telegram"
 CREDENTIALS = """\
 bot.channels.rasa.TelegramInput:
   api_base_url: "{url}"
@@ -45,9 +57,18 @@ bot.channels.rasa.TelegramInput:
     - name: "councilbot"
       token: "${{E2E_TELEGRAM_TOKEN}}"
       secret_token: "${{E2E_TELEGRAM_SECRET}}"
+bot.channels.rasa.WhatsAppInput:
+  api_base_url: "{url}"
+  accounts:
+    - number: "{number}"
+      account_sid: "{sid}"
+      auth_token: "${{E2E_TWILIO_AUTH_TOKEN}}"
 """
 LIBRARY = Gazetteer.load(GAZETTEER_FILE).place("Ashvale Library").place
 assert LIBRARY is not None
+# WhatsApp's pothole is elsewhere: at the library, Telegram's report would be offered to join
+SQUARE = Gazetteer.load(GAZETTEER_FILE).place("Market Square").place
+assert SQUARE is not None
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +96,7 @@ def assistant(
 ) -> Iterator[Assistant]:
     folder = tmp_path_factory.mktemp("reports")
     credentials = folder / "credentials.yml"
-    credentials.write_text(CREDENTIALS.format(url=provider.url))
+    credentials.write_text(CREDENTIALS.format(url=provider.url, number=NUMBER, sid=TWILIO_SID))
     profile = yaml.safe_load(DEFAULT_PROFILE.read_text())
     profile["reports"]["open311"]["endpoint"] = open311[1]
     profile["reports"]["photos"]["folder"] = str(folder / "media")
@@ -86,6 +107,7 @@ def assistant(
     env = {
         "E2E_TELEGRAM_TOKEN": TELEGRAM_TOKEN,
         "E2E_TELEGRAM_SECRET": TELEGRAM_SECRET,
+        "E2E_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "COUNCIL_PROFILE": str(folder / "council.yml"),
         "COUNCIL_CREDENTIALS": str(credentials),
         "COUNCIL_MEDIA_KEY": secrets.token_urlsafe(32),
@@ -223,5 +245,99 @@ def test_a_pothole_with_a_pin_and_a_photo_reaches_the_back_office(
     with urllib.request.urlopen(made.media_url, timeout=30) as answer:
         served = answer.read()
         assert answer.headers["Content-Type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(served))
+    assert image.size == (120, 90) and not image.getexif() and b"PhoneCam" not in served
+
+
+class WhatsAppResident:
+    """A resident writing to the council's WhatsApp number, through the edge."""
+
+    def __init__(self, assistant: Assistant, provider: ProviderThread) -> None:
+        self.edge = assistant.services["edge"].url.removesuffix("/health")
+        self.provider = provider
+        self.number = f"+4477009{secrets.randbelow(10**5):05d}"
+        self.seen = 0
+
+    def mine(self, request: Recorded) -> bool:
+        """A message the real ``twilio`` client sent this resident."""
+        return (
+            request.path.endswith("/Messages.json")
+            and request.form().get("To") == f"whatsapp:{self.number}"
+        )
+
+    def send(self, recorded: str, *, wait_for: str, **fields: str) -> str:
+        """Post a recorded Twilio webhook, re-addressed with ``fields`` and signed; return the
+        replies once one contains ``wait_for``."""
+        form = dict(urllib.parse.parse_qsl((WEBHOOKS / "twilio" / recorded).read_text().strip()))
+        sid = f"SM{uuid.uuid4().hex}"
+        form.update(
+            MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, AccountSid=TWILIO_SID,
+            From=f"whatsapp:{self.number}", WaId=self.number.lstrip("+"),
+            To=f"whatsapp:{NUMBER}", **fields,
+        )  # fmt: skip
+        url = f"{self.edge}/webhooks/whatsapp/webhook"
+        request = urllib.request.Request(
+            url,
+            urllib.parse.urlencode(form).encode(),
+            {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature(url, form),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
+        texts: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            sent = [r for r in list(self.provider.fake.requests) if self.mine(r)]
+            texts = [r.form().get("Body", "") for r in sent[self.seen :]]
+            if any(wait_for in text for text in texts):
+                self.seen = len(sent)
+                return "\n".join(texts)
+            time.sleep(0.1)
+        raise AssertionError(f"{wait_for!r} not in {texts}")
+
+    def says(self, text: str, *, wait_for: str) -> str:
+        return self.send("whatsapp_text.txt", wait_for=wait_for, Body=text)
+
+
+def test_a_pothole_on_whatsapp_with_a_pin_and_a_photo_reaches_the_back_office(
+    assistant: Assistant, provider: ProviderThread, open311: tuple[Open311StandIn, str]
+) -> None:
+    standin, _ = open311
+    resident = WhatsAppResident(assistant, provider)
+    resident.says("pothole outside my house", wait_for="Where is it?")
+    pin = {"Latitude": repr(SQUARE.latitude), "Longitude": repr(SQUARE.longitude)}
+    resident.send("whatsapp_location.txt", wait_for="describe the problem", **pin)
+    resident.says("Deep, a bus swerved round it", wait_for="How big is the pothole?")
+    resident.says("Larger than a dinner plate", wait_for="send a photo")
+
+    # Twilio's MediaUrl0: the stand-in serves it only with the account's SID and auth token
+    media_url = provider.fake.twilio_media(TWILIO_SID, TWILIO_TOKEN, gps_photo())
+    replies = resident.send(
+        "whatsapp_media.txt", wait_for="contact details", MediaUrl0=media_url, Body=""
+    )
+    assert "I've got the photo" in replies
+    fetched = [r for r in provider.fake.requests if r.path == urllib.parse.urlparse(media_url).path]
+    assert fetched and fetched[0].headers.get("Authorization", "").startswith("Basic ")
+    summary = resident.says("no", wait_for="Shall I send it")
+    assert "Where: High Street, AV2 7HN" in summary and "Photo: yes" in summary
+    resident.says("yes", wait_for="Your report has gone to")
+
+    # the back-office worker delivers it; the council's reference comes back on WhatsApp
+    [told] = provider.wait_for(
+        lambda r: resident.mine(r) and "Your reference is" in r.form().get("Body", ""),
+        timeout=120,
+    )
+    [made] = [r for r in standin.requests.values() if "bus swerved" in r.description]
+    assert f"Your reference is {made.service_request_id}." in told.form()["Body"]
+    assert (made.lat, made.long) == (
+        pytest.approx(SQUARE.latitude),
+        pytest.approx(SQUARE.longitude),
+    )
+    assert made.service_code == "001" and made.attributes == {"size": "large"}
+    assert made.media_url.startswith(resident.edge + "/media/")
+    with urllib.request.urlopen(made.media_url, timeout=30) as answer:
+        served = answer.read()
     image = Image.open(io.BytesIO(served))
     assert image.size == (120, 90) and not image.getexif() and b"PhoneCam" not in served
