@@ -2,14 +2,16 @@
 
 Entries of the stream ``{ns}:outbox`` have the fields ``conversation_id``, ``channel``,
 ``account``, ``recipient``, ``text``, optional ``tag`` (``HUMAN_AGENT`` or
-``template:<name>``, as the agent console writes them) and optional ``message`` (the whole
-:class:`OutboundMessage` as JSON, with buttons). :class:`OutboxWorker` sends them through the
-channel's adapter, each conversation in a lane of its own: 5xx, timeouts and rate limits are
-retried with exponential backoff (a provider's ``Retry-After`` wins) for up to
-``give_up_after`` seconds without delaying any other conversation; a send that can never
-succeed (window closed, resident blocked the account, retries given up) is appended to
-``{ns}:outbox:failed`` for agents, never dropped, and its delivery state recorded
-(:mod:`bot.channels.delivery`).
+``template:<name>``, as the agent console writes them), optional ``message`` (the whole
+:class:`OutboundMessage` as JSON, with buttons) and optional ``hold`` (seconds: a WhatsApp
+text whose window closed before the send is held, :class:`bot.reports.held.Holder`, and the
+template queued once, instead of the text being swapped for the template and lost).
+:class:`OutboxWorker` sends them through the channel's adapter, each conversation in a lane of
+its own: 5xx, timeouts and rate limits are retried with exponential backoff (a provider's
+``Retry-After`` wins) for up to ``give_up_after`` seconds without delaying any other
+conversation; a send that can never succeed (window closed, resident blocked the account,
+retries given up) is appended to ``{ns}:outbox:failed`` for agents, never dropped, and its
+delivery state recorded (:mod:`bot.channels.delivery`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from bot.channels.stream import (
     until_saved,
 )
 from bot.channels.window import window_state
+from bot.handoff.replies import WHATSAPP_TEMPLATE
 from bot.keys import key
+from bot.reports.held import Holder
 
 __all__ = ["GROUP", "OutboxWorker", "failed_sends", "outbox_fields", "queue_reply"]
 
@@ -48,12 +52,23 @@ _log = logging.getLogger(__name__)
 GROUP = "senders"
 _HUMAN_AGENT = "HUMAN_AGENT"
 _TEMPLATE = "template:"
+_HELD = SendResult("sent", error="held until the resident's window opens again")
+"""An entry handed to :class:`Holder`: acknowledged, neither a delivery nor a failure."""
 
 
 def outbox_fields(
-    conversation_id: str, channel: str, account: str, recipient: str, message: OutboundMessage
+    conversation_id: str,
+    channel: str,
+    account: str,
+    recipient: str,
+    message: OutboundMessage,
+    *,
+    hold_seconds: int | None = None,
 ) -> dict[str, str]:
-    """The stream fields of one reply (readable by the agent console too)."""
+    """The stream fields of one reply (readable by the agent console too).
+
+    ``hold_seconds``: held (and kept that long) rather than lost if the window closes first.
+    """
     fields = {
         "conversation_id": conversation_id,
         "channel": channel,
@@ -66,6 +81,8 @@ def outbox_fields(
         fields["tag"] = message.tag
     elif message.template:
         fields["tag"] = _TEMPLATE + message.template.name
+    if hold_seconds is not None:
+        fields["hold"] = str(hold_seconds)
     return fields
 
 
@@ -172,6 +189,7 @@ class OutboxWorker(StreamWorker):
         self.clock = clock
         self.stream = key(namespace, "outbox")
         self.failed = key(namespace, "outbox", "failed")
+        self.holder = Holder(client, namespace)
         reader = GroupReader(
             client,
             self.stream,
@@ -185,14 +203,22 @@ class OutboxWorker(StreamWorker):
         super().__init__(reader, "conversation_id", max_in_flight=max_in_flight)
 
     async def _for_window(
-        self, fields: Mapping[str, str], adapter: ChannelAdapter, message: OutboundMessage
+        self,
+        entry_id: str,
+        fields: Mapping[str, str],
+        adapter: ChannelAdapter,
+        message: OutboundMessage,
     ) -> OutboundMessage | SendResult:
+        now = self.clock()
         state = await window_state(
-            self.redis, fields["conversation_id"], namespace=self.namespace, now=self.clock()
+            self.redis, fields["conversation_id"], namespace=self.namespace, now=now
         )
         if state is None or state["open"]:
             return message
         channel = fields["channel"]
+        if channel == "whatsapp" and message.template is None and fields.get("hold"):
+            await self._hold(entry_id, fields, now)
+            return _HELD
         if channel == "whatsapp" and message.template is None:
             template = adapter.template_for(fields["account"])
             if template is None:
@@ -208,7 +234,24 @@ class OutboxWorker(StreamWorker):
             return SendResult("failed", error="Messenger window closed (over 7 days)")
         return message
 
-    async def attempt(self, fields: Mapping[str, str]) -> SendResult:
+    async def _hold(self, entry_id: str, fields: Mapping[str, str], now: float) -> None:
+        # the text waits for the resident's answer; the template asks for it (once)
+        invite = outbox_fields(
+            fields["conversation_id"],
+            fields["channel"],
+            fields["account"],
+            fields["recipient"],
+            OutboundMessage("", template=Template(WHATSAPP_TEMPLATE.removeprefix(_TEMPLATE))),
+        )
+        await self.holder.hold(
+            fields,
+            marker=f"outbox:{entry_id}",  # this entry held once, however often it is tried
+            ttl=int(fields["hold"]),
+            now=now,
+            invite=invite,
+        )
+
+    async def attempt(self, fields: Mapping[str, str], entry_id: str = "") -> SendResult:
         """Send an entry once (after the window checks); never raises for a bad entry.
 
         Raises:
@@ -219,7 +262,7 @@ class OutboxWorker(StreamWorker):
         if adapter is None:
             return SendResult("failed", error=f"no adapter for channel {channel!r}")
         try:
-            checked = await self._for_window(fields, adapter, message_of(fields))
+            checked = await self._for_window(entry_id, fields, adapter, message_of(fields))
         except (KeyError, TypeError, ValueError) as exc:
             return SendResult("failed", error=f"unreadable entry ({type(exc).__name__})")
         if isinstance(checked, SendResult):
@@ -240,7 +283,7 @@ class OutboxWorker(StreamWorker):
         while True:
             error = False
             try:
-                result = await self.attempt(fields)
+                result = await self.attempt(fields, entry_id)
             except (asyncio.CancelledError, redis.RedisError):
                 raise
             except Exception as exc:  # a value no check foresaw must not stop the worker
@@ -312,7 +355,8 @@ class OutboxWorker(StreamWorker):
             # a key first: a cluster transaction finds its node by the first command's key
             pipe.xack(self.stream, GROUP, entry_id)
             pipe.xdel(self.stream, entry_id)
-            delivery.queue(pipe, recording)
+            if result is not _HELD:
+                delivery.queue(pipe, recording)
             if not result.ok:
                 pipe.xadd(
                     self.failed,
@@ -326,6 +370,9 @@ class OutboxWorker(StreamWorker):
                 )
             self.forget_retries(pipe, entry_id, state)
 
+        if result is _HELD:
+            raise_first_error(await self.batch.write(commands))
+            return
         acked, deleted, recorded, *rest = await self.batch.write(commands)
         raise_first_error([acked, deleted, *rest])
         if isinstance(recorded, NoScriptError):  # first run, or Redis lost its scripts

@@ -13,7 +13,9 @@ closed and free text cannot go (WhatsApp after 24 hours), the message is *held* 
 ``{ns}:reports:held:<conversation>`` (in order) and the conversation added to
 ``{ns}:reports:held`` (sorted set, score: when it was first held); the first held message
 queues the approved template instead (``council_reply_waiting``: "we have a reply for you,
-answer to see it"), later ones only wait. :class:`HeldMessages` sees the window open again
+answer to see it"), later ones only wait (:class:`bot.reports.held.Holder`, which the
+channels' outbox uses too when the window closed between queueing and sending: each entry
+says how long to keep it held). :class:`HeldMessages` sees the window open again
 (the resident answered) and moves the held messages to ``{ns}:outbox`` in one Lua step: each
 is sent once, in order.
 """
@@ -21,7 +23,6 @@ is sent once, in order.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from bot.channels.window import window_state
 from bot.handoff.replies import WHATSAPP_TEMPLATE, reply_options
 from bot.keys import key
 from bot.profile import CouncilProfile
+from bot.reports.held import Holder, pairs
 from bot.reports.loop import every
 
 __all__ = ["HeldMessages", "Recipient", "ResidentNotifier", "Wording"]
@@ -44,20 +46,6 @@ _TELL_ONCE = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
-"""
-
-# KEYS: told set, outbox stream, held list, held set. ARGV: marker, ttl seconds, the held
-# entry (JSON list of field/value pairs), now, conversation id, then the template entry's
-# field/value pairs (none: no template, the message only waits).
-_HOLD_ONCE = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return false end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('RPUSH', KEYS[3], ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
-if redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5]) == 1 and #ARGV > 5 then
-  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
-end
-return 'held'
 """
 
 # KEYS: held list, held set, outbox stream. ARGV: conversation id.
@@ -70,10 +58,6 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return #items
 """
-
-
-def _pairs(fields: dict[str, str]) -> list[str]:
-    return [item for pair in fields.items() for item in pair]
 
 
 class Recipient(Protocol):
@@ -141,7 +125,7 @@ class ResidentNotifier:
         self.clock = clock
         self.outbox = key(namespace, "outbox")
         self._tell_once = client.register_script(_TELL_ONCE)
-        self._hold_once = client.register_script(_HOLD_ONCE)
+        self._holder = Holder(client, namespace)
 
     async def tell(self, to: Recipient, marker: str, response: str, **values: Any) -> str | None:
         """Queue ``response`` for ``to`` unless ``marker`` was queued for them before.
@@ -154,7 +138,12 @@ class ResidentNotifier:
         """
         text = self.wording.text(response, to.channel, to.language, **values)
         fields = outbox_fields(
-            to.conversation_id, to.channel, to.account, to.sender, OutboundMessage(text)
+            to.conversation_id,
+            to.channel,
+            to.account,
+            to.sender,
+            OutboundMessage(text),
+            hold_seconds=self.ttl,
         )
         told = key(self.namespace, "reports", "told", to.conversation_id)
         now = self.clock()
@@ -164,24 +153,21 @@ class ResidentNotifier:
         options = reply_options(to.channel, window, datetime.fromtimestamp(now, UTC))
         if options.free_text or (options.tag and not options.tag.startswith("template:")):
             entry = await self._tell_once(
-                keys=[told, self.outbox], args=[marker, self.ttl, *_pairs(fields)]
+                keys=[told, self.outbox], args=[marker, self.ttl, *pairs(fields)]
             )
             return str(entry) if entry else None
-        template: list[str] = []
+        invite = None
         if options.tag == WHATSAPP_TEMPLATE:
             name = WHATSAPP_TEMPLATE.removeprefix("template:")
-            invite = OutboundMessage("", template=Template(name))
-            template = _pairs(
-                outbox_fields(to.conversation_id, to.channel, to.account, to.sender, invite)
+            invite = outbox_fields(
+                to.conversation_id,
+                to.channel,
+                to.account,
+                to.sender,
+                OutboundMessage("", template=Template(name)),
             )
-        store_key = key(self.namespace, "reports", "held")
-        entry = await self._hold_once(
-            keys=[told, self.outbox, key(self.namespace, "reports", "held", to.conversation_id),
-                  store_key],
-            args=[marker, self.ttl, json.dumps(_pairs(fields)), now, to.conversation_id,
-                  *template],
-        )  # fmt: skip
-        return str(entry) if entry else None
+        held = await self._holder.hold(fields, marker=marker, ttl=self.ttl, now=now, invite=invite)
+        return "held" if held else None
 
 
 class HeldMessages:

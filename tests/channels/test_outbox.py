@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,7 +11,7 @@ import redis.asyncio
 from bot.channels import delivery
 from bot.channels.base import ChannelAdapter, OutboundMessage
 from bot.channels.messenger import MessengerAdapter, MessengerPage
-from bot.channels.outbox import GROUP, OutboxWorker, failed_sends, queue_reply
+from bot.channels.outbox import GROUP, OutboxWorker, failed_sends, outbox_fields, queue_reply
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.window import touch
@@ -198,6 +199,41 @@ async def test_closed_whatsapp_window_sends_the_template(
     assert form["ContentSid"] == "HX000000000000000000000000000000aa" and "Body" not in form
     [failed] = await failed_sends(async_redis, namespace)
     assert failed["conversation_id"] == other and "window closed" in failed["error"]
+
+
+async def test_a_text_marked_hold_whose_window_closes_during_its_retries_is_held(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    provider: FakeProvider,
+    adapters: dict[str, ChannelAdapter],
+) -> None:
+    """Open at the first try, closed after the backoff: the text is held (bot.reports.held),
+    not swapped for the template and lost; the template is queued once."""
+    now = [time.time()]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += 3600  # the provider's outage outlasts the window
+
+    await touch(async_redis, CID, now[0] - DAY + 60, namespace, now=now[0])
+    provider.script(Answer(503, {"code": 20503, "message": "Service Unavailable"}))
+    worker = OutboxWorker(
+        async_redis, adapters, namespace, sleep=sleep, clock=lambda: now[0], block_ms=10
+    )
+    await worker.ensure_group()
+    channel, account, recipient = CID.split(":", 2)
+    text = "Update on your report 1001: the council has closed it."
+    message = OutboundMessage(text)
+    fields = outbox_fields(CID, channel, account, recipient, message, hold_seconds=3600)
+    await async_redis.xadd(key(namespace, "outbox"), fields)
+    await worker.run_once()
+    assert [r.form().get("Body") for r in provider.requests] == [text]  # the 503
+    held = await async_redis.lrange(key(namespace, "reports", "held", CID), 0, -1)
+    (pairs,) = map(json.loads, held)
+    assert dict(zip(pairs[::2], pairs[1::2], strict=True))["text"] == text
+    await worker.run_once()  # the template the hold queued
+    assert provider.requests[-1].form()["ContentSid"] == "HX000000000000000000000000000000aa"
+    assert len(provider.requests) == 2 and await failed_sends(async_redis, namespace) == []
+    assert await async_redis.xlen(key(namespace, "outbox")) == 0
 
 
 async def test_agent_console_entries_are_understood(

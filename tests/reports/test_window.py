@@ -150,3 +150,48 @@ async def test_held_messages_of_an_account_without_the_template_wait_and_are_not
         assert sent["Body"] == CLOSED
     finally:
         await twilio.aclose()
+
+
+async def test_an_update_queued_inside_the_window_that_closes_before_the_send_is_held(
+    async_redis: redis.asyncio.Redis,
+    namespace: str,
+    wording: Wording,
+    provider: FakeProvider,
+) -> None:
+    """Queued while the window is open, sent after it closed (retries, a backlog): the
+    template goes, and the update itself when the resident answers, once, in order."""
+    now = time.time()
+    account = TwilioAccount(
+        REPORT.account, "AC01", "token", {"council_reply_waiting": TEMPLATE_SID}
+    )
+    twilio = TwilioAdapter([account], api_base_url=provider.url, timeout=2.0)
+    later = OutboxWorker(  # the outbox gets to the entries two hours later
+        async_redis, {"whatsapp": twilio}, namespace, block_ms=10, clock=lambda: now + 2 * 3600
+    )
+    await later.ensure_group()
+    try:
+        await touch(async_redis, REPORT.conversation_id, now - 23 * 3600, namespace, now=now)
+        notifier = ResidentNotifier(async_redis, namespace, wording, clock=lambda: now)
+        await _update(notifier, "a", "open", "Inspected: repair booked")
+        await _update(notifier, "b", "closed")
+        await later.run_once(block=False)  # swaps the template in: the first entry holds both
+        await later.run_once(block=False)
+        (invite,) = _sent(provider)
+        assert invite["ContentSid"] == TEMPLATE_SID and "Body" not in invite
+        assert await failed_sends(async_redis, namespace) == []
+        held = HeldMessages(async_redis, namespace, clock=lambda: now + 2 * 3600)
+        assert await held.release_once() == 0  # still closed
+
+        await _resident_answers(async_redis, namespace)
+        assert await held.release_once() == 2
+        await later.run_once(block=False)
+        assert [form.get("Body") for form in _sent(provider)[1:]] == [
+            "Update on your report 1001 (Pothole): it is open and being dealt with. "
+            "The council says: Inspected: repair booked",
+            CLOSED,
+        ]
+        assert await held.release_once() == 0  # once
+        await later.run_once(block=False)
+        assert len(_sent(provider)) == 3 and await failed_sends(async_redis, namespace) == []
+    finally:
+        await twilio.aclose()

@@ -1,0 +1,88 @@
+"""Holding messages while a resident's messaging window is closed: the one place that does it.
+
+A message that cannot go as free text (WhatsApp after 24 hours) is appended, as its outbox
+entry's field/value pairs (JSON), to ``{ns}:reports:held:<conversation>`` and the
+conversation added to ``{ns}:reports:held`` (sorted set, score: when it was first held), in
+one Lua step with a marker in ``{ns}:reports:told:<conversation>`` so it is held once however
+often the step runs. The first message held for a conversation also queues the approved
+template (``invite``); later ones only wait. Both callers use it: the notifier for a closed
+window at queueing time, the channels' outbox for one that closed before the send.
+:class:`bot.reports.notify.HeldMessages` releases them when the resident answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import redis.asyncio
+
+from bot.keys import key
+
+__all__ = ["Holder", "pairs"]
+
+# KEYS: told set, outbox stream, held list, held set. ARGV: marker, ttl seconds, the held
+# entry (JSON list of field/value pairs), now, conversation id, then the template entry's
+# field/value pairs (none: no template, the message only waits).
+_HOLD_ONCE = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+if redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5]) == 1 and #ARGV > 5 then
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+end
+return 'held'
+"""
+
+
+def pairs(fields: Mapping[str, str]) -> list[str]:
+    """The field/value pairs of a stream entry, flat (as XADD and the scripts take them)."""
+    return [item for pair in fields.items() for item in pair]
+
+
+class Holder:
+    """Holds outbox entries for conversations whose window is closed.
+
+    Args:
+        client: Asyncio Redis client (decoded strings).
+        namespace: Key namespace.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis, namespace: str) -> None:
+        self.namespace = namespace
+        self._hold_once = client.register_script(_HOLD_ONCE)
+
+    async def hold(
+        self,
+        entry: Mapping[str, str],
+        *,
+        marker: str,
+        ttl: int,
+        now: float,
+        invite: Mapping[str, str] | None,
+    ) -> bool:
+        """Hold ``entry`` (outbox fields) unless ``marker`` was used for its conversation.
+
+        Args:
+            entry: The outbox entry to send once the window is open again.
+            marker: Once per conversation (kept ``ttl`` seconds, like the held entry).
+            ttl: Seconds the marker and the held entries are kept.
+            now: Unix seconds (the held set's score).
+            invite: The template's outbox entry, queued if nothing was held before.
+
+        Returns:
+            Whether it was held now (False: the marker was there already).
+        """
+        conversation_id = entry["conversation_id"]
+        held = await self._hold_once(
+            keys=[
+                key(self.namespace, "reports", "told", conversation_id),
+                key(self.namespace, "outbox"),
+                key(self.namespace, "reports", "held", conversation_id),
+                key(self.namespace, "reports", "held"),
+            ],
+            args=[marker, ttl, json.dumps(pairs(entry)), now, conversation_id,
+                  *pairs(invite or {})],
+        )  # fmt: skip
+        return bool(held)
