@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -41,7 +41,7 @@ from bot.channels.stream import (
     until_saved,
 )
 from bot.channels.window import window_state
-from bot.handoff.replies import WHATSAPP_TEMPLATE
+from bot.handoff.replies import HUMAN_AGENT_TAG, WHATSAPP_TEMPLATE, reply_options
 from bot.keys import key
 from bot.reports.held import Holder
 
@@ -50,7 +50,6 @@ __all__ = ["GROUP", "OutboxWorker", "failed_sends", "outbox_fields", "queue_repl
 _log = logging.getLogger(__name__)
 
 GROUP = "senders"
-_HUMAN_AGENT = "HUMAN_AGENT"
 _TEMPLATE = "template:"
 _HELD = SendResult("sent", error="held until the resident's window opens again")
 """An entry handed to :class:`Holder`: acknowledged, neither a delivery nor a failure."""
@@ -213,26 +212,23 @@ class OutboxWorker(StreamWorker):
         state = await window_state(
             self.redis, fields["conversation_id"], namespace=self.namespace, now=now
         )
-        if state is None or state["open"]:
-            return message
-        channel = fields["channel"]
-        if channel == "whatsapp" and message.template is None and fields.get("hold"):
-            await self._hold(entry_id, fields, now)
-            return _HELD
-        if channel == "whatsapp" and message.template is None:
+        # the window rules have one owner: what an agent is told is what the outbox does
+        options = reply_options(fields["channel"], state, datetime.fromtimestamp(now, UTC))
+        if options.free_text or message.template is not None:
+            return message  # an approved template may go at any time
+        if options.tag == HUMAN_AGENT_TAG:
+            return message if message.tag else replace(message, tag=HUMAN_AGENT_TAG)
+        if options.tag == WHATSAPP_TEMPLATE:
+            if fields.get("hold"):
+                await self._hold(entry_id, fields, now)
+                return _HELD
             template = adapter.template_for(fields["account"])
             if template is None:
                 return SendResult(
                     "failed", error="WhatsApp 24-hour window closed and no template configured"
                 )
             return OutboundMessage("", template=template)
-        if channel == "messenger":
-            until = state.get("human_agent_until")
-            if until and datetime.fromisoformat(until).timestamp() > self.clock():
-                # agents may answer up to 7 days after the resident's last message
-                return message if message.tag else replace(message, tag=_HUMAN_AGENT)
-            return SendResult("failed", error="Messenger window closed (over 7 days)")
-        return message
+        return SendResult("failed", error=options.explanation)
 
     async def _hold(self, entry_id: str, fields: Mapping[str, str], now: float) -> None:
         # the text waits for the resident's answer; the template asks for it (once)

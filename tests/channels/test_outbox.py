@@ -10,6 +10,7 @@ import redis.asyncio
 
 from bot.channels import delivery
 from bot.channels.base import ChannelAdapter, OutboundMessage
+from bot.channels.instagram import InstagramAccount, InstagramAdapter
 from bot.channels.messenger import MessengerAdapter, MessengerPage
 from bot.channels.outbox import GROUP, OutboxWorker, failed_sends, outbox_fields, queue_reply
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
@@ -51,9 +52,17 @@ async def adapters(provider: FakeProvider) -> AsyncIterator[dict[str, ChannelAda
         api_base_url=provider.url,
         timeout=1.0,
     )
-    yield {"whatsapp": twilio, "sms": twilio, "messenger": messenger}
+    instagram = InstagramAdapter(
+        [InstagramAccount(PAGE, "IG-TOKEN")],
+        app_secret="s",
+        verify_token="v",
+        api_base_url=provider.url,
+        timeout=1.0,
+    )
+    yield {"whatsapp": twilio, "sms": twilio, "messenger": messenger, "instagram": instagram}
     await twilio.aclose()
     await messenger.aclose()
+    await instagram.aclose()
 
 
 def make_worker(
@@ -262,19 +271,23 @@ async def test_agent_console_entries_are_understood(
     assert provider.requests[0].form()["ContentSid"] == "HX000000000000000000000000000000aa"
 
 
-async def test_messenger_human_agent_tag_and_seven_day_limit(
+@pytest.mark.parametrize("channel", ["messenger", "instagram"])
+async def test_meta_human_agent_tag_and_seven_day_limit(
     async_redis: redis.asyncio.Redis,
     namespace: str,
     provider: FakeProvider,
     adapters: dict[str, ChannelAdapter],
     sleeps: Sleeps,
+    channel: str,
 ) -> None:
-    await touch(async_redis, MCID, time.time() - 3 * DAY, namespace)
-    late = f"messenger:{PAGE}:1111"
+    # Meta's rule for both of its channels (bot.handoff.replies.reply_options)
+    recent = f"{channel}:{PAGE}:{PSID}"
+    await touch(async_redis, recent, time.time() - 3 * DAY, namespace)
+    late = f"{channel}:{PAGE}:1111"
     await touch(async_redis, late, time.time() - 7.5 * DAY, namespace)
     worker = make_worker(async_redis, adapters, namespace, sleeps)
     await worker.ensure_group()
-    await queue(async_redis, namespace, MCID, text="An agent replies after 3 days")
+    await queue(async_redis, namespace, recent, text="An agent replies after 3 days")
     await queue(async_redis, namespace, late, text="Too late")
     await queue(async_redis, namespace, late, text="Too late, tagged", tag="HUMAN_AGENT")
     await worker.run_once()
