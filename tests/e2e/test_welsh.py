@@ -62,9 +62,10 @@ def test_held_out_welsh_messages_are_classified(assistant: Assistant) -> None:
     unsure = sum(parsed["intent"]["name"] == "nlu_fallback" for _, _, parsed in results)
     # Never a wrong intent: the calibrated threshold (docs/nlu.md) hands an unsure Welsh message
     # to a Welsh-speaking person rather than guess. 19 of 20 right at the old fixed threshold
-    # 0.3 (with 1 wrong); 15 right, 5 to a person, none wrong at the calibrated 0.61.
+    # 0.3 (with 1 wrong); at the shipped 95% answer precision (calibrated 0.54) 19 right, 1 to a
+    # person, none wrong; at 98% (0.61-0.63) 15 right (docs/nlu.md, "Choosing answer_precision").
     assert correct + unsure == len(HELD_OUT), "a Welsh message was given a wrong intent"
-    assert correct >= 15, f"{correct} of {len(HELD_OUT)}"
+    assert correct >= 17, f"{correct} of {len(HELD_OUT)}"
     # never the one that matters most
     [safeguarding] = [p for _, want, p in results if want == "safeguarding"]
     assert safeguarding["intent"]["name"] == "safeguarding"
