@@ -47,7 +47,7 @@ from bot import settings
 from bot.channels.base import Attachment, ChannelAdapter
 from bot.channels.media import MediaError, MediaTooLargeError
 from bot.channels.registry import configured
-from bot.errors import BackOfficeError, CouncilError
+from bot.errors import BackOfficeError, ConfigError, CouncilError
 from bot.keys import namespace
 from bot.nlu.language import LANGUAGE
 from bot.profile import current as council_profile
@@ -212,7 +212,7 @@ class ReportWorld:
         reports: The profile's ``reports`` section.
         back_office: An Open311 client (None: the profile's, with the API key from the
             environment).
-        places: The gazetteer (None: ``COUNCIL_GAZETTEER``).
+        places: The gazetteer (None: the profile's ``reports.gazetteer``).
         adapters: Channel adapters by channel name, to fetch photos (None: built from
             ``COUNCIL_CREDENTIALS``).
         store: Where photos go (None: the profile's ``photos``).
@@ -267,7 +267,10 @@ class ReportWorld:
     def places(self) -> Gazetteer:
         """The gazetteer."""
         if self._places is None:
-            self._places = gazetteer(settings.current().gazetteer_path)
+            reports = self.reports
+            if reports is None:
+                raise ConfigError(council_profile().path, "reports", "is missing: no gazetteer")
+            self._places = gazetteer(reports.gazetteer)
         return self._places
 
     async def back_office(self) -> Open311Client | None:

@@ -192,6 +192,7 @@ def _bench_profile(folder: Path) -> Path:
     """The demo profile with limits that let one address open every session."""
     data = yaml.safe_load((ROOT / "council.yml").read_text(encoding="utf-8"))
     data["closed_days"]["bank_holidays"] = str(ROOT / data["closed_days"]["bank_holidays"])
+    data["reports"]["gazetteer"] = str(ROOT / data["reports"]["gazetteer"])
     data["webchat"]["limits"].update(
         sessions_per_hour=1_000_000, address_requests_per_minute=1_000_000
     )

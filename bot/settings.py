@@ -29,15 +29,13 @@ from urllib.parse import urlsplit
 from bot.errors import ConfigError
 from bot.web.proxies import parse_trusted_proxies
 
-__all__ = ["DEFAULT_GAZETTEER", "DEFAULT_PROFILE", "ENVIRONMENT", "Settings", "current", "use"]
+__all__ = ["DEFAULT_PROFILE", "ENVIRONMENT", "Settings", "current", "use"]
 
 ENVIRONMENT = "environment"
 """What :class:`~bot.errors.ConfigError` names as the 'file' of a bad variable."""
 
 DEFAULT_PROFILE = Path(__file__).resolve().parent.parent / "council.yml"
 """The fictional demo council's profile, used when ``COUNCIL_PROFILE`` is unset."""
-DEFAULT_GAZETTEER = Path(__file__).resolve().parent.parent / "data" / "demo" / "gazetteer.csv"
-"""The demo borough's gazetteer, used when ``COUNCIL_GAZETTEER`` is unset."""
 
 _REDIS_SCHEMES = {"redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"}
 _MIN_HEALTH_TOKEN = 32
@@ -167,8 +165,6 @@ class Settings:
             handoff out of hours.
         webchat_secret: ``COUNCIL_WEBCHAT_SECRET``: signs the web chat's conversation tokens
             (empty: the edge serves no web chat; at least 32 characters).
-        gazetteer_path: ``COUNCIL_GAZETTEER``: the address gazetteer problem reports are
-            placed with (default the demo's).
         credentials_path: ``COUNCIL_CREDENTIALS``: the channels' ``credentials.yml``, for the
             action server to fetch residents' photos (None: photos cannot be fetched).
         media_key: ``COUNCIL_MEDIA_KEY``: signs the expiring photo addresses (at least 32
@@ -205,7 +201,6 @@ class Settings:
     sla_webhook: str = ""
     safeguarding_webhook: str = ""
     webchat_secret: str = field(default="", repr=False)
-    gazetteer_path: Path = DEFAULT_GAZETTEER
     credentials_path: Path | None = None
     media_key: str = field(default="", repr=False)
     reports_webhook_secret: str = field(default="", repr=False)
@@ -247,7 +242,6 @@ class Settings:
             sla_webhook=_url(env, "COUNCIL_SLA_WEBHOOK"),
             safeguarding_webhook=_url(env, "COUNCIL_SAFEGUARDING_WEBHOOK"),
             webchat_secret=_long_secret(env, "COUNCIL_WEBCHAT_SECRET"),
-            gazetteer_path=_path(env, "COUNCIL_GAZETTEER") or DEFAULT_GAZETTEER,
             credentials_path=_path(env, "COUNCIL_CREDENTIALS"),
             media_key=_long_secret(env, "COUNCIL_MEDIA_KEY"),
             reports_webhook_secret=_long_secret(env, "COUNCIL_REPORTS_WEBHOOK_SECRET"),

@@ -183,6 +183,7 @@ def test_bin_calendars_carry_the_council(glanfor: CouncilProfile) -> None:
 def _broken(tmp_path: Path, change: Any) -> Path:
     data = yaml.safe_load(DEMO.read_text())
     data["closed_days"]["bank_holidays"] = str(ROOT / "data" / "demo" / "bank-holidays.json")
+    data["reports"]["gazetteer"] = str(ROOT / data["reports"]["gazetteer"])
     change(data)
     path = tmp_path / "council.yml"
     path.write_text(yaml.safe_dump(data))

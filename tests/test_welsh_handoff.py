@@ -48,6 +48,7 @@ def _profile_with(tmp_path: Path, teams: Any) -> Path:
     data = yaml.safe_load(GLANFOR.read_text(encoding="utf-8"))
     data["teams"] = teams
     data["closed_days"]["bank_holidays"] = str(ROOT / "data" / "demo" / "bank-holidays.json")
+    data["reports"]["gazetteer"] = str(GLANFOR.parent / data["reports"]["gazetteer"])
     path = tmp_path / "council.yml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

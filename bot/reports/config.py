@@ -1,6 +1,8 @@
 """The profile's ``reports`` section (``docs/profile.md``).
 
-Where problem reports go, and how photos and places are checked.
+Where problem reports go, how photos and places are checked, and the council's address
+gazetteer (``reports.gazetteer``, a file relative to the profile's folder, read and checked here
+so a missing or broken one refuses start-up).
 
 :func:`read_reports` validates the section and raises :class:`~bot.errors.ConfigError` naming
 the file and the dotted key (``reports.open311.endpoint``...), as the rest of the profile does.
@@ -14,10 +16,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bot.errors import ConfigError, MissingSecretError
+from bot.reports.gazetteer import gazetteer
 
 __all__ = [
     "BACK_OFFICES",
@@ -161,6 +165,8 @@ class ReportsConfig:
 
     Attributes:
         back_office: ``open311`` | ``email`` | ``webhook``.
+        gazetteer: The council's address gazetteer (``reports.gazetteer``, resolved against
+            the profile's folder; checked when the profile is read).
         open311: The Open311 server (set when ``back_office`` is ``open311``).
         email: The e-mail target (when ``email``).
         webhook: The webhook target (when ``webhook``).
@@ -171,6 +177,7 @@ class ReportsConfig:
     """
 
     back_office: str
+    gazetteer: Path
     open311: Open311Target | None = None
     email: EmailTarget | None = None
     webhook: WebhookTarget | None = None
@@ -189,6 +196,7 @@ class ReportsConfig:
 
 _TOP = (
     "back_office",
+    "gazetteer",
     "open311",
     "email",
     "webhook",
@@ -278,6 +286,21 @@ class _Section:
         if not (-90 <= min_lat < max_lat <= 90 and -180 <= min_lon < max_lon <= 180):
             raise self.fail(where, "must be [min_lat, min_lon, max_lat, max_lon], minimum first")
         return Bounds(min_lat, min_lon, max_lat, max_lon)
+
+    def gazetteer(self, data: Mapping[str, Any], where: str) -> Path:
+        key = f"{where}.gazetteer"
+        name = data.get("gazetteer")
+        if name is None or name == "":
+            raise self.fail(
+                key, "is missing: the council's address gazetteer (a CSV file, docs/reports.md)"
+            )
+        if not isinstance(name, str) or not name.strip():
+            raise self.fail(key, "must be a file name, relative to the profile's folder")
+        path = Path(self.path).parent / name.strip()
+        if not path.is_file():
+            raise self.fail(key, f"no such file: {path}")
+        gazetteer(path)  # a bad row refuses start-up (the error names the file and line)
+        return path
 
     def open311(self, data: Any, where: str) -> Open311Target:
         section = self.mapping(data, where)
@@ -416,6 +439,7 @@ class _Section:
             )
         return ReportsConfig(
             back_office=back_office,
+            gazetteer=self.gazetteer(section, where),
             open311=self.open311(section["open311"], f"{where}.open311")
             if "open311" in section
             else None,

@@ -1,14 +1,14 @@
 """The council's address gazetteer: where a problem is, from a resident's words or a pin.
 
-A gazetteer file (``COUNCIL_GAZETTEER``, default the demo's ``data/demo/gazetteer.csv``;
-columns in :data:`bot.reports.demo_places.COLUMNS`) lists addresses, streets (one row per
-stretch of a street in one postcode), landmarks and neighbouring councils' postcode districts,
-each with WGS84 coordinates. :meth:`Gazetteer.place` reads a postcode, an address, a street or
-a landmark in a message; :meth:`Gazetteer.nearest` names the street nearest a pin (for the
-summary a resident confirms). :func:`place_pin` and :func:`place_text` add the council's area
-(``reports.area`` of the profile): outside it, the answer names the neighbouring council when
-the area knows it; a pin outside every known area or far from any street (in the sea) is
-``NOWHERE``.
+A gazetteer file (named by the profile's ``reports.gazetteer``; the demo's is
+``data/demo/gazetteer.csv``; columns in :data:`bot.reports.demo_places.COLUMNS`) lists
+addresses, streets (one row per stretch of a street in one postcode), landmarks and
+neighbouring councils' postcode districts, each with WGS84 coordinates.
+:meth:`Gazetteer.place` reads a postcode, an address, a street or a landmark in a message;
+:meth:`Gazetteer.nearest` names the street nearest a pin (for the summary a resident confirms).
+:func:`place_pin` and :func:`place_text` add the council's area (``reports.area`` of the
+profile): outside it, the answer names the neighbouring council when the area knows it; a pin
+outside every known area or far from any street (in the sea) is ``NOWHERE``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from collections.abc import Iterable
 from dataclasses import astuple, dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError
 from bot.nlu.postcodes import find_postcodes
-from bot.reports.config import Area
+
+if TYPE_CHECKING:  # config reads the gazetteer at start-up: no import cycle at run time
+    from bot.reports.config import Area
 
 __all__ = [
     "MAX_PIN_DISTANCE_M",

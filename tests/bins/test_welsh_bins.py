@@ -113,6 +113,7 @@ async def test_a_missed_bin_in_welsh(
 def _profile(tmp_path: Path, bins: dict[str, Any]) -> Path:
     data = yaml.safe_load((ROOT / "council.yml").read_text())
     data["closed_days"]["bank_holidays"] = str(ROOT / "data" / "demo" / "bank-holidays.json")
+    data["reports"]["gazetteer"] = str(ROOT / data["reports"]["gazetteer"])
     data["bins"]["food"] = bins
     path = tmp_path / "council.yml"
     path.write_text(yaml.safe_dump(data))

@@ -12,6 +12,7 @@ import yaml
 from bot.errors import ConfigError, MissingSecretError
 from bot.profile import CouncilProfile
 from bot.reports.config import secret
+from bot.reports.gazetteer import gazetteer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "council.yml"
@@ -33,6 +34,8 @@ def test_the_demo_council_sends_reports_to_its_open311_stand_in() -> None:
     assert neighbour is not None and neighbour.name == "Brackwell District Council"
     assert reports.photos.keep_location is False and reports.photos.storage == "local"
     assert profile.retention.problem_report_days == 365
+    # the council's own gazetteer, named by the profile relative to its folder
+    assert reports.gazetteer == ROOT / "data" / "demo" / "gazetteer.csv"
 
 
 def test_glanfor_has_no_open311_and_mails_its_reports() -> None:
@@ -44,6 +47,7 @@ def test_glanfor_has_no_open311_and_mails_its_reports() -> None:
     assert reports.photos.s3 is not None and reports.photos.s3.bucket == "glanfor-reports"
     # left out of its retention section: the default
     assert profile.retention.problem_report_days == 365
+    assert reports.gazetteer == GLANFOR.parent / "glanfor-gazetteer.csv"
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -55,6 +59,17 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         node[last] = value
 
     return change
+
+
+def _demo_in(folder: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """The demo profile, changed, in ``folder`` (its own files named by absolute paths)."""
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["closed_days"]["bank_holidays"] = str(ROOT / "data" / "demo" / "bank-holidays.json")
+    data["reports"]["gazetteer"] = str(ROOT / "data" / "demo" / "gazetteer.csv")
+    change(data)
+    path = folder / "council.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
 
 
 @pytest.mark.parametrize(
@@ -83,20 +98,57 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 def test_a_bad_reports_section_names_the_file_key_and_reason(
     tmp_path: Path, change: Callable[[dict[str, Any]], None], key: str, reason: str
 ) -> None:
-    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-    data["closed_days"]["bank_holidays"] = str(ROOT / "data" / "demo" / "bank-holidays.json")
-    change(data)
-    path = tmp_path / "council.yml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    path = _demo_in(tmp_path, change)
     with pytest.raises(ConfigError) as caught:
         CouncilProfile.load(path)
     assert caught.value.path == str(path) and caught.value.key == key
     assert reason in caught.value.reason
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda d: d["reports"].pop("gazetteer"), "is missing"),
+        (_set("reports.gazetteer", "places.csv"), "no such file"),
+        (_set("reports.gazetteer", ""), "is missing"),
+    ],
+)
+def test_a_profile_without_its_gazetteer_names_the_file_and_key(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], reason: str
+) -> None:
+    path = _demo_in(tmp_path, change)
+    with pytest.raises(ConfigError) as caught:
+        CouncilProfile.load(path)
+    assert (caught.value.path, caught.value.key) == (str(path), "reports.gazetteer")
+    assert reason in caught.value.reason
+
+
+def test_a_profile_naming_its_own_gazetteer_is_placed_with_it(tmp_path: Path) -> None:
+    (tmp_path / "places").mkdir()
+    (tmp_path / "places" / "ours.csv").write_text(
+        "kind,name,postcode,uprn,latitude,longitude\nstreet,Tiny Lane,AV1 1AA,,52.17,-1.47\n",
+        encoding="utf-8",
+    )
+    path = _demo_in(tmp_path, _set("reports.gazetteer", "places/ours.csv"))
+    reports = CouncilProfile.load(path).reports
+    assert reports is not None and reports.gazetteer == tmp_path / "places" / "ours.csv"
+    found = gazetteer(reports.gazetteer).place("Tiny Lane").place
+    assert found is not None and found.postcode == "AV1 1AA"
+    assert gazetteer(reports.gazetteer).place("Mill Lane").place is None  # not the demo's
+
+
+def test_a_bad_row_in_the_gazetteer_refuses_the_profile(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kind,name,postcode,uprn,latitude,longitude\nhouse,X,,,1,1\n")
+    with pytest.raises(ConfigError) as caught:
+        CouncilProfile.load(_demo_in(tmp_path, _set("reports.gazetteer", "bad.csv")))
+    assert (caught.value.path, caught.value.key) == (str(bad), "line 2: kind")
+
+
 def test_an_email_council_must_list_its_categories(tmp_path: Path) -> None:
     data = yaml.safe_load(GLANFOR.read_text(encoding="utf-8"))
     data["closed_days"]["bank_holidays"] = str(ROOT / "data" / "demo" / "bank-holidays.json")
+    data["reports"]["gazetteer"] = str(GLANFOR.parent / data["reports"]["gazetteer"])
     del data["reports"]["services"]
     path = tmp_path / "glanfor.yml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
