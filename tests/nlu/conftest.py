@@ -1,3 +1,4 @@
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,10 +73,40 @@ def featurized_examples(featurizer: SentenceEmbeddingFeaturizer) -> TrainingData
     return featurizer.process_training_data(data)
 
 
-@pytest.fixture
-def training_data(featurizer: SentenceEmbeddingFeaturizer) -> TrainingData:
-    """The synthetic dataset, featurized (a fresh copy per test)."""
+@pytest.fixture(scope="session")
+def featurized(featurizer: SentenceEmbeddingFeaturizer) -> TrainingData:
+    """The synthetic dataset, featurized once for the session: read it through training_data.
+
+    Encoding is the slow part of these tests on a busy machine (torch's threads wait on each
+    other), and the model gives the same vectors every time.
+    """
     return featurized_examples(featurizer)
+
+
+@pytest.fixture
+def training_data(featurized: TrainingData) -> TrainingData:
+    """The synthetic dataset, featurized (a fresh copy per test: tests may change it)."""
+    return copied(featurized)
+
+
+def copied(data: TrainingData) -> TrainingData:
+    """A deep copy of ``data``: its messages, tokens and features."""
+    return TrainingData(copy.deepcopy(data.training_examples))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread while a module trains the tiny test networks.
+
+    On a busy two-core machine two threads wait on each other: one test network took 13-29 s
+    to train instead of 0.6 s on one thread, and a calibrated classifier trains four to six.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -14,7 +14,10 @@ from bot.errors import ConfigError
 from bot.nlu.calibration import CALIBRATION_FILE
 from bot.nlu.classifier import FALLBACK_INTENT, CouncilIntentClassifier
 from bot.nlu.featurizer import SentenceEmbeddingFeaturizer
-from tests.nlu.conftest import featurized_examples
+from tests.nlu.conftest import copied
+
+# Every fit here (the module's classifier's included) runs on one torch thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # A smaller network than the shipped one: the tests train many (cross-validation), and what they
 # check does not depend on its size.
@@ -27,14 +30,14 @@ def _config(**overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def trained(
-    featurizer: SentenceEmbeddingFeaturizer, tmp_path_factory: pytest.TempPathFactory
+    featurized: TrainingData, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[CouncilIntentClassifier, Resource]:
     """One classifier trained for the module: the tests only read it."""
     storage = LocalModelStorage(tmp_path_factory.mktemp("classifier-storage"))
     context = ExecutionContext(GraphSchema({}), "test-model")
     resource = Resource("classifier")
     classifier = CouncilIntentClassifier.create(_config(), storage, resource, context)
-    return classifier, classifier.train(featurized_examples(featurizer))
+    return classifier, classifier.train(copied(featurized))
 
 
 def _parse(
