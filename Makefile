@@ -56,9 +56,15 @@ SECOND_PROFILE_TESTS := tests/e2e/test_assistant.py tests/e2e/test_routine.py \
 pytest-profile: install
 	$(call run_pytest,$(SECOND_PROFILE_TESTS) --profile $(SECOND_PROFILE) $(PYTEST_ARGS))
 
-# Everything but the end-to-end (real Rasa) and browser tests: no Chromium needed.
+# Everything but the end-to-end (real Rasa) and browser tests: no Chromium needed. Two
+# pytest-xdist workers, each with its own embedded Redis: much of this suite waits on sockets
+# and servers, not the CPU (PYTEST_ARGS="-n 0" runs it in one process, e.g. for --pdb). Each
+# worker collects every module, so compiled modules and pytest's rewritten tests are cached
+# under .pytest_cache/pycache, outside the source folders.
+pytest-fast: export PYTHONDONTWRITEBYTECODE :=
+pytest-fast: export PYTHONPYCACHEPREFIX := $(CURDIR)/.pytest_cache/pycache
 pytest-fast: install
-	$(call run_pytest,-m "not e2e and not browser" $(PYTEST_ARGS))
+	$(call run_pytest,-n 2 -m "not e2e and not browser" $(PYTEST_ARGS))
 
 test: lint typecheck pytest pytest-profile
 
