@@ -50,7 +50,7 @@ pytest: install test-setup
 #   make pytest PYTEST_ARGS="tests/e2e --profile tests/data/profiles/glanfor.yml"
 SECOND_PROFILE := tests/data/profiles/glanfor.yml
 SECOND_PROFILE_TESTS := tests/e2e/test_assistant.py tests/e2e/test_routine.py \
-	tests/e2e/test_welsh.py tests/e2e/test_responses.py \
+	tests/e2e/test_welsh.py tests/e2e/test_responses.py tests/e2e/test_reports.py \
 	tests/e2e/test_quality.py::test_test_conversations_are_still_answered
 
 pytest-profile: install
