@@ -1064,6 +1064,8 @@ async def test_a_pothole_report_placed_by_the_residents_shared_location(
         (await summary.inner_text()),
     ]
     # one polite announcement per bot message; the resident's own location is not read back
+    # (the widget announces 50 ms after showing: wait for the summary's announcement first)
+    await expect(page.locator(".crw [aria-live=polite]")).to_contain_text("Here's your report:")
     said = [text for kind, text in await widget.announcements() if kind == "polite"]
     assert len(said) == 3 and not any("Location shared" in text for text in said), said
 
