@@ -122,6 +122,7 @@ class Widget:
         self.token = ""
         self.replies: dict[str, list[float]] = {}
         self.outstanding = ""  # the message sent and not answered yet (one at a time)
+        self.said: list[str] = []  # what the bot said on this widget, for lost examples
         self.connected = asyncio.Event()
 
     async def open(self, http: aiohttp.ClientSession, base: str, timings: list[float]) -> None:
@@ -150,6 +151,7 @@ class Widget:
         first message after a send answers it (its later ones in the turn are not counted)."""
         if data["from"] != "bot":
             return
+        self.said.append(data.get("text", ""))
         found = ACK.search(data.get("text", ""))
         answered = found.group(1) if found else self.outstanding
         if answered:
@@ -236,8 +238,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         from bot.testing.assistant import running_assistant
 
         overrides = {k: env[k] for k in ("COUNCIL_PROFILE", "COUNCIL_WEBCHAT_SECRET")}
-        assistant = stack.enter_context(
-            running_assistant(redis_url, namespace, folder, credentials=credentials, env=overrides)
+        # it seeds the knowledge base with asyncio.run: not from this running loop
+        assistant = await asyncio.to_thread(
+            stack.enter_context,
+            running_assistant(redis_url, namespace, folder, credentials=credentials, env=overrides),
         )
         worker_pid = assistant.services["rasa"].process.pid
     else:
@@ -316,6 +320,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             busy_cpu = _cpu_seconds(edge_process), _cpu_seconds(worker_process)
             sends = []
+            texts: dict[str, str] = {}
+            unused = random.sample(widgets, len(widgets))
             for n in range(count):
                 due = started + n / args.rate
                 delay = due - time.perf_counter()
@@ -323,12 +329,20 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(delay)
                 lags.append(max(0.0, time.perf_counter() - due) * 1000)
                 message_id = f"m{n}"
-                idle = [
-                    w for w in random.sample(widgets, min(len(widgets), 50)) if not w.outstanding
-                ]
-                widget = idle[0] if idle else random.choice(widgets)  # one at a time, mostly
+                if args.assistant and unused:
+                    # a new conversation each: a turn's later messages, or a conversation
+                    # handed to a person (the bot then stays silent), never answer another
+                    widget = unused.pop()
+                else:
+                    idle = [
+                        w
+                        for w in random.sample(widgets, min(len(widgets), 50))
+                        if not w.outstanding
+                    ]
+                    widget = idle[0] if idle else random.choice(widgets)  # one at a time, mostly
                 chosen[message_id] = widget
                 text = random.choice(QUESTIONS) if args.assistant else ""
+                texts[message_id] = text
                 sends.append(asyncio.create_task(_send(http, base, widget, message_id, text)))
             for message_id, outcome in zip(chosen, await asyncio.gather(*sends), strict=True):
                 sent_at[message_id], status = outcome
@@ -369,6 +383,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             ]
             results["e2e_p99_after_10s_ms"] = _pct(steady, 0.99)
             results["lost"] = sum(1 for m, w in chosen.items() if m not in w.replies)
+            results["lost_examples"] = [
+                {"sent": texts[m], "bot_said_on_widget": w.said}
+                for m, w in chosen.items()
+                if m not in w.replies
+            ][:5]
             # the echo names its message, so a second reply is a duplicate; the assistant's
             # turns have several messages, so duplicates cannot be told apart there
             results["duplicates"] = (
