@@ -31,13 +31,6 @@ CLOSED = "Update on your report 1001 (Pothole): the council has closed it."
 
 
 @pytest.fixture
-async def provider() -> AsyncIterator[FakeProvider]:
-    fake = await FakeProvider().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def worker(
     async_redis: redis.asyncio.Redis, namespace: str, provider: FakeProvider
 ) -> AsyncIterator[OutboxWorker]:

@@ -26,13 +26,6 @@ TEMPLATE = "HX0000000000000000000000000000000a"
 
 
 @pytest.fixture
-async def provider() -> AsyncIterator[FakeProvider]:
-    fake = await FakeProvider().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def outbox(
     provider: FakeProvider, async_redis: redis.asyncio.Redis, namespace: str
 ) -> AsyncIterator[OutboxWorker]:
