@@ -60,6 +60,7 @@ from bot.logs import Tally
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_REFUSAL_DELAY",
     "HEALTH_TOKEN_VARIABLE",
     "MIN_HEALTH_TOKEN_LENGTH",
     "EdgePart",
@@ -77,6 +78,9 @@ _HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 _CLOSE = {**_HEADERS, "Connection": "close"}
 _RAW_HEADERS = [(name.lower().encode(), value.encode()) for name, value in _HEADERS.items()]
 _PREFIX, _SUFFIX = "/webhooks/", "/webhook"
+
+DEFAULT_REFUSAL_DELAY = 0.5
+"""Seconds a refused webhook POST waits for its answer (:class:`_RefusalDelay`)."""
 
 
 class EdgePart(Protocol):
@@ -160,6 +164,33 @@ class _Answer:
         await send({"type": "http.response.body", "body": body})
 
 
+class _RefusalDelay:
+    """Holds a refused webhook POST's answer for a moment, for a bounded number of them.
+
+    A client gets one answer per connection at a time, so a delayed refusal caps what each
+    of an attacker's connections can make the edge do (forged and malformed requests cost CPU
+    genuine residents share) at the cost of a timer. Providers never see it: their signed
+    requests are not refused. At most ``most`` answers are held at once, so a flood of
+    connections cannot fill the server's connection limit with held refusals: beyond that,
+    refusals are answered at once.
+    """
+
+    def __init__(self, seconds: float, most: int) -> None:
+        self.seconds = seconds
+        self.most = most
+        self.held = 0
+
+    async def hold(self) -> None:
+        """Wait ``seconds``, unless ``most`` answers are already waiting."""
+        if self.seconds <= 0 or self.held >= self.most:
+            return
+        self.held += 1
+        try:
+            await asyncio.sleep(self.seconds)
+        finally:
+            self.held -= 1
+
+
 class _WebhookPosts:
     """Raw ASGI layer before Starlette's routing: POSTs to a configured channel's webhook.
 
@@ -173,10 +204,12 @@ class _WebhookPosts:
         app: ASGIApp,
         names: frozenset[str],
         post: Callable[[str, Scope, Receive], Awaitable[_Answer]],
+        delay: _RefusalDelay,
     ) -> None:
         self.app = app
         self.names = names
         self.post = post
+        self.delay = delay
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a webhook POST, or pass the request on."""
@@ -185,7 +218,10 @@ class _WebhookPosts:
             if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
                 name = path[len(_PREFIX) : -len(_SUFFIX)]
                 if name in self.names:
-                    await (await self.post(name, scope, receive)).send(send)
+                    answer = await self.post(name, scope, receive)
+                    if 400 <= answer.status < 500:  # refused: forged, malformed, too large
+                        await self.delay.hold()
+                    await answer.send(send)
                     return
         await self.app(scope, receive, send)
 
@@ -222,6 +258,8 @@ def create_app(
     health_token: str | None = None,
     parts: Sequence[EdgePart] = (),
     refusal_log_every: float = 10.0,
+    refusal_delay: float = 0.0,
+    max_delayed_refusals: int = 100,
 ) -> Starlette:
     """The edge application.
 
@@ -234,6 +272,9 @@ def create_app(
         parts: More routes and their background work (the web chat).
         refusal_log_every: Seconds over which alike refusals are logged as one line with
             their count (:class:`bot.logs.Tally`; the first of a kind at once).
+        refusal_delay: Seconds a refused webhook POST (4xx) waits for its answer; 0: none
+            (the edge's command line defaults to :data:`DEFAULT_REFUSAL_DELAY`).
+        max_delayed_refusals: Refusals held at once; the ones beyond are answered at once.
 
     Raises:
         ConfigError: The health token is shorter than :data:`MIN_HEALTH_TOKEN_LENGTH`.
@@ -331,7 +372,12 @@ def create_app(
         ],
         middleware=[
             Middleware(Guard),
-            Middleware(_WebhookPosts, names=frozenset(hooks), post=post),
+            Middleware(
+                _WebhookPosts,
+                names=frozenset(hooks),
+                post=post,
+                delay=_RefusalDelay(refusal_delay, max_delayed_refusals),
+            ),
         ],
         lifespan=lifespan,
     )

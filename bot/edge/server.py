@@ -9,6 +9,9 @@ hardened (:mod:`bot.http_server`, shared with the web console):
   (431), its body within ``--body-timeout`` s; two framings are refused (400);
 * idle keep-alive connections close after ``--keep-alive`` s;
 * beyond ``--limit-concurrency`` connections, requests get 503 at once instead of queueing;
+* a refused webhook POST (forged, malformed, too large) is answered after ``--refusal-delay``
+  s, for up to a tenth of that many at once, so each of an attacker's connections can make
+  the edge refuse a couple of requests a second rather than thousands;
 * proxy headers are not trusted by the server (the Twilio adapter's ``trust_proxy`` decides
   which URL its signature covers); no access log unless ``--access-log`` (query strings can
   carry verification tokens; they are redacted anyway).
@@ -34,7 +37,7 @@ from bot import logs
 from bot.channels.accounts import load_credentials
 from bot.channels.inbox import Inbox
 from bot.channels.registry import configured, secret_values
-from bot.edge.app import DEFAULT_BODY_TIMEOUT, create_app
+from bot.edge.app import DEFAULT_BODY_TIMEOUT, DEFAULT_REFUSAL_DELAY, create_app
 from bot.errors import CouncilError
 from bot.http_server import (
     DEFAULT_HEAD_TIMEOUT,
@@ -70,6 +73,8 @@ class EdgeSettings:
         body_timeout: Seconds for a request's body.
         keep_alive: Seconds an idle keep-alive connection stays open.
         limit_concurrency: Connections served at once; more get 503.
+        refusal_delay: Seconds a refused webhook POST waits for its answer (at most a tenth
+            of ``limit_concurrency`` wait at once; the others are answered at once).
         access_log: Log one line per request (paths and statuses, never bodies).
     """
 
@@ -82,7 +87,13 @@ class EdgeSettings:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     keep_alive: int = DEFAULT_KEEP_ALIVE
     limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY
+    refusal_delay: float = DEFAULT_REFUSAL_DELAY
     access_log: bool = False
+
+    @property
+    def max_delayed_refusals(self) -> int:
+        """Refused webhook POSTs held at once: a tenth of the connection limit."""
+        return max(1, self.limit_concurrency // 10)
 
 
 def uvicorn_config(app: object, settings: EdgeSettings) -> uvicorn.Config:
@@ -120,6 +131,8 @@ async def serve(settings: EdgeSettings, sockets: Sequence[socket.socket] | None 
             channels,
             inbox,
             body_timeout=settings.body_timeout,
+            refusal_delay=settings.refusal_delay,
+            max_delayed_refusals=settings.max_delayed_refusals,
             parts=[part for part in (webchat, media, updates) if part is not None],
         )
         server = uvicorn.Server(uvicorn_config(app, settings))
@@ -149,6 +162,12 @@ def _parse_args(argv: Sequence[str] | None) -> EdgeSettings:
     parser.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT)
     parser.add_argument("--keep-alive", type=int, default=DEFAULT_KEEP_ALIVE)
     parser.add_argument("--limit-concurrency", type=int, default=DEFAULT_LIMIT_CONCURRENCY)
+    parser.add_argument(
+        "--refusal-delay",
+        type=float,
+        default=DEFAULT_REFUSAL_DELAY,
+        help="seconds a refused webhook POST waits for its answer (0: none)",
+    )
     parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args(argv)
     return EdgeSettings(
@@ -161,6 +180,7 @@ def _parse_args(argv: Sequence[str] | None) -> EdgeSettings:
         body_timeout=args.body_timeout,
         keep_alive=args.keep_alive,
         limit_concurrency=args.limit_concurrency,
+        refusal_delay=args.refusal_delay,
         access_log=args.access_log,
     )
 

@@ -56,7 +56,12 @@ async def serving(
         EdgeSettings("127.0.0.1", port, Path("credentials.yml"), "", namespace), **settings
     )
     app = create_app(
-        channels, Inbox(client, namespace), body_timeout=config.body_timeout, parts=parts
+        channels,
+        Inbox(client, namespace),
+        body_timeout=config.body_timeout,
+        refusal_delay=config.refusal_delay,
+        max_delayed_refusals=config.max_delayed_refusals,
+        parts=parts,
     )
     server = uvicorn.Server(uvicorn_config(app, config))
     task = asyncio.create_task(server.serve([sock]))

@@ -18,7 +18,7 @@ import redis.asyncio
 from bot.logs import Tally
 from bot.testing.edge import serving
 
-from .conftest import channels, telegram_headers, telegram_update
+from .conftest import TELEGRAM_SECRET, channels, telegram_headers, telegram_update
 
 _log = logging.getLogger("tests.edge.refusals")
 
@@ -92,7 +92,7 @@ async def test_forged_requests_at_the_edge_are_one_line_and_a_count(
     async_redis: redis.asyncio.Redis, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO):
-        async with serving(channels(), async_redis, namespace) as edge:
+        async with serving(channels(), async_redis, namespace, refusal_delay=0) as edge:
             async with aiohttp.ClientSession() as session:
                 for n in range(20):
                     async with session.post(
@@ -114,7 +114,10 @@ async def test_refusals_answer_as_before_the_raw_layer(
     async_redis: redis.asyncio.Redis, namespace: str
 ) -> None:
     # webhook POSTs are answered before Starlette's routing: same statuses, type and headers
-    async with serving(channels(), async_redis, namespace) as edge, aiohttp.ClientSession() as s:
+    async with (
+        serving(channels(), async_redis, namespace, refusal_delay=0) as edge,
+        aiohttp.ClientSession() as s,
+    ):
         url = f"{edge}/webhooks/telegram/webhook"
         async with s.post(url, data=b"{}", headers=telegram_headers("forged")) as forged:
             assert (forged.status, await forged.text()) == (403, "forbidden")
@@ -129,3 +132,51 @@ async def test_refusals_answer_as_before_the_raw_layer(
             assert good.status == 200
         async with s.post(f"{edge}/webhooks/nope/webhook", data=b"{}") as unknown:
             assert (unknown.status, await unknown.text()) == (404, "unknown channel")
+
+
+async def _post(session: aiohttp.ClientSession, url: str, secret: str, done: list[str]) -> int:
+    async with session.post(url, data=telegram_update(), headers=telegram_headers(secret)) as a:
+        done.append(secret)
+        return a.status
+
+
+async def test_a_refusal_is_answered_after_the_delay_and_a_genuine_post_is_not_held(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    # each connection of an attacker's gets a refusal per delay instead of one per 0.4 ms of
+    # the edge's CPU; the genuine resident's webhook, sent after the forged one, is not held
+    loop = asyncio.get_running_loop()
+    done: list[str] = []
+    async with (
+        serving(channels(), async_redis, namespace, refusal_delay=1.0) as edge,
+        aiohttp.ClientSession() as session,
+    ):
+        url = f"{edge}/webhooks/telegram/webhook"
+        started = loop.time()
+        forged = asyncio.create_task(_post(session, url, "forged", done))
+        await asyncio.sleep(0.1)
+        assert await _post(session, url, TELEGRAM_SECRET, done) == 200
+        assert await forged == 403
+        assert loop.time() - started >= 1.0
+    assert done == [TELEGRAM_SECRET, "forged"]
+
+
+async def test_beyond_the_held_refusals_a_refusal_is_answered_at_once(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    # a flood of connections cannot fill the connection limit with held refusals: a tenth of
+    # it (here 1 of 10) is held, the next refusal is answered without waiting
+    done: list[str] = []
+    async with (
+        serving(
+            channels(), async_redis, namespace, refusal_delay=2.0, limit_concurrency=10
+        ) as edge,
+        aiohttp.ClientSession() as session,
+    ):
+        url = f"{edge}/webhooks/telegram/webhook"
+        held = asyncio.create_task(_post(session, url, "held", done))
+        await asyncio.sleep(0.2)
+        assert await _post(session, url, "at-once", done) == 403
+        assert done == ["at-once"]
+        assert await held == 403
+    assert done == ["at-once", "held"]
