@@ -4,7 +4,7 @@ Entries of the stream ``{ns}:outbox`` have the fields ``conversation_id``, ``cha
 ``account``, ``recipient``, ``text``, optional ``tag`` (``HUMAN_AGENT`` or
 ``template:<name>``, as the agent console writes them), optional ``message`` (the whole
 :class:`OutboundMessage` as JSON, with buttons) and optional ``hold`` (seconds: a WhatsApp
-text whose window closed before the send is held, :class:`bot.reports.held.Holder`, and the
+text whose window closed before the send is held, :class:`bot.channels.held.Holder`, and the
 template queued once, instead of the text being swapped for the template and lost).
 :class:`OutboxWorker` sends them through the channel's adapter, each conversation in a lane of
 its own: 5xx, timeouts and rate limits are retried with exponential backoff (a provider's
@@ -31,6 +31,7 @@ from redis.exceptions import NoScriptError
 from bot.channels import delivery
 from bot.channels.base import ChannelAdapter, OutboundMessage, SendResult, Template
 from bot.channels.delivery import Call
+from bot.channels.held import Holder
 from bot.channels.stream import (
     Fields,
     GroupReader,
@@ -43,7 +44,6 @@ from bot.channels.stream import (
 from bot.channels.window import window_state
 from bot.handoff.replies import HUMAN_AGENT_TAG, WHATSAPP_TEMPLATE, reply_options
 from bot.keys import key
-from bot.reports.held import Holder
 
 __all__ = ["GROUP", "OutboxWorker", "failed_sends", "outbox_fields", "queue_reply"]
 

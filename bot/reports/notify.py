@@ -13,7 +13,7 @@ closed and free text cannot go (WhatsApp after 24 hours), the message is *held* 
 ``{ns}:reports:held:<conversation>`` (in order) and the conversation added to
 ``{ns}:reports:held`` (sorted set, score: when it was first held); the first held message
 queues the approved template instead (``council_reply_waiting``: "we have a reply for you,
-answer to see it"), later ones only wait (:class:`bot.reports.held.Holder`, which the
+answer to see it"), later ones only wait (:class:`bot.channels.held.Holder`, which the
 channels' outbox uses too when the window closed between queueing and sending: each entry
 says how long to keep it held). :class:`HeldMessages` sees the window open again
 (the resident answered) and moves the held messages to ``{ns}:outbox`` in one Lua step: each
@@ -31,12 +31,12 @@ from typing import Any, Protocol
 import redis.asyncio
 
 from bot.channels.base import OutboundMessage, Template
+from bot.channels.held import Holder, pairs
 from bot.channels.outbox import outbox_fields
 from bot.channels.window import window_state
 from bot.handoff.replies import WHATSAPP_TEMPLATE, reply_options
 from bot.keys import key
 from bot.profile import CouncilProfile
-from bot.reports.held import Holder, pairs
 from bot.reports.loop import every
 
 __all__ = ["HeldMessages", "Recipient", "ResidentNotifier", "Wording"]

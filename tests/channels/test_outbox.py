@@ -216,7 +216,7 @@ async def test_a_text_marked_hold_whose_window_closes_during_its_retries_is_held
     provider: FakeProvider,
     adapters: dict[str, ChannelAdapter],
 ) -> None:
-    """Open at the first try, closed after the backoff: the text is held (bot.reports.held),
+    """Open at the first try, closed after the backoff: the text is held (bot.channels.held),
     not swapped for the template and lost; the template is queued once."""
     now = [time.time()]
 

@@ -5,9 +5,12 @@ entry's field/value pairs (JSON), to ``{ns}:reports:held:<conversation>`` and th
 conversation added to ``{ns}:reports:held`` (sorted set, score: when it was first held), in
 one Lua step with a marker in ``{ns}:reports:told:<conversation>`` so it is held once however
 often the step runs. The first message held for a conversation also queues the approved
-template (``invite``); later ones only wait. Both callers use it: the notifier for a closed
-window at queueing time, the channels' outbox for one that closed before the send.
-:class:`bot.reports.notify.HeldMessages` releases them when the resident answers.
+template (``invite``); later ones only wait. The window rules are the channels' (reports
+only use them), so the step lives here; the keys keep the ``reports`` names they were first
+written under, so messages held before stay readable. Both callers use it: the channels'
+outbox for a window that closed before the send, :class:`bot.reports.notify.ResidentNotifier`
+for one closed at queueing time. :class:`bot.reports.notify.HeldMessages` releases them when
+the resident answers.
 """
 
 from __future__ import annotations
