@@ -488,8 +488,9 @@ class Phase:
         for n in range(first, first + count):
             roll = rng.random()
             if roll < 0.01 and self.requests:
-                self.requests.append(rng.choice(self.requests))  # a provider retry
-                self.plan.append((self.requests[-1][0], True, False))
+                again = rng.randrange(len(self.requests))  # a provider retry
+                self.requests.append(self.requests[again])
+                self.plan.append((self.requests[-1][0], True, self.plan[again][2]))
                 continue
             bad = roll < 0.02
             resident = rng.randrange(residents)
@@ -609,7 +610,7 @@ class Phase:
             "messages": len(self.requests),
             "good_messages": len(self.good),
             "replays": sum(1 for _, replay, _ in self.plan if replay),
-            "bad_signatures": sum(1 for _, _, bad in self.plan if bad),
+            "bad_signatures": sum(1 for _, replay, bad in self.plan if bad and not replay),
             "msgs_per_s": round(len(self.requests) / elapsed, 1),
             "sent_per_s": round(len(self.requests) / self.sent_for, 1),
             "ack_p50_ms": _pct(self.acks, 0.5),

@@ -95,6 +95,15 @@ class EdgeSettings:
         """Refused webhook POSTs held at once: a tenth of the connection limit."""
         return max(1, self.limit_concurrency // 10)
 
+    @property
+    def max_webchat_streams(self) -> int:
+        """Web chat event streams held open at once: eight tenths of the connection limit.
+
+        With the held refusals, a tenth of the connections stays free for webhooks whatever
+        open chats and attackers hold.
+        """
+        return max(1, self.limit_concurrency * 8 // 10)
+
 
 def uvicorn_config(app: object, settings: EdgeSettings) -> uvicorn.Config:
     """The hardened server configuration (:func:`bot.http_server.hardened_config`)."""
@@ -124,7 +133,7 @@ async def serve(settings: EdgeSettings, sockets: Sequence[socket.socket] | None 
     client = await connect_async(settings.redis_url)
     try:
         inbox = Inbox(client, settings.namespace)
-        webchat = for_edge(inbox)
+        webchat = for_edge(inbox, settings.max_webchat_streams)
         media = media_for_edge()
         updates = updates_for_edge(client, settings.namespace)
         app = create_app(

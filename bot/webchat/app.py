@@ -111,6 +111,10 @@ class WebChat:
         keep_days: The profile's ``retention.conversations``.
         trusted_proxies: ``COUNCIL_TRUSTED_PROXIES`` (client addresses from
             ``X-Forwarded-For`` only behind them, as in the console).
+        max_streams: Event streams this edge holds open at once. Each holds one of the
+            edge's connections; beyond this, a new stream is answered 503 ``busy`` with
+            ``Retry-After`` (the widget reconnects), so open chats cannot take every
+            connection and leave residents' webhooks refused.
         clock: Unix seconds.
         static: Folder of the widget's files.
     """
@@ -121,6 +125,7 @@ class WebChat:
     hours: OpeningHours
     keep_days: int = 90
     trusted_proxies: tuple[str, ...] = ()
+    max_streams: int = 800
     clock: Callable[[], float] = time.time
     static: Path = STATIC
     signer: TokenSigner = field(init=False)
@@ -422,6 +427,11 @@ class WebChat:
             last = event_id(after) if after else None
             if after and last is None:
                 raise _Refused(400, "last_event_id", "Last-Event-ID is not an event id.")
+            if self.fanout.listening >= self.max_streams:
+                _log.warning("webchat: %d event streams open: a new one refused", self.max_streams)
+                raise _Refused(
+                    503, "busy", "The chat is busy. Reconnecting shortly.", {"Retry-After": "15"}
+                )
             if self.fanout.streams(conversation.conversation) >= MAX_STREAMS_PER_CONVERSATION:
                 raise _Refused(
                     429, "streams", "This chat is open in too many tabs.", {"Retry-After": "15"}
@@ -578,10 +588,11 @@ class WebChat:
         return cached
 
 
-def for_edge(inbox: Inbox) -> WebChat | None:
+def for_edge(inbox: Inbox, max_streams: int) -> WebChat | None:
     """This process' web chat (profile, settings), or None when it is not configured.
 
-    Served when the profile has a ``webchat`` section and ``COUNCIL_WEBCHAT_SECRET`` is set.
+    Served when the profile has a ``webchat`` section and ``COUNCIL_WEBCHAT_SECRET`` is set;
+    ``max_streams``: :attr:`WebChat.max_streams`.
     """
     council = profile.current()
     shared = settings.current()
@@ -596,6 +607,7 @@ def for_edge(inbox: Inbox) -> WebChat | None:
         council.hours,
         keep_days=council.retention_in_force(shared).conversation_days,
         trusted_proxies=shared.trusted_proxies,
+        max_streams=max_streams,
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.edge.server import _parse_args
+from bot.edge.server import EdgeSettings, _parse_args
 from bot.services import ROOT
 
 
@@ -43,3 +43,12 @@ def test_started_from_another_directory_it_reads_the_projects_credentials(
     assert result.returncode == 1
     assert "cannot read" not in result.stderr
     assert "TWILIO_ACCOUNT_SID" in result.stderr, result.stderr
+
+
+def test_open_chats_and_held_refusals_leave_a_tenth_of_the_connections_to_webhooks() -> None:
+    for limit in (10, 1_000, 4_000):
+        edge = EdgeSettings(
+            "127.0.0.1", 0, Path("credentials.yml"), "", "ns", limit_concurrency=limit
+        )
+        room = limit - edge.max_webchat_streams - edge.max_delayed_refusals
+        assert room >= limit // 10, (limit, room)

@@ -3,6 +3,8 @@ conversation or address reaching its limit never refuses another."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 
@@ -100,3 +102,36 @@ async def test_without_trusted_proxies_the_forwarded_header_changes_nothing(
                 ).status_code
             )
     assert answers == [201, 201, 201, 201, 429]
+
+
+async def test_past_the_edges_stream_limit_a_new_chat_waits_and_webhooks_keep_their_room(
+    webchat: WebChat, async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    # every open chat holds one of the edge's connections: past max_streams a new stream is
+    # 503 busy with Retry-After (the widget reconnects) instead of taking the connections
+    # residents' webhooks are served on
+    small = dataclasses.replace(webchat, max_streams=1)
+    async with (
+        serving([], async_redis, namespace, parts=[small]) as url,
+        httpx.AsyncClient(base_url=url, headers={"Origin": "https://www.ashvale.gov.uk"}) as http,
+    ):
+        await small.fanout.ready.wait()
+        first, second = WebChatClient(http, COUNCIL), WebChatClient(http, COUNCIL)
+        await first.start()
+        await second.start()
+        holding = asyncio.create_task(first.events(lambda events: False))
+        async with asyncio.timeout(5):
+            while small.fanout.listening < 1:
+                await asyncio.sleep(0.01)
+        refused = await http.get("/webchat/events", headers=second.auth)
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "busy"
+        assert refused.headers["retry-after"] == "15"
+        holding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holding
+        async with asyncio.timeout(5):
+            while small.fanout.listening:
+                await asyncio.sleep(0.01)
+            events = await second.events(lambda events: bool(events))
+        assert events[0].kind == "status"
