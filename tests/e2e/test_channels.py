@@ -17,23 +17,20 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import psutil
 import pytest
-import redis
 from argon2 import PasswordHasher
 from playwright.async_api import expect
-from twilio.request_validator import RequestValidator
 
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import TEAMS
 from bot.handoff.resume import RasaResumer, Resumer
 from bot.profile import current
 from bot.redis_conn import connect_async
-from bot.services import Service, base_env, edge_argv, free_port, start_service
-from bot.testing.assistant import Assistant, running_assistant
+from bot.testing.assistant import Assistant
 from bot.testing.browser import LocalServer, chromium, serve
+from bot.testing.channels import WEBHOOKS, ChannelAccounts, behind_the_edge, edge_url
 from bot.testing.providers import ProviderThread, Recorded
 from bot.web.accounts import User
 from bot.web.agent import RESUME
@@ -41,34 +38,7 @@ from bot.web.app import ACCOUNTS, Settings, create_app
 
 pytestmark = pytest.mark.e2e
 
-NUMBER = "+441234567890"
-TWILIO_SID = "AC00000000000000000000000000000001"
-TWILIO_TOKEN = secrets.token_hex(16)
-TELEGRAM_TOKEN = "123456:e2e-bot-token"
-TELEGRAM_SECRET = secrets.token_urlsafe(16)
-RECORDED = Path(__file__).resolve().parents[1] / "data" / "webhooks"
-
-CREDENTIALS = """\
-bot.channels.rasa.WhatsAppInput:
-  api_base_url: "{url}"
-  accounts:
-    - number: "{number}"
-      account_sid: "{sid}"
-      auth_token: "${{E2E_TWILIO_AUTH_TOKEN}}"
-bot.channels.rasa.TelegramInput:
-  api_base_url: "{url}"
-  accounts:
-    - name: "councilbot"
-      token: "${{E2E_TELEGRAM_TOKEN}}"
-      secret_token: "${{E2E_TELEGRAM_SECRET}}"
-"""
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[ProviderThread]:
-    fake = ProviderThread().start()
-    yield fake
-    fake.stop()
+CHANNELS = ChannelAccounts()
 
 
 @pytest.fixture(scope="module")
@@ -76,44 +46,15 @@ def assistant(
     redis_url: str, tmp_path_factory: pytest.TempPathFactory, provider: ProviderThread
 ) -> Iterator[Assistant]:
     folder = tmp_path_factory.mktemp("channels")
-    credentials = folder / "credentials.yml"
-    credentials.write_text(CREDENTIALS.format(url=provider.url, number=NUMBER, sid=TWILIO_SID))
+    credentials = CHANNELS.write(folder / "credentials.yml", provider.url)
     env = {
-        "E2E_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "E2E_TELEGRAM_TOKEN": TELEGRAM_TOKEN,
-        "E2E_TELEGRAM_SECRET": TELEGRAM_SECRET,
+        **CHANNELS.env(),
         # a killed server's conversation lock expires after this (Rasa's default is 60 s)
         "TICKET_LOCK_LIFETIME": "10",
     }
     namespace = f"{{e2ech{uuid.uuid4().hex[:10]}}}"  # its own hash tag, as the stores write it
-    with running_assistant(
-        redis_url, namespace, folder, credentials=credentials, env=env
-    ) as running:
-        port = free_port()
-        edge = start_service(
-            "edge",
-            edge_argv(host="127.0.0.1", port=port, credentials=credentials),
-            ready_url=f"http://127.0.0.1:{port}/health",
-            env=base_env(**env, REDIS_URL=redis_url, COUNCIL_NAMESPACE=namespace),
-            log_dir=folder,
-        )
-        running.services["edge"] = edge
-        try:
-            yield running
-        finally:
-            edge.stop()
-    client = redis.Redis.from_url(redis_url)
-    for prefix in (f"{namespace}:", running.tracker_prefix):
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    client.close()
-
-
-def edge_url(assistant: Assistant) -> str:
-    """Where residents' providers post: the edge, never the Rasa server."""
-    service: Service = assistant.services["edge"]
-    return service.url.removesuffix("/health")
+    with behind_the_edge(redis_url, namespace, folder, credentials, env) as running:
+        yield running
 
 
 def new_resident() -> str:
@@ -131,28 +72,15 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 def whatsapp(assistant: Assistant, resident: str, text: str, *, name: str = "Alex Jones") -> bytes:
     """A recorded Twilio WhatsApp webhook, re-addressed; returns the body it posted."""
-    form = dict(urllib.parse.parse_qsl((RECORDED / "twilio" / "whatsapp_text.txt").read_text()))
-    sid = f"SM{uuid.uuid4().hex}"
-    form.update(
-        MessageSid=sid,
-        SmsSid=sid,
-        SmsMessageSid=sid,
-        From=f"whatsapp:{resident}",
-        WaId=resident.lstrip("+"),
-        ProfileName=name,
-        Body=text,
-    )
+    form = CHANNELS.whatsapp_form(resident, "whatsapp_text.txt", ProfileName=name, Body=text)
     return urllib.parse.urlencode(form).encode()
 
 
 def send_whatsapp(assistant: Assistant, body: bytes, *, signature: str | None = None) -> int:
     url = f"{edge_url(assistant)}/webhooks/whatsapp/webhook"
-    form = dict(urllib.parse.parse_qsl(body.decode()))
-    signed = RequestValidator(TWILIO_TOKEN).compute_signature(url, form)
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Twilio-Signature": signature if signature is not None else signed,
-    }
+    headers = CHANNELS.twilio_headers(url, dict(urllib.parse.parse_qsl(body.decode())))
+    if signature is not None:
+        headers["X-Twilio-Signature"] = signature
     return post(url, body, headers)
 
 
@@ -181,20 +109,20 @@ def test_whatsapp_question_is_answered_once_even_when_twilio_retries(
 async def test_safeguarding_over_telegram_is_a_top_priority_handoff(
     assistant: Assistant, provider: ProviderThread
 ) -> None:
-    update = json.loads((RECORDED / "telegram" / "text.json").read_text())
+    update = json.loads((WEBHOOKS / "telegram" / "text.json").read_text())
     chat_id = 700_000_000 + secrets.randbelow(10**6)
     update["update_id"] = secrets.randbelow(10**9)
     update["message"]["chat"]["id"] = update["message"]["from"]["id"] = chat_id
     update["message"]["text"] = "my partner hits me and I'm scared to go home tonight"
     url = f"{edge_url(assistant)}/webhooks/telegram/webhook"
-    headers = {"Content-Type": "application/json"}
+    headers = CHANNELS.telegram_headers()
     body = json.dumps(update).encode()
     assert post(url, body, {**headers, "X-Telegram-Bot-Api-Secret-Token": "wrong"}) == 403
-    assert post(url, body, {**headers, "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}) == 200
+    assert post(url, body, headers) == 200
 
     [sent] = provider.wait_for(
         lambda r: (
-            r.path == f"/bot{TELEGRAM_TOKEN}/sendMessage"
+            r.path == f"/bot{CHANNELS.telegram_token}/sendMessage"
             and str(r.fields().get("chat_id")) == str(chat_id)
         )
     )
@@ -249,7 +177,7 @@ async def test_server_killed_between_acknowledgement_and_reply_loses_nothing(
         time.sleep(1.5)
         assert len(provider.wait_for(to_whatsapp(resident))) == 1
         queue = HandoffQueue(client, assistant.namespace)
-        case_id = await queue.case_for(f"whatsapp:{NUMBER}:{resident}")
+        case_id = await queue.case_for(f"whatsapp:{CHANNELS.number}:{resident}")
         assert case_id is not None
         record = await queue.get(case_id)
         assert record is not None

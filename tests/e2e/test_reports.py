@@ -38,43 +38,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import yaml
 from PIL import ExifTags, Image
-from twilio.request_validator import RequestValidator
 
 from bot.profile import current
 from bot.reports.config import ReportsConfig
 from bot.reports.gazetteer import Place, gazetteer
-from bot.services import base_env, edge_argv, free_port, start_service
-from bot.testing.assistant import Assistant, running_assistant
+from bot.services import base_env, free_port, start_service
+from bot.testing.assistant import Assistant
+from bot.testing.channels import WEBHOOKS, ChannelAccounts, behind_the_edge, edge_url
 from bot.testing.open311 import Open311StandIn, StandInThread
 from bot.testing.providers import ProviderThread, Recorded
 from bot.testing.smtp import SmtpStandIn
 
 pytestmark = pytest.mark.e2e
 
-TELEGRAM_TOKEN = "123456:e2e-reports-token"
-TELEGRAM_SECRET = secrets.token_urlsafe(16)
-NUMBER = "+441234567890"
-TWILIO_SID = "AC00000000000000000000000000000001"
-TWILIO_TOKEN = secrets.token_hex(16)
-WEBHOOKS = Path(__file__).resolve().parents[1] / "data" / "webhooks"
+CHANNELS = ChannelAccounts()
 RECORDED = WEBHOOKS / "telegram"
-CREDENTIALS = """\
-bot.channels.rasa.TelegramInput:
-  api_base_url: "{url}"
-  accounts:
-    - name: "councilbot"
-      token: "${{E2E_TELEGRAM_TOKEN}}"
-      secret_token: "${{E2E_TELEGRAM_SECRET}}"
-bot.channels.rasa.WhatsAppInput:
-  api_base_url: "{url}"
-  accounts:
-    - number: "{number}"
-      account_sid: "{sid}"
-      auth_token: "${{E2E_TWILIO_AUTH_TOKEN}}"
-"""
 COUNCIL = current()  # the profile of this run (--profile; default the demo, council.yml)
 
 
@@ -110,13 +90,6 @@ def _landmark(name: str) -> Place:
 LIBRARY, SQUARE = _landmark(_LIBRARY), _landmark(_SQUARE)
 # the category of the report: Open311's service list (the stand-in's), else the profile's
 POTHOLE = "001" if OPEN311 else next(s.code for s in REPORTS.services if s.name == "Pothole")
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[ProviderThread]:
-    fake = ProviderThread().start()
-    yield fake
-    fake.stop()
 
 
 @dataclass(frozen=True)
@@ -232,14 +205,11 @@ def assistant(
     back_office: BackOfficeStandIn,
 ) -> Iterator[Assistant]:
     folder = tmp_path_factory.mktemp("reports")
-    credentials = folder / "credentials.yml"
-    credentials.write_text(CREDENTIALS.format(url=provider.url, number=NUMBER, sid=TWILIO_SID))
+    credentials = CHANNELS.write(folder / "credentials.yml", provider.url)
     profile = council_profile(folder, back_office)
     edge_port = free_port()
     env = {
-        "E2E_TELEGRAM_TOKEN": TELEGRAM_TOKEN,
-        "E2E_TELEGRAM_SECRET": TELEGRAM_SECRET,
-        "E2E_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        **CHANNELS.env(),
         "COUNCIL_PROFILE": str(profile),
         "COUNCIL_CREDENTIALS": str(credentials),
         "COUNCIL_MEDIA_KEY": secrets.token_urlsafe(32),
@@ -247,36 +217,18 @@ def assistant(
         "COUNCIL_OPEN311_API_KEY": "e2e-key",
     }
     namespace = f"{{e2erp{uuid.uuid4().hex[:10]}}}"
-    with running_assistant(
-        redis_url, namespace, folder, credentials=credentials, env=env
+    with behind_the_edge(
+        redis_url, namespace, folder, credentials, env, edge_port=edge_port
     ) as running:
-        shared = base_env(**env, REDIS_URL=redis_url, COUNCIL_NAMESPACE=namespace)
-        running.services["edge"] = start_service(
-            "edge",
-            edge_argv(host="127.0.0.1", port=edge_port, credentials=credentials),
-            ready_url=f"http://127.0.0.1:{edge_port}/health",
-            env=shared,
-            log_dir=folder,
-        )
         worker_port = free_port()
-        running.services["reports"] = start_service(
+        running.services["reports"] = start_service(  # stopped first, before the edge
             "reports",
             [sys.executable, "-m", "bot.reports", "--port", str(worker_port)],
             ready_url=f"http://127.0.0.1:{worker_port}/health",
-            env=shared,
+            env=base_env(**env, REDIS_URL=redis_url, COUNCIL_NAMESPACE=namespace),
             log_dir=folder,
         )
-        try:
-            yield running
-        finally:
-            for name in ("reports", "edge"):
-                running.services.pop(name).stop()
-    client = redis.Redis.from_url(redis_url)
-    for prefix in (f"{namespace}:", running.tracker_prefix):
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    client.close()
+        yield running
 
 
 def gps_photo() -> bytes:
@@ -295,13 +247,13 @@ class TelegramResident:
     """A resident writing to the council's Telegram bot, through the edge."""
 
     def __init__(self, assistant: Assistant, provider: ProviderThread) -> None:
-        self.edge = assistant.services["edge"].url.removesuffix("/health")
+        self.edge = edge_url(assistant)
         self.provider = provider
         self.chat_id = 700_000_000 + secrets.randbelow(10**6)
         self.seen = 0
 
     def _mine(self, request: Recorded) -> bool:
-        return request.path == f"/bot{TELEGRAM_TOKEN}/sendMessage" and str(
+        return request.path == f"/bot{CHANNELS.telegram_token}/sendMessage" and str(
             request.fields().get("chat_id")
         ) == str(self.chat_id)
 
@@ -319,10 +271,7 @@ class TelegramResident:
         request = urllib.request.Request(
             f"{self.edge}/webhooks/telegram/webhook",
             json.dumps(update).encode(),
-            {
-                "Content-Type": "application/json",
-                "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET,
-            },
+            CHANNELS.telegram_headers(),
         )
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
@@ -384,7 +333,7 @@ def test_a_pothole_with_a_pin_and_a_photo_reaches_the_back_office(
     resident.send("location.json", wait_for="describe the problem", location=pin)
     answer_the_questions(resident, "Deep, a cyclist nearly came off")
 
-    file_id = provider.fake.telegram_file(TELEGRAM_TOKEN, gps_photo())
+    file_id = provider.fake.telegram_file(CHANNELS.telegram_token, gps_photo())
     photo = [{"file_id": file_id, "file_unique_id": "AQADx", "file_size": 900, "width": 120,
               "height": 90}]  # fmt: skip
     replies = resident.send("photo.json", wait_for="contact details", photo=photo)
@@ -407,7 +356,7 @@ class WhatsAppResident:
     """A resident writing to the council's WhatsApp number, through the edge."""
 
     def __init__(self, assistant: Assistant, provider: ProviderThread) -> None:
-        self.edge = assistant.services["edge"].url.removesuffix("/health")
+        self.edge = edge_url(assistant)
         self.provider = provider
         self.number = f"+4477009{secrets.randbelow(10**5):05d}"
         self.seen = 0
@@ -422,21 +371,10 @@ class WhatsAppResident:
     def send(self, recorded: str, *, wait_for: str, **fields: str) -> str:
         """Post a recorded Twilio webhook, re-addressed with ``fields`` and signed; return the
         replies once one contains ``wait_for``."""
-        form = dict(urllib.parse.parse_qsl((WEBHOOKS / "twilio" / recorded).read_text().strip()))
-        sid = f"SM{uuid.uuid4().hex}"
-        form.update(
-            MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, AccountSid=TWILIO_SID,
-            From=f"whatsapp:{self.number}", WaId=self.number.lstrip("+"),
-            To=f"whatsapp:{NUMBER}", **fields,
-        )  # fmt: skip
+        form = CHANNELS.whatsapp_form(self.number, recorded, **fields)
         url = f"{self.edge}/webhooks/whatsapp/webhook"
         request = urllib.request.Request(
-            url,
-            urllib.parse.urlencode(form).encode(),
-            {
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature(url, form),
-            },
+            url, urllib.parse.urlencode(form).encode(), CHANNELS.twilio_headers(url, form)
         )
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
@@ -465,7 +403,7 @@ def test_a_pothole_on_whatsapp_with_a_pin_and_a_photo_reaches_the_back_office(
     answer_the_questions(resident, "Deep, a bus swerved round it")
 
     # Twilio's MediaUrl0: the stand-in serves it only with the account's SID and auth token
-    media_url = provider.fake.twilio_media(TWILIO_SID, TWILIO_TOKEN, gps_photo())
+    media_url = provider.fake.twilio_media(CHANNELS.twilio_sid, CHANNELS.twilio_token, gps_photo())
     replies = resident.send(
         "whatsapp_media.txt", wait_for="contact details", MediaUrl0=media_url, Body=""
     )
