@@ -48,6 +48,17 @@ loaded (so every Rasa server running our pipeline has them, with nothing else to
   same) only builds the states of the events after them. Anything else (a rewind, a restart,
   another model) starts again from the first event. Each call returns its own copy of the
   states, shared sub-states shared as Rasa's are.
+* The calls to the action server share one ``aiohttp`` session per event loop (and headers
+  and credentials), so they reuse kept-alive connections. Rasa's ``EndpointConfig.request``
+  opened a session, so a new TCP connection, for every call. The session is Rasa's own
+  (``EndpointConfig.session``: its headers, basic auth and timeout), made on the first call;
+  the request is Rasa's (token, headers, timeout, errors). A kept-alive connection the action
+  server closed meanwhile fails like a restart does and is tried again like one (below).
+  :func:`close_action_sessions` closes the sessions of the running loop.
+
+The domain goes only to the actions that read it: ``enable_selective_domain`` in
+``endpoints.yml`` (Rasa's own option, kept by our call format): the forms' ``validate_*``
+actions and any declared ``send_domain: true`` in ``responses/*.yml``.
 
 And one that is about faults, not speed: a custom action's call that cannot reach the action
 server (connection refused or reset, timeout, a 5xx answer) is tried again with exponential
@@ -64,6 +75,7 @@ import asyncio
 import functools
 import itertools
 import logging
+from asyncio import AbstractEventLoop
 from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -72,6 +84,9 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import ActionServerUnreachableError
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
+    import aiohttp
     from rasa.core.actions.action import Action, RemoteAction
     from rasa.core.channels.channel import OutputChannel, UserMessage
     from rasa.core.nlg import NaturalLanguageGenerator
@@ -80,12 +95,14 @@ if TYPE_CHECKING:
     from rasa.core.tracker_store import RedisTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.endpoints import EndpointConfig
 
 __all__ = [
     "ACTION_SERVER_RETRY_BUDGET",
     "FULL_HISTORY_ACTIONS",
     "HISTORY_MEMO_SIZE",
     "STORED_MEMO_SIZE",
+    "close_action_sessions",
     "current_turn_events",
     "install",
     "installed",
@@ -626,7 +643,74 @@ _unreachable: ContextVar[ActionServerUnreachableError | None] = ContextVar(
 """Set by a call that gave up, for :func:`_run_action` (Rasa's catches every exception)."""
 
 
+_calling: ContextVar[EndpointConfig | None] = ContextVar("action_endpoint_calling", default=None)
+"""The endpoint of the action call running (set by :func:`_run_remote_action`), whose
+``session()`` is the kept one; any other endpoint's is Rasa's."""
+
+_sessions: dict[tuple[AbstractEventLoop, str], aiohttp.ClientSession] = {}
+
+
+class _Borrowed:
+    """A kept session for Rasa's ``async with endpoint.session()``, which must not close it."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        return self.session
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+
+def _session(self: EndpointConfig) -> Any:
+    """``EndpointConfig.session``: during an action call, the loop's kept session."""
+    calling = _calling.get()
+    if calling is None or calling is not self:
+        return _original_session(self)
+    loop = asyncio.get_running_loop()
+    # what Rasa's session is made of besides its timeout (a constant)
+    key = (loop, repr((sorted(calling.headers.items()), sorted(calling.basic_auth.items()))))
+    session = _sessions.get(key)
+    if session is None or session.closed:
+        for gone in [k for k in _sessions if k[0].is_closed()]:
+            del _sessions[gone]  # its loop is closed: nothing can use or close it any more
+        session = _sessions[key] = _original_session(self)
+    return _Borrowed(session)
+
+
+_original_session: Any = None
+
+
+async def close_action_sessions() -> None:
+    """Close the running loop's kept sessions to the action server (at the server's stop)."""
+    loop = asyncio.get_running_loop()
+    for key in [k for k in _sessions if k[0] is loop or k[0].is_closed()]:
+        session = _sessions.pop(key)
+        if key[0] is loop:
+            await session.close()
+
+
 async def _run_remote_action(
+    self: RemoteAction,
+    output_channel: OutputChannel,
+    nlg: NaturalLanguageGenerator,
+    tracker: DialogueStateTracker,
+    domain: Domain,
+) -> list[Any]:
+    token = _calling.set(self.action_endpoint)
+    try:
+        return await _run_with_retries(self, output_channel, nlg, tracker, domain)
+    finally:
+        _calling.reset(token)
+
+
+async def _run_with_retries(
     self: RemoteAction,
     output_channel: OutputChannel,
     nlg: NaturalLanguageGenerator,
@@ -699,6 +783,7 @@ def install() -> None:
     """Apply the speed-ups to this process' Rasa classes (idempotent)."""
     global _installed, _original_parse_message, _original_resolve_by_type
     global _original_remote_run, _original_run_action, _original_states_for_tracker_history
+    global _original_session
     if _installed:
         return
     from rasa.core.actions.action import RemoteAction
@@ -706,6 +791,7 @@ def install() -> None:
     from rasa.core.tracker_store import RedisTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import Event
+    from rasa.utils.endpoints import EndpointConfig
 
     _original_states_for_tracker_history = Domain.states_for_tracker_history
     Domain.states_for_tracker_history = _states_for_tracker_history
@@ -717,6 +803,8 @@ def install() -> None:
     RemoteAction._action_call_format = _action_call_format
     _original_remote_run = RemoteAction.run
     RemoteAction.run = _run_remote_action
+    _original_session = EndpointConfig.session
+    EndpointConfig.session = _session
     _original_run_action = MessageProcessor._run_action
     MessageProcessor._run_action = _run_action
     _original_parse_message = MessageProcessor.parse_message

@@ -48,9 +48,11 @@ OPENED = {"events": [{"event": "slot", "name": "case_id", "value": "case-1"}], "
 
 
 @pytest.fixture(autouse=True)
-def patched(monkeypatch: pytest.MonkeyPatch) -> None:
+async def patched(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
     rasa_patches.install()
     monkeypatch.setattr(rasa_patches, "ACTION_SERVER_RETRY_BUDGET", 3.0)
+    yield
+    await rasa_patches.close_action_sessions()  # the kept one of this test's loop
 
 
 @pytest.fixture

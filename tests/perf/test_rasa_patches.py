@@ -54,7 +54,7 @@ def _original_message(result: dict[str, Any]) -> str:
     try:
         jsonschema.validate(result, RemoteAction.action_response_format_spec())
     except jsonschema.ValidationError as error:
-        return error.message
+        return str(error.message)
     return ""
 
 
