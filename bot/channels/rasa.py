@@ -37,6 +37,7 @@ from bot.channels.stream import consumer_name
 from bot.channels.supervisor import supervised
 from bot.handoff.attachments import INTENT_PAYLOAD
 from bot.keys import namespace as process_namespace
+from bot.rasa_patches import close_action_sessions
 from bot.redis_conn import connect_async, redis_url
 
 __all__ = [
@@ -263,6 +264,7 @@ class _WorkerInput(InputChannel):
         @blueprint.listener("before_server_stop")
         async def stop(app: Any, loop: Any) -> None:
             await runtime.stop()
+            await close_action_sessions()  # once the workers stopped calling actions
 
         return blueprint
 
