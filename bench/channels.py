@@ -663,9 +663,14 @@ EDGE_SECRETS = {
 }
 
 
-def _spawn_edge(port: int, credentials: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """The public edge exactly as ``make run`` starts it (``python -m bot.edge``)."""
+def _spawn_edge(
+    port: int, credentials: Path, env: dict[str, str], refusal_delay: float | None = None
+) -> subprocess.Popen[bytes]:
+    """The public edge as ``make run`` starts it (``python -m bot.edge``; its refusal delay
+    unless ``refusal_delay`` is given)."""
     argv = [sys.executable, "-m", "bot.edge", "--host", "127.0.0.1", "--port", str(port)]
+    if refusal_delay is not None:
+        argv += ["--refusal-delay", str(refusal_delay)]
     return subprocess.Popen(
         [*argv, "--credentials", str(credentials), "--limit-concurrency", "4000"],
         cwd=ROOT,
@@ -710,6 +715,7 @@ async def barrage(base: str, count: int, seconds: float, concurrency: int) -> di
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(count):
         queue.put_nowait(n)
+    print("ready", flush=True)  # started and imported: the genuine run starts now, with it
     started = time.perf_counter()
 
     async def client(session: aiohttp.ClientSession) -> None:
@@ -744,7 +750,14 @@ async def barrage(base: str, count: int, seconds: float, concurrency: int) -> di
 class Servers:
     """The processes of one side and where to reach them."""
 
-    def __init__(self, side: str, redis_url: str, faults: bool, folder: Path) -> None:
+    def __init__(
+        self,
+        side: str,
+        redis_url: str,
+        faults: bool,
+        folder: Path,
+        refusal_delay: float | None = None,
+    ) -> None:
         self.side = side
         self.provider_port = _free_port()
         self.provider = f"http://127.0.0.1:{self.provider_port}"
@@ -772,7 +785,7 @@ class Servers:
                 )
             )
             edge_port = _free_port()
-            self.edge = _spawn_edge(edge_port, credentials, env)
+            self.edge = _spawn_edge(edge_port, credentials, env, refusal_delay)
             self.processes.append(self.edge)
             self.base = f"http://127.0.0.1:{edge_port}"
 
@@ -843,6 +856,9 @@ async def _barrage_run(servers: Servers, args: argparse.Namespace) -> dict[str, 
         stderr=subprocess.DEVNULL,
     )
     try:
+        # the attacker's own start (an interpreter and its imports) is not the barrage
+        assert attacker.stdout is not None
+        await asyncio.to_thread(attacker.stdout.readline)
         loud = await _measured(servers, during, args)
         out, _ = await asyncio.to_thread(attacker.communicate, timeout=600)
         edge_cpu = _cpu_seconds(edge) - edge_cpu
@@ -880,7 +896,7 @@ async def run_side(
     side: str, args: argparse.Namespace, redis_url: str, faults: bool = False
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        servers = Servers(side, redis_url, faults, Path(folder))
+        servers = Servers(side, redis_url, faults, Path(folder), args.refusal_delay)
         try:
             return await _run_side(servers, args, faults)
         finally:
@@ -1225,6 +1241,11 @@ def main() -> None:
         dest="shared",
         action="store_false",
         help="the machine ran nothing else (default: recorded as shared)",
+    )
+    parser.add_argument(
+        "--refusal-delay",
+        type=float,
+        help="the edge's --refusal-delay (default: the edge's own); 0 to compare without it",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
