@@ -28,9 +28,11 @@ Phases of each side, against one set of servers:
   to the edge from 64 connections, spread evenly over the genuine run (8,000 over 10 s by
   default: 800/s beside 500 genuine/s), in ``--barrage-rounds`` alternating pairs (3); reports
   the genuine messages' e2e p99 over each side's pooled messages and their ratio (target: at
-  most 1.5), and each pair's (``per_round``). The attacker runs at nice 10: its CPU would not
-  be ours in reality. Each pair also records the attacker's CPU (``attacker_cpu_s``: here it
-  comes out of the servers' two cores) and the edge's CPU meanwhile (``edge_cpu_s_during``).
+  most 1.5), and each pair's (``per_round``). ``--barrage-control``: the same attacker aims at
+  a closed port (nothing reaches the edge): what its process alone costs the genuine traffic
+  on these two cores. The attacker runs at nice 10: its CPU would not be ours in reality.
+  Each pair also records the attacker's CPU (``attacker_cpu_s``: here it comes out of the
+  servers' two cores) and the edge's CPU meanwhile (``edge_cpu_s_during``).
 
 Load: signed inbound messages spread over the four channels and ``--residents`` residents, with
 1% replays of an earlier message and 1% bad signatures mixed in. Our replies go out through the
@@ -852,8 +854,13 @@ async def _attacked(
     assert servers.edge is not None
     edge = psutil.Process(servers.edge.pid)
     edge_cpu = _cpu_seconds(edge)
+    # the control: the same attacker process aiming at a port where nothing listens, so
+    # nothing reaches the edge; what remains is the attacker's share of the two cores
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    target = f"http://127.0.0.1:{closed.getsockname()[1]}" if args.barrage_control else servers.base
     attacker = subprocess.Popen(
-        [sys.executable, __file__, "barrage", servers.base, str(args.barrage), str(spread), "64"],
+        [sys.executable, __file__, "barrage", target, str(args.barrage), str(spread), "64"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
@@ -865,6 +872,7 @@ async def _attacked(
         out, _ = await asyncio.to_thread(attacker.communicate, timeout=600)
         edge_cpu = _cpu_seconds(edge) - edge_cpu
     finally:
+        closed.close()
         if attacker.poll() is None:
             attacker.kill()
     return loud, json.loads(out.decode().strip().splitlines()[-1]), edge_cpu
@@ -916,6 +924,7 @@ async def _barrage_run(servers: Servers, args: argparse.Namespace) -> dict[str, 
         "genuine_messages": n,
         "genuine_rate": args.rate,
         "rounds": len(rounds),
+        "control": args.barrage_control,
         "bad_requests": args.barrage,
         "bad_requests_per_s_meant": round(args.barrage * args.rate / n, 1),
         "attacker": "own process at nice 10, 64 connections, open loop spread over the genuine run",
@@ -1274,6 +1283,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--barrage-rounds", type=int, default=3, help="pairs of genuine runs, alone and attacked"
+    )
+    parser.add_argument(
+        "--barrage-control",
+        action="store_true",
+        help="the attacker aims at a closed port: its own share of the cores, nothing at the edge",
     )
     parser.add_argument(
         "--faults", action="store_true", help="last, a run against a provider that fails sends"
