@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -172,7 +173,9 @@ class _RefusalDelay:
     genuine residents share) at the cost of a timer. Providers never see it: their signed
     requests are not refused. At most ``most`` answers are held at once, so a flood of
     connections cannot fill the server's connection limit with held refusals: beyond that,
-    refusals are answered at once.
+    refusals are answered at once. Each wait is drawn between half and one and a half times
+    ``seconds``: equal waits would wake an attacker's connections together, in bursts that
+    genuine requests queue behind.
     """
 
     def __init__(self, seconds: float, most: int) -> None:
@@ -181,12 +184,12 @@ class _RefusalDelay:
         self.held = 0
 
     async def hold(self) -> None:
-        """Wait ``seconds``, unless ``most`` answers are already waiting."""
+        """Wait about ``seconds``, unless ``most`` answers are already waiting."""
         if self.seconds <= 0 or self.held >= self.most:
             return
         self.held += 1
         try:
-            await asyncio.sleep(self.seconds)
+            await asyncio.sleep(self.seconds * random.uniform(0.5, 1.5))  # noqa: S311 (not a secret)
         finally:
             self.held -= 1
 
