@@ -903,8 +903,11 @@ async def _barrage_run(servers: Servers, args: argparse.Namespace) -> dict[str, 
         loud, attack, edge_cpu = await _attacked(servers, during, args, loud_e2e)
         rounds.append(
             {
-                "without": {k: quiet[k] for k in ("ack_p99_ms", "e2e_p99_ms", "lost")},
-                "with": {k: loud[k] for k in ("ack_p99_ms", "e2e_p99_ms", "lost")},
+                # client_errors: requests whose connection failed (counted in lost)
+                "without": {
+                    k: quiet[k] for k in ("ack_p99_ms", "e2e_p99_ms", "lost", "client_errors")
+                },
+                "with": {k: loud[k] for k in ("ack_p99_ms", "e2e_p99_ms", "lost", "client_errors")},
                 "e2e_p99_ratio": _ratio(loud["e2e_p99_ms"], quiet["e2e_p99_ms"]),
                 "bad_requests_seconds": attack["seconds"],
                 # the edge's refusal delay holds each of the attacker's 64 connections:
