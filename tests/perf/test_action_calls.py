@@ -14,7 +14,6 @@ import asyncio
 import importlib
 import inspect
 import pkgutil
-import socket
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,38 +35,27 @@ from rasa_sdk.forms import FormValidationAction
 import actions
 from bot import rasa_patches
 
+from .conftest import StandInActionServer
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_DOMAIN = Domain.load(str(ROOT / "responses"))
 ANSWER = {"events": [{"event": "slot", "name": "case_id", "value": "case-1"}], "responses": []}
 
 
-@pytest.fixture(autouse=True)
-async def patched(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
-    rasa_patches.install()
-    monkeypatch.setattr(rasa_patches, "ACTION_SERVER_RETRY_BUDGET", 3.0)
-    yield
-    await rasa_patches.close_action_sessions()
+pytestmark = pytest.mark.usefixtures("patched")
 
 
-@pytest.fixture
-def port() -> int:
-    with socket.socket() as probe:  # a free loopback port, nobody listening yet
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ActionServer:
+class ActionServer(StandInActionServer):
     """A stand-in action server that notes each request and the connection it came on."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
+        super().__init__(port)
         self.requests: list[web.Request] = []
         self.bodies: list[dict[str, Any]] = []
         self.connections: list[Any] = []  # each request's client (address, port)
         self.reset_next = False  # drop the next request's connection without an answer
-        self._runner: web.AppRunner | None = None
 
-    async def _webhook(self, request: web.Request) -> web.StreamResponse:
+    async def webhook(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request)
         self.bodies.append(await request.json())
         assert request.transport is not None
@@ -77,18 +65,6 @@ class ActionServer:
             request.transport.abort()  # as a server closing a kept-alive connection does
             return web.Response()
         return web.json_response(ANSWER)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/webhook", self._webhook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @pytest.fixture

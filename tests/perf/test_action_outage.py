@@ -12,7 +12,6 @@ webhook (``POST /webhook`` -> ``{"events": [...], "responses": [...]}``; format 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -37,6 +36,8 @@ from bot.channels.inbox import Inbox, InboxWorker
 from bot.channels.rasa import ChannelRuntime
 from bot.errors import ActionServerUnreachableError
 
+from .conftest import StandInActionServer
+
 DOMAIN = Domain.from_dict(
     {
         "intents": ["human_agent"],
@@ -47,31 +48,18 @@ DOMAIN = Domain.from_dict(
 OPENED = {"events": [{"event": "slot", "name": "case_id", "value": "case-1"}], "responses": []}
 
 
-@pytest.fixture(autouse=True)
-async def patched(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
-    rasa_patches.install()
-    monkeypatch.setattr(rasa_patches, "ACTION_SERVER_RETRY_BUDGET", 3.0)
-    yield
-    await rasa_patches.close_action_sessions()  # the kept one of this test's loop
+pytestmark = pytest.mark.usefixtures("patched")
 
 
-@pytest.fixture
-def port() -> int:
-    with socket.socket() as probe:  # a free loopback port, nobody listening yet
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ActionServer:
+class ActionServer(StandInActionServer):
     """A stand-in action server answering each call with the next status (then 200)."""
 
     def __init__(self, port: int, statuses: list[int] | None = None) -> None:
-        self.port = port
+        super().__init__(port)
         self.statuses = list(statuses or [])
         self.calls = 0
-        self._runner: web.AppRunner | None = None
 
-    async def _webhook(self, request: web.Request) -> web.Response:
+    async def webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
         assert body["next_action"] == "action_handoff"
         self.calls += 1
@@ -79,17 +67,6 @@ class ActionServer:
         if status != 200:
             return web.json_response({"error": "unavailable"}, status=status)
         return web.json_response(OPENED)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/webhook", self._webhook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @pytest.fixture
