@@ -41,6 +41,7 @@ from bot import profile, settings
 from bot.channels.base import Attachment, InboundMessage
 from bot.channels.inbox import Inbox
 from bot.handoff.hours import OpeningHours
+from bot.logs import Tally
 from bot.webchat.assets import STATIC
 from bot.webchat.config import WebChatConfig
 from bot.webchat.events import Event, EventLog, event_id, now_iso
@@ -134,6 +135,7 @@ class WebChat:
     limits: RateLimiter = field(init=False)
     uploads: UploadStore = field(init=False)
     phones: PhoneLink = field(init=False)
+    busy: Tally = field(init=False)  # a flood of streams refused: a line per 10 s, not each
     _files: dict[str, _StaticFile] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -145,6 +147,7 @@ class WebChat:
         self.limits = RateLimiter(client, namespace, self.secret, clock=self.clock)
         self.uploads = UploadStore(client, namespace, keep_days=self.keep_days, clock=self.clock)
         self.phones = PhoneLink(client, namespace, self.secret, self.log)
+        self.busy = Tally(_log)
 
     @property
     def redis(self) -> redis.asyncio.Redis:
@@ -184,6 +187,7 @@ class WebChat:
             stop.set()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+            self.busy.flush()  # no count of refused streams is lost
 
     # -- shared checks ------------------------------------------------------------------
 
@@ -428,7 +432,11 @@ class WebChat:
             if after and last is None:
                 raise _Refused(400, "last_event_id", "Last-Event-ID is not an event id.")
             if self.fanout.listening >= self.max_streams:
-                _log.warning("webchat: %d event streams open: a new one refused", self.max_streams)
+                self.busy.log(
+                    logging.WARNING,
+                    "webchat: %d event streams open: new ones refused",
+                    self.max_streams,
+                )
                 raise _Refused(
                     503, "busy", "The chat is busy. Reconnecting shortly.", {"Retry-After": "15"}
                 )
