@@ -508,6 +508,9 @@ class Phase:
         self.rest_replies: Counter[str] = Counter()
         self.rest_arrivals: dict[str, float] = {}
         self.client_errors = 0
+        # genuine messages the edge answered with an error status: not stored, so lost unless
+        # the provider retries them (by status)
+        self.unstored: Counter[str] = Counter()
         self.started = 0.0
         self.sent_for = 0.0
         self.earlier = 0  # distinct replies at the provider before this phase
@@ -537,6 +540,8 @@ class Phase:
                     self.client_errors += 1
                     continue
                 done = time.perf_counter()
+                if answer.status >= 300 and self.side != "rest" and not any(self.plan[index][1:]):
+                    self.unstored[str(answer.status)] += 1
                 # a forged request's refusal waits for the edge's refusal delay: not a
                 # resident's ack
                 acks = self.refused_acks if self.plan[index][2] else self.acks
@@ -629,6 +634,9 @@ class Phase:
             ),
             "client_lag_p99_ms": _pct(self.lags, 0.99),
             "client_errors": self.client_errors,
+            "unstored": dict(self.unstored),
+            # a few of them by id, to look for in the servers' logs
+            "lost_ids": sorted(self.good - arrivals.keys())[:5],
         }
 
 
@@ -878,6 +886,9 @@ async def _attacked(
     return loud, json.loads(out.decode().strip().splitlines()[-1]), edge_cpu
 
 
+ROUND_KEYS = ("ack_p99_ms", "e2e_p99_ms", "lost", "client_errors", "unstored", "lost_ids")
+
+
 def _ratio(loud: float | None, quiet: float | None) -> float | None:
     return round(loud / quiet, 2) if loud is not None and quiet else None
 
@@ -903,11 +914,10 @@ async def _barrage_run(servers: Servers, args: argparse.Namespace) -> dict[str, 
         loud, attack, edge_cpu = await _attacked(servers, during, args, loud_e2e)
         rounds.append(
             {
-                # client_errors: requests whose connection failed (counted in lost)
-                "without": {
-                    k: quiet[k] for k in ("ack_p99_ms", "e2e_p99_ms", "lost", "client_errors")
-                },
-                "with": {k: loud[k] for k in ("ack_p99_ms", "e2e_p99_ms", "lost", "client_errors")},
+                # client_errors: requests whose connection failed; unstored: genuine messages
+                # answered with an error status (both counted in lost)
+                "without": {k: quiet[k] for k in ROUND_KEYS},
+                "with": {k: loud[k] for k in ROUND_KEYS},
                 "e2e_p99_ratio": _ratio(loud["e2e_p99_ms"], quiet["e2e_p99_ms"]),
                 "bad_requests_seconds": attack["seconds"],
                 # the edge's refusal delay holds each of the attacker's 64 connections:
