@@ -443,12 +443,20 @@ async def _get_json(url: str) -> Any:
         return await answer.json()
 
 
-def _spawn(*argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _output(logs: Path | None, name: str) -> Any:
+    """Where a spawned process writes: ``logs/name.log`` under ``--logs``, else nowhere."""
+    if logs is None:
+        return subprocess.DEVNULL
+    logs.mkdir(parents=True, exist_ok=True)
+    return (logs / f"{name}.log").open("ab")
+
+
+def _spawn(
+    *argv: str, env: dict[str, str] | None = None, logs: Path | None = None
+) -> subprocess.Popen[bytes]:
+    output = _output(logs, argv[0])
     return subprocess.Popen(
-        [sys.executable, __file__, *argv],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, __file__, *argv], env=env, stdout=output, stderr=subprocess.STDOUT
     )
 
 
@@ -614,6 +622,13 @@ class Phase:
             if not healthy_only or not (faulty(resident) or throttled(resident))
         }
         e2e = self.e2e_ms(arrivals, healthy)
+        # when the slow ones were sent (s after the start): a stall sends them together,
+        # retries scatter them
+        slow = sorted(
+            self.sent_at[i] - self.started
+            for i in self.good & healthy
+            if i in arrivals and arrivals[i] - self.sent_at[i] > 1.0
+        )
         return {
             "messages": len(self.requests),
             "good_messages": len(self.good),
@@ -637,6 +652,8 @@ class Phase:
             "unstored": dict(self.unstored),
             # a few of them by id, to look for in the servers' logs
             "lost_ids": sorted(self.good - arrivals.keys())[:5],
+            "slow_over_1s": len(slow),
+            "slow_sent_s": [round(slow[0], 2), round(slow[-1], 2)] if slow else [],
         }
 
 
@@ -675,7 +692,11 @@ EDGE_SECRETS = {
 
 
 def _spawn_edge(
-    port: int, credentials: Path, env: dict[str, str], refusal_delay: float | None = None
+    port: int,
+    credentials: Path,
+    env: dict[str, str],
+    refusal_delay: float | None = None,
+    logs: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """The public edge as ``make run`` starts it (``python -m bot.edge``; its refusal delay
     unless ``refusal_delay`` is given)."""
@@ -686,8 +707,8 @@ def _spawn_edge(
         [*argv, "--credentials", str(credentials), "--limit-concurrency", "4000"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=_output(logs, "edge"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -768,6 +789,7 @@ class Servers:
         faults: bool,
         folder: Path,
         refusal_delay: float | None = None,
+        logs: Path | None = None,
     ) -> None:
         self.side = side
         self.provider_port = _free_port()
@@ -780,10 +802,12 @@ class Servers:
             "REDIS_URL": redis_url,
             "COUNCIL_NAMESPACE": self.namespace,
         }
-        self.processes = [_spawn("provider", str(self.provider_port), "faults" if faults else "")]
+        self.processes = [
+            _spawn("provider", str(self.provider_port), "faults" if faults else "", logs=logs)
+        ]
         port = _free_port()
         # the worker server (ours) or the REST server: its loop lag and GC are "server"
-        self.server = _spawn("serve", side, str(port), self.provider, env=env)
+        self.server = _spawn("serve", side, str(port), self.provider, env=env, logs=logs)
         self.processes.append(self.server)
         self.server_url = f"http://127.0.0.1:{port}"
         self.edge: subprocess.Popen[bytes] | None = None
@@ -796,7 +820,7 @@ class Servers:
                 )
             )
             edge_port = _free_port()
-            self.edge = _spawn_edge(edge_port, credentials, env, refusal_delay)
+            self.edge = _spawn_edge(edge_port, credentials, env, refusal_delay, logs)
             self.processes.append(self.edge)
             self.base = f"http://127.0.0.1:{edge_port}"
 
@@ -886,7 +910,16 @@ async def _attacked(
     return loud, json.loads(out.decode().strip().splitlines()[-1]), edge_cpu
 
 
-ROUND_KEYS = ("ack_p99_ms", "e2e_p99_ms", "lost", "client_errors", "unstored", "lost_ids")
+ROUND_KEYS = (
+    "ack_p99_ms",
+    "e2e_p99_ms",
+    "lost",
+    "client_errors",
+    "unstored",
+    "lost_ids",
+    "slow_over_1s",
+    "slow_sent_s",
+)
 
 
 def _ratio(loud: float | None, quiet: float | None) -> float | None:
@@ -957,7 +990,7 @@ async def run_side(
     side: str, args: argparse.Namespace, redis_url: str, faults: bool = False
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        servers = Servers(side, redis_url, faults, Path(folder), args.refusal_delay)
+        servers = Servers(side, redis_url, faults, Path(folder), args.refusal_delay, args.logs)
         try:
             return await _run_side(servers, args, faults)
         finally:
@@ -1317,6 +1350,9 @@ def main() -> None:
         help="the edge's --refusal-delay (default: the edge's own); 0 to compare without it",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--logs", type=Path, help="keep the servers' output here (default: discarded)"
+    )
     parser.add_argument(
         "--only", choices=("ours", "rasa_rest"), action="append", help="one side (not saved)"
     )
