@@ -1,4 +1,4 @@
-"""Holding messages while a resident's messaging window is closed: the one place that does it.
+"""Holding messages while a resident's messaging window is closed, and releasing them after.
 
 A message that cannot go as free text (WhatsApp after 24 hours) is appended, as its outbox
 entry's field/value pairs (JSON), to ``{ns}:reports:held:<conversation>`` and the
@@ -6,23 +6,29 @@ conversation added to ``{ns}:reports:held`` (sorted set, score: when it was firs
 one Lua step with a marker in ``{ns}:reports:told:<conversation>`` so it is held once however
 often the step runs. The first message held for a conversation also queues the approved
 template (``invite``); later ones only wait. The window rules are the channels' (reports
-only use them), so the step lives here; the keys keep the ``reports`` names they were first
-written under, so messages held before stay readable. Both callers use it: the channels'
-outbox for a window that closed before the send, :class:`bot.reports.notify.ResidentNotifier`
-for one closed at queueing time. :class:`bot.reports.notify.HeldMessages` releases them when
-the resident answers.
+only use them), so holding and releasing live here; the keys keep the ``reports`` names they
+were first written under, so messages held before stay readable and releasable. Both callers
+hold through :class:`Holder`: the channels' outbox for a window that closed before the send,
+:class:`bot.reports.notify.ResidentNotifier` for one closed at queueing time.
+:class:`HeldMessages` releases them when the resident answers: it runs beside the outbox
+worker in every process that sends the outbox (:mod:`bot.channels.rasa`), so held messages
+go whether or not the council has problem reports.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 import redis.asyncio
 
+from bot.channels.window import window_state
 from bot.keys import key
 
-__all__ = ["Holder", "pairs"]
+__all__ = ["HeldMessages", "Holder", "pairs"]
 
 # KEYS: told set, outbox stream, held list, held set. ARGV: marker, ttl seconds, the held
 # entry (JSON list of field/value pairs), now, conversation id, then the template entry's
@@ -36,6 +42,18 @@ if redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5]) == 1 and #ARGV > 5 then
   redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
 end
 return 'held'
+"""
+
+# KEYS: held list, held set, outbox stream. ARGV: conversation id. One step: releasers racing
+# (every outbox process runs one) each see either all of a conversation's messages or none.
+_RELEASE = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, item in ipairs(items) do
+  redis.call('XADD', KEYS[3], '*', unpack(cjson.decode(item)))
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return #items
 """
 
 
@@ -89,3 +107,55 @@ class Holder:
                   *pairs(invite or {})],
         )  # fmt: skip
         return bool(held)
+
+
+class HeldMessages:
+    """Sends the messages held for closed windows once each window is open again.
+
+    Any number may run on one namespace: a conversation's release is one Lua step, so each
+    held message is queued once, in order, whichever releaser gets to it.
+
+    Args:
+        client: Asyncio Redis client (decoded strings).
+        namespace: Key namespace.
+        clock: Unix seconds.
+    """
+
+    def __init__(
+        self, client: redis.asyncio.Redis, namespace: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.redis = client
+        self.namespace = namespace
+        self.clock = clock
+        self.held = key(namespace, "reports", "held")
+        self.outbox = key(namespace, "outbox")
+        self._release = client.register_script(_RELEASE)
+
+    async def release_once(self, batch: int = 500) -> int:
+        """Queue the held messages of every conversation whose window is open; return how many."""
+        waiting: list[str] = await self.redis.zrange(self.held, 0, batch - 1)
+        released = 0
+        for conversation_id in waiting:
+            state = await window_state(
+                self.redis, conversation_id, namespace=self.namespace, now=self.clock()
+            )
+            if state is not None and not state["open"]:
+                continue
+            released += int(
+                await self._release(
+                    keys=[
+                        key(self.namespace, "reports", "held", conversation_id),
+                        self.held,
+                        self.outbox,
+                    ],
+                    args=[conversation_id],
+                )
+            )
+        return released
+
+    async def run(self, stop: asyncio.Event, idle: float = 2.0) -> None:
+        """Release until ``stop`` is set, looking every ``idle`` seconds."""
+        while not stop.is_set():
+            await self.release_once()
+            with contextlib.suppress(TimeoutError):  # a stop ends the wait at once
+                await asyncio.wait_for(stop.wait(), idle)

@@ -5,7 +5,9 @@ Entries of the stream ``{ns}:outbox`` have the fields ``conversation_id``, ``cha
 ``template:<name>``, as the agent console writes them), optional ``message`` (the whole
 :class:`OutboundMessage` as JSON, with buttons) and optional ``hold`` (seconds: a WhatsApp
 text whose window closed before the send is held, :class:`bot.channels.held.Holder`, and the
-template queued once, instead of the text being swapped for the template and lost).
+template queued once, instead of the text being swapped for the template and lost; the
+:class:`~bot.channels.held.HeldMessages` loop beside this worker queues it again once the
+resident writes).
 :class:`OutboxWorker` sends them through the channel's adapter, each conversation in a lane of
 its own: 5xx, timeouts and rate limits are retried with exponential backoff (a provider's
 ``Retry-After`` wins) for up to ``give_up_after`` seconds without delaying any other

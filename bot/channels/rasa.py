@@ -7,9 +7,11 @@ listens only on a private address. What a section adds to the Rasa server is its
 send replies) and, through its blueprint's listeners, one
 :class:`~bot.channels.inbox.InboxWorker`, which feeds queued messages to Rasa's
 ``on_new_message`` with a collecting output channel, and one
-:class:`~bot.channels.outbox.OutboxWorker`, which sends the replies. Both start and stop with
-the server and use ``REDIS_URL`` and ``COUNCIL_NAMESPACE``. Importing this module (Rasa does
-so at start-up) installs the log redaction of :mod:`bot.logs` in the Rasa server.
+:class:`~bot.channels.outbox.OutboxWorker`, which sends the replies, with the
+:class:`~bot.channels.held.HeldMessages` loop beside it, which queues the replies held for a
+closed messaging window again once the resident writes. All start and stop with the server
+and use ``REDIS_URL`` and ``COUNCIL_NAMESPACE``. Importing this module (Rasa does so at
+start-up) installs the log redaction of :mod:`bot.logs` in the Rasa server.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sanic.response import HTTPResponse
 from bot import logs, settings
 from bot.channels.accounts import DEFAULT_CREDENTIALS
 from bot.channels.base import Button, ChannelAdapter, InboundMessage, OutboundMessage
+from bot.channels.held import HeldMessages
 from bot.channels.inbox import Inbox, InboxWorker
 from bot.channels.outbox import OutboxWorker
 from bot.channels.registry import CHANNELS, ChannelSpec, build, secret_values
@@ -166,6 +169,10 @@ class ChannelRuntime:
             await inbox.ensure_group()
             worker = InboxWorker(self.redis, self.handle, self.namespace, consumer=consumer)
             sender = OutboxWorker(self.redis, self.adapters, self.namespace, consumer=consumer)
+            # the one runner of the release in every deployment shape: where the outbox is
+            # sent (held messages are useless anywhere else), with or without problem
+            # reports; every worker runs it, each conversation's release is one Lua step
+            held = HeldMessages(self.redis, self.namespace)
             # clients built now, not on the first send (which would stall the loop mid-traffic)
             await asyncio.gather(*(a.warm_up() for a in set(self.adapters.values())))
             _freeze_startup_objects()
@@ -173,6 +180,7 @@ class ChannelRuntime:
             self._tasks = [
                 supervised("channels-inbox", lambda: worker.run(self._stop), self._stop),
                 supervised("channels-outbox", lambda: sender.run(self._stop), self._stop),
+                supervised("channels-held", lambda: held.run(self._stop), self._stop),
             ]
             self._inbox = inbox
             _log.info("channels %s: workers started (%s)", sorted(self.adapters), consumer)

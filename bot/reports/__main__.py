@@ -5,10 +5,12 @@ Runs, each under :func:`bot.channels.supervisor.supervised`: the :class:`ReportW
 :class:`UpdatePoller` (every ``reports.open311.poll_minutes``) and :class:`PushedUpdates`
 (what the edge's ``/reports/updates`` received). ``GET /health`` on ``--port`` (loopback)
 answers 200 once they run, with counts only: reports queued, retrying and failed, requests
-followed. ``--stand-in`` also serves the local Open311 stand-in at the profile's endpoint
-when it is on loopback (the demo: ``make run`` shows reports arriving in
-``.data/logs/reports.log``). Any number of these processes can run: they share the work
-through the stream's consumer group, and markers keep every message single.
+followed. Messages held for closed messaging windows are released by the channels' process
+(:class:`bot.channels.held.HeldMessages`), not here. ``--stand-in`` also serves the local
+Open311 stand-in at the profile's endpoint when it is on loopback (the demo: ``make run``
+shows reports arriving in ``.data/logs/reports.log``). Any number of these processes can
+run: they share the work through the stream's consumer group, and markers keep every message
+single.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from bot.errors import ConfigError, CouncilError
 from bot.redis_conn import connect_async
 from bot.reports.backoffice import Open311BackOffice, back_office_for
 from bot.reports.cases import ReportCases
-from bot.reports.notify import HeldMessages, ResidentNotifier, Wording
+from bot.reports.notify import ResidentNotifier, Wording
 from bot.reports.outbox import ReportWorker
 from bot.reports.store import ReportStore
 from bot.reports.updates import PushedUpdates, ReportUpdates, UpdatePoller
@@ -103,11 +105,9 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    held = HeldMessages(client, namespace)
-    tasks = [
-        supervised("reports worker", lambda: worker.run(stop), stop),
-        supervised("held report messages", lambda: held.run(stop), stop),
-    ]
+    # held messages (closed windows) are released beside the channels' outbox worker
+    # (bot.channels.rasa), which sends them: a council without reports needs it too
+    tasks = [supervised("reports worker", lambda: worker.run(stop), stop)]
     if isinstance(back_office, Open311BackOffice) and config.open311 is not None:
         updates = ReportUpdates(client, namespace, notifier)
         poller = UpdatePoller(

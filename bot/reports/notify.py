@@ -15,14 +15,13 @@ closed and free text cannot go (WhatsApp after 24 hours), the message is *held* 
 queues the approved template instead (``council_reply_waiting``: "we have a reply for you,
 answer to see it"), later ones only wait (:class:`bot.channels.held.Holder`, which the
 channels' outbox uses too when the window closed between queueing and sending: each entry
-says how long to keep it held). :class:`HeldMessages` sees the window open again
-(the resident answered) and moves the held messages to ``{ns}:outbox`` in one Lua step: each
-is sent once, in order.
+says how long to keep it held). :class:`bot.channels.held.HeldMessages`, run beside the
+channels' outbox worker, sees the window open again (the resident answered) and moves the
+held messages to ``{ns}:outbox`` in one Lua step: each is sent once, in order.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,26 +36,14 @@ from bot.channels.window import window_state
 from bot.handoff.replies import WHATSAPP_TEMPLATE, reply_options
 from bot.keys import key
 from bot.profile import CouncilProfile
-from bot.reports.loop import every
 
-__all__ = ["HeldMessages", "Recipient", "ResidentNotifier", "Wording"]
+__all__ = ["Recipient", "ResidentNotifier", "Wording"]
 
 # KEYS: told set, outbox stream. ARGV: marker, ttl seconds, then the entry's field/value pairs.
 _TELL_ONCE = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
-"""
-
-# KEYS: held list, held set, outbox stream. ARGV: conversation id.
-_RELEASE = """
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-for _, item in ipairs(items) do
-  redis.call('XADD', KEYS[3], '*', unpack(cjson.decode(item)))
-end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return #items
 """
 
 
@@ -168,49 +155,3 @@ class ResidentNotifier:
             )
         held = await self._holder.hold(fields, marker=marker, ttl=self.ttl, now=now, invite=invite)
         return "held" if held else None
-
-
-class HeldMessages:
-    """Sends the messages held for closed windows once each window is open again.
-
-    Args:
-        client: Asyncio Redis client (decoded strings).
-        namespace: Key namespace.
-        clock: Unix seconds.
-    """
-
-    def __init__(
-        self, client: redis.asyncio.Redis, namespace: str, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.redis = client
-        self.namespace = namespace
-        self.clock = clock
-        self.held = key(namespace, "reports", "held")
-        self.outbox = key(namespace, "outbox")
-        self._release = client.register_script(_RELEASE)
-
-    async def release_once(self, batch: int = 500) -> int:
-        """Queue the held messages of every conversation whose window is open; return how many."""
-        waiting: list[str] = await self.redis.zrange(self.held, 0, batch - 1)
-        released = 0
-        for conversation_id in waiting:
-            state = await window_state(
-                self.redis, conversation_id, namespace=self.namespace, now=self.clock()
-            )
-            if state is not None and not state["open"]:
-                continue
-            released += int(
-                await self._release(
-                    keys=[
-                        key(self.namespace, "reports", "held", conversation_id),
-                        self.held,
-                        self.outbox,
-                    ],
-                    args=[conversation_id],
-                )
-            )
-        return released
-
-    async def run(self, stop: asyncio.Event, idle: float = 2.0) -> None:
-        """Release until ``stop`` is set, looking every ``idle`` seconds."""
-        await every(stop, idle, self.release_once)

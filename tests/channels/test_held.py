@@ -1,27 +1,34 @@
-"""The hold step of closed messaging windows (:mod:`bot.channels.held`), on the test Redis.
+"""Holding and releasing for closed messaging windows (:mod:`bot.channels.held`), on the test
+Redis.
 
 It lives in the channels' layer (reports use it, it uses nothing of theirs) and writes the keys
-it always wrote: messages held before the move stay readable and releasable.
+it always wrote: messages held before the move stay readable and releasable. Every process
+that sends the outbox runs a releaser, so releasers race one another and the holds.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import redis.asyncio
 
-from bot.channels.held import Holder, pairs
+from bot.channels.held import HeldMessages, Holder, pairs
+from bot.channels.window import touch
 from bot.keys import key
+from bot.redis_conn import connect_async
 
 CHANNELS = Path(__file__).resolve().parents[2] / "bot" / "channels"
 CID = "whatsapp:+441234567890:+447700900123"
 TTL = 3600
 
 
-def _entry(text: str) -> dict[str, str]:
-    return {"conversation_id": CID, "channel": "whatsapp", "text": text, "hold": str(TTL)}
+def _entry(text: str, conversation_id: str = CID) -> dict[str, str]:
+    return {"conversation_id": conversation_id, "channel": "whatsapp", "text": text,
+            "hold": str(TTL)}  # fmt: skip
 
 
 def _imported(path: Path) -> set[str]:
@@ -80,3 +87,76 @@ async def test_without_an_invite_the_message_only_waits(
     assert await holder.hold(_entry("one"), marker="m1", ttl=TTL, now=100.0, invite=None)
     assert await async_redis.llen(key(namespace, "reports", "held", CID)) == 1
     assert await async_redis.exists(key(namespace, "outbox")) == 0
+
+
+async def test_a_message_held_before_the_move_is_released_once_the_window_opens(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    now = time.time()
+    await touch(async_redis, CID, now - 30 * 3600, namespace, now=now)  # closed
+    # written as the reports' hold step wrote it: the stored format, not this module's code
+    await async_redis.rpush(
+        key(namespace, "reports", "held", CID), json.dumps(pairs(_entry("before")))
+    )
+    await async_redis.zadd(key(namespace, "reports", "held"), {CID: now - 3600})
+    releaser = HeldMessages(async_redis, namespace)
+    assert await releaser.release_once() == 0  # still closed
+    await touch(async_redis, CID, now, namespace, now=now)  # the resident wrote
+    assert await releaser.release_once() == 1
+    ((_, sent),) = await async_redis.xrange(key(namespace, "outbox"))
+    assert sent == _entry("before")
+    assert await async_redis.zcard(key(namespace, "reports", "held")) == 0
+
+
+async def test_releasers_racing_each_other_and_the_holds_send_each_message_once_in_order(
+    redis_url: str, namespace: str
+) -> None:
+    """Two releasers (two workers' connections) against holds going on meanwhile."""
+    conversations = [f"whatsapp:+441234567890:+4477009001{n:02d}" for n in range(20)]
+    clients = [await connect_async(redis_url) for _ in range(3)]
+    try:
+        for conversation_id in conversations:  # the residents wrote: the windows are open
+            await touch(clients[0], conversation_id, time.time(), namespace)
+        holder = Holder(clients[0], namespace)
+        releasers = [HeldMessages(client, namespace) for client in clients[1:]]
+        holding = True
+        released = [0, 0]
+
+        async def hold_all() -> None:
+            nonlocal holding
+            for n in range(5):
+                for conversation_id in conversations:
+                    assert await holder.hold(
+                        _entry(str(n), conversation_id), marker=f"m{n}", ttl=TTL,
+                        now=time.time(), invite=None,
+                    )  # fmt: skip
+                await asyncio.sleep(0)
+            holding = False
+
+        async def release(index: int) -> None:
+            while holding:
+                released[index] += await releasers[index].release_once()
+            released[index] += await releasers[index].release_once()  # what the last hold left
+
+        await asyncio.gather(hold_all(), release(0), release(1))
+
+        assert sum(released) == 5 * len(conversations)
+        sent: dict[str, list[str]] = {}
+        for _, fields in await clients[0].xrange(key(namespace, "outbox")):
+            sent.setdefault(fields["conversation_id"], []).append(fields["text"])
+        assert sent == {
+            conversation_id: ["0", "1", "2", "3", "4"] for conversation_id in conversations
+        }
+        assert await clients[0].zcard(key(namespace, "reports", "held")) == 0
+        for conversation_id in conversations:
+            assert not await clients[0].exists(key(namespace, "reports", "held", conversation_id))
+        # both at once on the same conversation: one gets all of it, the other nothing
+        for n in range(3):
+            await holder.hold(_entry(str(n)), marker=f"again{n}", ttl=TTL, now=time.time(),
+                              invite=None)  # fmt: skip
+        await touch(clients[0], CID, time.time(), namespace)
+        both = await asyncio.gather(*(releaser.release_once() for releaser in releasers))
+        assert sorted(both) == [0, 3]
+    finally:
+        for client in clients:
+            await client.close()

@@ -13,11 +13,12 @@ import pytest
 import redis.asyncio
 
 from bot.channels.base import InboundMessage
+from bot.channels.held import HeldMessages
 from bot.channels.inbox import Inbox
 from bot.channels.outbox import OutboxWorker, failed_sends
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.window import touch
-from bot.reports.notify import HeldMessages, ResidentNotifier, Wording
+from bot.reports.notify import ResidentNotifier, Wording
 from bot.reports.store import Subscriber
 from bot.testing.providers import FakeProvider
 from tests.reports.conftest import make_report
