@@ -32,14 +32,18 @@ __all__ = ["HeldMessages", "Holder", "pairs"]
 
 # KEYS: told set, outbox stream, held list, held set. ARGV: marker, ttl seconds, the held
 # entry (JSON list of field/value pairs), now, conversation id, then the template entry's
-# field/value pairs (none: no template, the message only waits).
+# field/value pairs (none: no template, the message only waits). The first message is the one
+# that finds the list empty: the set may still name a conversation whose list expired.
 _HOLD_ONCE = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('RPUSH', KEYS[3], ARGV[3])
+local first = redis.call('RPUSH', KEYS[3], ARGV[3]) == 1
 redis.call('EXPIRE', KEYS[3], ARGV[2])
-if redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5]) == 1 and #ARGV > 5 then
-  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+if first then
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
+  if #ARGV > 5 then redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6)) end
+else
+  redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[5])
 end
 return 'held'
 """
@@ -54,6 +58,14 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return #items
+"""
+
+# KEYS: held list, held set. ARGV: conversation id. A closed window's conversation leaves the
+# set once its list expired (the resident never answered), checked in the step that removes
+# it: a hold in between (one step too) refills the list first and so keeps it in the set.
+_FORGET_EXPIRED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
 """
 
 
@@ -130,27 +142,38 @@ class HeldMessages:
         self.held = key(namespace, "reports", "held")
         self.outbox = key(namespace, "outbox")
         self._release = client.register_script(_RELEASE)
+        self._forget_expired = client.register_script(_FORGET_EXPIRED)
+        self._cursor = 0
 
-    async def release_once(self, batch: int = 500) -> int:
-        """Queue the held messages of every conversation whose window is open; return how many."""
-        waiting: list[str] = await self.redis.zrange(self.held, 0, batch - 1)
+    async def release_once(self, count: int = 100) -> int:
+        """Queue the held messages of the next page of conversations whose window is open.
+
+        Each call goes on through ``{ns}:reports:held`` where the last one stopped (a ZSCAN
+        cursor, back to the start after the end): every conversation in the set for a whole
+        round is looked at in it, however many wait before it (one seen twice is harmless:
+        both steps are idempotent). A conversation whose held list expired is dropped.
+
+        Args:
+            count: About how many conversations to look at (ZSCAN's hint; a set small enough
+                for Redis' compact encoding, 128 by default, comes whole). Every outbox process
+                runs this every 2 s and each conversation costs a window check and a Lua step,
+                so a pass costs a page, not the whole set; the price is that a conversation
+                waits up to one round of the set (size / count passes) for its turn.
+
+        Returns:
+            How many messages were queued.
+        """
+        self._cursor, page = await self.redis.zscan(self.held, self._cursor, count=count)
         released = 0
-        for conversation_id in waiting:
+        for conversation_id, _ in page:
+            keys = [key(self.namespace, "reports", "held", conversation_id), self.held]
             state = await window_state(
                 self.redis, conversation_id, namespace=self.namespace, now=self.clock()
             )
             if state is not None and not state["open"]:
+                await self._forget_expired(keys=keys, args=[conversation_id])
                 continue
-            released += int(
-                await self._release(
-                    keys=[
-                        key(self.namespace, "reports", "held", conversation_id),
-                        self.held,
-                        self.outbox,
-                    ],
-                    args=[conversation_id],
-                )
-            )
+            released += int(await self._release(keys=[*keys, self.outbox], args=[conversation_id]))
         return released
 
     async def run(self, stop: asyncio.Event, idle: float = 2.0) -> None:

@@ -13,9 +13,12 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis.asyncio
 
+from bot.channels import held
 from bot.channels.held import HeldMessages, Holder, pairs
 from bot.channels.window import touch
 from bot.keys import key
@@ -106,6 +109,78 @@ async def test_a_message_held_before_the_move_is_released_once_the_window_opens(
     ((_, sent),) = await async_redis.xrange(key(namespace, "outbox"))
     assert sent == _entry("before")
     assert await async_redis.zcard(key(namespace, "reports", "held")) == 0
+
+
+async def _expire(client: redis.asyncio.Redis, namespace: str, conversation_id: str) -> None:
+    """The held list's and the marker's time is up (their TTL), as for a resident who never
+    answered."""
+    for name in ("held", "told"):
+        await client.pexpire(key(namespace, "reports", name, conversation_id), 1)
+    await asyncio.sleep(0.05)
+
+
+async def test_no_conversation_waits_behind_residents_who_never_answer(
+    async_redis: redis.asyncio.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """600 conversations held first stay closed; the one held after them opens."""
+    holder = Holder(async_redis, namespace)
+    for n in range(600):
+        await holder.hold(_entry("waits", f"whatsapp:+441234567890:+4477008{n:05d}"),
+                          marker="m", ttl=TTL, now=float(n), invite=None)  # fmt: skip
+    await holder.hold(_entry("goes"), marker="m", ttl=TTL, now=1000.0, invite=None)
+    await touch(async_redis, CID, time.time(), namespace)  # this resident answered
+    checked: list[int] = []
+    state = held.window_state
+
+    async def counted(*args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        checked[-1] += 1
+        return await state(*args, **kwargs)
+
+    monkeypatch.setattr(held, "window_state", counted)
+    releaser = HeldMessages(async_redis, namespace)
+    released = 0
+    while not released and len(checked) < 20:
+        checked.append(0)
+        released = await releaser.release_once()
+    assert released == 1
+    ((_, sent),) = await async_redis.xrange(key(namespace, "outbox"))
+    assert sent == _entry("goes")
+    # each pass looks at a page of the set, not all of it
+    assert max(checked) <= 200
+
+
+async def test_conversations_whose_held_messages_expired_leave_the_set(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    holder = Holder(async_redis, namespace)
+    waiting = "whatsapp:+441234567890:+447700900999"
+    for conversation_id in (CID, waiting):  # neither resident answers
+        await holder.hold(_entry("x", conversation_id), marker="m", ttl=TTL, now=100.0,
+                          invite=None)  # fmt: skip
+    await _expire(async_redis, namespace, CID)
+    assert await HeldMessages(async_redis, namespace).release_once() == 0
+    assert await async_redis.zrange(key(namespace, "reports", "held"), 0, -1) == [waiting]
+    assert await async_redis.llen(key(namespace, "reports", "held", waiting)) == 1
+
+
+async def test_a_hold_after_the_held_messages_expired_queues_the_invite_again(
+    async_redis: redis.asyncio.Redis, namespace: str
+) -> None:
+    holder = Holder(async_redis, namespace)
+    invite = {"conversation_id": CID, "channel": "whatsapp", "text": "", "template": "waiting"}
+    assert await holder.hold(_entry("one"), marker="m1", ttl=TTL, now=100.0, invite=invite)
+    await _expire(async_redis, namespace, CID)
+    # still in the held set (no releaser's pass yet): a new hold is a first one all the same
+    assert await holder.hold(_entry("two"), marker="m2", ttl=TTL, now=200.0, invite=invite)
+    assert [fields for _, fields in await async_redis.xrange(key(namespace, "outbox"))] == [
+        invite,
+        invite,
+    ]
+    assert await async_redis.zscore(key(namespace, "reports", "held"), CID) == 200.0
+    # a pass keeps it: its list exists again
+    assert await HeldMessages(async_redis, namespace).release_once() == 0
+    assert await async_redis.zscore(key(namespace, "reports", "held"), CID) == 200.0
+    assert await async_redis.llen(key(namespace, "reports", "held", CID)) == 1
 
 
 async def test_releasers_racing_each_other_and_the_holds_send_each_message_once_in_order(
