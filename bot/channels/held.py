@@ -18,13 +18,13 @@ go whether or not the council has problem reports.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
 
 import redis.asyncio
 
+from bot.channels.supervisor import every
 from bot.channels.window import window_state
 from bot.keys import key
 
@@ -178,7 +178,4 @@ class HeldMessages:
 
     async def run(self, stop: asyncio.Event, idle: float = 2.0) -> None:
         """Release until ``stop`` is set, looking every ``idle`` seconds."""
-        while not stop.is_set():
-            await self.release_once()
-            with contextlib.suppress(TimeoutError):  # a stop ends the wait at once
-                await asyncio.wait_for(stop.wait(), idle)
+        await every(stop, idle, self.release_once)

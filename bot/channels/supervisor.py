@@ -1,9 +1,11 @@
-"""Keeping the channel workers running: a worker task that ends is logged and started again.
+"""Keeping the workers running: a worker task that ends is logged and started again.
 
 A worker's loop only ends when it is stopped; anything else (a bug, an error nothing foresaw)
 would silently leave residents without replies. :func:`supervise` runs the loop again after a
 backoff (doubling up to ``max_delay``, back to ``first_delay`` after a run that lasted
-``healthy_after`` seconds), logging each end with its reason.
+``healthy_after`` seconds), logging each end with its reason. :func:`every` is the loop of a
+periodic worker (the release of held messages, the reports' update poller and pushed
+updates): a step, then a wait that a stop ends at once.
 """
 
 from __future__ import annotations
@@ -14,9 +16,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-__all__ = ["supervise", "supervised"]
+__all__ = ["every", "supervise", "supervised"]
 
 _log = logging.getLogger(__name__)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):  # a stop ends the wait at once
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def every(stop: asyncio.Event, idle: float, step: Callable[[], Awaitable[object]]) -> None:
+    """Run ``step`` until ``stop`` is set, waiting ``idle`` seconds (or for ``stop``) after each."""
+    while not stop.is_set():
+        await step()
+        await _pause(stop, idle)
 
 
 async def supervise(
@@ -51,8 +65,7 @@ async def supervise(
             _log.error("%s ended without being stopped; restarting in %.0f s", name, delay)
         if time.monotonic() - started >= healthy_after:
             delay = first_delay
-        with contextlib.suppress(TimeoutError):  # a stop ends the wait at once
-            await asyncio.wait_for(stop.wait(), delay)
+        await _pause(stop, delay)
         delay = min(max_delay, delay * 2)
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import redis.asyncio
 
+from bot.channels.supervisor import every
 from bot.errors import BackOfficeError
-from bot.reports.loop import every
 from bot.reports.notify import ResidentNotifier
 from bot.reports.open311 import Open311Client, ServiceRequest, service_request
 from bot.reports.store import ReportStore
@@ -175,7 +175,7 @@ class UpdatePoller:
         return told
 
     async def run(self, stop: asyncio.Event, idle: float = 5.0) -> None:
-        """Poll until ``stop`` is set (waiting ``idle`` seconds when nothing was due)."""
+        """Poll until ``stop`` is set, waiting ``idle`` seconds after each poll."""
         await every(stop, idle, self.poll_once)
 
 
