@@ -10,9 +10,11 @@ only use them), so holding and releasing live here; the keys keep the ``reports`
 were first written under, so messages held before stay readable and releasable. Both callers
 hold through :class:`Holder`: the channels' outbox for a window that closed before the send,
 :class:`bot.reports.notify.ResidentNotifier` for one closed at queueing time.
-:class:`HeldMessages` releases them when the resident answers: it runs beside the outbox
-worker in every process that sends the outbox (:mod:`bot.channels.rasa`), so held messages
-go whether or not the council has problem reports.
+:class:`HeldMessages` releases them when the resident answers: the inbox worker releases a
+conversation's held messages as it takes up the resident's message, before Rasa's replies to
+it are queued (:meth:`HeldMessages.release`), and a walk through the held set runs beside the
+outbox worker in every process that sends the outbox (:mod:`bot.channels.rasa`) as the safety
+net, so held messages go whether or not the council has problem reports.
 """
 
 from __future__ import annotations
@@ -166,16 +168,34 @@ class HeldMessages:
         self._cursor, page = await self.redis.zscan(self.held, self._cursor, count=count)
         released = 0
         for conversation_id, _ in page:
-            keys = [key(self.namespace, "reports", "held", conversation_id), self.held]
-            state = await window_state(
-                self.redis, conversation_id, namespace=self.namespace, now=self.clock()
-            )
-            if state is not None and not state["open"]:
-                await self._forget_expired(keys=keys, args=[conversation_id])
-                continue
-            released += int(await self._release(keys=[*keys, self.outbox], args=[conversation_id]))
+            released += await self.release(conversation_id)
         return released
 
+    async def release(self, conversation_id: str) -> int:
+        """Queue the messages held for one conversation if its window is open.
+
+        The inbox worker calls it for each resident's message before Rasa's replies are
+        queued, so the held messages go at once and ahead of those replies; the pass of
+        :meth:`release_once` is the safety net (a hold racing the resident's message, a
+        message processed while Redis failed this step). A closed window's conversation
+        whose held list expired leaves the set.
+
+        Returns:
+            How many messages were queued (0: none held, or the window is closed).
+        """
+        keys = [key(self.namespace, "reports", "held", conversation_id), self.held]
+        state = await window_state(
+            self.redis, conversation_id, namespace=self.namespace, now=self.clock()
+        )
+        if state is not None and not state["open"]:
+            await self._forget_expired(keys=keys, args=[conversation_id])
+            return 0
+        return int(await self._release(keys=[*keys, self.outbox], args=[conversation_id]))
+
     async def run(self, stop: asyncio.Event, idle: float = 2.0) -> None:
-        """Release until ``stop`` is set, looking every ``idle`` seconds."""
+        """Walk the held set until ``stop`` is set, a page every ``idle`` seconds.
+
+        The safety net: a resident's message releases its own conversation at once
+        (:meth:`release`, from the inbox worker); the walk catches the rest.
+        """
         await every(stop, idle, self.release_once)

@@ -26,6 +26,7 @@ from typing import Any
 import redis.asyncio
 
 from bot.channels.base import InboundMessage, OutboundMessage
+from bot.channels.held import HeldMessages
 from bot.channels.outbox import outbox_fields
 from bot.channels.stream import (
     Fields,
@@ -128,6 +129,9 @@ class Inbox:
 class InboxWorker(StreamWorker):
     """Processes the inbox stream as one consumer of the group, each conversation in a lane.
 
+    Each message first releases what was held for its conversation's closed window
+    (:meth:`bot.channels.held.HeldMessages.release`), so it goes before the replies.
+
     Args:
         client: Asyncio Redis client (decoded strings).
         handler: Turns a message into replies (Rasa's ``on_new_message`` in the server).
@@ -181,6 +185,7 @@ class InboxWorker(StreamWorker):
         self.sleep = sleep
         self.clock = clock
         self.outbox = key(namespace, "outbox")
+        self.held = HeldMessages(client, namespace, clock)
         reader = GroupReader(
             client,
             self.inbox.stream,
@@ -205,6 +210,9 @@ class InboxWorker(StreamWorker):
         state = await self.retry_state(entry_id)
         if state.due > self.clock():  # scheduled before a restart or by another worker
             await self.sleep(state.due - self.clock())
+        # the message opened the window: what was held for it goes now, queued ahead of the
+        # replies to it (a Redis error here retries the entry, releasing before replying)
+        await self.held.release(message.conversation_id)
         while True:
             try:
                 rows = [

@@ -6,12 +6,13 @@ Each is a thin :class:`rasa.core.channels.channel.InputChannel` registered in
 listens only on a private address. What a section adds to the Rasa server is its adapter (to
 send replies) and, through its blueprint's listeners, one
 :class:`~bot.channels.inbox.InboxWorker`, which feeds queued messages to Rasa's
-``on_new_message`` with a collecting output channel, and one
-:class:`~bot.channels.outbox.OutboxWorker`, which sends the replies, with the
-:class:`~bot.channels.held.HeldMessages` loop beside it, which queues the replies held for a
-closed messaging window again once the resident writes. All start and stop with the server
-and use ``REDIS_URL`` and ``COUNCIL_NAMESPACE``. Importing this module (Rasa does so at
-start-up) installs the log redaction of :mod:`bot.logs` in the Rasa server.
+``on_new_message`` with a collecting output channel (releasing first what was held for the
+resident's closed messaging window), and one :class:`~bot.channels.outbox.OutboxWorker`,
+which sends the replies, with the :class:`~bot.channels.held.HeldMessages` walk beside it,
+the safety net that queues again any held reply the resident's message did not release. All
+start and stop with the server and use ``REDIS_URL`` and ``COUNCIL_NAMESPACE``. Importing
+this module (Rasa does so at start-up) installs the log redaction of :mod:`bot.logs` in the
+Rasa server.
 """
 
 from __future__ import annotations
@@ -169,9 +170,10 @@ class ChannelRuntime:
             await inbox.ensure_group()
             worker = InboxWorker(self.redis, self.handle, self.namespace, consumer=consumer)
             sender = OutboxWorker(self.redis, self.adapters, self.namespace, consumer=consumer)
-            # the one runner of the release in every deployment shape: where the outbox is
-            # sent (held messages are useless anywhere else), with or without problem
-            # reports; every worker runs it, each conversation's release is one Lua step
+            # the inbox worker releases a conversation's held messages when its resident
+            # writes; this walk of the held set is the safety net (a hold racing that
+            # message), run where the outbox is sent, with or without problem reports;
+            # every worker runs it, each conversation's release is one Lua step
             held = HeldMessages(self.redis, self.namespace)
             # clients built now, not on the first send (which would stall the loop mid-traffic)
             await asyncio.gather(*(a.warm_up() for a in set(self.adapters.values())))

@@ -260,7 +260,17 @@ async def test_conversations_finishing_together_share_one_transaction(
         return opened(transaction=transaction, shard_hint=shard_hint)
 
     monkeypatch.setattr(async_redis, "pipeline", pipeline)
-    worker = InboxWorker(async_redis, Bot(), namespace, consumer="w1", block_ms=10)
+    answering: list[str] = []
+    together = asyncio.Event()  # the lanes' own reads (held messages) end at different times
+
+    async def rasa(incoming: InboundMessage) -> list[OutboundMessage]:
+        answering.append(incoming.message_id)
+        if len(answering) == len(residents):
+            together.set()
+        await together.wait()
+        return [OutboundMessage(f"reply to {incoming.text}")]
+
+    worker = InboxWorker(async_redis, rasa, namespace, consumer="w1", block_ms=10)
     assert await worker.run_once() == 12
     # twelve residents' replies, acknowledgements and removals: one round trip, not twelve
     assert transactions == [True]
