@@ -5,8 +5,13 @@ server (``GET requests`` by id, 50 at a time) for the open requests someone foll
 ``poll_minutes``; a back office that pushes POSTs to the edge (:mod:`bot.reports.updates_edge`),
 which appends the request to the stream ``{ns}:reports:pushed`` for :class:`PushedUpdates`.
 
-A change is a new ``(status, status_notes)``; an older ``updated_datetime`` than the last one
-seen is ignored (a late push). Each subscriber is told by
+A change is a new ``(status, status_notes)``. A stored state never goes backwards: each update
+has a time, its ``updated_datetime`` or, without one, when it was received (a push: its arrival
+at the edge, the same for every copy of this process; a poll: when the server was asked), and
+one older than the stored state's (field ``at``) is ignored (a late push, a copy applying what
+another already went past), as is one with no time at all once the state has one; the save
+itself checks again, in one Lua step, so two copies applying at once cannot roll it back
+either. Each subscriber is told by
 :class:`~bot.reports.notify.ResidentNotifier` with the marker ``<request id>|<change>``, where
 the change is a digest of status, notes and update time: the poll and the push of the same
 change, or a retried worker, tell nobody twice. Residents are told first and the last state
@@ -47,6 +52,29 @@ def _moment(text: str) -> float | None:
         return None
 
 
+def _stamp(updated: str, at: float) -> dict[str, str]:
+    """The stored time of a state: ``at`` always, the server's own text when it gave one."""
+    return {"at": repr(at), "updated": updated} if updated else {"at": repr(at)}
+
+
+# KEYS: last state (hash), followed requests. ARGV: status, notes, updated_datetime, time
+# (Unix seconds, '' when unknown), request id. The state is saved unless the stored one is
+# newer (copies apply the same polls and pushes, each checks then tells then saves); a
+# closed request is no longer followed.
+_SAVE = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'at') or '')
+if stored and (ARGV[4] == '' or tonumber(ARGV[4]) < stored) then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'notes', ARGV[2], 'updated', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'at', ARGV[4]) end
+if ARGV[1] == 'closed' then
+  redis.call('ZREM', KEYS[2], ARGV[5])
+else
+  redis.call('ZADD', KEYS[2], 'NX', 0, ARGV[5])
+end
+return 1
+"""
+
+
 def read_pushed(body: Any) -> list[ServiceRequest]:
     """The requests of a pushed body: one GeoReport v2 request object or a list of them.
 
@@ -79,22 +107,32 @@ class ReportUpdates:
         self.redis = client
         self.store = ReportStore(client, namespace)
         self.notifier = notifier
+        self._save = client.register_script(_SAVE)
 
-    async def apply(self, request: ServiceRequest) -> int:
-        """Tell the subscribers of ``request`` about it if it changed; return how many."""
+    async def apply(self, request: ServiceRequest, received_at: float | None = None) -> int:
+        """Tell the subscribers of ``request`` about it if it changed; return how many.
+
+        Args:
+            request: The request as the server answered or pushed it.
+            received_at: Unix seconds when it was received (the poll's question, the push's
+                arrival at the edge): its time when it has no ``updated_datetime``, so that
+                even such an update applied late never takes the stored status back.
+        """
         request_id = request.service_request_id
         subscribers = await self.store.subscribers(request_id)
         if not subscribers:
             return 0  # nobody follows it (a push of every request, or erased)
         last = await self.store.last_state(request_id)
         status, notes, updated = request.status, request.status_notes, request.updated_datetime
-        then, now = _moment(last.get("updated", "")), _moment(updated)
-        if then is not None and now is not None and now < then:
-            return 0  # older than what we know: a late push
+        at = _moment(updated) if updated else None
+        at = received_at if at is None else at
+        then = float(last["at"]) if last.get("at") else _moment(last.get("updated", ""))
+        if then is not None and (at is None or at < then):
+            return 0  # not known to be newer than what we know: a late push
         last_key = self.store.key("last", request_id)
         if last.get("status") == status and last.get("notes", "") == notes:
-            if updated and updated != last.get("updated"):
-                await self.redis.hset(last_key, "updated", updated)
+            if at is not None and at != then:
+                await self.redis.hset(last_key, mapping=_stamp(updated, at))
             return 0
         change = hashlib.sha256(f"{status}|{notes}|{updated}".encode()).hexdigest()[:16]
         response = (
@@ -112,13 +150,11 @@ class ReportUpdates:
                 has_notes=bool(notes),
             )
             told += entry is not None
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(last_key, mapping={"status": status, "notes": notes, "updated": updated})
-            if status == "closed":
-                pipe.zrem(self.store.key("followed"), request_id)
-            else:
-                pipe.zadd(self.store.key("followed"), {request_id: 0}, nx=True)
-            await pipe.execute()
+        # saved only if still the newest (another copy may have saved a newer one meanwhile)
+        await self._save(
+            keys=[last_key, self.store.key("followed")],
+            args=[status, notes, updated, "" if at is None else repr(at), request_id],
+        )
         return told
 
 
@@ -163,13 +199,14 @@ class UpdatePoller:
         told = 0
         for start in range(0, len(due), _IDS_PER_CALL):
             ids = due[start : start + _IDS_PER_CALL]
+            asked = self.clock()  # the answer is the server's state as of this moment
             try:
                 found = await self.open311.requests(ids=ids)
             except BackOfficeError as exc:
                 _log.warning("report updates: %s; asking again later", exc)
                 found = []
             for request in found:
-                told += await self.updates.apply(request)
+                told += await self.updates.apply(request, asked)
             # still open (or not answered): ask again after the period
             await self.redis.zadd(followed, dict.fromkeys(ids, self.clock() + self.every), xx=True)
         return told
@@ -203,7 +240,8 @@ class PushedUpdates:
                 except (ValueError, TypeError):
                     _log.warning("report updates: unreadable pushed entry %s dropped", entry_id)
                 else:
-                    told += await self.updates.apply(request)
+                    # the edge's time of arrival (the entry id's): the same in every copy
+                    told += await self.updates.apply(request, int(entry_id.split("-")[0]) / 1000)
                 await self.redis.xdel(self.stream, entry_id)
         return told
 

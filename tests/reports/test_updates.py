@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -166,3 +168,98 @@ async def test_a_crash_before_the_state_is_saved_tells_nobody_twice(rig: RigFact
     await r.redis.hset(pushed.updates.store.key("last", reference), "status", "open")
     assert await pushed.updates.apply(request) == 0
     assert len(await r.told()) == 2
+
+
+class _Delayed(ReportUpdates):
+    """A copy of the reports process that read a pushed update, then stalled before applying
+    it (the other copy went on meanwhile)."""
+
+    def __init__(self, updates: ReportUpdates) -> None:
+        super().__init__(updates.redis, updates.store.namespace, updates.notifier)
+        self.reached = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def apply(self, *args: Any, **kwargs: Any) -> int:
+        self.reached.set()
+        await self.go_on.wait()
+        return await super().apply(*args, **kwargs)
+
+
+async def test_a_late_push_without_an_update_time_never_rolls_the_status_back(
+    rig: RigFactory,
+) -> None:
+    """Two copies drain the pushed updates (each does: deliveries only are shared). One read
+    "open" and stalled; the other applied it and then "closed", both without
+    ``updated_datetime``; the stalled one applies "open" late. The stored status stays
+    "closed", and the poll that then sees "closed" (with its time) tells nobody again."""
+    r, reference, poller, pushed = await submitted(rig)
+    part = UpdatesPart(r.redis, r.namespace, SECRET)
+    edge = create_app([], Inbox(r.redis, r.namespace), parts=[part])
+
+    async def push(status: str, notes: str) -> None:
+        body = json.dumps({"service_request_id": reference, "status": status,
+                           "status_notes": notes, "service_name": "Pothole"})  # fmt: skip
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=edge), base_url="http://edge"
+        ) as http:
+            answer = await http.post(
+                "/reports/updates", content=body, headers={"Authorization": f"Bearer {SECRET}"}
+            )
+        assert answer.status_code == 202
+
+    await push("open", "Inspected: repair booked")
+    stalled = _Delayed(pushed.updates)
+    late = asyncio.create_task(PushedUpdates(r.redis, r.namespace, stalled).drain())
+    await stalled.reached.wait()  # the second copy holds "open"
+    await asyncio.sleep(0.002)  # the back office's next push comes later
+    await push("closed", "Filled in")
+    assert await pushed.drain() == 2  # the first copy: "open", then "closed"
+    stalled.go_on.set()
+    assert await late == 0  # told already, and older than "closed"
+    last = await pushed.updates.store.last_state(reference)
+    assert last["status"] == "closed"
+
+    r.standin.set_status(reference, "closed", "Filled in")  # the server's record, timed
+    r.time.now += 300
+    assert await poller.poll_once() == 0
+    texts = [t["text"] for t in await r.told()]
+    assert len(texts) == 3  # the reference, "open", "closed": nothing told twice
+    assert (await pushed.updates.store.last_state(reference))["status"] == "closed"
+
+
+class _StallingNotifier(ResidentNotifier):
+    """A copy that checked an update and stalls while telling it (before saving it)."""
+
+    def __init__(self, notifier: ResidentNotifier) -> None:
+        super().__init__(notifier.redis, notifier.namespace, notifier.wording)
+        self.reached = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def tell(self, *args: Any, **kwargs: Any) -> str | None:
+        self.reached.set()
+        await self.go_on.wait()
+        return await super().tell(*args, **kwargs)
+
+
+async def test_a_copy_saving_an_older_state_after_a_newer_one_is_refused(
+    rig: RigFactory,
+) -> None:
+    """Two copies apply updates at once: the older one's save comes after the newer one's."""
+    r, reference, _, pushed = await submitted(rig)
+    from bot.reports.open311 import service_request
+
+    record = r.standin.requests[reference].public()
+    older = service_request({**record, "status": "open", "status_notes": "Inspected",
+                             "updated_datetime": "2026-05-28T10:00:00Z"})  # fmt: skip
+    newer = service_request({**record, "status": "closed", "status_notes": "Filled in",
+                             "updated_datetime": "2026-05-28T11:00:00Z"})  # fmt: skip
+    stalling = _StallingNotifier(pushed.updates.notifier)
+    slow = ReportUpdates(r.redis, r.namespace, stalling)
+    late = asyncio.create_task(slow.apply(older))
+    await stalling.reached.wait()  # checked: newer than what was stored then
+    assert await pushed.updates.apply(newer) == 1
+    stalling.go_on.set()
+    await late
+    last = await pushed.updates.store.last_state(reference)
+    assert (last["status"], last["updated"]) == ("closed", "2026-05-28T11:00:00Z")
+    assert await r.redis.zscore(pushed.updates.store.key("followed"), reference) is None
