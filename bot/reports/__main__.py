@@ -9,8 +9,11 @@ followed. Messages held for closed messaging windows are released by the channel
 (:class:`bot.channels.held.HeldMessages`), not here. ``--stand-in`` also serves the local
 Open311 stand-in at the profile's endpoint when it is on loopback (the demo: ``make run``
 shows reports arriving in ``.data/logs/reports.log``). Any number of these processes can
-run: they share the work through the stream's consumer group, and markers keep every message
-single.
+run. Only the deliveries are shared, through the consumer group ``submitters`` of
+``{ns}:reports:outbox``: each report goes to one copy. The polling and the pushed updates are
+not divided: every copy polls and drains the pushed updates, so the same change may be seen
+by several, and the residents' markers (and the stored state, which never goes backwards)
+keep each change told once.
 """
 
 from __future__ import annotations
