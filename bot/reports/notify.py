@@ -15,9 +15,11 @@ closed and free text cannot go (WhatsApp after 24 hours), the message is *held* 
 queues the approved template instead (``council_reply_waiting``: "we have a reply for you,
 answer to see it"), later ones only wait (:class:`bot.channels.held.Holder`, which the
 channels' outbox uses too when the window closed between queueing and sending: each entry
-says how long to keep it held). :class:`bot.channels.held.HeldMessages`, run beside the
-channels' outbox worker, sees the window open again (the resident answered) and moves the
-held messages to ``{ns}:outbox`` in one Lua step: each is sent once, in order.
+says how long to keep it held). When the resident answers, the channels' inbox worker moves
+the held messages to ``{ns}:outbox`` as it takes up that answer, ahead of the replies to it
+(:meth:`bot.channels.held.HeldMessages.release`, one Lua step: each is sent once, in order);
+the walk of :class:`~bot.channels.held.HeldMessages` beside the channels' outbox worker is
+the safety net (a hold racing the answer).
 """
 
 from __future__ import annotations
