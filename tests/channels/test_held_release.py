@@ -127,3 +127,20 @@ async def test_a_residents_message_releases_its_held_reply_at_once_and_ahead_of_
     finally:
         await twilio.aclose()
     assert [form.get("Body") for form in _sent(provider)] == [REPLY, "Hello again."]
+
+
+async def test_the_walk_releases_a_hold_that_raced_the_residents_message(
+    runtime: ChannelRuntime, namespace: str, provider: FakeProvider
+) -> None:
+    """The safety net: held after the resident's message was taken up (its window open), with
+    no message of theirs left to release it, it goes on the runtime's walk of the held set."""
+    client = runtime.redis
+    assert client is not None
+    await touch(client, CID, time.time(), namespace)  # the resident wrote; already answered
+    held = outbox_fields(CID, "whatsapp", ACCOUNT, RESIDENT, OutboundMessage(REPLY),
+                         hold_seconds=3600)  # fmt: skip
+    assert await Holder(client, namespace).hold(held, marker="m", ttl=3600, now=time.time(),
+                                                invite=None)  # fmt: skip
+    await _until(lambda: len(_sent(provider)) >= 1)
+    assert [form.get("Body") for form in _sent(provider)] == [REPLY]
+    assert await client.zscore(key(namespace, "reports", "held"), CID) is None
