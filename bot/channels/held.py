@@ -171,8 +171,12 @@ class HeldMessages:
             released += await self.release(conversation_id)
         return released
 
-    async def release(self, conversation_id: str) -> int:
+    async def release(self, conversation_id: str, *, opened: bool = False) -> int:
         """Queue the messages held for one conversation if its window is open.
+
+        ``opened``: the caller knows the window is open (the resident's own message), so it is
+        not read again; one round trip per message on the inbox's path instead of two (should
+        the window have closed by the send, the outbox holds the entry again).
 
         The inbox worker calls it for each resident's message before Rasa's replies are
         queued, so the held messages go at once and ahead of those replies; the pass of
@@ -184,8 +188,12 @@ class HeldMessages:
             How many messages were queued (0: none held, or the window is closed).
         """
         keys = [key(self.namespace, "reports", "held", conversation_id), self.held]
-        state = await window_state(
-            self.redis, conversation_id, namespace=self.namespace, now=self.clock()
+        state = (
+            None
+            if opened
+            else await window_state(
+                self.redis, conversation_id, namespace=self.namespace, now=self.clock()
+            )
         )
         if state is not None and not state["open"]:
             await self._forget_expired(keys=keys, args=[conversation_id])

@@ -212,7 +212,7 @@ class InboxWorker(StreamWorker):
             await self.sleep(state.due - self.clock())
         # the message opened the window: what was held for it goes now, queued ahead of the
         # replies to it (a Redis error here retries the entry, releasing before replying)
-        await self.held.release(message.conversation_id)
+        await self.held.release(message.conversation_id, opened=True)
         while True:
             try:
                 rows = [
