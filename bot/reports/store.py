@@ -17,7 +17,8 @@ Keys (all built with :func:`bot.keys.key`, under the namespace's hash tag)::
     {ns}:reports:subscribers:<srid>     hash: conversation id -> Subscriber JSON
     {ns}:reports:following:<conv>       set: the service request ids a conversation follows
     {ns}:reports:followed               sorted set: service request id -> next poll (Unix s)
-    {ns}:reports:last:<srid>            hash: status, notes, updated (the last state seen)
+    {ns}:reports:last:<srid>            hash: status, notes, updated, at (the last state seen;
+                                        at: its time, or when it was received)
     {ns}:reports:told:<conv>            set: "<srid>|<change>" markers of updates sent
     {ns}:reports:held:<conv>            list: messages held while the window is closed
                                         (bot.reports.notify: sent when it opens)
