@@ -29,6 +29,7 @@ from bot.bins.load import load_files  # noqa: E402
 from bot.bins.store import BinStore, PostcodeStatus  # noqa: E402
 from bot.keys import prefix  # noqa: E402
 from bot.redis_conn import connect, connect_async  # noqa: E402
+from bot.testing.cleanup import delete_keys  # noqa: E402
 
 __all__ = ["lookup_benchmark", "main"]
 
@@ -78,9 +79,7 @@ def lookup_benchmark(n: int = 2000, url: str | None = None, seed: int = 7) -> di
         load_files(client, namespace, *paths)
         timings = asyncio.run(_time_lookups(url, namespace, sample, date(2026, 11, 23)))
     finally:
-        keys = list(client.scan_iter(match=f"{prefix(namespace)}*", count=1000))
-        if keys:
-            client.delete(*keys)
+        delete_keys(client, prefix(namespace))
         client.close()
     cuts = statistics.quantiles(timings, n=100)
     return {

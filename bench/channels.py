@@ -842,11 +842,10 @@ class Servers:
             _end(process)
         from bot.keys import prefix
         from bot.redis_conn import connect
+        from bot.testing.cleanup import delete_keys
 
         client = connect(self.redis_url)
-        keys = list(client.scan_iter(match=f"{prefix(self.namespace)}*", count=1000))
-        if keys:
-            client.delete(*keys)
+        delete_keys(client, prefix(self.namespace))
         client.close()
 
 
@@ -1189,8 +1188,9 @@ async def _outbox_cpu_ms(redis_url: str, replies: int, failures: int) -> float:
     """Process CPU ms the outbox worker spends to send ``replies`` replies (fake backoff)."""
     from bot.channels.base import OutboundMessage
     from bot.channels.outbox import OutboxWorker, outbox_fields
-    from bot.keys import key
+    from bot.keys import key, prefix
     from bot.redis_conn import connect_async
+    from bot.testing.cleanup import delete_keys_async
 
     client = await connect_async(redis_url)
     ns = f"benchcpu:{uuid.uuid4().hex[:8]}"
@@ -1212,9 +1212,7 @@ async def _outbox_cpu_ms(redis_url: str, replies: int, failures: int) -> float:
     while worker.finished < replies:
         await worker.run_once(block=False)
     spent = (time.process_time() - began) * 1000
-    keys = [k async for k in client.scan_iter(match=f"{ns}*", count=1000)]
-    if keys:
-        await client.delete(*keys)
+    await delete_keys_async(client, prefix(ns))
     await client.close()
     return spent
 

@@ -92,7 +92,6 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
-from twilio.request_validator import RequestValidator
 
 from bot.demo import seed
 from bot.keys import key
@@ -107,38 +106,19 @@ from bot.services import (
     rasa_server_argv,
     start_service,
 )
+from bot.testing.channels import ChannelAccounts
 from bot.testing.providers import FakeProvider, ProviderThread
 
 ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "bench" / "results" / "fullstack.json"
 MODEL = ROOT / "models" / "council.tar.gz"
-NUMBER = "+441234567890"
-TWILIO_SID = "AC00000000000000000000000000000001"
-TWILIO_TOKEN = secrets.token_hex(16)
-TELEGRAM_TOKEN = "123456:bench-bot-token"
-TELEGRAM_SECRET = secrets.token_urlsafe(16)
+ACCOUNTS = ChannelAccounts()  # the council's WhatsApp number and Telegram bot, fresh secrets
 RATES = (5.0, 10.0, 20.0, 35.0, 50.0, 70.0)
 READING_SECONDS = 1.0  # quiet after a turn's last reply before a bin conversation's second turn
 REDELIVERY_SECONDS = 60.0  # how long a refused webhook is posted again, as providers do
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SHOWN = ("messages", "ack_p99_ms", "e2e_p50_ms", "e2e_p99_ms", "lost", "duplicates")
-
-CREDENTIALS = """\
-rest:
-bot.channels.rasa.WhatsAppInput:
-  api_base_url: "{url}"
-  accounts:
-    - number: "{number}"
-      account_sid: "{sid}"
-      auth_token: "${{BENCH_TWILIO_AUTH_TOKEN}}"
-bot.channels.rasa.TelegramInput:
-  api_base_url: "{url}"
-  accounts:
-    - name: "councilbot"
-      token: "${{BENCH_TELEGRAM_TOKEN}}"
-      secret_token: "${{BENCH_TELEGRAM_SECRET}}"
-"""
 
 HANDOFF = (
     "let me talk to a person",
@@ -402,26 +382,10 @@ class Load:
             return f"{server}/webhooks/rest/webhook", body, {"Content-Type": "application/json"}
         if conversation.channel == "whatsapp":
             url = f"{self.edge}/webhooks/whatsapp/webhook"
-            sid = f"SM{uuid.uuid4().hex}"
-            form = {
-                "MessageSid": sid,
-                "SmsSid": sid,
-                "SmsMessageSid": sid,
-                "AccountSid": TWILIO_SID,
-                "From": f"whatsapp:{conversation.resident}",
-                "To": f"whatsapp:{NUMBER}",
-                "WaId": conversation.resident.lstrip("+"),
-                "ProfileName": "Bench Resident",
-                "Body": text,
-                "NumMedia": "0",
-                "NumSegments": "1",
-                "SmsStatus": "received",
-                "ApiVersion": "2010-04-01",
-            }
-            headers = {
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature(url, form),
-            }
+            form = ACCOUNTS.whatsapp_form(
+                conversation.resident, "whatsapp_text.txt", ProfileName="Bench Resident", Body=text
+            )
+            headers = ACCOUNTS.twilio_headers(url, form)
             return url, urllib.parse.urlencode(form).encode(), headers
         chat = int(conversation.resident)
         update = {
@@ -434,11 +398,11 @@ class Load:
                 "text": text,
             },
         }
-        headers = {
-            "Content-Type": "application/json",
-            "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET,
-        }
-        return f"{self.edge}/webhooks/telegram/webhook", json.dumps(update).encode(), headers
+        return (
+            f"{self.edge}/webhooks/telegram/webhook",
+            json.dumps(update).encode(),
+            ACCOUNTS.telegram_headers(),
+        )
 
     async def send(self, conversation: Conversation, turn: int) -> None:
         """Send one message and record its acknowledgement (and, for REST, its replies).
@@ -535,8 +499,7 @@ class Stack:
         shutil.copy(model, folder / "model.tar.gz")
         endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text())
         (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints))
-        credentials = folder / "credentials.yml"
-        credentials.write_text(CREDENTIALS.format(url=provider_url, number=NUMBER, sid=TWILIO_SID))
+        credentials = ACCOUNTS.write(folder / "credentials.yml", provider_url, rest=True)
         seed(self.redis.url, self.namespace)
         actions_port, edge_port = free_port(), free_port()
         rasa_ports = [free_port() for _ in range(workers)]
@@ -549,9 +512,7 @@ class Stack:
             RASA_URL=f"http://127.0.0.1:{rasa_ports[0]}",
             RASA_AUTH_TOKEN=token,
             COUNCIL_TODAY="2026-11-23",
-            BENCH_TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
-            BENCH_TELEGRAM_TOKEN=TELEGRAM_TOKEN,
-            BENCH_TELEGRAM_SECRET=TELEGRAM_SECRET,
+            **ACCOUNTS.env(),
         )
         self.launchers: dict[str, Callable[[], Service]] = {
             "actions": lambda: start_service(

@@ -36,6 +36,7 @@ from bot.handoff.record import TEAMS, HandoffRecord  # noqa: E402
 from bot.keys import prefix  # noqa: E402
 from bot.redis_conn import connect_async  # noqa: E402
 from bot.testing.browser import serve  # noqa: E402
+from bot.testing.cleanup import delete_keys_async  # noqa: E402
 from bot.web.app import ACCOUNTS, SESSIONS, Settings, create_app  # noqa: E402
 from bot.web.sessions import SESSION_COOKIE  # noqa: E402
 
@@ -170,9 +171,7 @@ async def run(url: str, handoffs: int, agents: int, seconds: float) -> dict[str,
             "machine": f"{os.cpu_count()} CPUs, shared",
         }
     finally:
-        keys = [k async for k in redis.scan_iter(match=f"{prefix(namespace)}*", count=1000)]
-        for offset in range(0, len(keys), 1000):
-            await redis.delete(*keys[offset : offset + 1000])
+        await delete_keys_async(redis, prefix(namespace))
         await redis.close()
 
 

@@ -96,6 +96,7 @@ async def _ours(url: str, n: int, questions: int, queries: int) -> dict[str, Any
     from bot.knowledge.embedding import CachingEncoder, default_encoder
     from bot.knowledge.store import KnowledgeBase
     from bot.redis_conn import connect_async
+    from bot.testing.cleanup import delete_keys_async
 
     namespace = f"bench:{uuid.uuid4().hex[:10]}"
     editor_client, server_client = await connect_async(url), await connect_async(url)
@@ -142,9 +143,7 @@ async def _ours(url: str, n: int, questions: int, queries: int) -> dict[str, Any
             await asyncio.sleep(0.05)
         publish_s = time.perf_counter() - began
     finally:
-        keys = [k async for k in editor_client.scan_iter(match=f"{prefix(namespace)}*", count=1000)]
-        if keys:
-            await editor_client.delete(*keys)
+        await delete_keys_async(editor_client, prefix(namespace))
         await editor_client.close()
         await server_client.close()
     return {

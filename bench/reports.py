@@ -55,7 +55,7 @@ from PIL import Image  # noqa: E402
 from bot.channels.inbox import Inbox  # noqa: E402
 from bot.channels.window import touch  # noqa: E402
 from bot.edge.app import create_app  # noqa: E402
-from bot.keys import key  # noqa: E402
+from bot.keys import key, prefix  # noqa: E402
 from bot.profile import current  # noqa: E402
 from bot.redis_conn import start_embedded  # noqa: E402
 from bot.reports.backoffice import Open311BackOffice  # noqa: E402
@@ -70,6 +70,7 @@ from bot.reports.store import ReportStore  # noqa: E402
 from bot.reports.updates import PushedUpdates, ReportUpdates, UpdatePoller  # noqa: E402
 from bot.reports.updates_edge import UpdatesPart  # noqa: E402
 from bot.services import free_port  # noqa: E402
+from bot.testing.cleanup import delete_keys_async  # noqa: E402
 from bot.testing.open311 import Open311StandIn, StandInThread  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "reports.json"
@@ -329,9 +330,7 @@ async def run(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
     await base_client.aclose()
     ours.thread.stop()
     base.thread.stop()
-    keys = [k async for k in client.scan_iter(match=f"{{{namespace}}}*")]
-    for i in range(0, len(keys), 500):
-        await client.delete(*keys[i : i + 500])
+    await delete_keys_async(client, prefix(namespace))
     await client.close()
     return results
 

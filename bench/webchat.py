@@ -413,11 +413,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 async def _forget(redis_url: str, namespace: str) -> None:
     from bot.keys import prefix
     from bot.redis_conn import connect_async
+    from bot.testing.cleanup import delete_keys_async
 
     client = await connect_async(redis_url)
     try:
-        async for name in client.scan_iter(match=prefix(namespace) + "*", count=1000):
-            await client.delete(name)
+        await delete_keys_async(client, prefix(namespace))
     finally:
         await client.close()
 

@@ -20,13 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 from twilio.request_validator import RequestValidator
 
+from bot.keys import prefix
+from bot.redis_conn import connect
 from bot.services import ROOT, base_env, edge_argv, free_port, start_service
 from bot.testing.assistant import Assistant, running_assistant
+from bot.testing.cleanup import delete_keys
 
-__all__ = ["WEBHOOKS", "ChannelAccounts", "behind_the_edge", "edge_url"]
+__all__ = ["WEBHOOKS", "ChannelAccounts", "behind_the_edge", "edge_url", "webhook_body"]
 
 WEBHOOKS = ROOT / "tests" / "data" / "webhooks"
 """Recorded provider webhooks, one folder a provider (``twilio/whatsapp_text.txt``...)."""
@@ -45,6 +47,11 @@ bot.channels.rasa.TelegramInput:
       token: "${{E2E_TELEGRAM_TOKEN}}"
       secret_token: "${{E2E_TELEGRAM_SECRET}}"
 """
+
+
+def webhook_body(provider: str, name: str) -> bytes:
+    """The body of a recorded webhook, ``WEBHOOKS/<provider>/<name>``, its trailing newline cut."""
+    return (WEBHOOKS / provider / name).read_bytes().strip()
 
 
 @dataclass(frozen=True)
@@ -75,10 +82,14 @@ class ChannelAccounts:
             "E2E_TELEGRAM_SECRET": self.telegram_secret,
         }
 
-    def write(self, path: Path, provider_url: str) -> Path:
-        """Write the ``credentials.yml`` of both channels, their API at ``provider_url``."""
+    def write(self, path: Path, provider_url: str, *, rest: bool = False) -> Path:
+        """Write the ``credentials.yml`` of both channels, their API at ``provider_url``.
+
+        ``rest`` opens Rasa's REST channel too (the benchmark's other side).
+        """
         path.write_text(
-            _CREDENTIALS.format(
+            ("rest:\n" if rest else "")
+            + _CREDENTIALS.format(
                 url=provider_url, number=self.number, sid=self.twilio_sid, bot=self.telegram_bot
             )
         )
@@ -94,7 +105,7 @@ class ChannelAccounts:
 
         It is sent to this number, under a new message SID.
         """
-        form = dict(urllib.parse.parse_qsl((WEBHOOKS / "twilio" / recorded).read_text().strip()))
+        form = dict(urllib.parse.parse_qsl(webhook_body("twilio", recorded).decode()))
         sid = f"SM{uuid.uuid4().hex}"
         form.update(
             MessageSid=sid, SmsSid=sid, SmsMessageSid=sid, AccountSid=self.twilio_sid,
@@ -162,11 +173,8 @@ def behind_the_edge(
             log_dir=folder,
         )
         yield running
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
-        for prefix in (f"{namespace}:", running.tracker_prefix):
-            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
+        delete_keys(client, prefix(namespace), running.tracker_prefix)
     finally:
         client.close()

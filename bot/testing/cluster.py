@@ -22,8 +22,10 @@ import redis
 import redis.asyncio
 
 from bot.errors import RedisUnavailableError
+from bot.keys import prefix
 from bot.redis_conn import EmbeddedRedis, connect, connect_async, start_embedded
 from bot.services import free_port
+from bot.testing.cleanup import delete_keys
 
 __all__ = [
     "SLOTS",
@@ -106,8 +108,7 @@ def cluster_namespace(cluster_url: str) -> Iterator[str]:
     yield name
     client = connect(cluster_url)
     try:
-        for found in list(client.scan_iter(match=f"{name}:*", count=1000)):
-            client.delete(found)
+        delete_keys(client, prefix(name))
     finally:
         client.close()
 

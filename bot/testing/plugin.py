@@ -34,9 +34,11 @@ import redis.asyncio
 
 from bot import profile, settings
 from bot.errors import RedisUnavailableError
+from bot.keys import prefix
 from bot.redis_conn import EmbeddedRedis, connect, connect_async, start_embedded
 from bot.services import free_port
 from bot.testing.assistant import Assistant, Conversation, running_assistant
+from bot.testing.cleanup import delete_keys
 from bot.testing.providers import FakeProvider
 
 __all__ = [
@@ -75,12 +77,10 @@ def pytest_configure(config: pytest.Config) -> None:
         profile.use(None)
 
 
-def _delete_namespace(redis_url: str, name: str) -> None:
+def _delete_keys(redis_url: str, *prefixes: str) -> None:
     client = connect(redis_url)
     try:
-        keys = list(client.scan_iter(match=f"{name}*", count=1000))
-        if keys:
-            client.delete(*keys)
+        delete_keys(client, *prefixes)
     finally:
         client.close()
 
@@ -131,7 +131,7 @@ def namespace(redis_url: str) -> Iterator[str]:
     """
     name = f"{{test:{uuid.uuid4().hex[:12]}}}"
     yield name
-    _delete_namespace(redis_url, f"{name}:")
+    _delete_keys(redis_url, prefix(name))
 
 
 @pytest.fixture
@@ -156,8 +156,7 @@ def assistant(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     name = f"{{e2e{uuid.uuid4().hex[:10]}}}"  # its own hash tag, as the namespace fixture
     with running_assistant(redis_url, name, tmp_path_factory.mktemp("assistant")) as running:
         yield running
-    _delete_namespace(redis_url, f"{name}:")
-    _delete_namespace(redis_url, running.tracker_prefix)
+    _delete_keys(redis_url, prefix(name), running.tracker_prefix)
 
 
 @pytest.fixture

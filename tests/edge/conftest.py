@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
@@ -14,20 +13,15 @@ from twilio.request_validator import RequestValidator
 from bot.channels.registry import ConfiguredChannel
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
+from bot.testing.channels import webhook_body as load
 from bot.testing.edge import channel, serving
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"
 TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"
 TWILIO_SID = "AC00000000000000000000000000000001"
 NUMBER = "+441234567890"
 TELEGRAM_SECRET = "edge_test_secret_token"
 TELEGRAM_TOKEN = "123456:edge-test-bot-token"
 MAX_BODY = 8192
-
-
-def load(channel_name: str, name: str) -> bytes:
-    """A recorded webhook body (trailing newline removed)."""
-    return (DATA / channel_name / name).read_bytes().strip()
 
 
 def channels() -> list[ConfiguredChannel]:
