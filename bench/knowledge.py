@@ -60,6 +60,9 @@ PLACES = [f"{name} {kind}" for name in (
 ) for kind in KINDS]  # fmt: skip
 
 
+PUBLISH_WAIT_S = 60.0  # far beyond the measured publish-to-live times
+
+
 def make_entries(n: int, questions: int) -> list[Entry]:
     """``n`` distinct entries with ``questions`` example questions each."""
     entries = []
@@ -140,6 +143,12 @@ async def _ours(url: str, n: int, questions: int, queries: int) -> dict[str, Any
             found = await server.select(None, 0.0, target.questions[0], "web", datetime.now(UTC))
             if found and found[0].answers["default"] == "New text published now.":
                 break
+            if time.perf_counter() - began > PUBLISH_WAIT_S:
+                # e.g. a handful of entries: the on-topic margin may decline to pick one
+                raise SystemExit(
+                    f"the published entry was not selected within {PUBLISH_WAIT_S} s "
+                    f"(selected: {found[0].id if found else None})"
+                )
             await asyncio.sleep(0.05)
         publish_s = time.perf_counter() - began
     finally:
