@@ -1,15 +1,6 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "webhooks"
-
-
-def load(channel: str, name: str) -> bytes:
-    """A recorded webhook body (trailing newline of the file removed)."""
-    return (DATA / channel / name).read_bytes().strip()
 
 
 class Sleeps:

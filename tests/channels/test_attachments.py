@@ -34,9 +34,8 @@ from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import build_record
 from bot.redis_conn import connect_async
 from bot.testing.assistant import Assistant, Conversation
+from bot.testing.channels import WEBHOOKS, webhook_body
 from bot.testing.responses import rendered_messages
-
-from .conftest import DATA, load
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1732352400.0
@@ -48,7 +47,7 @@ TWILIO_MEDIA = (
 
 def telegram(name: str) -> InboundMessage:
     """The one resident message of a Telegram corpus case."""
-    body = json.dumps(json.loads((DATA / "telegram" / name).read_text())["body"]).encode()
+    body = json.dumps(json.loads((WEBHOOKS / "telegram" / name).read_text())["body"]).encode()
     adapter = TelegramAdapter([TelegramBotAccount("councilbot", "1:TOKEN", "s")], clock=lambda: NOW)
     [message] = adapter.read({"X-Telegram-Bot-Api-Secret-Token": "s"}, body).messages
     return message
@@ -87,7 +86,7 @@ def test_words_and_locations_are_read_as_before() -> None:
     assert pin.location is not None
     assert rasa_text(pin) != CANNOT_READ
     whatsapp = TwilioAdapter([TwilioAccount("+441234567890", "AC1", "t")])
-    [with_words] = whatsapp.read({}, load("twilio", "whatsapp_media.txt")).messages
+    [with_words] = whatsapp.read({}, webhook_body("twilio", "whatsapp_media.txt")).messages
     assert rasa_text(with_words) == "Fly tipping on Mill Lane"
     both = InboundMessage(
         "whatsapp", "+441234567890", "+447700900123", "SM2", "", 1.0,
@@ -187,7 +186,9 @@ async def test_while_a_person_has_the_conversation_the_attachment_reaches_the_ca
 
 def test_an_attachment_before_the_handoff_reads_the_same_in_the_record() -> None:
     whatsapp = TwilioAdapter([TwilioAccount("+441234567890", "AC1", "t")])
-    body = load("twilio", "whatsapp_media.txt").replace(b"Body=Fly+tipping+on+Mill+Lane", b"Body=")
+    body = webhook_body("twilio", "whatsapp_media.txt").replace(
+        b"Body=Fly+tipping+on+Mill+Lane", b"Body="
+    )
     [photo] = whatsapp.read({}, body).messages
     at = datetime(2027, 3, 3, 9, tzinfo=UTC)
     event = _user_event(photo, at)

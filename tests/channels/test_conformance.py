@@ -34,10 +34,9 @@ from bot.channels.twilio import Form, TwilioAccount, TwilioAdapter
 from bot.channels.twitter import TwitterAccount, TwitterAdapter
 from bot.channels.webhook import Webhook, dead_letters
 from bot.errors import SignatureError
+from bot.testing.channels import WEBHOOKS
 
-from .conftest import DATA
-
-CASES = sorted(DATA.glob("*/*.case.json"))
+CASES = sorted(WEBHOOKS.glob("*/*.case.json"))
 SECRET = "corpus-app-secret"
 TELEGRAM_SECRET = "corpus_secret_token"
 NOW = 1732352400.0  # the clock the adapters are given (a tap is dated on arrival)

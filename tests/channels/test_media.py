@@ -17,9 +17,8 @@ from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.twitter import TwitterAccount, TwitterAdapter
 from bot.errors import ConfigError
+from bot.testing.channels import webhook_body
 from bot.testing.providers import FakeProvider
-
-from .conftest import load
 
 PHOTO = b"\xff\xd8\xff\xe0 a photo's bytes" + bytes(range(256)) * 40
 SID = "AC00000000000000000000000000000001"
@@ -63,7 +62,7 @@ async def test_telegram_photo_from_a_recorded_update_through_get_file(
     provider: FakeProvider,
 ) -> None:
     adapter = TelegramAdapter([BOT], api_base_url=provider.url, timeout=2.0)
-    update = json.loads(load("telegram", "photo.json"))
+    update = json.loads(webhook_body("telegram", "photo.json"))
     file_id = provider.telegram_file(BOT.token, PHOTO)
     update["message"]["photo"][-1]["file_id"] = file_id
     [message] = adapter.parse(

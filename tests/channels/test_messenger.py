@@ -10,9 +10,8 @@ import pytest
 from bot.channels.base import Button, OutboundMessage
 from bot.channels.messenger import MessengerAdapter, MessengerPage
 from bot.errors import PayloadError, SignatureError
+from bot.testing.channels import webhook_body
 from bot.testing.providers import Answer, FakeProvider
-
-from .conftest import load
 
 SECRET = "app-secret-for-tests"
 PAGES = [MessengerPage("104857600000001", "TOKEN-1"), MessengerPage("104857600000002", "TOKEN-2")]
@@ -44,7 +43,7 @@ def test_subscription_challenge(adapter: MessengerAdapter) -> None:
 
 
 def test_signature_on_the_raw_body(adapter: MessengerAdapter) -> None:
-    body = load("messenger", "text.json")
+    body = webhook_body("messenger", "text.json")
     adapter.verify(sign(body), body, "")
     reserialised = json.dumps(json.loads(body)).encode()  # same JSON, different bytes
     with pytest.raises(SignatureError):
@@ -58,7 +57,7 @@ def test_signature_on_the_raw_body(adapter: MessengerAdapter) -> None:
 
 
 def test_text_message(adapter: MessengerAdapter) -> None:
-    [message] = adapter.parse({}, load("messenger", "text.json"))
+    [message] = adapter.parse({}, webhook_body("messenger", "text.json"))
     assert message.conversation_id == "messenger:104857600000001:6789012345678901"
     assert message.message_id == "m_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
     assert message.text == "When is my bin day?"
@@ -66,7 +65,7 @@ def test_text_message(adapter: MessengerAdapter) -> None:
 
 
 def test_batch_echoes_receipts_and_unknown_pages_dropped(adapter: MessengerAdapter) -> None:
-    messages = adapter.parse({}, load("messenger", "batch.json"))
+    messages = adapter.parse({}, webhook_body("messenger", "batch.json"))
     assert [m.message_id for m in messages] == ["m_quick_0001", "m_attach_0001", "m_page2_0001"]
     quick, attachment, page2 = messages
     assert quick.quick_reply_payload == "/bin_day"

@@ -29,9 +29,8 @@ from bot.channels.registry import CHANNELS, build
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.webhook import Webhook
+from bot.testing.channels import webhook_body
 from bot.testing.providers import FakeProvider
-
-from .conftest import load
 
 URL = "https://council.example.gov.uk/webhooks/whatsapp/webhook"
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -131,7 +130,7 @@ async def test_webhook_to_rasa_to_provider(
 ) -> None:
     runtime, seen = running
     hook = Webhook(runtime.adapters["whatsapp"], await runtime.inbox())
-    body = load("twilio", "whatsapp_text.txt")
+    body = webhook_body("twilio", "whatsapp_text.txt")
     signature = RequestValidator(TOKEN).compute_signature(URL, dict(parse_qsl(body.decode())))
     for _ in range(2):  # the second is Twilio retrying after a slow answer
         answer = await hook.receive(URL, {"X-Twilio-Signature": signature}, body)

@@ -8,9 +8,8 @@ import pytest
 from bot.channels.base import Button, OutboundMessage
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.errors import ConfigError, PayloadError, SignatureError
+from bot.testing.channels import webhook_body
 from bot.testing.providers import Answer, FakeProvider
-
-from .conftest import load
 
 BOTS = [
     TelegramBotAccount("councilbot", "123456:AAE-test-token", "secret_one"),
@@ -27,7 +26,7 @@ async def adapter(provider: FakeProvider) -> AsyncIterator[TelegramAdapter]:
 
 
 def test_secret_token(adapter: TelegramAdapter) -> None:
-    body = load("telegram", "text.json")
+    body = webhook_body("telegram", "text.json")
     adapter.verify(HEADERS, body, "")
     adapter.verify({"x-telegram-bot-api-secret-token": "secret-two"}, body, "")
     with pytest.raises(SignatureError):
@@ -37,25 +36,25 @@ def test_secret_token(adapter: TelegramAdapter) -> None:
 
 
 def test_parse_routes_by_secret(adapter: TelegramAdapter) -> None:
-    [message] = adapter.parse(HEADERS, load("telegram", "text.json"))
+    [message] = adapter.parse(HEADERS, webhook_body("telegram", "text.json"))
     assert message.conversation_id == "telegram:councilbot:123456789"
     assert message.message_id == "815000001"
     assert message.text == "How do I pay council tax?"
     assert message.display_name == "Priya Shah"
     assert message.received_at == 1732352400.0
     [other] = adapter.parse(
-        {"X-Telegram-Bot-Api-Secret-Token": "secret-two"}, load("telegram", "text.json")
+        {"X-Telegram-Bot-Api-Secret-Token": "secret-two"}, webhook_body("telegram", "text.json")
     )
     assert other.account == "librarybot"
 
 
 def test_location_photo_and_callback(adapter: TelegramAdapter) -> None:
-    [pin] = adapter.parse(HEADERS, load("telegram", "location.json"))
+    [pin] = adapter.parse(HEADERS, webhook_body("telegram", "location.json"))
     assert pin.location is not None and pin.location.latitude == pytest.approx(51.5072)
-    [photo] = adapter.parse(HEADERS, load("telegram", "photo.json"))
+    [photo] = adapter.parse(HEADERS, webhook_body("telegram", "photo.json"))
     assert photo.text == "Broken street light"
     assert photo.attachments[0].url == "tg-file:AgACAgQAAxkBAAMlarge"
-    [tap] = adapter.parse(HEADERS, load("telegram", "callback.json"))
+    [tap] = adapter.parse(HEADERS, webhook_body("telegram", "callback.json"))
     assert (tap.quick_reply_payload, tap.sender) == ("/bin_day", "123456789")
 
 
@@ -172,5 +171,5 @@ def test_an_edit_soon_after_is_a_new_message_a_late_one_is_not() -> None:
 
 def test_a_tap_is_dated_when_it_arrives() -> None:
     adapter = TelegramAdapter(BOTS, clock=lambda: 1732352400.0)
-    [tap] = adapter.parse(HEADERS, load("telegram", "callback.json"))
+    [tap] = adapter.parse(HEADERS, webhook_body("telegram", "callback.json"))
     assert tap.received_at == 1732352400.0  # not the date of the message it belongs to

@@ -5,7 +5,6 @@ widget recognises, sent on the web chat only."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from bot.channels.base import Button, InboundMessage, OutboundMessage
 from bot.channels.rasa import user_message
 from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.keys import key
+from bot.testing.channels import webhook_body
 from bot.testing.responses import rendered_messages
 from bot.testing.webchat import WebChatClient
 from bot.webchat.adapter import WebChatAdapter
@@ -25,7 +25,6 @@ from bot.webchat.pins import LOCATION_PAYLOAD, PinError, shared_location
 
 from .conftest import COUNCIL, messages
 
-RECORDED = Path(__file__).resolve().parents[1] / "data" / "webhooks" / "telegram"
 CONVERSATION = "0123456789abcdef0123456789abcdef"
 
 
@@ -37,7 +36,7 @@ async def inbox(client: redis.asyncio.Redis, namespace: str) -> list[InboundMess
 def telegram_pin() -> InboundMessage:
     """The recorded Telegram location message, as its adapter reads it."""
     adapter = TelegramAdapter([TelegramBotAccount("councilbot", "123456:AAE-token", "secret_one")])
-    body = (RECORDED / "location.json").read_bytes()
+    body = webhook_body("telegram", "location.json")
     [message] = adapter.parse({"X-Telegram-Bot-Api-Secret-Token": "secret_one"}, body)
     assert message.location is not None
     return message
