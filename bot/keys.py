@@ -23,7 +23,7 @@ import redis
 from bot import settings
 from bot.redis_conn import connect
 
-__all__ = ["DEFAULT_NAMESPACE", "key", "migrate", "namespace", "prefix", "tagged"]
+__all__ = ["DEFAULT_NAMESPACE", "key", "literal", "migrate", "namespace", "prefix", "tagged"]
 
 DEFAULT_NAMESPACE = "cr"
 
@@ -54,6 +54,14 @@ def key(ns: str, *parts: str) -> str:
     return ":".join((tagged(ns), *parts))
 
 
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def literal(text: str) -> str:
+    """``text`` as a literal inside a SCAN ``MATCH`` pattern (glob characters escaped)."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
 def migrate(client: redis.Redis, ns: str = DEFAULT_NAMESPACE) -> int:
     """Rename the keys of ``ns`` written before the hash tag (``cr:x`` to ``{cr}:x``).
 
@@ -65,7 +73,7 @@ def migrate(client: redis.Redis, ns: str = DEFAULT_NAMESPACE) -> int:
     """
     old = ns + ":"
     renamed = 0
-    for name in client.scan_iter(match=old.replace("[", "\\[") + "*", count=1000):
+    for name in client.scan_iter(match=literal(old) + "*", count=1000):
         text = name.decode() if isinstance(name, bytes) else str(name)
         renamed += bool(client.renamenx(text, prefix(ns) + text[len(old) :]))
     return renamed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from redis.crc import key_slot
 
-from bot.keys import key, migrate, prefix, tagged
+from bot.keys import key, literal, migrate, prefix, tagged
 
 
 def test_the_namespace_is_the_hash_tag_of_every_key() -> None:
@@ -22,6 +22,18 @@ def test_keys_of_one_namespace_share_a_slot() -> None:
     names = [key("cr", "inbox"), key("cr", "handoff", "case", "HO-1"), key("cr", "kb", "live")]
     assert len({key_slot(name.encode()) for name in names}) == 1
     assert key_slot(b"cr:inbox") != key_slot(b"cr:kb:live")  # without the tag they spread
+
+
+def test_a_literal_matches_only_itself_in_a_scan(redis_client: redis.Redis, namespace: str) -> None:
+    # a conversation id with glob characters must not match its neighbours
+    odd, neighbour = key(namespace, "seen", "a*[b]?\\c"), key(namespace, "seen", "aXbYc")
+    redis_client.set(odd, "1")
+    redis_client.set(neighbour, "1")
+    assert set(redis_client.scan_iter(match=literal(odd), count=1000)) == {odd}
+    assert set(redis_client.scan_iter(match=literal(key(namespace, "seen")) + ":*")) == {
+        odd,
+        neighbour,
+    }
 
 
 def test_migrate_renames_keys_written_before_the_hash_tag(

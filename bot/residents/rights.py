@@ -53,7 +53,7 @@ from bot.errors import ConfigError
 from bot.handoff.questions import RETENTION_SECONDS as QUESTION_SECONDS
 from bot.handoff.queue import contact_keys
 from bot.handoff.record import HandoffRecord
-from bot.keys import key, prefix
+from bot.keys import key, literal, prefix
 from bot.knowledge.review import ReviewQueue
 from bot.profile import Retention
 from bot.profile import current as current_profile
@@ -87,7 +87,6 @@ _PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
 _NOT_DIGIT = re.compile(r"\D")
 _MISSED_BIN_REFERENCE = re.compile(r"\bMB-\d{4}-\d{6}\b")
 _STREAM_PAGE = 1000
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
 def phone_digits(text: str) -> str | None:
@@ -97,10 +96,6 @@ def phone_digits(text: str) -> str | None:
         digits = "44" + digits[1:]
     return digits if len(digits) >= 9 else None
 
-
-def _glob(text: str) -> str:
-    """``text`` as a literal inside a Redis MATCH pattern."""
-    return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
 @dataclass(frozen=True)
@@ -213,7 +208,7 @@ async def _conversations_of_phone(
     """Conversations on a phone channel whose sender is this number (handed off or not)."""
     candidates = [
         k[len(layout.tracker_prefix) :]
-        for k in await _scan(client, f"{_glob(layout.tracker_prefix)}*{digits[-9:]}")
+        for k in await _scan(client, f"{literal(layout.tracker_prefix)}*{digits[-9:]}")
     ]
     async for member, _score in client.zscan_iter(
         layout.key("window", "last"), match=f"*{digits[-9:]}"
@@ -363,7 +358,7 @@ class _Collector:
         account = rest.partition(":")[0]
         delivery_key = layout.key("delivery", conversation)
         seen_prefix = layout.key("stats", "seen", "")
-        seen_days = await _scan(client, f"{_glob(seen_prefix)}*:{_glob(conversation)}")
+        seen_days = await _scan(client, f"{literal(seen_prefix)}*:{literal(conversation)}")
         self.keys += [tracker_key, layout.lock_prefix + conversation, delivery_key, *seen_days]
         self.keys.append(layout.key("handoff", "conversation", conversation))
         message_ids = _message_ids(tracker)
@@ -452,7 +447,7 @@ class _Collector:
             for contact in contact_keys(record):
                 self._member(layout.key("handoff", "contact", contact), case_id)
         breaches = layout.key("handoff", "sla", "breaches")
-        async for member, _score in client.zscan_iter(breaches, match=f"*{_glob(case_id)}*"):
+        async for member, _score in client.zscan_iter(breaches, match=f"*{literal(case_id)}*"):
             self._member(breaches, str(member))
         for entry_id, fields in await self._entries("handoff:events"):
             if fields.get("case_id") == case_id:
@@ -668,7 +663,7 @@ async def leftovers(
     skipped = set(skip)
     found = []
     for start in (prefix(layout.namespace), layout.tracker_prefix, layout.lock_prefix):
-        for name in await _scan(client, f"{_glob(start)}*"):
+        for name in await _scan(client, f"{literal(start)}*"):
             if name in skipped:
                 continue
             haystack = [name, *await _values(client, name)]
@@ -698,7 +693,7 @@ async def _stale_conversations(
     last: dict[str, float] = {}
     async for member, score in client.zscan_iter(layout.key("window", "last")):
         last[str(member)] = float(score)
-    for name in await _scan(client, f"{_glob(layout.tracker_prefix)}*"):
+    for name in await _scan(client, f"{literal(layout.tracker_prefix)}*"):
         try:
             at = _last_event_at(await client.get(name))
         except redis.ResponseError:  # not a tracker (another key under the prefix)
@@ -720,7 +715,7 @@ async def _stale_missed_bin_reports(
 ) -> list[str]:
     """Keys of missed-bin reports made before ``before``, with their de-duplication keys."""
     found = []
-    for name in await _scan(client, f"{_glob(layout.key('bins', 'missed', 'MB-'))}*"):
+    for name in await _scan(client, f"{literal(layout.key('bins', 'missed', 'MB-'))}*"):
         fields = ("reference", "uprn", "bin_type", "due", "reported_at")
         reference, uprn, bin_type, due, reported_at = await client.hmget(name, fields)
         if not reported_at or datetime.fromisoformat(reported_at) >= before:
@@ -741,7 +736,7 @@ async def _stale_report_questions(
     time they have left tells their age.
     """
     found = []
-    for name in await _scan(client, f"{_glob(layout.key('stats', 'question', ''))}*"):
+    for name in await _scan(client, f"{literal(layout.key('stats', 'question', ''))}*"):
         left = int(await client.ttl(name))
         if left >= 0 and QUESTION_SECONDS - left > days * 86_400:
             found.append(name)

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis.asyncio
 
-from bot.keys import key
+from bot.keys import key, literal
 from bot.webchat.events import MAX_EVENTS, EventLog
 from bot.webchat.phone import phone_index_key
 from bot.webchat.status import is_webchat, sender_of
@@ -91,8 +91,8 @@ async def held(client: redis.asyncio.Redis, namespace: str, conversation_id: str
                     "base64": base64.b64encode(data).decode(),
                 }
             )
-    pattern = key(namespace, "webchat", "*", conversation, "*")
-    async for name in client.scan_iter(match=pattern.replace("[", "\\["), count=1000):
+    pattern = f"{literal(key(namespace, 'webchat'))}:*:{literal(conversation)}:*"
+    async for name in client.scan_iter(match=pattern, count=1000):
         keys.append(str(name))  # echo markers and rate-limit counters of the conversation
     state = await log.state(conversation)
     phone_index = phone_index_key(namespace, state["phone"]) if state.get("phone") else ""
