@@ -327,11 +327,14 @@ class OutboxWorker(StreamWorker):
     def _delivery(self, entry_id: str, fields: Mapping[str, str], result: SendResult) -> Call:
         conversation = fields.get("conversation_id", "")
         if result.ok:
+            # a template with no text of its own (the invite of a hold) is recorded by name:
+            # the console matches textless states to replies by time, and would show an agent's
+            # held reply queued just before it as sent
             return delivery.sent_call(
                 conversation,
                 result.provider_id,
                 entry=entry_id,
-                text=fields.get("text", ""),
+                text=fields.get("text") or fields.get("tag", ""),
                 namespace=self.namespace,
             )
         return delivery.failed_call(

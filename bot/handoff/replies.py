@@ -25,6 +25,7 @@ from typing import Any
 
 import redis.asyncio
 
+from bot import profile
 from bot.handoff.queue import OP_SECONDS, op_key
 from bot.handoff.record import HandoffRecord
 from bot.keys import key
@@ -161,16 +162,37 @@ class ReplySender(abc.ABC):
 class OutboxSender(ReplySender):
     """Adds replies to the ``{ns}:outbox`` stream that the channel workers send from.
 
+    A free-text reply carries ``hold``: should the window close between queueing and sending
+    (the outbox backed up or retrying past the 24-hour mark), the outbox holds it, sends the
+    approved template once and sends the agent's text when the resident answers, instead of
+    swapping it for the template and losing it. Replies with a tag or template go as they are.
+
     Args:
         client: Asyncio Redis client (decoded strings).
         namespace: Key namespace.
+        hold_seconds: How long such a reply is held at most (None: the profile's
+            ``retention.conversations``, what the channels keep about a conversation).
     """
 
-    def __init__(self, client: redis.asyncio.Redis, namespace: str = "cr") -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        namespace: str = "cr",
+        *,
+        hold_seconds: int | None = None,
+    ) -> None:
         self.redis = client
         self.namespace = namespace
         self.key = key(namespace, "outbox")
+        self._hold_seconds = hold_seconds
         self._send_once = client.register_script(_SEND_ONCE)
+
+    @property
+    def hold_seconds(self) -> int:
+        """Seconds a free-text reply is held at most if its window closes before the send."""
+        if self._hold_seconds is not None:
+            return self._hold_seconds
+        return profile.current().retention_in_force().conversation_days * 86400
 
     async def send(self, reply: OutboundReply) -> str:
         """Append ``reply`` to the outbox stream; return the stream id."""
@@ -183,6 +205,8 @@ class OutboxSender(ReplySender):
         }
         if reply.tag:
             fields["tag"] = reply.tag
+        else:
+            fields["hold"] = str(self.hold_seconds)
         pairs = [item for field_value in fields.items() for item in field_value]
         entry_id = await self._send_once(
             keys=[self.key, op_key(self.namespace)], args=[OP_SECONDS, *pairs]

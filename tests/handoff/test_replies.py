@@ -17,6 +17,7 @@ from bot.handoff.replies import (
     reply_options,
 )
 from bot.handoff.resume import RESUME_EVENTS, RasaResumer
+from bot.profile import current as current_profile
 
 from .conftest import make_record
 
@@ -63,6 +64,8 @@ async def test_outbox_sender_adds_to_the_stream(
             "account": "441234567890",
             "recipient": "447700900123",
             "text": "Hello",
+            # free text is held rather than lost should the window close before the send
+            "hold": str(current_profile().retention_in_force().conversation_days * 86400),
         },
         {
             "conversation_id": "whatsapp:441234567890:447700900123",

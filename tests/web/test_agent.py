@@ -14,6 +14,7 @@ from bot.channels.window import touch
 from bot.handoff.canned import CannedResponses
 from bot.handoff.queue import HandoffQueue
 from bot.handoff.record import HandoffRecord, priority_for, team_for
+from bot.profile import current as current_profile
 from bot.testing.browser import LocalServer
 from bot.testing.console import Csrf, Login, MakeUser, fill_sign_in
 from bot.web.agent import CANNED, QUEUE, RESUME
@@ -181,6 +182,8 @@ async def test_claim_reply_note_resolve_with_audit(
             "account": "441234567890",
             "recipient": "447700900123",
             "text": "On its way.",
+            # held rather than lost should the window close before the send
+            "hold": str(current_profile().retention_in_force().conversation_days * 86400),
         }
     ]
     await agent.post(f"{base}/note", data={"csrf_token": token, "text": "told depot"})
