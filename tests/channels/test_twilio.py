@@ -10,9 +10,8 @@ from twilio.request_validator import RequestValidator
 from bot.channels.base import Button, OutboundMessage, Template
 from bot.channels.twilio import Form, TwilioAccount, TwilioAdapter
 from bot.errors import PayloadError, SignatureError
+from bot.testing.channels import webhook_body
 from bot.testing.providers import Answer, FakeProvider
-
-from .conftest import load
 
 URL = "https://council.example.gov.uk/webhooks/whatsapp/webhook"
 TOKEN_1 = "0123456789abcdef0123456789abcdef"
@@ -42,7 +41,7 @@ async def adapter(provider: FakeProvider) -> AsyncIterator[TwilioAdapter]:
 
 
 def test_good_signature_passes_and_parses(adapter: TwilioAdapter) -> None:
-    body = load("twilio", "whatsapp_text.txt")
+    body = webhook_body("twilio", "whatsapp_text.txt")
     adapter.verify(sign(body), body, URL)
     [message] = adapter.parse({}, body)
     assert message.channel == "whatsapp"
@@ -55,7 +54,7 @@ def test_good_signature_passes_and_parses(adapter: TwilioAdapter) -> None:
 
 
 def test_sms_on_a_second_account(adapter: TwilioAdapter) -> None:
-    body = load("twilio", "sms_text.txt")
+    body = webhook_body("twilio", "sms_text.txt")
     adapter.verify(sign(body, TOKEN_2), body, URL)
     [message] = adapter.parse({}, body)
     assert (message.channel, message.account, message.sender) == (
@@ -66,7 +65,7 @@ def test_sms_on_a_second_account(adapter: TwilioAdapter) -> None:
 
 
 def test_signature_of_another_account_fails(adapter: TwilioAdapter) -> None:
-    body = load("twilio", "sms_text.txt")
+    body = webhook_body("twilio", "sms_text.txt")
     with pytest.raises(SignatureError):
         adapter.verify(sign(body, TOKEN_1), body, URL)
 
@@ -79,14 +78,14 @@ def test_signature_of_another_account_fails(adapter: TwilioAdapter) -> None:
     ],
 )
 def test_tampered_body_fails(adapter: TwilioAdapter, tamper: object) -> None:
-    body = load("twilio", "whatsapp_text.txt")
+    body = webhook_body("twilio", "whatsapp_text.txt")
     headers = sign(body)
     with pytest.raises(SignatureError):
         adapter.verify(headers, tamper(body), URL)  # type: ignore[operator]
 
 
 def test_missing_signature_and_wrong_url_fail(adapter: TwilioAdapter) -> None:
-    body = load("twilio", "whatsapp_text.txt")
+    body = webhook_body("twilio", "whatsapp_text.txt")
     with pytest.raises(SignatureError, match="no X-Twilio-Signature"):
         adapter.verify({}, body, URL)
     with pytest.raises(SignatureError):
@@ -94,19 +93,21 @@ def test_missing_signature_and_wrong_url_fail(adapter: TwilioAdapter) -> None:
 
 
 def test_unknown_number_is_refused(adapter: TwilioAdapter) -> None:
-    body = load("twilio", "whatsapp_text.txt").replace(b"%2B441234567890", b"%2B449999999999")
+    body = webhook_body("twilio", "whatsapp_text.txt").replace(
+        b"%2B441234567890", b"%2B449999999999"
+    )
     with pytest.raises(SignatureError, match="unknown account"):
         adapter.verify(sign(body), body, URL)
 
 
 def test_account_sid_must_own_the_number(adapter: TwilioAdapter) -> None:
-    body = load("twilio", "whatsapp_text.txt").replace(b"0000000001&", b"0000000002&")
+    body = webhook_body("twilio", "whatsapp_text.txt").replace(b"0000000001&", b"0000000002&")
     with pytest.raises(SignatureError, match="AccountSid"):
         adapter.verify(sign(body), body, URL)
 
 
 def test_proxy_headers_only_when_trusted(adapter: TwilioAdapter) -> None:
-    body = load("twilio", "whatsapp_text.txt")
+    body = webhook_body("twilio", "whatsapp_text.txt")
     internal = "http://10.0.0.5:5005/webhooks/whatsapp/webhook"
     headers = {
         **sign(body),
@@ -121,11 +122,11 @@ def test_proxy_headers_only_when_trusted(adapter: TwilioAdapter) -> None:
 
 
 def test_media_and_location(adapter: TwilioAdapter) -> None:
-    [media] = adapter.parse({}, load("twilio", "whatsapp_media.txt"))
+    [media] = adapter.parse({}, webhook_body("twilio", "whatsapp_media.txt"))
     assert media.attachments[0].kind == "image"
     assert media.attachments[0].content_type == "image/jpeg"
     assert media.attachments[0].url.startswith("https://api.twilio.com/")
-    [pin] = adapter.parse({}, load("twilio", "whatsapp_location.txt"))
+    [pin] = adapter.parse({}, webhook_body("twilio", "whatsapp_location.txt"))
     assert pin.location is not None
     assert (pin.location.latitude, pin.location.longitude) == (51.5072, -0.1276)
     assert pin.location.label == "Town Hall, High Street"
@@ -142,17 +143,24 @@ def test_unreadable_bodies(adapter: TwilioAdapter, body: bytes) -> None:
     ("body", "reason"),
     [
         (b"From=whatsapp%3A%2B447700900123&To=whatsapp%3A%2B441234567890", "MessageSid"),
-        (load("twilio", "whatsapp_text.txt").replace(b"NumMedia=0", b"NumMedia=two"), "NumMedia"),
         (
-            load("twilio", "whatsapp_location.txt").replace(b"Latitude=51.5072", b"Latitude=north"),
+            webhook_body("twilio", "whatsapp_text.txt").replace(b"NumMedia=0", b"NumMedia=two"),
+            "NumMedia",
+        ),
+        (
+            webhook_body("twilio", "whatsapp_location.txt").replace(
+                b"Latitude=51.5072", b"Latitude=north"
+            ),
             "Latitude",
         ),
         (
-            load("twilio", "whatsapp_location.txt").replace(b"Latitude=51.5072", b"Latitude=1e400"),
+            webhook_body("twilio", "whatsapp_location.txt").replace(
+                b"Latitude=51.5072", b"Latitude=1e400"
+            ),
             "Latitude",
         ),
         (  # an empty sender: From=whatsapp:
-            load("twilio", "whatsapp_text.txt").replace(
+            webhook_body("twilio", "whatsapp_text.txt").replace(
                 b"From=whatsapp%3A%2B447700900123", b"From=whatsapp%3A"
             ),
             "From",
@@ -269,7 +277,7 @@ def test_status_callback_is_verified_by_the_sending_number(adapter: TwilioAdapte
 
 
 def test_repeated_parameters_are_all_signed(adapter: TwilioAdapter) -> None:
-    body = load("twilio", "whatsapp_text.txt") + b"&Extra=a&Extra=b"
+    body = webhook_body("twilio", "whatsapp_text.txt") + b"&Extra=a&Extra=b"
     form = Form(parse_qsl(body.decode(), keep_blank_values=True))
     good = RequestValidator(TOKEN_1).compute_signature(URL, form)
     adapter.verify({"X-Twilio-Signature": good}, body, URL)
@@ -279,7 +287,7 @@ def test_repeated_parameters_are_all_signed(adapter: TwilioAdapter) -> None:
 
 
 def test_get_webhook_signs_the_query(adapter: TwilioAdapter) -> None:
-    query = load("twilio", "whatsapp_text.txt").decode()
+    query = webhook_body("twilio", "whatsapp_text.txt").decode()
     url = f"{URL}?{query}"
     signature = RequestValidator(TOKEN_1).compute_signature(url, {})
     adapter.verify({"X-Twilio-Signature": signature}, b"", url)
@@ -288,7 +296,7 @@ def test_get_webhook_signs_the_query(adapter: TwilioAdapter) -> None:
 
 
 def test_webhooks_rule_needs_a_known_key(adapter: TwilioAdapter) -> None:
-    body = load("twilio", "whatsapp_text.txt")
+    body = webhook_body("twilio", "whatsapp_text.txt")
     headers = {
         **sign(body),
         "X-Twilio-Webhooks-Signature-Settings": "key=unknown,algorithm=HMAC_SHA256",

@@ -11,9 +11,8 @@ import pytest
 from bot.channels.base import Button, OutboundMessage
 from bot.channels.twitter import TwitterAccount, TwitterAdapter, crc_response
 from bot.errors import PayloadError, SignatureError
+from bot.testing.channels import webhook_body
 from bot.testing.providers import Answer, FakeProvider
-
-from .conftest import load
 
 SECRET = "consumer-secret-for-tests"
 ACCOUNT = "1422000000000000001"
@@ -45,7 +44,7 @@ def test_crc_response_matches_the_documented_formula(adapter: TwitterAdapter) ->
 
 
 def test_signature(adapter: TwitterAdapter) -> None:
-    body = load("twitter", "dm.json")
+    body = webhook_body("twitter", "dm.json")
     adapter.verify(sign(body), body, "")
     with pytest.raises(SignatureError):
         adapter.verify(sign(body, "wrong"), body, "")
@@ -56,7 +55,7 @@ def test_signature(adapter: TwitterAdapter) -> None:
 
 
 def test_own_dms_dropped(adapter: TwitterAdapter) -> None:
-    [message] = adapter.parse({}, load("twitter", "dm.json"))
+    [message] = adapter.parse({}, webhook_body("twitter", "dm.json"))
     assert message.conversation_id == f"twitter:{ACCOUNT}:987654321"
     assert message.message_id == "1863000000000000001"
     assert message.display_name == "Sam Resident"
@@ -64,8 +63,10 @@ def test_own_dms_dropped(adapter: TwitterAdapter) -> None:
 
 
 def test_other_events_and_unknown_accounts(adapter: TwitterAdapter) -> None:
-    assert adapter.parse({}, load("twitter", "favorite.json")) == []
-    other = load("twitter", "dm.json").replace(b'"for_user_id":"1422', b'"for_user_id":"9422')
+    assert adapter.parse({}, webhook_body("twitter", "favorite.json")) == []
+    other = webhook_body("twitter", "dm.json").replace(
+        b'"for_user_id":"1422', b'"for_user_id":"9422'
+    )
     assert adapter.parse({}, other) == []
 
 
@@ -120,7 +121,7 @@ def test_unreadable(adapter: TwitterAdapter, body: bytes) -> None:
 def test_malformed_dm_rejected_with_reason(
     adapter: TwitterAdapter, event: dict[str, object], reason: str
 ) -> None:
-    good = json.loads(load("twitter", "dm.json"))
+    good = json.loads(webhook_body("twitter", "dm.json"))
     good["direct_message_events"].insert(0, event)
     parsed = adapter.read({}, json.dumps(good).encode())
     assert [m.message_id for m in parsed.messages] == ["1863000000000000001"]

@@ -17,8 +17,7 @@ from bot.channels.telegram import TelegramAdapter, TelegramBotAccount
 from bot.channels.twilio import TwilioAccount, TwilioAdapter
 from bot.channels.twitter import TwitterAccount, TwitterAdapter
 from bot.channels.webhook import Webhook, dead_letters
-
-from .conftest import load
+from bot.testing.channels import webhook_body
 
 URL = "https://council.example.gov.uk/webhooks/whatsapp/webhook"
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -45,7 +44,7 @@ async def test_signed_message_is_queued_once(
     inbox: Inbox, async_redis: redis.asyncio.Redis
 ) -> None:
     hook = twilio_hook(inbox)
-    body = load("twilio", "whatsapp_text.txt")
+    body = webhook_body("twilio", "whatsapp_text.txt")
     answer = await hook.receive(URL, twilio_headers(body), body)
     assert (answer.status, answer.content_type) == (200, "text/xml")
     assert "<Response>" in answer.body
@@ -58,7 +57,7 @@ async def test_bad_signature_is_refused_before_parsing(
     inbox: Inbox, async_redis: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     hook = twilio_hook(inbox)
-    body = load("twilio", "whatsapp_text.txt")
+    body = webhook_body("twilio", "whatsapp_text.txt")
     answer = await hook.receive(URL, {"X-Twilio-Signature": "AAAA"}, body)
     assert answer.status == 403
     assert await async_redis.xlen(inbox.stream) == 0
@@ -67,7 +66,7 @@ async def test_bad_signature_is_refused_before_parsing(
 
 async def test_oversized_body_is_refused(inbox: Inbox) -> None:
     hook = twilio_hook(inbox, max_body=100)
-    body = load("twilio", "whatsapp_text.txt")
+    body = webhook_body("twilio", "whatsapp_text.txt")
     assert (await hook.receive(URL, twilio_headers(body), body)).status == 413
     assert (await hook.receive(URL, {"Content-Length": "5000000"}, b"")).status == 413
 
@@ -174,7 +173,7 @@ async def test_redis_down_means_no_200(redis_url: str, namespace: str) -> None:
     dead = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     try:
         hook = twilio_hook(Inbox(dead, namespace))
-        body = load("twilio", "whatsapp_text.txt")
+        body = webhook_body("twilio", "whatsapp_text.txt")
         assert (await hook.receive(URL, twilio_headers(body), body)).status == 503
     finally:
         await dead.close()
@@ -201,7 +200,7 @@ async def test_get_challenges(inbox: Inbox) -> None:
 
 async def test_telegram_update_queued(inbox: Inbox, async_redis: redis.asyncio.Redis) -> None:
     hook = Webhook(TelegramAdapter([TelegramBotAccount("councilbot", "1:a", "sekret")]), inbox)
-    body = load("telegram", "text.json")
+    body = webhook_body("telegram", "text.json")
     assert (
         await hook.receive("", {"X-Telegram-Bot-Api-Secret-Token": "wrong"}, body)
     ).status == 403
@@ -215,7 +214,7 @@ async def test_telegram_update_queued(inbox: Inbox, async_redis: redis.asyncio.R
 async def test_twilio_get_webhook_is_received(
     inbox: Inbox, async_redis: redis.asyncio.Redis
 ) -> None:
-    url = f"{URL}?{load('twilio', 'whatsapp_text.txt').decode()}"
+    url = f"{URL}?{webhook_body('twilio', 'whatsapp_text.txt').decode()}"
     signature = RequestValidator(TOKEN).compute_signature(url, {})
     answer = await twilio_hook(inbox).get(url, {"X-Twilio-Signature": signature})
     assert (answer.status, answer.content_type) == (200, "text/xml")
@@ -230,7 +229,7 @@ async def test_a_message_the_inbox_cannot_store_is_dead_lettered_not_a_500(
 ) -> None:
     # a bot name with ':' cannot make a conversation id (a configuration slip)
     hook = Webhook(TelegramAdapter([TelegramBotAccount("council:bot", "1:a", "sekret")]), inbox)
-    body = load("telegram", "text.json")
+    body = webhook_body("telegram", "text.json")
     answer = await hook.receive("", {"X-Telegram-Bot-Api-Secret-Token": "sekret"}, body)
     assert answer.status == 200
     [dead] = await dead_letters(async_redis, namespace)
