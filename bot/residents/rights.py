@@ -97,7 +97,6 @@ def phone_digits(text: str) -> str | None:
     return digits if len(digits) >= 9 else None
 
 
-
 @dataclass(frozen=True)
 class Layout:
     """Where the stores keep their keys.
