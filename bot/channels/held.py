@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 import redis.asyncio
 
 from bot.channels.supervisor import every
-from bot.channels.window import window_state
+from bot.channels.window import WINDOW_SECONDS, window_state
 from bot.keys import key
 
 __all__ = ["HeldMessages", "Holder", "pairs"]
@@ -185,8 +185,11 @@ class HeldMessages:
         whose held list expired leaves the set.
 
         Returns:
-            How many messages were queued (0: none held, or the window is closed).
+            How many messages were queued (0: none held, the window is closed, or the channel
+            has none).
         """
+        if conversation_id.split(":", 1)[0] not in WINDOW_SECONDS:
+            return 0  # only a messaging window holds messages: no round trip for the others
         keys = [key(self.namespace, "reports", "held", conversation_id), self.held]
         state = (
             None

@@ -27,11 +27,25 @@ from bot.redis_conn import connect_async
 CHANNELS = Path(__file__).resolve().parents[2] / "bot" / "channels"
 CID = "whatsapp:+441234567890:+447700900123"
 TTL = 3600
+INVITE = {"conversation_id": CID, "channel": "whatsapp", "text": "", "template": "waiting"}
 
 
 def _entry(text: str, conversation_id: str = CID) -> dict[str, str]:
     return {"conversation_id": conversation_id, "channel": "whatsapp", "text": text,
             "hold": str(TTL)}  # fmt: skip
+
+
+async def test_a_channel_without_a_window_costs_no_round_trip() -> None:
+    # a client with no server behind it: any Redis call would fail
+    nowhere = redis.asyncio.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    releaser = HeldMessages(nowhere, "nowhere")
+    try:
+        assert await releaser.release("telegram:councilbot:42", opened=True) == 0
+        assert await releaser.release("webchat:site:0123456789abcdef") == 0
+        with pytest.raises(redis.ConnectionError):
+            await releaser.release(CID, opened=True)
+    finally:
+        await nowhere.close()
 
 
 def _imported(path: Path) -> set[str]:
@@ -63,11 +77,10 @@ async def test_the_first_held_message_queues_the_invite_later_ones_only_wait(
     async_redis: redis.asyncio.Redis, namespace: str
 ) -> None:
     holder = Holder(async_redis, namespace)
-    invite = {"conversation_id": CID, "channel": "whatsapp", "text": "", "template": "waiting"}
-    assert await holder.hold(_entry("one"), marker="m1", ttl=TTL, now=100.0, invite=invite)
-    assert await holder.hold(_entry("two"), marker="m2", ttl=TTL, now=200.0, invite=invite)
+    assert await holder.hold(_entry("one"), marker="m1", ttl=TTL, now=100.0, invite=INVITE)
+    assert await holder.hold(_entry("two"), marker="m2", ttl=TTL, now=200.0, invite=INVITE)
     # the same marker again (a retried worker, a redelivered entry): not held twice
-    assert not await holder.hold(_entry("one"), marker="m1", ttl=TTL, now=300.0, invite=invite)
+    assert not await holder.hold(_entry("one"), marker="m1", ttl=TTL, now=300.0, invite=INVITE)
 
     # the key names of the stored data, unchanged by the move to bot.channels
     raw = await async_redis.lrange(key(namespace, "reports", "held", CID), 0, -1)
@@ -80,7 +93,7 @@ async def test_the_first_held_message_queues_the_invite_later_ones_only_wait(
     assert 0 < await async_redis.ttl(told) <= TTL
     assert 0 < await async_redis.ttl(key(namespace, "reports", "held", CID)) <= TTL
     (queued,) = await async_redis.xrange(key(namespace, "outbox"))
-    assert queued[1] == invite
+    assert queued[1] == INVITE
 
 
 async def test_without_an_invite_the_message_only_waits(
@@ -167,14 +180,13 @@ async def test_a_hold_after_the_held_messages_expired_queues_the_invite_again(
     async_redis: redis.asyncio.Redis, namespace: str
 ) -> None:
     holder = Holder(async_redis, namespace)
-    invite = {"conversation_id": CID, "channel": "whatsapp", "text": "", "template": "waiting"}
-    assert await holder.hold(_entry("one"), marker="m1", ttl=TTL, now=100.0, invite=invite)
+    assert await holder.hold(_entry("one"), marker="m1", ttl=TTL, now=100.0, invite=INVITE)
     await _expire(async_redis, namespace, CID)
     # still in the held set (no releaser's pass yet): a new hold is a first one all the same
-    assert await holder.hold(_entry("two"), marker="m2", ttl=TTL, now=200.0, invite=invite)
+    assert await holder.hold(_entry("two"), marker="m2", ttl=TTL, now=200.0, invite=INVITE)
     assert [fields for _, fields in await async_redis.xrange(key(namespace, "outbox"))] == [
-        invite,
-        invite,
+        INVITE,
+        INVITE,
     ]
     assert await async_redis.zscore(key(namespace, "reports", "held"), CID) == 200.0
     # a pass keeps it: its list exists again
