@@ -15,17 +15,18 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from bot.keys import literal
+
 __all__ = ["CHUNK", "delete_keys", "delete_keys_async"]
 
 CHUNK = 1000
 """Keys deleted by one DEL (and asked for by one SCAN)."""
 
-# SCAN's MATCH reads these as a pattern: a prefix holding one would delete other keys
-_GLOB = frozenset("*?[]\\")
-
 
 def _pattern(start: str) -> str:
-    if not start or _GLOB.intersection(start):
+    # SCAN's MATCH reads glob characters as a pattern: a prefix holding one (one that
+    # bot.keys.literal would escape) would delete other keys
+    if not start or literal(start) != start:
         raise ValueError(f"not a literal key prefix: {start!r}")
     return start + "*"
 
